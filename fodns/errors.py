@@ -1,0 +1,26 @@
+"""The one exception root, so callers can catch everything fodns raises on purpose."""
+
+
+class FodnsError(Exception):
+    """Root of every error fodns raises deliberately; `status` is the HTTP status it maps to."""
+
+    status = 500
+    code = "internal"
+
+
+class ConfigError(FodnsError):
+    """The configuration (file or flags) cannot be used; the message names the key."""
+
+    status = 400
+    code = "bad_config"
+
+
+class ZoneFileError(FodnsError):
+    """A zone file cannot be loaded; the message names the file, line and problem."""
+
+    status = 400
+    code = "bad_zone"
+
+
+class ListenError(FodnsError):
+    """A listen address cannot be bound (in use, not local, not permitted)."""

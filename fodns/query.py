@@ -1,0 +1,211 @@
+"""Query handling: one datagram or TCP message in, reply bytes (or None: drop) out.
+
+The fast path takes the common shape of a query: QUERY opcode, one question,
+no answer or authority records, at most one OPT with version 0. It folds the
+question's case, reads the prebuilt reply from the table and joins ID, header,
+the query's own question and the prebuilt tail: no parsing beyond slicing, no
+allocation beyond the reply. Everything else (odd shapes, EDNS errors,
+unknown opcodes, garbage) goes to the slow path, which parses with dnspython
+and answers FORMERR, NOTIMP, BADVERS, REFUSED or nothing as the RFCs say.
+"""
+
+from __future__ import annotations
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rdataclass
+import dns.rdatatype
+
+from fodns import querystats
+from fodns.table import AnswerTable
+from fodns.wire import (
+    BADVERS,
+    EDNS_DO,
+    FORMERR,
+    MAX_TCP_MESSAGE,
+    MIN_UDP_PAYLOAD,
+    NOTAUTH,
+    NOTIMP,
+    REFUSED,
+    error_reply,
+    opt_record,
+    reply_limit,
+    truncated,
+)
+
+CLASS_IN = b"\x00\x01"
+# Header bytes 4-9 of a plain query: QDCOUNT 1, ANCOUNT 0, NSCOUNT 0.
+_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
+_NO_ADDITIONAL = b"\x00\x00"
+_ONE_ADDITIONAL = b"\x00\x01"
+_OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
+MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
+# QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
+# the fast path's miss branch: the slow path gives each its own reply.
+_SPECIAL_QTYPES = frozenset({41, 249, 250, 251, 252, 253, 254})
+_TRANSFER_QTYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+_MAIL_QTYPES = frozenset({dns.rdatatype.MAILA, dns.rdatatype.MAILB})
+_NOT_A_QTYPE = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY})
+
+
+def name_end(data: bytes, start: int = 12) -> int:
+    """Offset of the root label ending an uncompressed name at `start`, or -1 if malformed."""
+    index = start
+    length_of_data = len(data)
+    while index < length_of_data:
+        label_length = data[index]
+        if label_length == 0:
+            return index
+        if label_length > 63 or index + label_length + 1 - start >= MAX_NAME_WIRE_LEN:
+            # 0xC0: a pointer (nothing precedes the question to point at);
+            # 0x40/0x80: extended label types, obsolete (RFC 6891 §5).
+            return -1
+        index += label_length + 1
+    return -1
+
+
+class QueryHandler:
+    """Answers queries from the current table; `table` is replaced whole on reload."""
+
+    def __init__(self, table: AnswerTable, udp_payload: int = 1232) -> None:
+        self.table = table
+        self.udp_payload = udp_payload
+        self.counters = querystats.new_counters()
+        self._opt_plain = opt_record(udp_payload, 0)
+        self._opt_do = opt_record(udp_payload, EDNS_DO)
+
+    def answer(self, data: bytes, udp: bool) -> bytes | None:
+        end = data.find(0, 12)
+        if end < 0 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION:
+            return self._answer_slowly(data, udp)
+        question_end = end + 5
+        size = len(data)
+        additional = data[10:12]
+        if additional == _NO_ADDITIONAL and size == question_end:
+            opt = b""
+            limit = MIN_UDP_PAYLOAD if udp else MAX_TCP_MESSAGE
+        elif (
+            additional == _ONE_ADDITIONAL
+            and data[question_end : question_end + 3] == _OPT_START
+            and size >= question_end + 11
+            and data[question_end + 6] == 0  # EDNS version 0
+            and size == question_end + 11 + (data[question_end + 9] << 8 | data[question_end + 10])
+        ):
+            opt = self._opt_do if data[question_end + 7] & 0x80 else self._opt_plain
+            if udp:
+                client_payload = data[question_end + 3] << 8 | data[question_end + 4]
+                limit = max(MIN_UDP_PAYLOAD, min(client_payload, self.udp_payload))
+            else:
+                limit = MAX_TCP_MESSAGE
+        else:
+            return self._answer_slowly(data, udp)
+
+        table = self.table
+        template = table.answers.get(data[12 : end + 1].lower() + data[end + 1 : question_end])
+        if template is None:
+            qtype = data[end + 1] << 8 | data[end + 2]
+            if (
+                data[end + 3 : question_end] != CLASS_IN
+                or qtype in _SPECIAL_QTYPES
+                or name_end(data) != end
+            ):
+                return self._answer_slowly(data, udp)
+            template = table.resolve(data[12 : end + 1].lower(), qtype)
+            self.counters[querystats.slot(qtype, template.rcode)] += 1
+        else:
+            self.counters[template.stat] += 1
+
+        flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
+        if opt:
+            reply = b"".join(
+                (data[:2], template.headers_edns[flag_index], data[12:question_end], template.tail, opt)
+            )
+        else:
+            reply = data[:2] + template.headers[flag_index] + data[12:question_end] + template.tail
+        if len(reply) > limit:
+            return truncated(template, data[:2], flag_index, data[12:question_end], opt, limit)
+        return reply
+
+    # ---- the slow path -------------------------------------------------------------
+
+    def _answer_slowly(self, data: bytes, udp: bool) -> bytes | None:
+        counters = self.counters
+        if len(data) < 12 or data[2] & 0x80:
+            # No header to answer, or a response: never reply to a reply (RFC 1035 §7.3).
+            counters[querystats.DROPPED] += 1
+            return None
+        try:
+            message = dns.message.from_wire(data)
+        except dns.message.UnknownTSIGKey:
+            # RFC 8945 §5.2.2: a key we do not know gets NOTAUTH, unsigned.
+            return self._error(data, NOTAUTH, 0)
+        except dns.message.BadEDNS:
+            # An OPT out of place, not at the root, or twice (RFC 6891 §6.1.1).
+            return self._error(data, FORMERR, 0, opt=self._opt_plain)
+        except Exception:  # noqa: BLE001 - any unreadable message is FORMERR, never a crash
+            return self._error(data, FORMERR, 0)
+
+        opt = b""
+        if message.edns >= 0:
+            do_bit = EDNS_DO if message.ednsflags & dns.flags.DO else 0
+            opt = self._opt_do if do_bit else self._opt_plain
+        question = self._question_bytes(data, message)
+        qtype = message.question[0].rdtype if len(message.question) == 1 else 0
+
+        if message.opcode() != dns.opcode.QUERY:
+            return self._error(data, NOTIMP, qtype, question, opt)
+        if message.edns > 0:
+            # RFC 6891 §6.1.3: we speak version 0 only; say so with BADVERS.
+            badvers_opt = opt_record(self.udp_payload, 0, BADVERS)
+            return self._error(data, BADVERS, qtype, question, badvers_opt, rcode_stat=BADVERS)
+        if len(message.question) != 1 or message.answer or message.authority:
+            return self._error(data, FORMERR, qtype, b"" if len(message.question) != 1 else question, opt)
+        rdclass = message.question[0].rdclass
+        if qtype in _NOT_A_QTYPE:
+            return self._error(data, FORMERR, qtype, question, opt)
+        if rdclass != dns.rdataclass.IN or qtype in _TRANSFER_QTYPES:
+            # Zone transfers are answered by a later part of fodns; other classes never.
+            return self._error(data, REFUSED, qtype, question, opt)
+        if qtype in _MAIL_QTYPES:
+            return self._error(data, NOTIMP, qtype, question, opt)
+
+        lname = message.question[0].name.to_wire().lower()
+        table = self.table
+        template = table.answers.get(lname + question[-4:]) or table.resolve(lname, qtype)
+        counters[querystats.slot(qtype, template.rcode)] += 1
+        flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
+        headers = template.headers_edns if opt else template.headers
+        reply = b"".join((data[:2], headers[flag_index], question, template.tail, opt))
+        limit = reply_limit(message.payload if opt else None, self.udp_payload) if udp else MAX_TCP_MESSAGE
+        if len(reply) > limit:
+            return truncated(template, data[:2], flag_index, question, opt, limit)
+        return reply
+
+    def _error(
+        self,
+        data: bytes,
+        rcode: int,
+        qtype: int,
+        question: bytes = b"",
+        opt: bytes = b"",
+        rcode_stat: int | None = None,
+    ) -> bytes:
+        self.counters[querystats.slot(qtype, rcode if rcode_stat is None else rcode_stat)] += 1
+        return error_reply(data, rcode, question, opt)
+
+    @staticmethod
+    def _question_bytes(data: bytes, message: dns.message.Message) -> bytes:
+        """The question as the query sent it (its case kept), or rebuilt if it was compressed."""
+        if len(message.question) != 1:
+            return b""
+        end = name_end(data)
+        if end > 0:
+            return data[12 : end + 5]
+        question = message.question[0]
+        return (
+            question.name.to_wire()
+            + question.rdtype.to_bytes(2, "big")
+            + question.rdclass.to_bytes(2, "big")
+        )

@@ -1,0 +1,53 @@
+"""Per-query counters cheap enough for the hot path: one list index bump per reply.
+
+Counters are plain integers in a flat list, slot = qtype bucket x rcode bucket,
+so the hot path never calls into a metrics library; the metrics module turns
+them into Prometheus samples when scraped. Labels are bounded: an unlisted
+qtype counts as `other`, an unlisted rcode too.
+"""
+
+from __future__ import annotations
+
+import dns.rcode
+import dns.rdatatype
+
+COUNTED_QTYPES: tuple[str, ...] = (
+    "A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "SRV", "PTR", "CAA",
+    "HTTPS", "SVCB", "DS", "DNSKEY", "ANY", "AXFR", "IXFR",
+)
+COUNTED_RCODES: tuple[str, ...] = (
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
+)
+QTYPE_LABELS: tuple[str, ...] = (*COUNTED_QTYPES, "other")
+RCODE_LABELS: tuple[str, ...] = (*COUNTED_RCODES, "other")
+_OTHER_QTYPE = len(COUNTED_QTYPES)
+_OTHER_RCODE = len(COUNTED_RCODES)
+
+QTYPE_BUCKET: dict[int, int] = {
+    int(dns.rdatatype.from_text(name)): index for index, name in enumerate(COUNTED_QTYPES)
+}
+RCODE_BUCKET: dict[int, int] = {
+    int(dns.rcode.from_text(name)): index for index, name in enumerate(COUNTED_RCODES)
+}
+SLOTS = len(QTYPE_LABELS) * len(RCODE_LABELS)
+DROPPED = SLOTS  # one extra slot: queries dropped without a reply
+
+
+def slot(qtype: int, rcode: int) -> int:
+    return QTYPE_BUCKET.get(qtype, _OTHER_QTYPE) * len(RCODE_LABELS) + RCODE_BUCKET.get(
+        rcode, _OTHER_RCODE
+    )
+
+
+def new_counters() -> list[int]:
+    return [0] * (SLOTS + 1)
+
+
+def labelled(counters: list[int]) -> list[tuple[str, str, int]]:
+    """(qtype, rcode, count) for every non-zero slot."""
+    rows = []
+    for index in range(SLOTS):
+        if counters[index]:
+            qtype_index, rcode_index = divmod(index, len(RCODE_LABELS))
+            rows.append((QTYPE_LABELS[qtype_index], RCODE_LABELS[rcode_index], counters[index]))
+    return rows

@@ -1,0 +1,203 @@
+"""The wire codec: prebuilt answer templates, OPT records, truncation and error replies.
+
+Bytes in, bytes out, no I/O. An answer is prebuilt as a `Template` when data
+changes: everything of the reply except the 2-byte ID and the question, which
+are copied from the query (so the query's own letter case is echoed, RFC 1035
+§7.1 and the 0x20 practice). Names in the prebuilt part point at the question
+with compression pointers, which is why a template only depends on the length
+of the question name, never on its case.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import NamedTuple
+
+import dns.name
+import dns.rdatatype
+
+from fodns.lookup import Outcome, Result
+
+HEADER_LEN = 12
+POINTER_TO_QUESTION = 0xC00C
+
+# Header flag bits (RFC 1035 §4.1.1), as the two flag bytes of the header.
+QR = 0x8000
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+CD = 0x0010
+OPCODE_MASK = 0x7800
+
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+NOTAUTH = 9
+BADVERS = 16  # RFC 6891 §6.1.3, an extended rcode: 12 bits split over header and OPT
+
+TYPE_OPT = dns.rdatatype.OPT
+EDNS_DO = 0x8000  # RFC 3225 §3: the DO bit of the query is copied into the response
+MIN_UDP_PAYLOAD = 512  # RFC 6891 §6.2.5: smaller advertised sizes are treated as 512
+MAX_TCP_MESSAGE = 65535
+
+_FLAGS_AND_COUNTS = struct.Struct("!HHHHH")
+_OPT_RR = struct.Struct("!BHHBBHH")
+_RCODE_OF = {
+    Outcome.ANSWER: NOERROR,
+    Outcome.NODATA: NOERROR,
+    Outcome.REFERRAL: NOERROR,
+    Outcome.NXDOMAIN: NXDOMAIN,
+    Outcome.REFUSED: REFUSED,
+}
+
+
+class Template(NamedTuple):
+    """A prebuilt reply, less its ID and question.
+
+    `headers[i]` and `headers_edns[i]` are the 10 bytes after the ID (flags and
+    counts) for each setting of the query's RD and CD bits, which are copied to
+    the reply; index `i` is `(byte2 & 1) | ((byte3 & 0x10) >> 3)`. The EDNS
+    variant counts one more additional record, the OPT appended after `tail`.
+    """
+
+    headers: tuple[bytes, bytes, bytes, bytes]
+    headers_edns: tuple[bytes, bytes, bytes, bytes]
+    tail: bytes
+    # (end offset in tail, section 0/1/2, records) after each RRset: where a
+    # reply that does not fit may be cut (RFC 2181 §9).
+    rrset_ends: tuple[tuple[int, int, int], ...]
+    # Referrals need their glue (RFC 9471): dropping it sets TC.
+    glue_required: bool
+    rcode: int
+    # Counter slot for (qtype, rcode); -1 when the template serves many qtypes.
+    stat: int
+
+
+def header_variants(flags: int, counts: tuple[int, int, int]) -> tuple[bytes, bytes, bytes, bytes]:
+    an, ns, ar = counts
+    return tuple(  # type: ignore[return-value]
+        _FLAGS_AND_COUNTS.pack(
+            flags | (RD if index & 1 else 0) | (CD if index & 2 else 0), 1, an, ns, ar
+        )
+        for index in range(4)
+    )
+
+
+def make_template(
+    outcome: Outcome,
+    tail: bytes,
+    rrset_ends: tuple[tuple[int, int, int], ...],
+    stat: int = -1,
+) -> Template:
+    rcode = _RCODE_OF[outcome]
+    # RFC 1034 §4.3.1: AA only on answers from our own authoritative data;
+    # a referral hands authority to the child and so does not set it.
+    flags = QR | rcode | (AA if outcome not in (Outcome.REFERRAL, Outcome.REFUSED) else 0)
+    counts = [0, 0, 0]
+    for _end, section, records in rrset_ends:
+        counts[section] += records
+    an, ns, ar = counts
+    return Template(
+        headers=header_variants(flags, (an, ns, ar)),
+        headers_edns=header_variants(flags, (an, ns, ar + 1)),
+        tail=tail,
+        rrset_ends=rrset_ends,
+        glue_required=outcome is Outcome.REFERRAL,
+        rcode=rcode,
+        stat=stat,
+    )
+
+
+def render(result: Result, qname: dns.name.Name | None, qname_len: int, stat: int = -1) -> Template:
+    """Prebuild the reply for `result` to a question whose name is `qname_len` bytes long.
+
+    Compression (RFC 1035 §4.1.4) is seeded with the two names every reply can
+    point into the question at a place fixed by its length alone: the query name
+    itself at offset 12, and the zone apex, which ends the query name. Every
+    other name is compressed against earlier names in the tail. So one template
+    serves any question of that length, in any letter case.
+    """
+    question_end = HEADER_LEN + qname_len + 4
+    buffer = io.BytesIO()
+    buffer.write(bytes(question_end))
+    compress: dict[dns.name.Name, int] = {}
+    if result.zone is not None:
+        apex = result.zone.origin
+        position = HEADER_LEN + qname_len - len(apex.to_wire())
+        for index, label in enumerate(apex.labels[:-1]):
+            compress[dns.name.Name(apex.labels[index:])] = position
+            position += len(label) + 1
+    if qname is not None:
+        compress[qname] = HEADER_LEN
+    rrset_ends: list[tuple[int, int, int]] = []
+    for section, rrsets in enumerate((result.answer, result.authority, result.additional)):
+        for rrset in rrsets:
+            records = rrset.to_wire(buffer, compress)
+            rrset_ends.append((buffer.tell() - question_end, section, records))
+    tail = buffer.getvalue()[question_end:]
+    return make_template(result.outcome, tail, tuple(rrset_ends), stat)
+
+
+def opt_record(payload: int, do_bit: int, extended_rcode: int = 0) -> bytes:
+    """Our OPT pseudo-RR (RFC 6891 §6.1.2): root owner, our UDP size, version 0."""
+    return _OPT_RR.pack(0, TYPE_OPT, payload, extended_rcode >> 4, 0, do_bit, 0)
+
+
+def reply_limit(client_payload: int | None, our_payload: int) -> int:
+    """The largest UDP reply we may send (RFC 6891 §6.2.3-§6.2.5)."""
+    if client_payload is None:
+        return MIN_UDP_PAYLOAD
+    return max(MIN_UDP_PAYLOAD, min(client_payload, our_payload))
+
+
+def truncated(
+    template: Template, query_id: bytes, flag_index: int, question: bytes, opt: bytes, limit: int
+) -> bytes:
+    """The reply cut at the last RRset that fits (RFC 2181 §9).
+
+    TC is set when part of the answer or authority had to go, or glue of a
+    referral; additional data that does not fit is left out silently.
+    """
+    header = template.headers_edns[flag_index] if opt else template.headers[flag_index]
+    flags = int.from_bytes(header[:2], "big")
+    budget = limit - HEADER_LEN - len(question) - len(opt)
+    counts = [0, 0, 0]
+    cut = 0
+    truncate = False
+    for end, section, records in template.rrset_ends:
+        if end > budget:
+            truncate = section < 2 or template.glue_required
+            break
+        cut = end
+        counts[section] += records
+    if truncate:
+        flags |= TC
+    an, ns, ar = counts
+    head = _FLAGS_AND_COUNTS.pack(flags, 1, an, ns, ar + (1 if opt else 0))
+    return b"".join((query_id, head, question, template.tail[:cut], opt))
+
+
+def error_reply(
+    query: bytes, rcode: int, question: bytes = b"", opt: bytes = b""
+) -> bytes:
+    """A reply with no records: the query's ID, opcode, RD and CD, and `rcode`.
+
+    `question` is the query's question, echoed when it could be read; `opt` is
+    our OPT record, sent when the query had a usable one (RFC 6891 §7).
+    """
+    flags = int.from_bytes(query[2:4], "big")
+    reply_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    return b"".join((
+        query[:2],
+        _FLAGS_AND_COUNTS.pack(reply_flags, 1 if question else 0, 0, 0, 1 if opt else 0),
+        question,
+        opt,
+    ))
+
+
+def refused_template() -> Template:
+    return make_template(Outcome.REFUSED, b"", ())

@@ -1,0 +1,165 @@
+"""Zone data: records by name for one zone, loaded from an RFC 1035 master file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+
+from fodns.errors import ZoneFileError
+
+Name = dns.name.Name
+RRset = dns.rrset.RRset
+
+SOA = dns.rdatatype.SOA
+NS = dns.rdatatype.NS
+CNAME = dns.rdatatype.CNAME
+A = dns.rdatatype.A
+AAAA = dns.rdatatype.AAAA
+
+
+@dataclass
+class ZoneData:
+    """Every record of one zone, by owner name, plus the names that exist without data.
+
+    Names are dnspython `Name`s, which compare and hash case-insensitively (RFC 4343).
+    `names` holds every name that exists in the zone: owners of data and the empty
+    non-terminals above them (RFC 8020: a name with descendants exists).
+    """
+
+    origin: Name
+    records: dict[Name, dict[int, RRset]] = field(default_factory=dict)
+    names: set[Name] = field(default_factory=set)
+    # How many data-bearing names lie strictly below each name: an empty
+    # non-terminal exists exactly while its count is above zero.
+    descendants: dict[Name, int] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def soa(self) -> RRset:
+        return self.records[self.origin][SOA]
+
+    @property
+    def serial(self) -> int:
+        return int(self.soa[0].serial)  # type: ignore[attr-defined]
+
+    def rrset(self, name: Name, rdtype: int) -> RRset | None:
+        return self.records.get(name, {}).get(rdtype)
+
+    def is_cut(self, name: Name) -> bool:
+        """A delegation point: NS records at a name below the apex (RFC 1034 §4.2.1)."""
+        return name != self.origin and NS in self.records.get(name, {})
+
+    def set_records(self, name: Name, rrsets: dict[int, RRset]) -> None:
+        """Replace every record at `name` (an empty dict deletes the name's data)."""
+        if not name.is_subdomain(self.origin):
+            raise ZoneFileError(f"{name} is not inside zone {self.origin}")
+        had_data = name in self.records
+        if rrsets:
+            self.records[name] = dict(rrsets)
+            self.names.add(name)
+            if not had_data:
+                self._count_ancestors(name, +1)
+        elif had_data:
+            del self.records[name]
+            self._count_ancestors(name, -1)
+            if self.descendants.get(name, 0) == 0 and name != self.origin:
+                self.names.discard(name)
+
+    def set_serial(self, serial: int) -> None:
+        soa = self.soa
+        new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+        new.update_ttl(soa.ttl)
+        new.add(soa[0].replace(serial=serial))  # type: ignore[attr-defined]
+        self.records[self.origin][SOA] = new
+
+    def _count_ancestors(self, name: Name, delta: int) -> None:
+        ancestor = name
+        while ancestor != self.origin:
+            ancestor = ancestor.parent()
+            count = self.descendants.get(ancestor, 0) + delta
+            if count > 0:
+                self.descendants[ancestor] = count
+                self.names.add(ancestor)
+            else:
+                self.descendants.pop(ancestor, None)
+                if ancestor not in self.records:
+                    self.names.discard(ancestor)
+
+
+def load_zone_file(path: Path, origin: str) -> ZoneData:
+    """Read and check one zone file; any problem is one ZoneFileError naming file and line."""
+    origin_name = dns.name.from_text(origin)
+    try:
+        zone = dns.zone.from_file(
+            str(path), origin=origin_name, relativize=False, check_origin=True
+        )
+    except FileNotFoundError as exc:
+        raise ZoneFileError(f"{path}: zone file not found") from exc
+    except OSError as exc:
+        raise ZoneFileError(f"{path}: cannot read zone file: {exc.strerror}") from exc
+    except dns.exception.SyntaxError as exc:
+        raise ZoneFileError(_describe_syntax_error(exc, path)) from exc
+    except dns.zone.NoSOA as exc:
+        raise ZoneFileError(f"{path}: zone {origin} has no SOA record at its apex") from exc
+    except dns.zone.NoNS as exc:
+        raise ZoneFileError(f"{path}: zone {origin} has no NS records at its apex") from exc
+    except dns.exception.DNSException as exc:
+        raise ZoneFileError(f"{path}: {exc}") from exc
+
+    data = ZoneData(origin=origin_name, source=str(path))
+    data.names.add(origin_name)
+    for name, node in zone.nodes.items():
+        rrsets: dict[int, RRset] = {}
+        for rdataset in node.rdatasets:
+            if rdataset.rdclass != dns.rdataclass.IN:
+                raise ZoneFileError(f"{path}: {name} has a record of class "
+                                    f"{dns.rdataclass.to_text(rdataset.rdclass)}; only IN is served")
+            rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
+            rrset.update(rdataset)
+            rrsets[rdataset.rdtype] = rrset
+        if CNAME in rrsets and len(rrsets) > 1:
+            # RFC 1034 §3.6.2: a CNAME owner has no other data.
+            raise ZoneFileError(f"{path}: {name} has a CNAME and other data")
+        if rrsets:
+            data.set_records(name, rrsets)
+    _check_glue(data, path)
+    return data
+
+
+def _check_glue(data: ZoneData, path: Path) -> None:
+    """In-zone nameservers of the apex need addresses, or resolvers cannot reach them."""
+    for ns in data.records[data.origin][NS]:
+        target: Name = ns.target  # type: ignore[attr-defined]
+        if target.is_subdomain(data.origin):
+            if data.rrset(target, A) is None and data.rrset(target, AAAA) is None:
+                raise ZoneFileError(
+                    f"{path}: nameserver {target} is inside the zone but has no A or AAAA record"
+                )
+
+
+def _describe_syntax_error(exc: dns.exception.SyntaxError, path: Path) -> str:
+    """Make dnspython's 'file:line: problem' name the right line and quote it."""
+    message = str(exc)
+    match = re.match(r"(?:.*):(\d+): (.*)", message)
+    if match is None:
+        return f"{path}: {message}"
+    line_number, problem = int(match.group(1)), match.group(2).rstrip(".")
+    if problem == "Text input is malformed":
+        # dnspython raises this after the tokenizer consumed the end of the line,
+        # so its line number is one past the record it could not read.
+        line_number -= 1
+        problem = "malformed record data"
+    try:
+        line = path.read_text(errors="replace").splitlines()[line_number - 1].strip()
+    except (OSError, IndexError):
+        line = ""
+    quoted = f": {line}" if line else ""
+    return f"{path}:{line_number}: {problem}{quoted}"
