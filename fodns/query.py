@@ -144,7 +144,7 @@ class QueryHandler:
         except dns.message.BadEDNS:
             # An OPT out of place, not at the root, or twice (RFC 6891 §6.1.1).
             return self._error(data, FORMERR, 0, opt=self._opt_plain)
-        except Exception:  # noqa: BLE001 - any unreadable message is FORMERR, never a crash
+        except Exception:
             return self._error(data, FORMERR, 0)
 
         opt = b""

@@ -1,0 +1,269 @@
+"""Configuration: the TOML file of DESIGN.md, checked, with CLI flags layered on top.
+
+Every key is checked for type and range and unknown keys are errors, so a typo
+stops start-up with a message naming the file and the key instead of being
+silently ignored. Relative paths in a file are relative to that file's folder.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fodns.errors import ConfigError
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ZONE_NAME = "fo.example.net"
+DEFAULT_DNS_LISTEN = "127.0.0.1:5353"
+DEFAULT_API_LISTEN = "127.0.0.1:8053"
+DEFAULT_DB_PATH = "var/fodns.db"
+GROUP_TTL_RANGE = (5, 86400)
+# RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
+UDP_PAYLOAD_RANGE = (512, 4096)
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> ListenAddress:
+        """'127.0.0.1:53', '[::1]:53' or ':53' (all IPv4 addresses is never implied)."""
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise ConfigError(f"{where}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:5353)")
+        port = int(port_text)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{where}: port {port} is out of range 0-65535")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {host!r} is not an IP address (listen addresses are numeric)"
+            ) from None
+        return cls(host, port)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass
+class DnsConfig:
+    listen: list[ListenAddress]
+    workers: int = 1
+    udp_payload: int = 1232
+    # RFC 7766 §6.2.3: idle TCP connections are closed after a while...
+    tcp_idle_timeout: float = 10.0
+    # ...and §6.2.2: the number of open connections is capped.
+    tcp_max_connections: int = 1000
+
+
+@dataclass
+class ApiConfig:
+    listen: ListenAddress
+    token: str | None = None
+
+
+@dataclass
+class ZoneConfig:
+    name: str
+    file: Path
+    group_ttl: int = 30
+    notify: list[str] = field(default_factory=list)
+    allow_transfer: list[dict[str, str]] = field(default_factory=list)
+    route53_hosted_zone_id: str | None = None
+
+
+@dataclass
+class TsigKeyConfig:
+    name: str
+    algorithm: str
+    secret: str
+
+
+@dataclass
+class Route53Config:
+    enabled: bool = False
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+@dataclass
+class Config:
+    dns: DnsConfig
+    api: ApiConfig
+    store_path: Path
+    zones: list[ZoneConfig]
+    tsig: dict[str, TsigKeyConfig] = field(default_factory=dict)
+    route53: Route53Config = field(default_factory=Route53Config)
+    source: str = "built-in defaults"
+
+
+def load_config(
+    path: Path | None,
+    dns_listen: list[str] | None = None,
+    api_listen: str | None = None,
+    db_path: str | None = None,
+) -> Config:
+    """The config file (or the example defaults) with CLI overrides applied."""
+    if path is None:
+        config = default_config()
+    else:
+        config = _from_file(path)
+    if dns_listen:
+        config.dns.listen = [ListenAddress.parse(a, "--dns-listen") for a in dns_listen]
+    if api_listen:
+        config.api.listen = ListenAddress.parse(api_listen, "--api-listen")
+    if db_path:
+        config.store_path = Path(db_path)
+    return config
+
+
+def default_config() -> Config:
+    """No config file: serve the example zone on loopback, as `make run` promises."""
+    zone_file = Path("zones") / f"{EXAMPLE_ZONE_NAME}.zone"
+    if not zone_file.exists():
+        zone_file = REPOSITORY_ROOT / zone_file
+    return Config(
+        dns=DnsConfig(listen=[ListenAddress.parse(DEFAULT_DNS_LISTEN, "default")]),
+        api=ApiConfig(listen=ListenAddress.parse(DEFAULT_API_LISTEN, "default")),
+        store_path=Path(DEFAULT_DB_PATH),
+        zones=[ZoneConfig(name=EXAMPLE_ZONE_NAME, file=zone_file)],
+    )
+
+
+def _from_file(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    reader = _Reader(path)
+    return reader.config(raw)
+
+
+class _Reader:
+    """Reads one config file; every error names the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {problem}")
+
+    def table(self, raw: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        for unknown in sorted(set(value) - allowed):
+            raise self.fail(f"{key}.{unknown}", "unknown key")
+        return value
+
+    def typed(self, raw: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+        value = raw.get(key, default)
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is int)):
+            raise self.fail(f"{where}.{key}", f"must be {kind.__name__}, not {value!r}")
+        return value
+
+    def ranged(self, value: int, low: int, high: int, key: str) -> int:
+        if not low <= value <= high:
+            raise self.fail(key, f"{value} is outside {low}-{high}")
+        return value
+
+    def resolve(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else self.base / path
+
+    def config(self, raw: dict[str, Any]) -> Config:
+        for unknown in sorted(set(raw) - {"dns", "api", "store", "zones", "tsig", "route53"}):
+            raise self.fail(unknown, "unknown key")
+        dns = self.table(raw, "dns", {"listen", "workers", "udp_payload", "tcp_idle_timeout",
+                                      "tcp_max_connections"})
+        listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
+        if not listen:
+            raise self.fail("dns.listen", "needs at least one address")
+        api = self.table(raw, "api", {"listen", "token"})
+        store = self.table(raw, "store", {"path"})
+        zones = raw.get("zones", [])
+        if not isinstance(zones, list) or not zones:
+            raise self.fail("zones", "needs at least one [[zones]] entry")
+        idle = self.typed(dns, "tcp_idle_timeout", (int, float), 10.0, "dns")  # type: ignore[arg-type]
+        return Config(
+            dns=DnsConfig(
+                listen=[ListenAddress.parse(str(a), f"{self.path}: dns.listen") for a in listen],
+                workers=self.ranged(self.typed(dns, "workers", int, 1, "dns"), 1, 64, "dns.workers"),
+                udp_payload=self.ranged(
+                    self.typed(dns, "udp_payload", int, 1232, "dns"), *UDP_PAYLOAD_RANGE,
+                    "dns.udp_payload",
+                ),
+                tcp_idle_timeout=float(idle),
+                tcp_max_connections=self.ranged(
+                    self.typed(dns, "tcp_max_connections", int, 1000, "dns"), 1, 100_000,
+                    "dns.tcp_max_connections",
+                ),
+            ),
+            api=ApiConfig(
+                listen=ListenAddress.parse(
+                    self.typed(api, "listen", str, DEFAULT_API_LISTEN, "api"), f"{self.path}: api.listen"
+                ),
+                token=self.typed(api, "token", str, None, "api"),
+            ),
+            store_path=self.resolve(self.typed(store, "path", str, DEFAULT_DB_PATH, "store")),
+            zones=[self.zone(z, index) for index, z in enumerate(zones)],
+            tsig=self.tsig(raw),
+            route53=self.route53(raw),
+            source=str(self.path),
+        )
+
+    def zone(self, raw: Any, index: int) -> ZoneConfig:
+        where = f"zones[{index}]"
+        if not isinstance(raw, dict):
+            raise self.fail(where, "must be a table")
+        allowed = {"name", "file", "group_ttl", "notify", "allow_transfer", "route53_hosted_zone_id"}
+        for unknown in sorted(set(raw) - allowed):
+            raise self.fail(f"{where}.{unknown}", "unknown key")
+        name = self.typed(raw, "name", str, None, where)
+        file = self.typed(raw, "file", str, None, where)
+        if not name:
+            raise self.fail(f"{where}.name", "is required")
+        if not file:
+            raise self.fail(f"{where}.file", "is required")
+        return ZoneConfig(
+            name=name.rstrip(".").lower(),
+            file=self.resolve(file),
+            group_ttl=self.ranged(self.typed(raw, "group_ttl", int, 30, where), *GROUP_TTL_RANGE,
+                                  f"{where}.group_ttl"),
+            notify=self.typed(raw, "notify", list, [], where),
+            allow_transfer=self.typed(raw, "allow_transfer", list, [], where),
+            route53_hosted_zone_id=self.typed(raw, "route53_hosted_zone_id", str, None, where),
+        )
+
+    def tsig(self, raw: dict[str, Any]) -> dict[str, TsigKeyConfig]:
+        keys = {}
+        for name, key in self.table(raw, "tsig", set(raw.get("tsig", {}))).items():
+            where = f"tsig.{name}"
+            if not isinstance(key, dict):
+                raise self.fail(where, "must be a table")
+            secret = self.typed(key, "secret", str, None, where)
+            if not secret:
+                raise self.fail(f"{where}.secret", "is required")
+            algorithm = self.typed(key, "algorithm", str, "hmac-sha256", where)
+            keys[name] = TsigKeyConfig(name, algorithm, secret)
+        return keys
+
+    def route53(self, raw: dict[str, Any]) -> Route53Config:
+        section = self.table(raw, "route53", {"enabled", "region", "endpoint_url"})
+        return Route53Config(
+            enabled=self.typed(section, "enabled", bool, False, "route53"),
+            region=self.typed(section, "region", str, "us-east-1", "route53"),
+            endpoint_url=self.typed(section, "endpoint_url", str, None, "route53"),
+        )

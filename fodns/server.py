@@ -1,0 +1,385 @@
+"""The DNS server: UDP and TCP listeners, their protocols, reload, and worker processes.
+
+One process (workers = 1) runs DNS and the admin API on one event loop. With
+workers = N the main process runs the API and supervises N spawned worker
+processes; each binds every listen address itself with SO_REUSEPORT (the
+kernel spreads queries over them), loads the zones and builds its own table,
+and reports its counters to the main process once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
+from fodns.errors import ListenError
+from fodns.logs import configure_logging, get_logger
+from fodns.query import QueryHandler
+from fodns.table import AnswerTable
+from fodns.zone import ZoneData, load_zone_file
+
+log = get_logger()
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # ride out bursts while the loop is busy
+TCP_LISTEN_BACKLOG = 1024
+TCP_LENGTH_PREFIX = 2  # RFC 1035 §4.2.2: two-octet length before each message
+COUNTER_REPORT_INTERVAL = 1.0
+
+
+def load_zones(zones: Iterable[ZoneConfig]) -> list[ZoneData]:
+    return [load_zone_file(zone.file, zone.name) for zone in zones]
+
+
+def build_table(config: Config) -> AnswerTable:
+    return AnswerTable(load_zones(config.zones))
+
+
+# ---- protocols --------------------------------------------------------------------------
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    """One datagram in, at most one datagram out; nothing is awaited."""
+
+    def __init__(self, handler: QueryHandler) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            reply = self.handler.answer(data, True)
+        except Exception:  # a bug must cost one query, never the server
+            log.exception("query_failed", transport="udp", size=len(data))
+            return
+        if reply is not None:
+            self.transport.sendto(reply, addr)  # type: ignore[union-attr]
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors for earlier replies (port unreachable): nothing to do.
+        pass
+
+
+class TcpProtocol(asyncio.Protocol):
+    """RFC 7766: length-framed messages, several per connection, answered in order."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.handler = server.handler
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.last_activity = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.server.tcp_connections >= self.server.config.tcp_max_connections:
+            # RFC 7766 §6.2.2: over the cap, new connections are closed at once.
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        self.server.tcp_connections += 1
+        self.counted = True
+        self.last_activity = time.monotonic()
+        self.idle_timer = asyncio.get_running_loop().call_later(
+            self.server.config.tcp_idle_timeout, self._check_idle
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        buffer = self.buffer
+        buffer += data
+        while len(buffer) >= TCP_LENGTH_PREFIX:
+            length = buffer[0] << 8 | buffer[1]
+            if len(buffer) < TCP_LENGTH_PREFIX + length:
+                break
+            message = bytes(buffer[TCP_LENGTH_PREFIX : TCP_LENGTH_PREFIX + length])
+            del buffer[: TCP_LENGTH_PREFIX + length]
+            try:
+                reply = self.handler.answer(message, False)
+            except Exception:
+                log.exception("query_failed", transport="tcp", size=len(message))
+                reply = None
+            if reply is None:
+                # Not even a header to answer: the stream cannot be trusted further.
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.transport.write(len(reply).to_bytes(2, "big") + reply)  # type: ignore[union-attr]
+
+    def pause_writing(self) -> None:
+        # A client that pipelines without reading: stop reading until it catches up.
+        self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.server.tcp_connections -= 1
+            self.counted = False
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+
+    def _check_idle(self) -> None:
+        idle_for = time.monotonic() - self.last_activity
+        timeout = self.server.config.tcp_idle_timeout
+        if idle_for >= timeout:
+            self.transport.close()  # type: ignore[union-attr]
+        else:
+            self.idle_timer = asyncio.get_running_loop().call_later(
+                timeout - idle_for, self._check_idle
+            )
+
+
+# ---- listeners --------------------------------------------------------------------------
+
+
+def bind_socket(address: ListenAddress, kind: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address.host, address.port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(TCP_LISTEN_BACKLOG)
+        sock.setblocking(False)
+        return sock
+    except OSError as exc:
+        sock.close()
+        protocol = "tcp" if kind == socket.SOCK_STREAM else "udp"
+        raise ListenError(f"cannot listen on {address} ({protocol}): {_why(exc)}") from None
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (is another DNS server running?)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this host"
+    return exc.strerror or str(exc)
+
+
+def bind_pair(address: ListenAddress, reuse_port: bool) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on the same port; port 0 picks one free for both."""
+    attempts = 20 if address.port == 0 else 1
+    for attempt in range(attempts):
+        udp = bind_socket(address, socket.SOCK_DGRAM, reuse_port)
+        port = udp.getsockname()[1]
+        try:
+            tcp = bind_socket(ListenAddress(address.host, port), socket.SOCK_STREAM, reuse_port)
+        except ListenError:
+            udp.close()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return udp, tcp
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class DnsServer:
+    """UDP and TCP listeners on every address, answering from one QueryHandler."""
+
+    handler: QueryHandler
+    config: DnsConfig
+    reuse_port: bool = False
+    tcp_connections: int = 0
+    bound: list[ListenAddress] = field(default_factory=list)
+    _transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    _servers: list[asyncio.AbstractServer] = field(default_factory=list)
+
+    async def start(self) -> list[ListenAddress]:
+        loop = asyncio.get_running_loop()
+        sockets = [bind_pair(address, self.reuse_port) for address in self.config.listen]
+        for udp, tcp in sockets:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(self.handler), sock=udp
+            )
+            self._transports.append(transport)
+            self._servers.append(await loop.create_server(lambda: TcpProtocol(self), sock=tcp))
+            host, port = udp.getsockname()[:2]
+            self.bound.append(ListenAddress(host, port))
+        return self.bound
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed()
+
+
+def reload_zones(handler: QueryHandler, config: Config) -> bool:
+    """SIGHUP: rebuild the table from the zone files; on any error keep serving the old one."""
+    try:
+        table = build_table(config)
+    except Exception as exc:
+        log.error("zone_reload_failed", error=str(exc), kept="previous table")
+        return False
+    handler.table = table
+    log.info("zones_reloaded", zones={str(o): z.serial for o, z in table.zones.items()})
+    return True
+
+
+# ---- running --------------------------------------------------------------------------
+
+
+def run_event_loop(main: Callable[[], Any]) -> Any:
+    """Run a coroutine function on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def install_signal_handlers(stop: asyncio.Event, on_reload: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+
+def worker_main(config: Config, index: int, report: multiprocessing.connection.Connection) -> None:
+    """A worker process: its own table, its own SO_REUSEPORT sockets, counters to the parent."""
+    configure_logging()
+    worker_log = log.bind(worker=index, pid=os.getpid())
+
+    async def serve() -> None:
+        handler = QueryHandler(build_table(config), config.dns.udp_payload)
+        server = DnsServer(handler, config.dns, reuse_port=True)
+        try:
+            bound = await server.start()
+        except ListenError as exc:
+            report.send(("failed", str(exc)))
+            return
+        report.send(("ready", [(a.host, a.port) for a in bound]))
+        stop = asyncio.Event()
+        install_signal_handlers(stop, lambda: reload_zones(handler, config))
+        worker_log.info("worker_started", listen=[str(a) for a in bound])
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), COUNTER_REPORT_INTERVAL)
+            with contextlib.suppress(OSError):
+                report.send(("counters", handler.counters))
+        await server.close()
+
+    try:
+        run_event_loop(serve)
+    except Exception as exc:  # building the table failed, or worse: tell the parent
+        with contextlib.suppress(OSError):
+            report.send(("failed", str(exc)))
+        raise
+
+
+@dataclass
+class Worker:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    report: multiprocessing.connection.Connection
+    counters: list[int] = field(default_factory=list)
+
+
+class WorkerPool:
+    """Spawns and supervises DNS worker processes; restarts one that dies unexpectedly."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workers: dict[int, Worker] = {}
+        self.context = multiprocessing.get_context("spawn")
+        self.stopping = False
+        self.listen: list[ListenAddress] = []
+
+    def start(self) -> list[ListenAddress]:
+        """Start worker 0 first: if a port is 0 it picks it, and the rest bind the same."""
+        first = self._spawn(0, self.config)
+        self.listen = [ListenAddress(h, p) for h, p in self._wait_ready(first)]
+        pinned = _with_listen(self.config, self.listen)
+        self.config = pinned
+        others = [self._spawn(i, pinned) for i in range(1, self.config.dns.workers)]
+        for worker in others:
+            self._wait_ready(worker)
+        return self.listen
+
+    def _spawn(self, index: int, config: Config) -> Worker:
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=worker_main, args=(config, index, send), name=f"fodns-dns-{index}", daemon=True
+        )
+        process.start()
+        send.close()
+        worker = Worker(index, process, receive)
+        self.workers[index] = worker
+        return worker
+
+    def _wait_ready(self, worker: Worker, timeout: float = 60.0) -> list[tuple[str, int]]:
+        if not worker.report.poll(timeout):
+            raise ListenError(f"DNS worker {worker.index} did not start within {timeout:.0f} s")
+        try:
+            kind, payload = worker.report.recv()
+        except EOFError:
+            raise ListenError(f"DNS worker {worker.index} exited while starting") from None
+        if kind != "ready":
+            raise ListenError(str(payload))
+        return payload  # type: ignore[no-any-return]
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        for worker in self.workers.values():
+            loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
+
+    def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        try:
+            kind, payload = worker.report.recv()
+        except (EOFError, OSError):
+            loop.remove_reader(worker.report.fileno())
+            worker.report.close()
+            if not self.stopping:
+                log.error("worker_died", worker=worker.index, exitcode=worker.process.exitcode)
+                replacement = self._spawn(worker.index, self.config)
+                loop.add_reader(replacement.report.fileno(), self._on_report, loop, replacement)
+            return
+        if kind == "counters":
+            worker.counters = payload
+
+    def counters(self) -> list[list[int]]:
+        return [w.counters for w in self.workers.values() if w.counters]
+
+    def signal_all(self, signum: int) -> None:
+        for worker in self.workers.values():
+            if worker.process.pid is not None and worker.process.is_alive():
+                os.kill(worker.process.pid, signum)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping = True
+        self.signal_all(signal.SIGTERM)
+        for worker in self.workers.values():
+            worker.process.join(timeout)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+
+def _with_listen(config: Config, listen: list[ListenAddress]) -> Config:
+    return dataclasses.replace(config, dns=dataclasses.replace(config.dns, listen=listen))

@@ -1,0 +1,113 @@
+"""`fodns serve`: DNS and the admin API in one process tree, from start-up to shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from fodns.api import create_app
+from fodns.config import Config, ListenAddress
+from fodns.errors import ListenError
+from fodns.logs import get_logger
+from fodns.metrics import build_registry
+from fodns.query import QueryHandler
+from fodns.server import (
+    DnsServer,
+    WorkerPool,
+    build_table,
+    install_signal_handlers,
+    reload_zones,
+    run_event_loop,
+)
+
+log = get_logger()
+
+
+def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
+    table = build_table(config)  # zone errors stop start-up here, before any socket
+    if config.dns.workers == 1:
+        run_event_loop(lambda: _serve_in_process(config, QueryHandler(table, config.dns.udp_payload)))
+    else:
+        del table  # each worker builds its own
+        run_event_loop(lambda: _serve_with_workers(config))
+
+
+async def _serve_in_process(config: Config, handler: QueryHandler) -> None:
+    dns_server = DnsServer(handler, config.dns)
+    listen = await dns_server.start()
+    registry = build_registry(lambda: [handler.counters])
+    runner = await _start_api(config, registry, lambda: _health(handler, listen, 1))
+    stop = asyncio.Event()
+    install_signal_handlers(stop, lambda: reload_zones(handler, config))
+    _announce(config, listen, handler.table.zones.keys())
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    await dns_server.close()
+
+
+async def _serve_with_workers(config: Config) -> None:
+    pool = WorkerPool(config)
+    loop = asyncio.get_running_loop()
+    listen = await loop.run_in_executor(None, pool.start)
+    try:
+        pool.watch(loop)
+        registry = build_registry(pool.counters)
+        runner = await _start_api(config, registry, lambda: _health(None, listen, len(pool.workers)))
+        stop = asyncio.Event()
+        install_signal_handlers(stop, lambda: pool.signal_all(signal.SIGHUP))
+        _announce(config, listen, [z.name for z in config.zones])
+        await stop.wait()
+        log.info("stopping")
+        await runner.cleanup()
+    finally:
+        await loop.run_in_executor(None, pool.stop)
+
+
+async def _start_api(config: Config, registry: Any, health: Any) -> web.AppRunner:
+    runner = web.AppRunner(create_app(registry, health), access_log=None)
+    await runner.setup()
+    address = config.api.listen
+    try:
+        await web.TCPSite(runner, address.host, address.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ListenError(f"cannot listen on {address} (admin API): {why}") from None
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or ():
+            host, port = sock.getsockname()[:2]
+            config.api.listen = ListenAddress(host, port)
+    return runner
+
+
+def _health(handler: QueryHandler | None, listen: list[ListenAddress], workers: int) -> dict[str, Any]:
+    zones = {str(o).rstrip("."): z.serial for o, z in handler.table.zones.items()} if handler else {}
+    return {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
+
+
+def _announce(config: Config, listen: list[ListenAddress], zones: Any) -> None:
+    """The lines a new user can paste, on stdout; the same facts as a log event."""
+    api = config.api.listen
+    first = listen[0]
+    zone_names = [str(z).rstrip(".") for z in zones]
+    log.info("dns_listening", listen=[str(a) for a in listen], zones=zone_names,
+             workers=config.dns.workers)
+    log.info("api_listening", listen=str(api))
+    example = f"www.{zone_names[0]}" if zone_names else "www.example"
+    print(
+        f"fodns is serving {', '.join(zone_names)} on {', '.join(str(a) for a in listen)} "
+        f"(UDP and TCP), admin API on http://{api}\n"
+        f"  dig @{first.host} -p {first.port} {example}\n"
+        f"  curl http://{api}/healthz\n"
+        f"  curl http://{api}/metrics",
+        flush=True,
+    )
+    sys.stdout.flush()
