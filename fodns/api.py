@@ -9,7 +9,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-HEALTH_KEY = web.AppKey("health", Callable[[], dict[str, Any]])
+HealthCheck = Callable[[], dict[str, Any]]
+HEALTH_KEY: web.AppKey[HealthCheck] = web.AppKey("health")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -23,7 +24,9 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) -> web.Application:
+def create_app(
+    registry: CollectorRegistry, health: Callable[[], dict[str, Any]]
+) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[REGISTRY_KEY] = registry
     app[HEALTH_KEY] = health

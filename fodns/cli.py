@@ -13,13 +13,19 @@ from fodns.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fodns", description="Authoritative DNS for failover groups")
+    parser = argparse.ArgumentParser(
+        prog="fodns", description="Authoritative DNS for failover groups"
+    )
     parser.add_argument("--version", action="version", version=f"fodns {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the DNS server and the admin API")
     serve.add_argument("--config", type=Path, help="TOML config file (default: the example zone)")
-    serve.add_argument("--dns-listen", action="append", metavar="HOST:PORT",
-                       help="DNS listen address, UDP and TCP (repeatable; replaces [dns] listen)")
+    serve.add_argument(
+        "--dns-listen",
+        action="append",
+        metavar="HOST:PORT",
+        help="DNS listen address, UDP and TCP (repeatable; replaces [dns] listen)",
+    )
     serve.add_argument("--api-listen", metavar="HOST:PORT", help="admin API listen address")
     serve.add_argument("--db", metavar="PATH", help="SQLite database path")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -111,10 +111,7 @@ def load_config(
     db_path: str | None = None,
 ) -> Config:
     """The config file (or the example defaults) with CLI overrides applied."""
-    if path is None:
-        config = default_config()
-    else:
-        config = _from_file(path)
+    config = default_config() if path is None else _from_file(path)
     if dns_listen:
         config.dns.listen = [ListenAddress.parse(a, "--dns-listen") for a in dns_listen]
     if api_listen:
@@ -170,7 +167,9 @@ class _Reader:
 
     def typed(self, raw: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
         value = raw.get(key, default)
-        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is int)):
+        if value is not None and (
+            not isinstance(value, kind) or (isinstance(value, bool) and kind is int)
+        ):
             raise self.fail(f"{where}.{key}", f"must be {kind.__name__}, not {value!r}")
         return value
 
@@ -186,8 +185,11 @@ class _Reader:
     def config(self, raw: dict[str, Any]) -> Config:
         for unknown in sorted(set(raw) - {"dns", "api", "store", "zones", "tsig", "route53"}):
             raise self.fail(unknown, "unknown key")
-        dns = self.table(raw, "dns", {"listen", "workers", "udp_payload", "tcp_idle_timeout",
-                                      "tcp_max_connections"})
+        dns = self.table(
+            raw,
+            "dns",
+            {"listen", "workers", "udp_payload", "tcp_idle_timeout", "tcp_max_connections"},
+        )
         listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
         if not listen:
             raise self.fail("dns.listen", "needs at least one address")
@@ -200,20 +202,26 @@ class _Reader:
         return Config(
             dns=DnsConfig(
                 listen=[ListenAddress.parse(str(a), f"{self.path}: dns.listen") for a in listen],
-                workers=self.ranged(self.typed(dns, "workers", int, 1, "dns"), 1, 64, "dns.workers"),
+                workers=self.ranged(
+                    self.typed(dns, "workers", int, 1, "dns"), 1, 64, "dns.workers"
+                ),
                 udp_payload=self.ranged(
-                    self.typed(dns, "udp_payload", int, 1232, "dns"), *UDP_PAYLOAD_RANGE,
+                    self.typed(dns, "udp_payload", int, 1232, "dns"),
+                    *UDP_PAYLOAD_RANGE,
                     "dns.udp_payload",
                 ),
                 tcp_idle_timeout=float(idle),
                 tcp_max_connections=self.ranged(
-                    self.typed(dns, "tcp_max_connections", int, 1000, "dns"), 1, 100_000,
+                    self.typed(dns, "tcp_max_connections", int, 1000, "dns"),
+                    1,
+                    100_000,
                     "dns.tcp_max_connections",
                 ),
             ),
             api=ApiConfig(
                 listen=ListenAddress.parse(
-                    self.typed(api, "listen", str, DEFAULT_API_LISTEN, "api"), f"{self.path}: api.listen"
+                    self.typed(api, "listen", str, DEFAULT_API_LISTEN, "api"),
+                    f"{self.path}: api.listen",
                 ),
                 token=self.typed(api, "token", str, None, "api"),
             ),
@@ -228,7 +236,14 @@ class _Reader:
         where = f"zones[{index}]"
         if not isinstance(raw, dict):
             raise self.fail(where, "must be a table")
-        allowed = {"name", "file", "group_ttl", "notify", "allow_transfer", "route53_hosted_zone_id"}
+        allowed = {
+            "name",
+            "file",
+            "group_ttl",
+            "notify",
+            "allow_transfer",
+            "route53_hosted_zone_id",
+        }
         for unknown in sorted(set(raw) - allowed):
             raise self.fail(f"{where}.{unknown}", "unknown key")
         name = self.typed(raw, "name", str, None, where)
@@ -240,8 +255,9 @@ class _Reader:
         return ZoneConfig(
             name=name.rstrip(".").lower(),
             file=self.resolve(file),
-            group_ttl=self.ranged(self.typed(raw, "group_ttl", int, 30, where), *GROUP_TTL_RANGE,
-                                  f"{where}.group_ttl"),
+            group_ttl=self.ranged(
+                self.typed(raw, "group_ttl", int, 30, where), *GROUP_TTL_RANGE, f"{where}.group_ttl"
+            ),
             notify=self.typed(raw, "notify", list, [], where),
             allow_transfer=self.typed(raw, "allow_transfer", list, [], where),
             route53_hosted_zone_id=self.typed(raw, "route53_hosted_zone_id", str, None, where),

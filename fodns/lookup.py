@@ -69,9 +69,7 @@ def lookup(zones: Mapping[Name, ZoneData], qname: Name, qtype: int) -> Result:
     return _lookup_in_zone(zone, qname, qtype, chain=())
 
 
-def _lookup_in_zone(
-    zone: ZoneData, qname: Name, qtype: int, chain: tuple[Name, ...]
-) -> Result:
+def _lookup_in_zone(zone: ZoneData, qname: Name, qtype: int, chain: tuple[Name, ...]) -> Result:
     if qname in zone.names:
         return _answer_at(zone, qname, qname, qtype, chain, wildcard=False)
     closest_encloser = _closest_encloser(zone, qname)
@@ -95,8 +93,12 @@ def _answer_at(
             return Result(Outcome.NODATA, zone, authority=[negative_soa(zone)], wildcard=wildcard)
         # RFC 8482 §4.2: answer ANY with one RRset of the responder's choosing.
         first_type = min(records)
-        return Result(Outcome.ANSWER, zone, answer=[_with_owner(records[first_type], owner)],
-                      wildcard=wildcard)
+        return Result(
+            Outcome.ANSWER,
+            zone,
+            answer=[_with_owner(records[first_type], owner)],
+            wildcard=wildcard,
+        )
     rrset = records.get(qtype)
     if rrset is None:
         return Result(Outcome.NODATA, zone, authority=[negative_soa(zone)], wildcard=wildcard)
@@ -111,7 +113,7 @@ def _follow_cname(
 ) -> Result:
     """RFC 1034 §4.3.2 step 3a: put the CNAME in the answer and restart at its target
     when the target is in this zone; RFC 6604: the rcode is that of the last name."""
-    target: Name = cname[0].target  # type: ignore[attr-defined]
+    target: Name = cname[0].target
     chain = (*chain, cname.name)
     in_zone = target.is_subdomain(zone.origin) and _highest_cut(zone, target) is None
     if not in_zone or target in chain or len(chain) >= MAX_CNAME_CHAIN:
@@ -138,7 +140,7 @@ def _glue(zone: ZoneData, ns: RRset, below: Name) -> list[RRset]:
     """Addresses of the nameservers that lie inside the zone (RFC 9471: in-domain glue)."""
     glue: list[RRset] = []
     for rdata in ns:
-        target: Name = rdata.target  # type: ignore[attr-defined]
+        target: Name = rdata.target
         if not target.is_subdomain(zone.origin):
             continue
         for rdtype in (A, AAAA):
@@ -169,11 +171,11 @@ def _closest_encloser(zone: ZoneData, qname: Name) -> Name:
 def negative_soa(zone: ZoneData) -> RRset:
     """RFC 2308 §3: the SOA in a negative answer has TTL min(SOA TTL, SOA MINIMUM)."""
     soa = zone.soa
-    ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
+    ttl = min(soa.ttl, soa[0].minimum)
     if ttl == soa.ttl:
         return soa
     negative = dns.rrset.RRset(soa.name, soa.rdclass, SOA)
-    negative.update(soa)
+    negative.update(soa)  # type: ignore[no-untyped-call]
     negative.ttl = ttl
     return negative
 
@@ -182,6 +184,6 @@ def _with_owner(rrset: RRset, owner: Name) -> RRset:
     if rrset.name == owner:
         return rrset
     copy = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
-    copy.update(rrset)
+    copy.update(rrset)  # type: ignore[no-untyped-call]
     copy.ttl = rrset.ttl
     return copy

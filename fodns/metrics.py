@@ -28,7 +28,9 @@ class QueryCollector(Collector):
             for index, value in enumerate(counters):
                 totals[index] += value
         queries = CounterMetricFamily(
-            "fodns_dns_queries", "DNS queries answered, by QTYPE and RCODE", labels=["qtype", "rcode"]
+            "fodns_dns_queries",
+            "DNS queries answered, by QTYPE and RCODE",
+            labels=["qtype", "rcode"],
         )
         for qtype, rcode, count in querystats.labelled(totals):
             queries.add_metric([qtype, rcode], count)

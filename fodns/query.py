@@ -34,6 +34,7 @@ from fodns.wire import (
     reply_limit,
     truncated,
 )
+from fodns.zone import name_to_wire
 
 CLASS_IN = b"\x00\x01"
 # Header bytes 4-9 of a plain query: QDCOUNT 1, ANCOUNT 0, NSCOUNT 0.
@@ -120,7 +121,13 @@ class QueryHandler:
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
         if opt:
             reply = b"".join(
-                (data[:2], template.headers_edns[flag_index], data[12:question_end], template.tail, opt)
+                (
+                    data[:2],
+                    template.headers_edns[flag_index],
+                    data[12:question_end],
+                    template.tail,
+                    opt,
+                )
             )
         else:
             reply = data[:2] + template.headers[flag_index] + data[12:question_end] + template.tail
@@ -161,7 +168,9 @@ class QueryHandler:
             badvers_opt = opt_record(self.udp_payload, 0, BADVERS)
             return self._error(data, BADVERS, qtype, question, badvers_opt, rcode_stat=BADVERS)
         if len(message.question) != 1 or message.answer or message.authority:
-            return self._error(data, FORMERR, qtype, b"" if len(message.question) != 1 else question, opt)
+            return self._error(
+                data, FORMERR, qtype, b"" if len(message.question) != 1 else question, opt
+            )
         rdclass = message.question[0].rdclass
         if qtype in _NOT_A_QTYPE:
             return self._error(data, FORMERR, qtype, question, opt)
@@ -171,14 +180,18 @@ class QueryHandler:
         if qtype in _MAIL_QTYPES:
             return self._error(data, NOTIMP, qtype, question, opt)
 
-        lname = message.question[0].name.to_wire().lower()
+        lname = name_to_wire(message.question[0].name).lower()
         table = self.table
         template = table.answers.get(lname + question[-4:]) or table.resolve(lname, qtype)
         counters[querystats.slot(qtype, template.rcode)] += 1
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
         headers = template.headers_edns if opt else template.headers
         reply = b"".join((data[:2], headers[flag_index], question, template.tail, opt))
-        limit = reply_limit(message.payload if opt else None, self.udp_payload) if udp else MAX_TCP_MESSAGE
+        limit = (
+            reply_limit(message.payload if opt else None, self.udp_payload)
+            if udp
+            else MAX_TCP_MESSAGE
+        )
         if len(reply) > limit:
             return truncated(template, data[:2], flag_index, question, opt, limit)
         return reply
@@ -205,7 +218,7 @@ class QueryHandler:
             return data[12 : end + 5]
         question = message.question[0]
         return (
-            question.name.to_wire()
+            name_to_wire(question.name)
             + question.rdtype.to_bytes(2, "big")
             + question.rdclass.to_bytes(2, "big")
         )

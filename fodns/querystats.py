@@ -12,11 +12,33 @@ import dns.rcode
 import dns.rdatatype
 
 COUNTED_QTYPES: tuple[str, ...] = (
-    "A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "SRV", "PTR", "CAA",
-    "HTTPS", "SVCB", "DS", "DNSKEY", "ANY", "AXFR", "IXFR",
+    "A",
+    "AAAA",
+    "CNAME",
+    "NS",
+    "SOA",
+    "MX",
+    "TXT",
+    "SRV",
+    "PTR",
+    "CAA",
+    "HTTPS",
+    "SVCB",
+    "DS",
+    "DNSKEY",
+    "ANY",
+    "AXFR",
+    "IXFR",
 )
 COUNTED_RCODES: tuple[str, ...] = (
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "NOTAUTH",
+    "BADVERS",
 )
 QTYPE_LABELS: tuple[str, ...] = (*COUNTED_QTYPES, "other")
 RCODE_LABELS: tuple[str, ...] = (*COUNTED_RCODES, "other")

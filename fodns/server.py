@@ -255,7 +255,7 @@ def run_event_loop(main: Callable[[], Any]) -> Any:
     return uvloop.run(main())
 
 
-def install_signal_handlers(stop: asyncio.Event, on_reload: Callable[[], None]) -> None:
+def install_signal_handlers(stop: asyncio.Event, on_reload: Callable[[], object]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -32,7 +32,9 @@ def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
     table = build_table(config)  # zone errors stop start-up here, before any socket
     if config.dns.workers == 1:
-        run_event_loop(lambda: _serve_in_process(config, QueryHandler(table, config.dns.udp_payload)))
+        run_event_loop(
+            lambda: _serve_in_process(config, QueryHandler(table, config.dns.udp_payload))
+        )
     else:
         del table  # each worker builds its own
         run_event_loop(lambda: _serve_with_workers(config))
@@ -59,7 +61,9 @@ async def _serve_with_workers(config: Config) -> None:
     try:
         pool.watch(loop)
         registry = build_registry(pool.counters)
-        runner = await _start_api(config, registry, lambda: _health(None, listen, len(pool.workers)))
+        runner = await _start_api(
+            config, registry, lambda: _health(None, listen, len(pool.workers))
+        )
         stop = asyncio.Event()
         install_signal_handlers(stop, lambda: pool.signal_all(signal.SIGHUP))
         _announce(config, listen, [z.name for z in config.zones])
@@ -88,8 +92,12 @@ async def _start_api(config: Config, registry: Any, health: Any) -> web.AppRunne
     return runner
 
 
-def _health(handler: QueryHandler | None, listen: list[ListenAddress], workers: int) -> dict[str, Any]:
-    zones = {str(o).rstrip("."): z.serial for o, z in handler.table.zones.items()} if handler else {}
+def _health(
+    handler: QueryHandler | None, listen: list[ListenAddress], workers: int
+) -> dict[str, Any]:
+    zones = (
+        {str(o).rstrip("."): z.serial for o, z in handler.table.zones.items()} if handler else {}
+    )
     return {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
 
 
@@ -98,8 +106,12 @@ def _announce(config: Config, listen: list[ListenAddress], zones: Any) -> None:
     api = config.api.listen
     first = listen[0]
     zone_names = [str(z).rstrip(".") for z in zones]
-    log.info("dns_listening", listen=[str(a) for a in listen], zones=zone_names,
-             workers=config.dns.workers)
+    log.info(
+        "dns_listening",
+        listen=[str(a) for a in listen],
+        zones=zone_names,
+        workers=config.dns.workers,
+    )
     log.info("api_listening", listen=str(api))
     example = f"www.{zone_names[0]}" if zone_names else "www.example"
     print(

@@ -30,7 +30,7 @@ import dns.rdatatype
 from fodns import querystats
 from fodns.lookup import Outcome, Result, lookup, negative_soa
 from fodns.wire import Template, refused_template, render
-from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData
+from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, name_to_wire
 
 CLASS_IN = b"\x00\x01"
 ANY = int(dns.rdatatype.ANY)
@@ -77,7 +77,7 @@ def wire_key(name: Name) -> bytes:
     bytes.lower() folds only A-Z, exactly DNS's case-insensitivity (RFC 4343 §3);
     length octets are at most 63 and so are never changed by it.
     """
-    return name.to_wire().lower()
+    return name_to_wire(name).lower()
 
 
 class AnswerTable:
@@ -166,13 +166,13 @@ class AnswerTable:
         if CNAME in records:
             build.info = NameInfo(NameKind.CNAME, runtime)
             qtypes: Iterable[int] = CNAME_PREBUILT_TYPES
-            target: Name = records[CNAME][0].target  # type: ignore[attr-defined]
+            target: Name = records[CNAME][0].target
             build.references.append(target)
         else:
             build.info = NameInfo(NameKind.PLAIN, runtime)
             qtypes = records
             if name == zone.origin:
-                build.references.extend(ns.target for ns in records[NS])  # type: ignore[attr-defined]
+                build.references.extend(ns.target for ns in records[NS])
         for qtype in qtypes:
             result = lookup(self.zones, name, qtype)
             template = render(result, name, len(lname), querystats.slot(qtype, 0))

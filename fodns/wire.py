@@ -18,6 +18,7 @@ import dns.name
 import dns.rdatatype
 
 from fodns.lookup import Outcome, Result
+from fodns.zone import name_to_wire
 
 HEADER_LEN = 12
 POINTER_TO_QUESTION = 0xC00C
@@ -127,7 +128,7 @@ def render(result: Result, qname: dns.name.Name | None, qname_len: int, stat: in
     compress: dict[dns.name.Name, int] = {}
     if result.zone is not None:
         apex = result.zone.origin
-        position = HEADER_LEN + qname_len - len(apex.to_wire())
+        position = HEADER_LEN + qname_len - len(name_to_wire(apex))
         for index, label in enumerate(apex.labels[:-1]):
             compress[dns.name.Name(apex.labels[index:])] = position
             position += len(label) + 1
@@ -181,9 +182,7 @@ def truncated(
     return b"".join((query_id, head, question, template.tail[:cut], opt))
 
 
-def error_reply(
-    query: bytes, rcode: int, question: bytes = b"", opt: bytes = b""
-) -> bytes:
+def error_reply(query: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes:
     """A reply with no records: the query's ID, opcode, RD and CD, and `rcode`.
 
     `question` is the query's question, echoed when it could be read; `opt` is
@@ -191,12 +190,14 @@ def error_reply(
     """
     flags = int.from_bytes(query[2:4], "big")
     reply_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
-    return b"".join((
-        query[:2],
-        _FLAGS_AND_COUNTS.pack(reply_flags, 1 if question else 0, 0, 0, 1 if opt else 0),
-        question,
-        opt,
-    ))
+    return b"".join(
+        (
+            query[:2],
+            _FLAGS_AND_COUNTS.pack(reply_flags, 1 if question else 0, 0, 0, 1 if opt else 0),
+            question,
+            opt,
+        )
+    )
 
 
 def refused_template() -> Template:

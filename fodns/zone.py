@@ -11,7 +11,9 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.tokenizer
 import dns.zone
+import dns.zonefile
 
 from fodns.errors import ZoneFileError
 
@@ -23,6 +25,13 @@ NS = dns.rdatatype.NS
 CNAME = dns.rdatatype.CNAME
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
+
+
+def name_to_wire(name: Name) -> bytes:
+    """A name's uncompressed wire form (dnspython types it as Optional)."""
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
 
 
 @dataclass
@@ -48,7 +57,7 @@ class ZoneData:
 
     @property
     def serial(self) -> int:
-        return int(self.soa[0].serial)  # type: ignore[attr-defined]
+        return int(self.soa[0].serial)
 
     def rrset(self, name: Name, rdtype: int) -> RRset | None:
         return self.records.get(name, {}).get(rdtype)
@@ -77,7 +86,7 @@ class ZoneData:
         soa = self.soa
         new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         new.update_ttl(soa.ttl)
-        new.add(soa[0].replace(serial=serial))  # type: ignore[attr-defined]
+        new.add(soa[0].replace(serial=serial))
         self.records[self.origin][SOA] = new
 
     def _count_ancestors(self, name: Name, delta: int) -> None:
@@ -98,13 +107,13 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
     """Read and check one zone file; any problem is one ZoneFileError naming file and line."""
     origin_name = dns.name.from_text(origin)
     try:
-        zone = dns.zone.from_file(
-            str(path), origin=origin_name, relativize=False, check_origin=True
-        )
+        zone = _read_zone_file(path, origin_name)
     except FileNotFoundError as exc:
         raise ZoneFileError(f"{path}: zone file not found") from exc
     except OSError as exc:
         raise ZoneFileError(f"{path}: cannot read zone file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ZoneFileError(f"{path}: not a text file: {exc.reason}") from exc
     except dns.exception.SyntaxError as exc:
         raise ZoneFileError(_describe_syntax_error(exc, path)) from exc
     except dns.zone.NoSOA as exc:
@@ -120,10 +129,12 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
         rrsets: dict[int, RRset] = {}
         for rdataset in node.rdatasets:
             if rdataset.rdclass != dns.rdataclass.IN:
-                raise ZoneFileError(f"{path}: {name} has a record of class "
-                                    f"{dns.rdataclass.to_text(rdataset.rdclass)}; only IN is served")
+                raise ZoneFileError(
+                    f"{path}: {name} has a record of class "
+                    f"{dns.rdataclass.to_text(rdataset.rdclass)}; only IN is served"
+                )
             rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-            rrset.update(rdataset)
+            rrset.update(rdataset)  # type: ignore[no-untyped-call]
             rrsets[rdataset.rdtype] = rrset
         if CNAME in rrsets and len(rrsets) > 1:
             # RFC 1034 §3.6.2: a CNAME owner has no other data.
@@ -134,15 +145,32 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
     return data
 
 
+def _read_zone_file(path: Path, origin: Name) -> dns.zone.Zone:
+    """dns.zone.from_file, driven by hand so that every error can name its line."""
+    zone = dns.zone.Zone(origin, relativize=False)
+    tokenizer = dns.tokenizer.Tokenizer(path.read_text(), str(path))
+    with zone.writer(True) as transaction:
+        reader = dns.zonefile.Reader(tokenizer, dns.rdataclass.IN, transaction, allow_include=True)
+        try:
+            reader.read()
+        except dns.zonefile.CNAMEAndOtherData:
+            # RFC 1034 §3.6.2. Raised once the record's line is consumed: one line back.
+            raise dns.exception.SyntaxError(  # type: ignore[no-untyped-call]
+                f"{path}:{tokenizer.line_number}: a name has a CNAME and other data"
+            ) from None
+    zone.check_origin()
+    return zone
+
+
 def _check_glue(data: ZoneData, path: Path) -> None:
     """In-zone nameservers of the apex need addresses, or resolvers cannot reach them."""
     for ns in data.records[data.origin][NS]:
-        target: Name = ns.target  # type: ignore[attr-defined]
-        if target.is_subdomain(data.origin):
-            if data.rrset(target, A) is None and data.rrset(target, AAAA) is None:
-                raise ZoneFileError(
-                    f"{path}: nameserver {target} is inside the zone but has no A or AAAA record"
-                )
+        target: Name = ns.target
+        missing_address = data.rrset(target, A) is None and data.rrset(target, AAAA) is None
+        if target.is_subdomain(data.origin) and missing_address:
+            raise ZoneFileError(
+                f"{path}: nameserver {target} is inside the zone but has no A or AAAA record"
+            )
 
 
 def _describe_syntax_error(exc: dns.exception.SyntaxError, path: Path) -> str:
@@ -152,10 +180,11 @@ def _describe_syntax_error(exc: dns.exception.SyntaxError, path: Path) -> str:
     if match is None:
         return f"{path}: {message}"
     line_number, problem = int(match.group(1)), match.group(2).rstrip(".")
-    if problem == "Text input is malformed":
-        # dnspython raises this after the tokenizer consumed the end of the line,
-        # so its line number is one past the record it could not read.
+    if problem == "Text input is malformed" or "CNAME and other data" in problem:
+        # Both are raised after the tokenizer consumed the end of the line,
+        # so the line number is one past the record that caused them.
         line_number -= 1
+    if problem == "Text input is malformed":
         problem = "malformed record data"
     try:
         line = path.read_text(errors="replace").splitlines()[line_number - 1].strip()

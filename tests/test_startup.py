@@ -1,0 +1,236 @@
+"""Starting, reloading and stopping `fodns serve` as an operator does: real processes,
+real files, real signals; every start-up failure is one clear line naming its cause."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.conftest import EXAMPLE_ZONE, REPOSITORY, TEST_ZONES, start_fodns, write_config
+
+
+def run_serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `fodns serve` expecting it to stop on its own (a start-up error)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fodns", "serve", *args],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def config_with(tmp_path: Path, body: str) -> Path:
+    config = tmp_path / "bad.toml"
+    config.write_text(body)
+    return config
+
+
+ZONE_LINE = f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[dns\nlisten = 1", "not valid TOML"),
+        ('[dns]\nlisten = ["127.0.0.1:0"]\nlistn = 1\n' + ZONE_LINE, "dns.listn: unknown key"),
+        ('[dns]\nlisten = ["localhost"]\n' + ZONE_LINE, "is not HOST:PORT"),
+        ("[dns]\nworkers = 0\n" + ZONE_LINE, "dns.workers: 0 is outside 1-64"),
+        ("[dns]\nudp_payload = 100\n" + ZONE_LINE, "dns.udp_payload: 100 is outside 512-4096"),
+        ('[dns]\nworkers = "two"\n' + ZONE_LINE, "dns.workers: must be int"),
+        (ZONE_LINE.replace("file", "group_ttl = 3\nfile"), "zones[0].group_ttl: 3 is outside"),
+        ('[[zones]]\nname = "fo.example.net"\n', "zones[0].file: is required"),
+        ("[dns]\n", "zones: needs at least one"),
+    ],
+)
+def test_a_bad_config_stops_start_up_naming_file_and_key(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    config = config_with(tmp_path, body)
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2
+    assert f"fodns: error: {config}" in result.stderr
+    assert expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone_text", "expected"),
+    [
+        (
+            "$ORIGIN z.example.\n$TTL 60\n@ SOA ns hm 1 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n"
+            "bad A 1.2.3.999\n",
+            ":6: malformed record data: bad A 1.2.3.999",
+        ),
+        (
+            "$ORIGIN z.example.\n$TTL 60\n@ SOA ns hm 1 1 1 1 1\n@ NS ns\nns BOGUS x\n",
+            ":5: unknown rdatatype 'BOGUS'",
+        ),
+        ("$ORIGIN z.example.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n", "has no SOA record"),
+        (
+            "$ORIGIN z.example.\n$TTL 60\n@ SOA ns hm 1 1 1 1 1\n@ NS ns\n",
+            "nameserver ns.z.example. is inside the zone but has no A or AAAA record",
+        ),
+        (
+            "$ORIGIN z.example.\n$TTL 60\n@ SOA ns hm 1 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n"
+            "w CNAME x\nw A 192.0.2.2\n",
+            ":7: a name has a CNAME and other data: w A 192.0.2.2",
+        ),
+    ],
+)
+def test_a_bad_zone_file_stops_start_up_naming_file_and_line(
+    tmp_path: Path, zone_text: str, expected: str
+) -> None:
+    zone_file = tmp_path / "z.example.zone"
+    zone_file.write_text(zone_text)
+    config = write_config(tmp_path, [("z.example", zone_file)])
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2
+    assert f"fodns: error: {zone_file}" in result.stderr
+    assert expected in result.stderr
+
+
+def test_a_missing_zone_file_is_named(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [("z.example", tmp_path / "absent.zone")])
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'absent.zone'}: zone file not found" in result.stderr
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_a_port_in_use_says_so(kind: int) -> None:
+    with socket.socket(socket.AF_INET, kind) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
+        port = taken.getsockname()[1]
+        result = run_serve("--dns-listen", f"127.0.0.1:{port}", "--api-listen", "127.0.0.1:0")
+    assert result.returncode == 2
+    protocol = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+    assert (
+        f"cannot listen on 127.0.0.1:{port} ({protocol}): address already in use" in result.stderr
+    )
+
+
+def test_with_no_config_it_serves_the_example_zone_to_dig(tmp_path: Path) -> None:
+    """The README walk-through: `fodns serve`, then `dig @127.0.0.1 -p PORT www.fo.example.net`."""
+    dig = shutil.which("dig")
+    assert dig, "dig is installed by `make test` (bind9-dnsutils)"
+    running = start_fodns(
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--db",
+        str(tmp_path / "fodns.db"),
+    )
+    try:
+        output = subprocess.run(
+            [dig, "@127.0.0.1", "-p", str(running.dns_port), "www.fo.example.net", "+norec"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        assert "status: NOERROR" in output and "flags: qr aa;" in output
+        assert "192.0.2.10" in output and "192.0.2.11" in output
+        tcp = subprocess.run(
+            [
+                dig,
+                "@127.0.0.1",
+                "-p",
+                str(running.dns_port),
+                "www.fo.example.net",
+                "AAAA",
+                "+tcp",
+                "+short",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        assert tcp.strip() == "2001:db8::10"
+        status, body = running.http_get("/healthz")
+        assert status == 200 and '"fo.example.net": 2026112201' in body
+    finally:
+        assert running.stop() == 0
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sighup_reloads_zone_files_and_keeps_the_old_table_when_one_is_broken(
+    tmp_path: Path,
+) -> None:
+    zone_file = tmp_path / "test.example.zone"
+    shutil.copy(TEST_ZONES / "test.example.zone", zone_file)
+    running = start_fodns("--config", str(write_config(tmp_path, [("test.example", zone_file)])))
+    try:
+        query = dns.message.make_query("added.test.example", "A")
+        assert running.udp(query).rcode() == dns.rcode.NXDOMAIN
+
+        zone_file.write_text(zone_file.read_text() + "added A 192.0.2.123\n")
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: running.udp(query).rcode() == dns.rcode.NOERROR)
+        assert running.udp(query).answer[0][0].address == "192.0.2.123"
+
+        zone_file.write_text(zone_file.read_text() + "broken A 999.1.1.1\n")
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: running.log_events("zone_reload_failed"))
+        assert "malformed record data" in str(running.log_events("zone_reload_failed")[0])
+        assert running.udp(query).answer[0][0].address == "192.0.2.123"
+    finally:
+        assert running.stop() == 0
+
+
+def query_from_many_ports(running: object, qname: str, count: int = 40) -> set[str]:
+    """Ask from `count` fresh sockets, so SO_REUSEPORT spreads them over the workers."""
+    answers = set()
+    for _ in range(count):
+        reply = running.udp(dns.message.make_query(qname, "A"))  # type: ignore[attr-defined]
+        answers.add(str(reply.rcode()) if not reply.answer else reply.answer[0][0].address)
+    return answers
+
+
+def test_workers_share_the_port_and_each_reloads(tmp_path: Path) -> None:
+    zone_file = tmp_path / "test.example.zone"
+    shutil.copy(TEST_ZONES / "test.example.zone", zone_file)
+    config = write_config(tmp_path, [("test.example", zone_file)], dns_extra="workers = 2")
+    running = start_fodns("--config", str(config))
+    try:
+        assert wait_for(lambda: "fodns_dns_workers 2.0" in running.http_get("/metrics")[1])
+        assert query_from_many_ports(running, "www.test.example") == {"192.0.2.1"}
+        assert query_from_many_ports(running, "www.test.example", count=10) == {"192.0.2.1"}
+        assert len(running.log_events("worker_started")) == 2
+
+        zone_file.write_text(zone_file.read_text().replace("192.0.2.1\n", "192.0.2.111\n"))
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: len(running.log_events("zones_reloaded")) == 2)
+        assert query_from_many_ports(running, "www.test.example") == {"192.0.2.111"}
+
+        def counted_queries() -> float:
+            metrics = running.http_get("/metrics")[1]
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("fodns_dns_queries_total{")
+            )
+
+        assert wait_for(lambda: counted_queries() >= 90)
+    finally:
+        assert running.stop() == 0

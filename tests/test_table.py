@@ -1,0 +1,189 @@
+"""The answer table's change seam: `apply` rebuilds only what changed, and the replies
+that follow are exactly those of a table built from scratch on the new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from fodns.errors import ZoneFileError
+from fodns.query import QueryHandler
+from fodns.table import AnswerTable
+from fodns.zone import ZoneData, load_zone_file
+
+TEST_ZONE = Path(__file__).parent / "zones" / "test.example.zone"
+ORIGIN = dns.name.from_text("test.example")
+
+
+def zone() -> ZoneData:
+    return load_zone_file(TEST_ZONE, "test.example")
+
+
+def ask(handler: QueryHandler, qname: str, qtype: str) -> dns.message.Message:
+    query = dns.message.make_query(qname, qtype)
+    reply = handler.answer(query.to_wire(), udp=False)
+    assert reply is not None
+    return dns.message.from_wire(reply)
+
+
+def section_lines(section: list[dns.rrset.RRset]) -> list[str]:
+    """Record lines in a stable order: the order of records in an RRset carries no meaning."""
+    return sorted(line for rrset in section for line in rrset.to_text().splitlines())
+
+
+def answer_text(reply: dns.message.Message) -> list[str]:
+    return section_lines(reply.answer)
+
+
+def records(name: str, *lines: tuple[str, str]) -> dict[int, dns.rrset.RRset]:
+    by_type: dict[int, dns.rrset.RRset] = {}
+    for rdtype, rdata in lines:
+        rrset = by_type.setdefault(
+            dns.rdatatype.from_text(rdtype),
+            dns.rrset.RRset(dns.name.from_text(name), 1, dns.rdatatype.from_text(rdtype)),
+        )
+        rrset.add(dns.rdata.from_text(1, rrset.rdtype, rdata), 30)
+    return by_type
+
+
+def fresh_equivalent(table: AnswerTable) -> QueryHandler:
+    """A table built from scratch on the same data, to compare replies with."""
+    return QueryHandler(AnswerTable(table.zones.values()))
+
+
+QUESTIONS = [
+    ("www.test.example", "A"),
+    ("alias.test.example", "A"),
+    ("new.test.example", "A"),
+    ("x.y.test.example", "A"),
+    ("y.test.example", "A"),
+    ("test.example", "SOA"),
+    ("nope.test.example", "A"),
+    ("test.example", "NS"),
+    ("chain1.test.example", "A"),
+]
+
+
+def assert_same_as_fresh(handler: QueryHandler) -> None:
+    fresh = fresh_equivalent(handler.table)
+    for qname, qtype in QUESTIONS:
+        ours, theirs = ask(handler, qname, qtype), ask(fresh, qname, qtype)
+        assert ours.rcode() == theirs.rcode(), (qname, qtype)
+        assert answer_text(ours) == answer_text(theirs), (qname, qtype)
+        assert section_lines(ours.authority) == section_lines(theirs.authority)
+
+
+def test_adding_a_name_answers_it_and_moves_the_serial() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    assert ask(handler, "new.test.example", "A").rcode() == dns.rcode.NXDOMAIN
+    handler.table.apply(
+        ORIGIN,
+        {dns.name.from_text("new.test.example"): records("new.test.example", ("A", "192.0.2.200"))},
+        serial=8,
+    )
+    assert answer_text(ask(handler, "new.test.example", "A")) == [
+        "new.test.example. 30 IN A 192.0.2.200"
+    ]
+    assert ask(handler, "test.example", "SOA").answer[0][0].serial == 8
+    # Negative answers carry the new serial too.
+    assert ask(handler, "nope.test.example", "A").authority[0][0].serial == 8
+    assert_same_as_fresh(handler)
+
+
+def test_changing_a_target_updates_the_cnames_that_follow_it() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    handler.table.apply(
+        ORIGIN,
+        {
+            dns.name.from_text("www.test.example"): records(
+                "www.test.example", ("A", "198.51.100.1")
+            )
+        },
+    )
+    for qname in ("alias.test.example", "chain1.test.example"):
+        assert "www.test.example. 30 IN A 198.51.100.1" in answer_text(ask(handler, qname, "A"))
+    assert_same_as_fresh(handler)
+
+
+def test_changing_an_in_zone_nameserver_updates_the_glue() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    handler.table.apply(
+        ORIGIN,
+        {dns.name.from_text("ns1.test.example"): records("ns1.test.example", ("A", "127.0.0.9"))},
+    )
+    glue = section_lines(ask(handler, "test.example", "NS").additional)
+    assert glue == ["ns1.test.example. 30 IN A 127.0.0.9"]
+
+
+def test_empty_non_terminals_come_and_go_with_their_descendants() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    deep = dns.name.from_text("x.y.test.example")
+    handler.table.apply(ORIGIN, {deep: records("x.y.test.example", ("A", "192.0.2.201"))})
+    empty = ask(handler, "y.test.example", "A")
+    assert empty.rcode() == dns.rcode.NOERROR and not empty.answer
+    assert_same_as_fresh(handler)
+
+    handler.table.apply(ORIGIN, {deep: {}})
+    assert ask(handler, "x.y.test.example", "A").rcode() == dns.rcode.NXDOMAIN
+    assert ask(handler, "y.test.example", "A").rcode() == dns.rcode.NXDOMAIN
+    assert_same_as_fresh(handler)
+
+
+def test_deleting_a_cname_target_makes_the_chain_end_in_nxdomain() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    handler.table.apply(ORIGIN, {dns.name.from_text("www.test.example"): {}})
+    reply = ask(handler, "alias.test.example", "A")
+    assert reply.rcode() == dns.rcode.NXDOMAIN  # RFC 6604
+    assert answer_text(reply) == ["alias.test.example. 300 IN CNAME www.test.example."]
+    assert_same_as_fresh(handler)
+
+
+def test_a_new_delegation_rebuilds_the_subtree_as_referrals() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    handler.table.apply(
+        ORIGIN,
+        {
+            dns.name.from_text("c.test.example"): records(
+                "c.test.example", ("NS", "ns1.test.example.")
+            )
+        },
+    )
+    reply = ask(handler, "a.b.c.test.example", "A")
+    assert not reply.answer and reply.authority[0].rdtype == dns.rdatatype.NS
+    assert_same_as_fresh(handler)
+
+
+def test_a_change_that_cannot_be_built_leaves_the_table_as_it_was() -> None:
+    handler = QueryHandler(AnswerTable([zone()]))
+    before = {q: answer_text(ask(handler, *q)) for q in QUESTIONS}
+    with pytest.raises(ZoneFileError):
+        handler.table.apply(
+            ORIGIN,
+            {
+                dns.name.from_text("www.elsewhere.example"): records(
+                    "www.elsewhere.example", ("A", "192.0.2.1")
+                )
+            },
+        )
+    assert {q: answer_text(ask(handler, *q)) for q in QUESTIONS} == before
+    assert ask(handler, "test.example", "SOA").answer[0][0].serial == 7
+
+
+def test_rebuild_touches_only_changed_names() -> None:
+    """Cost in proportion to the change: untouched names keep their very template objects."""
+    table = AnswerTable([zone()])
+    untouched = {
+        key: template for key, template in table.answers.items() if key.startswith(b"\x04mail")
+    }
+    table.apply(
+        ORIGIN,
+        {dns.name.from_text("new.test.example"): records("new.test.example", ("A", "192.0.2.200"))},
+        serial=9,
+    )
+    assert untouched and all(table.answers[k] is t for k, t in untouched.items())
