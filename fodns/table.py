@@ -173,8 +173,14 @@ class AnswerTable:
             qtypes = records
             if name == zone.origin:
                 build.references.extend(ns.target for ns in records[NS])
+        # A plain name's own types are answered with just their RRset; only the apex
+        # (glue) and CNAMEs (chasing) need the full lookup.
+        plain = build.info.kind is NameKind.PLAIN and name != zone.origin
         for qtype in qtypes:
-            result = lookup(self.zones, name, qtype)
+            if plain:
+                result = Result(Outcome.ANSWER, zone, answer=[records[qtype]])
+            else:
+                result = lookup(self.zones, name, qtype)
             template = render(result, name, len(lname), querystats.slot(qtype, 0))
             build.templates[lname + _QTYPE.pack(qtype) + CLASS_IN] = template
         return build
@@ -285,6 +291,8 @@ class _NeedsFullRebuild(Exception):
 
 
 def _below_cut(zone: ZoneData, name: Name) -> bool:
+    if not zone.cuts:
+        return False
     ancestor = name
     while ancestor != zone.origin and len(ancestor) > len(zone.origin):
         if zone.is_cut(ancestor):

@@ -10,6 +10,7 @@ of the question name, never on its case.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from typing import NamedTuple
@@ -127,11 +128,10 @@ def render(result: Result, qname: dns.name.Name | None, qname_len: int, stat: in
     buffer.write(bytes(question_end))
     compress: dict[dns.name.Name, int] = {}
     if result.zone is not None:
-        apex = result.zone.origin
-        position = HEADER_LEN + qname_len - len(name_to_wire(apex))
-        for index, label in enumerate(apex.labels[:-1]):
-            compress[dns.name.Name(apex.labels[index:])] = position
-            position += len(label) + 1
+        apex_length, suffixes = _apex_suffixes(result.zone.origin)
+        apex_position = HEADER_LEN + qname_len - apex_length
+        for suffix, offset in suffixes:
+            compress[suffix] = apex_position + offset
     if qname is not None:
         compress[qname] = HEADER_LEN
     rrset_ends: list[tuple[int, int, int]] = []
@@ -141,6 +141,17 @@ def render(result: Result, qname: dns.name.Name | None, qname_len: int, stat: in
             rrset_ends.append((buffer.tell() - question_end, section, records))
     tail = buffer.getvalue()[question_end:]
     return make_template(result.outcome, tail, tuple(rrset_ends), stat)
+
+
+@functools.lru_cache(maxsize=1024)
+def _apex_suffixes(apex: dns.name.Name) -> tuple[int, tuple[tuple[dns.name.Name, int], ...]]:
+    """The apex's wire length, and each of its non-root suffixes with its offset in it."""
+    suffixes = []
+    offset = 0
+    for index, label in enumerate(apex.labels[:-1]):
+        suffixes.append((dns.name.Name(apex.labels[index:]), offset))
+        offset += len(label) + 1
+    return len(name_to_wire(apex)), tuple(suffixes)
 
 
 def opt_record(payload: int, do_bit: int, extended_rcode: int = 0) -> bytes:

@@ -49,6 +49,9 @@ class ZoneData:
     # How many data-bearing names lie strictly below each name: an empty
     # non-terminal exists exactly while its count is above zero.
     descendants: dict[Name, int] = field(default_factory=dict)
+    # Delegation points (NS below the apex): most zones have none, which lets
+    # every "is this name below a cut?" question be answered at once.
+    cuts: set[Name] = field(default_factory=set)
     source: str = ""
 
     @property
@@ -64,13 +67,17 @@ class ZoneData:
 
     def is_cut(self, name: Name) -> bool:
         """A delegation point: NS records at a name below the apex (RFC 1034 §4.2.1)."""
-        return name != self.origin and NS in self.records.get(name, {})
+        return name in self.cuts
 
     def set_records(self, name: Name, rrsets: dict[int, RRset]) -> None:
         """Replace every record at `name` (an empty dict deletes the name's data)."""
         if not name.is_subdomain(self.origin):
             raise ZoneFileError(f"{name} is not inside zone {self.origin}")
         had_data = name in self.records
+        if NS in rrsets and name != self.origin:
+            self.cuts.add(name)
+        else:
+            self.cuts.discard(name)
         if rrsets:
             self.records[name] = dict(rrsets)
             self.names.add(name)
