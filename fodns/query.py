@@ -148,10 +148,16 @@ class QueryHandler:
         except dns.message.UnknownTSIGKey:
             # RFC 8945 §5.2.2: a key we do not know gets NOTAUTH, unsigned.
             return self._error(data, NOTAUTH, 0)
-        except dns.message.BadEDNS:
-            # An OPT out of place, not at the root, or twice (RFC 6891 §6.1.1).
-            return self._error(data, FORMERR, 0, opt=self._opt_plain)
-        except Exception:
+        except Exception as exc:
+            if data[2] & 0x78:
+                # An opcode we do not implement need not follow the QUERY layout (an
+                # UPDATE's zone section is an SOA question, RFC 2136 §3.1.1; DSO puts TLVs
+                # after empty sections, RFC 8490 §5.4): it is NOTIMP, not FORMERR
+                # (RFC 1035 §4.1.1; RFC 8490 §5.1 reads NOTIMP as "no DSO here").
+                return self._error(data, NOTIMP, 0)
+            if isinstance(exc, dns.message.BadEDNS):
+                # An OPT out of place, not at the root, or twice (RFC 6891 §6.1.1).
+                return self._error(data, FORMERR, 0, opt=self._opt_plain)
             return self._error(data, FORMERR, 0)
 
         opt = b""
@@ -167,7 +173,9 @@ class QueryHandler:
             # RFC 6891 §6.1.3: we speak version 0 only; say so with BADVERS.
             badvers_opt = opt_record(self.udp_payload, 0, BADVERS)
             return self._error(data, BADVERS, qtype, question, badvers_opt, rcode_stat=BADVERS)
-        if len(message.question) != 1 or message.answer or message.authority:
+        # An IXFR query carries the client's SOA in authority (RFC 1995 §3): well formed.
+        stray_authority = message.authority and qtype != dns.rdatatype.IXFR
+        if len(message.question) != 1 or message.answer or stray_authority:
             return self._error(
                 data, FORMERR, qtype, b"" if len(message.question) != 1 else question, opt
             )

@@ -1,0 +1,359 @@
+"""DNS over TCP against a real server (RFC 7766): pipelining, messages split across
+segments, the idle timeout and the cap on open connections.
+
+The server here is our own, with a short idle timeout (0.5 s) and a cap of three
+connections, so the limits can be reached quickly on loopback.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.conftest import TEST_ZONES, FodnsProcess, start_fodns, write_config
+
+IDLE_TIMEOUT = 0.5
+MAX_CONNECTIONS = 3
+RECV_TIMEOUT = 3.0
+# How long we allow the server to notice an idle connection (the timeout plus slack).
+IDLE_CLOSE_WITHIN = (0.4, 2.0)
+
+
+@pytest.fixture(scope="module")
+def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
+    directory: Path = tmp_path_factory.mktemp("tcp")
+    config = write_config(
+        directory,
+        [
+            ("test.example", TEST_ZONES / "test.example.zone"),
+            ("child.test.example", TEST_ZONES / "child.test.example.zone"),
+        ],
+        dns_extra=f"tcp_idle_timeout = {IDLE_TIMEOUT}\ntcp_max_connections = {MAX_CONNECTIONS}",
+    )
+    running = start_fodns("--config", str(config))
+    yield running
+    assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    assert running.log_events("query_failed") == []
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def connect(server: FodnsProcess) -> socket.socket:
+    sock = socket.create_connection((server.dns_host, server.dns_port), timeout=RECV_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def framed(message: bytes) -> bytes:
+    return struct.pack("!H", len(message)) + message
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    """`size` bytes, or None when the server closed or reset the connection first."""
+    data = b""
+    while len(data) < size:
+        try:
+            chunk = sock.recv(size - len(data))
+        except ConnectionResetError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def read_reply(sock: socket.socket) -> dns.message.Message | None:
+    prefix = recv_exactly(sock, 2)
+    if prefix is None:
+        return None
+    body = recv_exactly(sock, struct.unpack("!H", prefix)[0])
+    assert body is not None, "connection closed in the middle of a reply"
+    return dns.message.from_wire(body)
+
+
+def ask(sock: socket.socket, qname: str = "www.test.example", qtype: str = "A") -> bool:
+    """One query on `sock`; True when it was answered correctly, False when closed."""
+    query = dns.message.make_query(qname, qtype)
+    try:
+        sock.sendall(framed(query.to_wire()))
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    reply = read_reply(sock)
+    if reply is None:
+        return False
+    assert reply.id == query.id and reply.question == query.question
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+    return True
+
+
+def closed_by_server(sock: socket.socket, within: float) -> float | None:
+    """Seconds until the server closed `sock` (EOF or reset), or None if it did not."""
+    start = time.monotonic()
+    sock.settimeout(within)
+    try:
+        data = sock.recv(1)
+    except ConnectionResetError:
+        return time.monotonic() - start
+    except TimeoutError:
+        return None
+    assert data == b"", f"unexpected data from the server: {data!r}"
+    return time.monotonic() - start
+
+
+def open_working(server: FodnsProcess, attempts: int = 20) -> socket.socket:
+    """A connection that answers; retried a little while the server frees the slots of
+    connections closed just before (it counts them down when it sees them close)."""
+    for _ in range(attempts):
+        sock = connect(server)
+        if ask(sock):
+            return sock
+        sock.close()
+        time.sleep(0.05)
+    raise AssertionError(f"no working connection in {attempts} attempts")
+
+
+Check = Callable[[dns.message.Message], None]
+
+
+def answers(*rdata: str) -> Check:
+    def check(reply: dns.message.Message) -> None:
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert {r.to_text() for rrset in reply.answer for r in rrset} == set(rdata)
+
+    return check
+
+
+def rcode(code: dns.rcode.Rcode) -> Check:
+    def check(reply: dns.message.Message) -> None:
+        assert reply.rcode() == code
+        assert not reply.answer
+
+    return check
+
+
+def forty_txt(reply: dns.message.Message) -> None:
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert not reply.flags & dns.flags.TC
+    assert len(reply.answer) == 1 and len(reply.answer[0]) == 40
+
+
+QUESTIONS: list[tuple[str, str, Check]] = [
+    ("www.test.example", "A", answers("192.0.2.1")),
+    ("mail.test.example", "A", answers("192.0.2.25")),
+    ("www.test.example", "AAAA", answers("2001:db8::1")),
+    ("nope.test.example", "A", rcode(dns.rcode.NXDOMAIN)),
+    ("host.child.test.example", "A", answers("192.0.2.77")),
+    ("big.test.example", "TXT", forty_txt),
+    ("www.example.org", "A", rcode(dns.rcode.REFUSED)),
+    ("foo.wild.test.example", "A", answers("192.0.2.99")),
+]
+
+
+def numbered_queries(count: int, first_id: int) -> list[tuple[dns.message.Message, Check]]:
+    queries = []
+    for index in range(count):
+        qname, qtype, check = QUESTIONS[index % len(QUESTIONS)]
+        query = dns.message.make_query(qname, qtype)
+        query.id = first_id + index
+        queries.append((query, check))
+    return queries
+
+
+def read_and_check(sock: socket.socket, queries: list[tuple[dns.message.Message, Check]]) -> None:
+    """One reply per query, matched by ID (RFC 7766 §7 allows any order)."""
+    pending = {query.id: (query, check) for query, check in queries}
+    for _ in range(len(queries)):
+        reply = read_reply(sock)
+        assert reply is not None, f"connection closed with {len(pending)} replies missing"
+        assert reply.id in pending, f"unexpected or repeated reply ID {reply.id}"
+        query, check = pending.pop(reply.id)
+        assert reply.question == query.question
+        check(reply)
+    assert not pending
+
+
+# ---- pipelining and framing ------------------------------------------------------------
+
+
+def test_fifty_pipelined_queries_in_one_write(tcp_server: FodnsProcess) -> None:
+    """RFC 7766 §6.2.1.1: a client may send many queries without waiting for replies."""
+    queries = numbered_queries(50, first_id=1000)
+    with connect(tcp_server) as sock:
+        sock.sendall(b"".join(framed(query.to_wire()) for query, _ in queries))
+        read_and_check(sock, queries)
+        assert ask(sock), "the connection stays usable after the burst"
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[1], [2], [3, 1, 4, 1, 5, 9, 2, 6], [7, 13, 2], [41, 1, 43]],
+    ids=["1-byte", "2-byte", "digits-of-pi", "7-13-2", "straddling"],
+)
+def test_messages_split_across_writes(tcp_server: FodnsProcess, sizes: list[int]) -> None:
+    """A message may arrive in pieces and pieces may hold parts of two messages (the
+    length prefix itself split in two included)."""
+    queries = numbered_queries(10, first_id=2000)
+    stream = b"".join(framed(query.to_wire()) for query, _ in queries)
+    with connect(tcp_server) as sock:
+        offset, index = 0, 0
+        while offset < len(stream):
+            size = sizes[index % len(sizes)]
+            sock.sendall(stream[offset : offset + size])
+            offset += size
+            index += 1
+            time.sleep(0.001)  # separate segments, not coalesced by our side
+        read_and_check(sock, queries)
+
+
+def test_a_complete_message_is_answered_before_the_next_one_is(tcp_server: FodnsProcess) -> None:
+    first, second = numbered_queries(2, first_id=3000)
+    second_wire = framed(second[0].to_wire())
+    with connect(tcp_server) as sock:
+        sock.sendall(framed(first[0].to_wire()) + second_wire[:5])
+        read_and_check(sock, [first])
+        sock.sendall(second_wire[5:])
+        read_and_check(sock, [second])
+
+
+def test_a_client_that_does_not_read_gets_every_reply_in_the_end(
+    tcp_server: FodnsProcess,
+) -> None:
+    """1200 queries for the 4.4 kB answer (5 MB of replies) sent in two bursts before
+    reading any, into a small receive window: the server must stop reading while its
+    replies back up (flow control) and carry on once they drain, not drop or deadlock."""
+    query = dns.message.make_query("big.test.example", "TXT")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # before connect
+        sock.settimeout(RECV_TIMEOUT)
+        sock.connect((tcp_server.dns_host, tcp_server.dns_port))
+        ids = list(range(5000, 6200))
+        for burst in (ids[:1000], ids[1000:]):
+            stream = bytearray()
+            for query_id in burst:
+                query.id = query_id
+                stream += framed(query.to_wire())
+            sock.sendall(stream)
+            time.sleep(0.1)  # the server fills its buffers and stops reading
+        first: bytes | None = None
+        seen: list[int] = []
+        for _ in ids:
+            prefix = recv_exactly(sock, 2)
+            assert prefix is not None, f"closed after {len(seen)} of {len(ids)} replies"
+            body = recv_exactly(sock, struct.unpack("!H", prefix)[0])
+            assert body is not None
+            if first is None:
+                first = body
+                forty_txt(dns.message.from_wire(body))
+            assert body[2:] == first[2:], "replies to the same question differ beyond the ID"
+            seen.append(int.from_bytes(body[:2], "big"))
+        assert sorted(seen) == ids
+
+
+def test_half_closed_client_still_gets_its_answer(tcp_server: FodnsProcess) -> None:
+    query = dns.message.make_query("www.test.example", "A")
+    with connect(tcp_server) as sock:
+        sock.sendall(framed(query.to_wire()))
+        sock.shutdown(socket.SHUT_WR)
+        read_and_check(sock, [(query, answers("192.0.2.1"))])
+
+
+# ---- idle timeout ----------------------------------------------------------------------
+
+
+def test_idle_connection_is_closed(tcp_server: FodnsProcess) -> None:
+    """RFC 7766 §6.2.3: the server closes connections idle past its timeout."""
+    with connect(tcp_server) as sock:
+        elapsed = closed_by_server(sock, within=IDLE_CLOSE_WITHIN[1] + 1)
+    assert elapsed is not None, "idle connection still open"
+    assert IDLE_CLOSE_WITHIN[0] <= elapsed <= IDLE_CLOSE_WITHIN[1], elapsed
+
+
+def test_activity_restarts_the_idle_timer(tcp_server: FodnsProcess) -> None:
+    with connect(tcp_server) as sock:
+        for _ in range(5):  # 1.5 s in all, three times the timeout
+            assert ask(sock), "closed while in use"
+            time.sleep(IDLE_TIMEOUT * 0.6)
+        assert ask(sock)
+        elapsed = closed_by_server(sock, within=IDLE_CLOSE_WITHIN[1] + 1)
+    assert elapsed is not None, "idle connection still open"
+    assert IDLE_CLOSE_WITHIN[0] <= elapsed <= IDLE_CLOSE_WITHIN[1], elapsed
+
+
+def test_a_partial_message_does_not_count_as_a_query(tcp_server: FodnsProcess) -> None:
+    """Half a message, then silence: closed like any idle connection."""
+    with connect(tcp_server) as sock:
+        sock.sendall(framed(dns.message.make_query("www.test.example", "A").to_wire())[:9])
+        elapsed = closed_by_server(sock, within=IDLE_CLOSE_WITHIN[1] + 1)
+    assert elapsed is not None, "connection with a stalled message still open"
+    assert elapsed <= IDLE_CLOSE_WITHIN[1]
+
+
+# ---- connection cap --------------------------------------------------------------------
+
+
+def assert_refused(server: FodnsProcess) -> None:
+    """A connection over the cap is closed at once: no answer, whatever we send."""
+    with connect(server) as sock:
+        query = dns.message.make_query("www.test.example", "A")
+        try:
+            sock.sendall(framed(query.to_wire()))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        sock.settimeout(IDLE_TIMEOUT * 0.8)  # well before the idle timeout could act
+        try:
+            data = sock.recv(2)
+        except ConnectionResetError:
+            return
+        except TimeoutError:
+            raise AssertionError("connection over the cap left open") from None
+        assert data == b"", f"a connection over the cap was answered: {data!r}"
+
+
+def test_connection_cap(tcp_server: FodnsProcess) -> None:
+    """RFC 7766 §6.2.2: past the cap new connections are closed; the others carry on."""
+    held = [open_working(tcp_server) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in held:
+            assert ask(sock)
+        assert_refused(tcp_server)
+        for sock in held:
+            assert ask(sock), "an established connection suffered from the refused one"
+        held.pop(0).close()
+        newcomer = open_working(tcp_server)
+        held.append(newcomer)
+        assert_refused(tcp_server)
+        for sock in held:
+            assert ask(sock)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_connections_closed_by_the_server_free_their_slots(tcp_server: FodnsProcess) -> None:
+    """Idle-closed connections must leave the count, or the cap would fill for good."""
+    for _ in range(2):
+        held = [open_working(tcp_server) for _ in range(MAX_CONNECTIONS)]
+        try:
+            for sock in held:
+                assert closed_by_server(sock, within=IDLE_CLOSE_WITHIN[1] + 1) is not None
+        finally:
+            for sock in held:
+                sock.close()
+    with connect(tcp_server) as sock:
+        assert ask(sock, "mail.test.example")
+
+
+def test_server_still_answers_udp(tcp_server: FodnsProcess) -> None:
+    reply = tcp_server.udp(dns.message.make_query("www.test.example", "A"))
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert reply.answer[0].rdtype == dns.rdatatype.A
