@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import pytest
@@ -35,10 +36,15 @@ class FodnsProcess:
     api_port: int
     stderr_lines: list[str] = field(default_factory=list)
 
-    def udp(self, query: dns.message.Message, timeout: float = 2.0) -> dns.message.Message:
-        return dns.query.udp(query, self.dns_host, port=self.dns_port, timeout=timeout)
+    def udp(self, query: dns.message.Message, timeout: float = 5.0) -> dns.message.Message:
+        """One UDP exchange; retried once, as a resolver would, so a busy CI host
+        losing a datagram does not fail a test about something else."""
+        try:
+            return dns.query.udp(query, self.dns_host, port=self.dns_port, timeout=timeout)
+        except dns.exception.Timeout:
+            return dns.query.udp(query, self.dns_host, port=self.dns_port, timeout=timeout)
 
-    def tcp(self, query: dns.message.Message, timeout: float = 2.0) -> dns.message.Message:
+    def tcp(self, query: dns.message.Message, timeout: float = 5.0) -> dns.message.Message:
         return dns.query.tcp(query, self.dns_host, port=self.dns_port, timeout=timeout)
 
     def raw_udp(self, payload: bytes, timeout: float = 0.5) -> bytes | None:
