@@ -12,17 +12,28 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from fodns.zone import AAAA, CNAME, NS, SOA, A, Name, RRset, ZoneData
+from fodns.zone import (
+    AAAA,
+    CNAME,
+    NS,
+    SOA,
+    A,
+    Name,
+    RRset,
+    ZoneData,
+    is_at_or_below,
+    parent_key,
+    wire_key,
+)
 
 ANY = dns.rdatatype.ANY
 DS = dns.rdatatype.DS
 # RFC 1034 §4.3.2 step 3a restarts at a CNAME target; stop chains that loop or run long.
 MAX_CNAME_CHAIN = 8
-WILDCARD_LABEL = b"*"
+WILDCARD_PREFIX = b"\x01*"  # the wire form of a leading "*" label
 
 
 class Outcome(enum.Enum):
@@ -46,34 +57,36 @@ class Result:
     wildcard: bool = False
 
 
-def find_zone(zones: Mapping[Name, ZoneData], qname: Name) -> ZoneData | None:
-    """The deepest of our zones that contains qname, or None (then we are not authoritative)."""
-    name = qname
+def find_zone(zones: Mapping[bytes, ZoneData], qkey: bytes) -> ZoneData | None:
+    """The deepest of our zones that contains the name, or None (then we are not authoritative)."""
+    key = qkey
     while True:
-        zone = zones.get(name)
+        zone = zones.get(key)
         if zone is not None:
             return zone
-        if name == dns.name.root or len(name) == 0:
+        if len(key) <= 1:
             return None
-        name = name.parent()
+        key = parent_key(key)
 
 
-def lookup(zones: Mapping[Name, ZoneData], qname: Name, qtype: int) -> Result:
-    zone = find_zone(zones, qname)
+def lookup(zones: Mapping[bytes, ZoneData], qname: Name, qtype: int) -> Result:
+    qkey = wire_key(qname)
+    zone = find_zone(zones, qkey)
     if zone is None:
         return Result(Outcome.REFUSED)
-    cut = _highest_cut(zone, qname)
-    if cut is not None and not (qtype == DS and cut == qname):
+    cut = highest_cut(zone, qkey)
+    if cut is not None and not (qtype == DS and cut == qkey):
         # RFC 1034 §4.3.2 step 3b: at or below a zone cut we only refer.
         return _referral(zone, cut)
-    return _lookup_in_zone(zone, qname, qtype, chain=())
+    return _lookup_in_zone(zone, qname, qkey, qtype, chain=())
 
 
-def _lookup_in_zone(zone: ZoneData, qname: Name, qtype: int, chain: tuple[Name, ...]) -> Result:
-    if qname in zone.names:
-        return _answer_at(zone, qname, qname, qtype, chain, wildcard=False)
-    closest_encloser = _closest_encloser(zone, qname)
-    source = dns.name.Name((WILDCARD_LABEL, *closest_encloser.labels))
+def _lookup_in_zone(
+    zone: ZoneData, qname: Name, qkey: bytes, qtype: int, chain: tuple[bytes, ...]
+) -> Result:
+    if qkey in zone.names:
+        return _answer_at(zone, qkey, qname, qtype, chain, wildcard=False)
+    source = WILDCARD_PREFIX + _closest_encloser(zone, qkey)
     if source in zone.records:
         # RFC 4592 §3.3.1: the source of synthesis is the wildcard at the closest encloser.
         return _answer_at(zone, source, qname, qtype, chain, wildcard=True)
@@ -81,13 +94,13 @@ def _lookup_in_zone(zone: ZoneData, qname: Name, qtype: int, chain: tuple[Name, 
 
 
 def _answer_at(
-    zone: ZoneData, node: Name, owner: Name, qtype: int, chain: tuple[Name, ...], wildcard: bool
+    zone: ZoneData, node: bytes, owner: Name, qtype: int, chain: tuple[bytes, ...], wildcard: bool
 ) -> Result:
     """Answer from the records at `node`, written with owner `owner` (differs for wildcards)."""
     records = zone.records.get(node, {})
     cname = records.get(CNAME)
     if cname is not None and qtype not in (CNAME, ANY):
-        return _follow_cname(zone, _with_owner(cname, owner), qtype, chain, wildcard)
+        return _follow_cname(zone, _with_owner(cname, owner), node, qtype, chain, wildcard)
     if qtype == ANY:
         if not records:
             return Result(Outcome.NODATA, zone, authority=[negative_soa(zone)], wildcard=wildcard)
@@ -103,22 +116,28 @@ def _answer_at(
     if rrset is None:
         return Result(Outcome.NODATA, zone, authority=[negative_soa(zone)], wildcard=wildcard)
     result = Result(Outcome.ANSWER, zone, answer=[_with_owner(rrset, owner)], wildcard=wildcard)
-    if qtype == NS and node == zone.origin:
-        result.additional = _glue(zone, rrset, zone.origin)
+    if qtype == NS and node == zone.origin_key:
+        result.additional = _glue(zone, rrset)
     return result
 
 
 def _follow_cname(
-    zone: ZoneData, cname: RRset, qtype: int, chain: tuple[Name, ...], wildcard: bool
+    zone: ZoneData,
+    cname: RRset,
+    node: bytes,
+    qtype: int,
+    chain: tuple[bytes, ...],
+    wildcard: bool,
 ) -> Result:
     """RFC 1034 §4.3.2 step 3a: put the CNAME in the answer and restart at its target
     when the target is in this zone; RFC 6604: the rcode is that of the last name."""
     target: Name = cname[0].target
-    chain = (*chain, cname.name)
-    in_zone = target.is_subdomain(zone.origin) and _highest_cut(zone, target) is None
-    if not in_zone or target in chain or len(chain) >= MAX_CNAME_CHAIN:
+    target_key = wire_key(target)
+    chain = (*chain, node)
+    in_zone = is_at_or_below(target_key, zone.origin_key) and highest_cut(zone, target_key) is None
+    if not in_zone or target_key in chain or len(chain) >= MAX_CNAME_CHAIN:
         return Result(Outcome.ANSWER, zone, answer=[cname], wildcard=wildcard)
-    rest = _lookup_in_zone(zone, target, qtype, chain)
+    rest = _lookup_in_zone(zone, target, target_key, qtype, chain)
     # The chain exists whatever its end holds: NODATA and NXDOMAIN keep their SOA.
     outcome = Outcome.ANSWER if rest.outcome is Outcome.ANSWER else rest.outcome
     return Result(
@@ -131,41 +150,42 @@ def _follow_cname(
     )
 
 
-def _referral(zone: ZoneData, cut: Name) -> Result:
+def _referral(zone: ZoneData, cut: bytes) -> Result:
     ns = zone.records[cut][NS]
-    return Result(Outcome.REFERRAL, zone, authority=[ns], additional=_glue(zone, ns, cut))
+    return Result(Outcome.REFERRAL, zone, authority=[ns], additional=_glue(zone, ns))
 
 
-def _glue(zone: ZoneData, ns: RRset, below: Name) -> list[RRset]:
+def _glue(zone: ZoneData, ns: RRset) -> list[RRset]:
     """Addresses of the nameservers that lie inside the zone (RFC 9471: in-domain glue)."""
     glue: list[RRset] = []
     for rdata in ns:
-        target: Name = rdata.target
-        if not target.is_subdomain(zone.origin):
+        target_key = wire_key(rdata.target)
+        if not is_at_or_below(target_key, zone.origin_key):
             continue
         for rdtype in (A, AAAA):
-            rrset = zone.rrset(target, rdtype)
+            rrset = zone.rrset(target_key, rdtype)
             if rrset is not None and rrset not in glue:
                 glue.append(rrset)
     return glue
 
 
-def _highest_cut(zone: ZoneData, qname: Name) -> Name | None:
-    """The delegation point nearest the apex on the way down to qname, if any."""
-    depth = len(zone.origin)
-    for count in range(depth + 1, len(qname) + 1):
-        ancestor = dns.name.Name(qname.labels[-count:])
-        if zone.is_cut(ancestor):
-            return ancestor
-    return None
+def highest_cut(zone: ZoneData, key: bytes) -> bytes | None:
+    """The delegation point nearest the apex on the way down to the name, if any."""
+    if not zone.cuts:
+        return None
+    highest = None
+    while len(key) > len(zone.origin_key):
+        if key in zone.cuts:
+            highest = key
+        key = parent_key(key)
+    return highest
 
 
-def _closest_encloser(zone: ZoneData, qname: Name) -> Name:
-    """RFC 4592 §3.3.1: the longest existing ancestor of qname (the apex at worst)."""
-    name = qname
-    while name not in zone.names and name != zone.origin:
-        name = name.parent()
-    return name
+def _closest_encloser(zone: ZoneData, key: bytes) -> bytes:
+    """RFC 4592 §3.3.1: the longest existing ancestor of the name (the apex at worst)."""
+    while key not in zone.names and key != zone.origin_key:
+        key = parent_key(key)
+    return key
 
 
 def negative_soa(zone: ZoneData) -> RRset:

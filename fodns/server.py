@@ -45,6 +45,11 @@ def build_table(config: Config) -> AnswerTable:
     return AnswerTable(load_zones(config.zones))
 
 
+def zone_serials(table: AnswerTable) -> dict[str, int]:
+    """Each zone's name (no trailing dot) and current SOA serial, for logs and /healthz."""
+    return {zone.origin.to_text(omit_final_dot=True): zone.serial for zone in table.zones.values()}
+
+
 # ---- protocols --------------------------------------------------------------------------
 
 
@@ -239,7 +244,7 @@ def reload_zones(handler: QueryHandler, config: Config) -> bool:
         log.error("zone_reload_failed", error=str(exc), kept="previous table")
         return False
     handler.table = table
-    log.info("zones_reloaded", zones={str(o): z.serial for o, z in table.zones.items()})
+    log.info("zones_reloaded", zones=zone_serials(table))
     return True
 
 

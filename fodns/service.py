@@ -6,6 +6,7 @@ import asyncio
 import errno
 import signal
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from fodns.server import (
     install_signal_handlers,
     reload_zones,
     run_event_loop,
+    zone_serials,
 )
 
 log = get_logger()
@@ -47,7 +49,7 @@ async def _serve_in_process(config: Config, handler: QueryHandler) -> None:
     runner = await _start_api(config, registry, lambda: _health(handler, listen, 1))
     stop = asyncio.Event()
     install_signal_handlers(stop, lambda: reload_zones(handler, config))
-    _announce(config, listen, handler.table.zones.keys())
+    _announce(config, listen, zone_serials(handler.table))
     await stop.wait()
     log.info("stopping")
     await runner.cleanup()
@@ -95,13 +97,11 @@ async def _start_api(config: Config, registry: Any, health: Any) -> web.AppRunne
 def _health(
     handler: QueryHandler | None, listen: list[ListenAddress], workers: int
 ) -> dict[str, Any]:
-    zones = (
-        {str(o).rstrip("."): z.serial for o, z in handler.table.zones.items()} if handler else {}
-    )
+    zones = zone_serials(handler.table) if handler else {}
     return {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
 
 
-def _announce(config: Config, listen: list[ListenAddress], zones: Any) -> None:
+def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str]) -> None:
     """The lines a new user can paste, on stdout; the same facts as a log event."""
     api = config.api.listen
     first = listen[0]

@@ -28,9 +28,9 @@ import dns.name
 import dns.rdatatype
 
 from fodns import querystats
-from fodns.lookup import Outcome, Result, lookup, negative_soa
+from fodns.lookup import Outcome, Result, find_zone, highest_cut, lookup, negative_soa
 from fodns.wire import Template, refused_template, render
-from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, name_to_wire
+from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, parent_key, wire_key
 
 CLASS_IN = b"\x00\x01"
 ANY = int(dns.rdatatype.ANY)
@@ -71,39 +71,33 @@ class ZoneRuntime:
         return template
 
 
-def wire_key(name: Name) -> bytes:
-    """The case-folded wire form of a name: the key of `names`, prefix of `answers` keys.
-
-    bytes.lower() folds only A-Z, exactly DNS's case-insensitivity (RFC 4343 §3);
-    length octets are at most 63 and so are never changed by it.
-    """
-    return name_to_wire(name).lower()
-
-
 class AnswerTable:
     """Prebuilt replies for a set of zones, plus the lookup for the rest."""
 
     def __init__(self, zones: Iterable[ZoneData]) -> None:
         self.answers: dict[bytes, Template] = {}
         self.names: dict[bytes, NameInfo] = {}
-        self.zones: dict[Name, ZoneData] = {}
-        self.runtimes: dict[Name, ZoneRuntime] = {}
+        self.zones: dict[bytes, ZoneData] = {}
+        self.runtimes: dict[bytes, ZoneRuntime] = {}
         self.refused = refused_template()
         # Replies built on first use (wildcards, ANY, CNAMEs, referrals); cleared on change.
         self._synthesized: dict[object, Template] = {}
         # name -> names whose replies include its records (CNAME owners, the apex for glue)
-        self._dependents: dict[Name, set[Name]] = {}
-        self._keys_of: dict[Name, list[bytes]] = {}
-        self._references_of: dict[Name, list[Name]] = {}
-        for zone in sorted(zones, key=lambda z: len(z.origin)):
-            if zone.origin in self.zones:
+        self._dependents: dict[bytes, set[bytes]] = {}
+        self._keys_of: dict[bytes, list[bytes]] = {}
+        self._references_of: dict[bytes, list[bytes]] = {}
+        for zone in sorted(zones, key=lambda z: len(z.origin_key)):
+            if zone.origin_key in self.zones:
                 raise ValueError(f"zone {zone.origin} is configured twice")
-            self.zones[zone.origin] = zone
-            self.runtimes[zone.origin] = ZoneRuntime(zone)
+            self.zones[zone.origin_key] = zone
+            self.runtimes[zone.origin_key] = ZoneRuntime(zone)
         for zone in self.zones.values():
-            for name in zone.names:
-                if self._owning_zone(name) is zone:
-                    self._install(self._build_name(zone, name))
+            for key in zone.names:
+                if find_zone(self.zones, key) is zone:
+                    self._install(self._build_name(zone, key))
+
+    def zone(self, origin: Name) -> ZoneData:
+        return self.zones[wire_key(origin)]
 
     # ---- the miss path: everything not in `answers` -------------------------
 
@@ -145,90 +139,87 @@ class AnswerTable:
 
     # ---- building ----------------------------------------------------------
 
-    def _owning_zone(self, name: Name) -> ZoneData | None:
-        """The deepest zone holding name: a child zone we also serve wins over its parent."""
-        while True:
-            zone = self.zones.get(name)
-            if zone is not None:
-                return zone
-            if len(name) <= 1:
-                return None
-            name = name.parent()
-
-    def _build_name(self, zone: ZoneData, name: Name) -> _NameBuild:
-        runtime = self.runtimes[zone.origin]
-        lname = wire_key(name)
-        records = zone.records.get(name, {})
-        build = _NameBuild(name, lname)
-        if _below_cut(zone, name):
+    def _build_name(self, zone: ZoneData, key: bytes) -> _NameBuild:
+        runtime = self.runtimes[zone.origin_key]
+        records = zone.records.get(key, {})
+        build = _NameBuild(key)
+        if highest_cut(zone, key) is not None:
             build.info = NameInfo(NameKind.DELEGATED, runtime)
             return build
         if CNAME in records:
             build.info = NameInfo(NameKind.CNAME, runtime)
             qtypes: Iterable[int] = CNAME_PREBUILT_TYPES
-            target: Name = records[CNAME][0].target
-            build.references.append(target)
+            build.references.append(wire_key(records[CNAME][0].target))
         else:
             build.info = NameInfo(NameKind.PLAIN, runtime)
             qtypes = records
-            if name == zone.origin:
-                build.references.extend(ns.target for ns in records[NS])
+            if key == zone.origin_key:
+                build.references.extend(wire_key(ns.target) for ns in records[NS])
+        if not records:
+            return build  # an empty non-terminal or an empty node: NODATA for every type
+        name = next(iter(records.values())).name
         # A plain name's own types are answered with just their RRset; only the apex
         # (glue) and CNAMEs (chasing) need the full lookup.
-        plain = build.info.kind is NameKind.PLAIN and name != zone.origin
+        plain = build.info.kind is NameKind.PLAIN and key != zone.origin_key
         for qtype in qtypes:
             if plain:
                 result = Result(Outcome.ANSWER, zone, answer=[records[qtype]])
             else:
                 result = lookup(self.zones, name, qtype)
-            template = render(result, name, len(lname), querystats.slot(qtype, 0))
-            build.templates[lname + _QTYPE.pack(qtype) + CLASS_IN] = template
+            template = render(result, name, len(key), querystats.slot(qtype, 0))
+            build.templates[key + _QTYPE.pack(qtype) + CLASS_IN] = template
         return build
 
     def _install(self, build: _NameBuild) -> None:
-        for key in self._keys_of.pop(build.name, ()):
-            self.answers.pop(key, None)
-        for target in self._references_of.pop(build.name, ()):
+        for answer_key in self._keys_of.pop(build.key, ()):
+            self.answers.pop(answer_key, None)
+        for target in self._references_of.pop(build.key, ()):
             referers = self._dependents.get(target)
             if referers is not None:
-                referers.discard(build.name)
+                referers.discard(build.key)
         if build.info is None:
-            self.names.pop(build.lname, None)
+            self.names.pop(build.key, None)
             return
-        self.names[build.lname] = build.info
+        self.names[build.key] = build.info
         self.answers.update(build.templates)
-        self._keys_of[build.name] = list(build.templates)
-        self._references_of[build.name] = build.references
+        self._keys_of[build.key] = list(build.templates)
+        self._references_of[build.key] = build.references
         for target in build.references:
-            self._dependents.setdefault(target, set()).add(build.name)
+            self._dependents.setdefault(target, set()).add(build.key)
 
     # ---- changes -------------------------------------------------------------
 
     def apply(
-        self, origin: Name, changes: Mapping[Name, dict[int, RRset]], serial: int | None = None
+        self,
+        origin: Name,
+        changes: Mapping[Name, dict[int, RRset] | None],
+        serial: int | None = None,
     ) -> None:
-        """Replace the records at each changed name (empty dict: delete) and set the serial.
+        """Replace the records at each changed name and set the serial.
 
-        Costs in proportion to the changed names and their dependents. If
-        building fails the zone data is restored and the table is unchanged.
+        A name's new records replace all it had; None deletes the name, an empty
+        dict keeps it as a name with no records (NODATA for every type). Costs in
+        proportion to the changed names and their dependents. If building fails
+        the zone data is restored and the table is unchanged.
         """
-        zone = self.zones[origin]
-        saved = {name: zone.records.get(name) for name in changes}
+        zone = self.zone(origin)
+        saved = {name: zone.records.get(wire_key(name)) for name in changes}
         saved_serial = zone.serial
-        affected: set[Name] = set()
+        affected: set[bytes] = set()
         try:
             for name, rrsets in changes.items():
-                if _changes_delegation(zone, name, rrsets):
+                key = wire_key(name)
+                if _changes_delegation(zone, key, rrsets):
                     raise _NeedsFullRebuild
-                before = zone.names.copy() if _may_change_ents(zone, name, rrsets) else None
+                before = zone.names.copy() if _may_change_ents(zone, key, rrsets) else None
                 zone.set_records(name, rrsets)
-                affected.add(name)
+                affected.add(key)
                 if before is not None:
                     affected.update(before.symmetric_difference(zone.names))
             if serial is not None:
                 zone.set_serial(serial)
-            affected.add(origin)
-            builds = [self._build_name(zone, name) for name in self._with_dependents(affected)]
+            affected.add(zone.origin_key)
+            builds = [self._build_name(zone, key) for key in self._with_dependents(affected)]
         except _NeedsFullRebuild:
             for name, rrsets in changes.items():
                 zone.set_records(name, rrsets)
@@ -238,21 +229,21 @@ class AnswerTable:
             return
         except Exception:
             for name, old in saved.items():
-                zone.set_records(name, old or {})
+                zone.set_records(name, old)
             zone.set_serial(saved_serial)
             raise
         # Install: synchronous, so no query sees half of it.
         for build in builds:
-            if build.name not in zone.names:
+            if build.key not in zone.names:
                 build.info = None
             self._install(build)
-        self.runtimes[origin].negatives.clear()
+        self.runtimes[zone.origin_key].negatives.clear()
         self._synthesized.clear()
 
-    def _with_dependents(self, names: set[Name]) -> list[Name]:
+    def _with_dependents(self, keys: set[bytes]) -> list[bytes]:
         """The names plus, transitively, every name whose reply includes their records."""
-        seen = set(names)
-        todo = list(names)
+        seen = set(keys)
+        todo = list(keys)
         while todo:
             for referer in self._dependents.get(todo.pop(), ()):
                 if referer not in seen:
@@ -262,54 +253,41 @@ class AnswerTable:
 
     def _rebuild_zone(self, zone: ZoneData) -> None:
         """A delegation appeared or went: the kinds of whole subtrees change; rebuild the zone."""
-        stale = [n for n, info in self.names.items() if info.zone.data is zone]
-        for lname in stale:
-            del self.names[lname]
-        for name in [n for n in self._keys_of if n.is_subdomain(zone.origin)]:
-            for key in self._keys_of.pop(name):
-                self.answers.pop(key, None)
-            for target in self._references_of.pop(name, ()):
-                self._dependents.get(target, set()).discard(name)
-        for name in zone.names:
-            if self._owning_zone(name) is zone:
-                self._install(self._build_name(zone, name))
-        self.runtimes[zone.origin].negatives.clear()
+        stale = [key for key, info in self.names.items() if info.zone.data is zone]
+        for key in stale:
+            del self.names[key]
+            for answer_key in self._keys_of.pop(key, ()):
+                self.answers.pop(answer_key, None)
+            for target in self._references_of.pop(key, ()):
+                self._dependents.get(target, set()).discard(key)
+        for key in zone.names:
+            if find_zone(self.zones, key) is zone:
+                self._install(self._build_name(zone, key))
+        self.runtimes[zone.origin_key].negatives.clear()
         self._synthesized.clear()
 
 
 @dataclass
 class _NameBuild:
-    name: Name
-    lname: bytes
+    key: bytes
     info: NameInfo | None = None
     templates: dict[bytes, Template] = field(default_factory=dict)
-    references: list[Name] = field(default_factory=list)
+    references: list[bytes] = field(default_factory=list)
 
 
 class _NeedsFullRebuild(Exception):
     pass
 
 
-def _below_cut(zone: ZoneData, name: Name) -> bool:
-    if not zone.cuts:
+def _changes_delegation(zone: ZoneData, key: bytes, rrsets: Mapping[int, RRset] | None) -> bool:
+    if key == zone.origin_key:
         return False
-    ancestor = name
-    while ancestor != zone.origin and len(ancestor) > len(zone.origin):
-        if zone.is_cut(ancestor):
-            return True
-        ancestor = ancestor.parent()
-    return False
+    had_ns = NS in zone.records.get(key, {})
+    return had_ns or NS in (rrsets or {}) or highest_cut(zone, key) is not None
 
 
-def _changes_delegation(zone: ZoneData, name: Name, rrsets: Mapping[int, RRset]) -> bool:
-    if name == zone.origin:
-        return False
-    had_ns = NS in zone.records.get(name, {})
-    return had_ns or NS in rrsets or _below_cut(zone, name)
-
-
-def _may_change_ents(zone: ZoneData, name: Name, rrsets: Mapping[int, RRset]) -> bool:
-    """Adding or removing a name deeper than one label below the apex may add or
+def _may_change_ents(zone: ZoneData, key: bytes, rrsets: Mapping[int, RRset] | None) -> bool:
+    """Adding or removing a node deeper than one label below the apex may add or
     remove empty non-terminals above it."""
-    exists_now = name in zone.records
-    return bool(rrsets) != exists_now and len(name) > len(zone.origin) + 1
+    exists_now = key in zone.records
+    return (rrsets is not None) != exists_now and parent_key(key) != zone.origin_key

@@ -34,72 +34,103 @@ def name_to_wire(name: Name) -> bytes:
     return wire
 
 
+def wire_key(name: Name) -> bytes:
+    """The case-folded wire form of a name: how fodns keys names everywhere.
+
+    bytes.lower() folds only A-Z, exactly DNS's case-insensitivity (RFC 4343 §3);
+    length octets are at most 63 and so are never changed by it. Bytes hash once
+    and compare in C, where dnspython Names re-fold every label on each hash.
+    """
+    return name_to_wire(name).lower()
+
+
+def parent_key(key: bytes) -> bytes:
+    """The key of a name's parent: drop the first label."""
+    return key[key[0] + 1 :]
+
+
+def is_at_or_below(key: bytes, ancestor: bytes) -> bool:
+    """Whether the name `key` is `ancestor` or inside it, on label boundaries."""
+    while len(key) > len(ancestor):
+        key = key[key[0] + 1 :]
+    return key == ancestor
+
+
 @dataclass
 class ZoneData:
-    """Every record of one zone, by owner name, plus the names that exist without data.
+    """Every record of one zone by owner, and every name that exists.
 
-    Names are dnspython `Name`s, which compare and hash case-insensitively (RFC 4343).
-    `names` holds every name that exists in the zone: owners of data and the empty
-    non-terminals above them (RFC 8020: a name with descendants exists).
+    Names are keyed by `wire_key`. `records` has an entry for each node that
+    exists in its own right, with or without records (a failover group with no
+    active app exists with none); `names` adds the empty non-terminals above
+    them (RFC 8020: a name with descendants exists).
     """
 
     origin: Name
-    records: dict[Name, dict[int, RRset]] = field(default_factory=dict)
-    names: set[Name] = field(default_factory=set)
-    # How many data-bearing names lie strictly below each name: an empty
-    # non-terminal exists exactly while its count is above zero.
-    descendants: dict[Name, int] = field(default_factory=dict)
+    origin_key: bytes = b""
+    records: dict[bytes, dict[int, RRset]] = field(default_factory=dict)
+    names: set[bytes] = field(default_factory=set)
+    # How many nodes lie strictly below each name: an empty non-terminal
+    # exists exactly while its count is above zero.
+    descendants: dict[bytes, int] = field(default_factory=dict)
     # Delegation points (NS below the apex): most zones have none, which lets
     # every "is this name below a cut?" question be answered at once.
-    cuts: set[Name] = field(default_factory=set)
+    cuts: set[bytes] = field(default_factory=set)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        self.origin_key = wire_key(self.origin)
+        self.names.add(self.origin_key)
 
     @property
     def soa(self) -> RRset:
-        return self.records[self.origin][SOA]
+        return self.records[self.origin_key][SOA]
 
     @property
     def serial(self) -> int:
         return int(self.soa[0].serial)
 
-    def rrset(self, name: Name, rdtype: int) -> RRset | None:
-        return self.records.get(name, {}).get(rdtype)
+    def rrset(self, key: bytes, rdtype: int) -> RRset | None:
+        return self.records.get(key, {}).get(rdtype)
 
-    def is_cut(self, name: Name) -> bool:
+    def is_cut(self, key: bytes) -> bool:
         """A delegation point: NS records at a name below the apex (RFC 1034 §4.2.1)."""
-        return name in self.cuts
+        return key in self.cuts
 
-    def set_records(self, name: Name, rrsets: dict[int, RRset]) -> None:
-        """Replace every record at `name` (an empty dict deletes the name's data)."""
+    def set_records(self, name: Name, rrsets: dict[int, RRset] | None) -> None:
+        """Replace every record at `name`; None deletes the node, {} keeps it empty."""
         if not name.is_subdomain(self.origin):
             raise ZoneFileError(f"{name} is not inside zone {self.origin}")
-        had_data = name in self.records
-        if NS in rrsets and name != self.origin:
-            self.cuts.add(name)
+        self.set_records_by_key(wire_key(name), rrsets)
+
+    def set_records_by_key(self, key: bytes, rrsets: dict[int, RRset] | None) -> None:
+        existed = key in self.records
+        if rrsets is not None and NS in rrsets and key != self.origin_key:
+            self.cuts.add(key)
         else:
-            self.cuts.discard(name)
-        if rrsets:
-            self.records[name] = dict(rrsets)
-            self.names.add(name)
-            if not had_data:
-                self._count_ancestors(name, +1)
-        elif had_data:
-            del self.records[name]
-            self._count_ancestors(name, -1)
-            if self.descendants.get(name, 0) == 0 and name != self.origin:
-                self.names.discard(name)
+            self.cuts.discard(key)
+        if rrsets is not None:
+            self.records[key] = dict(rrsets)
+            self.names.add(key)
+            if not existed:
+                self._count_ancestors(key, +1)
+        elif existed:
+            del self.records[key]
+            self._count_ancestors(key, -1)
+            if self.descendants.get(key, 0) == 0 and key != self.origin_key:
+                self.names.discard(key)
 
     def set_serial(self, serial: int) -> None:
         soa = self.soa
         new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         new.update_ttl(soa.ttl)
         new.add(soa[0].replace(serial=serial))
-        self.records[self.origin][SOA] = new
+        self.records[self.origin_key][SOA] = new
 
-    def _count_ancestors(self, name: Name, delta: int) -> None:
-        ancestor = name
-        while ancestor != self.origin:
-            ancestor = ancestor.parent()
+    def _count_ancestors(self, key: bytes, delta: int) -> None:
+        ancestor = key
+        while ancestor != self.origin_key:
+            ancestor = parent_key(ancestor)
             count = self.descendants.get(ancestor, 0) + delta
             if count > 0:
                 self.descendants[ancestor] = count
@@ -131,7 +162,6 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
         raise ZoneFileError(f"{path}: {exc}") from exc
 
     data = ZoneData(origin=origin_name, source=str(path))
-    data.names.add(origin_name)
     for name, node in zone.nodes.items():
         rrsets: dict[int, RRset] = {}
         for rdataset in node.rdatasets:
@@ -171,9 +201,10 @@ def _read_zone_file(path: Path, origin: Name) -> dns.zone.Zone:
 
 def _check_glue(data: ZoneData, path: Path) -> None:
     """In-zone nameservers of the apex need addresses, or resolvers cannot reach them."""
-    for ns in data.records[data.origin][NS]:
+    for ns in data.records[data.origin_key][NS]:
         target: Name = ns.target
-        missing_address = data.rrset(target, A) is None and data.rrset(target, AAAA) is None
+        target_key = wire_key(target)
+        missing_address = data.rrset(target_key, A) is None and data.rrset(target_key, AAAA) is None
         if target.is_subdomain(data.origin) and missing_address:
             raise ZoneFileError(
                 f"{path}: nameserver {target} is inside the zone but has no A or AAAA record"

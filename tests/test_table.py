@@ -129,15 +129,33 @@ def test_empty_non_terminals_come_and_go_with_their_descendants() -> None:
     assert empty.rcode() == dns.rcode.NOERROR and not empty.answer
     assert_same_as_fresh(handler)
 
-    handler.table.apply(ORIGIN, {deep: {}})
+    handler.table.apply(ORIGIN, {deep: None})
     assert ask(handler, "x.y.test.example", "A").rcode() == dns.rcode.NXDOMAIN
     assert ask(handler, "y.test.example", "A").rcode() == dns.rcode.NXDOMAIN
     assert_same_as_fresh(handler)
 
 
+def test_a_name_kept_with_no_records_exists_for_every_type() -> None:
+    """A failover group with no active app: the name exists, every type is NODATA."""
+    handler = QueryHandler(AnswerTable([zone()]))
+    reserved = dns.name.from_text("414-262-781.test.example")
+    handler.table.apply(ORIGIN, {reserved: {}}, serial=8)
+    for qtype in ("A", "AAAA", "TXT", "ANY"):
+        reply = ask(handler, "414-262-781.test.example", qtype)
+        assert reply.rcode() == dns.rcode.NOERROR and not reply.answer, qtype
+        assert reply.authority[0][0].serial == 8
+    handler.table.apply(ORIGIN, {reserved: records(str(reserved), ("A", "192.0.2.7"))})
+    assert answer_text(ask(handler, "414-262-781.test.example", "A")) == [
+        "414-262-781.test.example. 30 IN A 192.0.2.7"
+    ]
+    handler.table.apply(ORIGIN, {reserved: None})
+    assert ask(handler, "414-262-781.test.example", "A").rcode() == dns.rcode.NXDOMAIN
+    assert_same_as_fresh(handler)
+
+
 def test_deleting_a_cname_target_makes_the_chain_end_in_nxdomain() -> None:
     handler = QueryHandler(AnswerTable([zone()]))
-    handler.table.apply(ORIGIN, {dns.name.from_text("www.test.example"): {}})
+    handler.table.apply(ORIGIN, {dns.name.from_text("www.test.example"): None})
     reply = ask(handler, "alias.test.example", "A")
     assert reply.rcode() == dns.rcode.NXDOMAIN  # RFC 6604
     assert answer_text(reply) == ["alias.test.example. 300 IN CNAME www.test.example."]
