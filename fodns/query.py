@@ -33,6 +33,7 @@ from fodns.wire import (
     opt_record,
     reply_limit,
     truncated,
+    unsigned_tsig_error,
 )
 from fodns.zone import name_to_wire
 
@@ -43,6 +44,7 @@ _NO_ADDITIONAL = b"\x00\x00"
 _ONE_ADDITIONAL = b"\x00\x01"
 _OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
 MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
+BADKEY = 17  # RFC 8945 §5.3.2: TSIG error for a key the server does not know
 # QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
 # the fast path's miss branch: the slow path gives each its own reply.
 _SPECIAL_QTYPES = frozenset({41, 249, 250, 251, 252, 253, 254})
@@ -144,10 +146,8 @@ class QueryHandler:
             counters[querystats.DROPPED] += 1
             return None
         try:
-            message = dns.message.from_wire(data)
-        except dns.message.UnknownTSIGKey:
-            # RFC 8945 §5.2.2: a key we do not know gets NOTAUTH, unsigned.
-            return self._error(data, NOTAUTH, 0)
+            # keyring=False: read a TSIG without verifying it; we answer it below.
+            message = dns.message.from_wire(data, keyring=False)
         except Exception as exc:
             if data[2] & 0x78:
                 # An opcode we do not implement need not follow the QUERY layout (an
@@ -161,6 +161,7 @@ class QueryHandler:
             return self._error(data, FORMERR, 0)
 
         opt = b""
+        do_bit = 0
         if message.edns >= 0:
             do_bit = EDNS_DO if message.ednsflags & dns.flags.DO else 0
             opt = self._opt_do if do_bit else self._opt_plain
@@ -169,9 +170,15 @@ class QueryHandler:
 
         if message.opcode() != dns.opcode.QUERY:
             return self._error(data, NOTIMP, qtype, question, opt)
+        if message.tsig is not None and message.keyname is not None:
+            # RFC 8945 §5.2.2: no key is configured for queries, so the key is unknown:
+            # NOTAUTH, with an unsigned TSIG record carrying BADKEY (§5.3.2).
+            tsig = unsigned_tsig_error(message.keyname, message.tsig[0], BADKEY)
+            return self._error(data, NOTAUTH, qtype, question, opt, tsig=tsig)
         if message.edns > 0:
             # RFC 6891 §6.1.3: we speak version 0 only; say so with BADVERS.
-            badvers_opt = opt_record(self.udp_payload, 0, BADVERS)
+            # RFC 3225 §3 (and RFC 8906 §8.2.9): the DO bit is copied here too.
+            badvers_opt = opt_record(self.udp_payload, do_bit, BADVERS)
             return self._error(data, BADVERS, qtype, question, badvers_opt, rcode_stat=BADVERS)
         # An IXFR query carries the client's SOA in authority (RFC 1995 §3): well formed.
         stray_authority = message.authority and qtype != dns.rdatatype.IXFR
@@ -212,9 +219,10 @@ class QueryHandler:
         question: bytes = b"",
         opt: bytes = b"",
         rcode_stat: int | None = None,
+        tsig: bytes = b"",
     ) -> bytes:
         self.counters[querystats.slot(qtype, rcode if rcode_stat is None else rcode_stat)] += 1
-        return error_reply(data, rcode, question, opt)
+        return error_reply(data, rcode, question, opt, tsig)
 
     @staticmethod
     def _question_bytes(data: bytes, message: dns.message.Message) -> bytes:

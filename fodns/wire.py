@@ -16,6 +16,8 @@ import struct
 from typing import NamedTuple
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 
 from fodns.lookup import Outcome, Result
@@ -193,20 +195,43 @@ def truncated(
     return b"".join((query_id, head, question, template.tail[:cut], opt))
 
 
-def error_reply(query: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes:
+def error_reply(
+    query: bytes, rcode: int, question: bytes = b"", opt: bytes = b"", tsig: bytes = b""
+) -> bytes:
     """A reply with no records: the query's ID, opcode, RD and CD, and `rcode`.
 
     `question` is the query's question, echoed when it could be read; `opt` is
-    our OPT record, sent when the query had a usable one (RFC 6891 §7).
+    our OPT record, sent when the query had a usable one (RFC 6891 §7); `tsig`
+    a TSIG record, which must come last (RFC 8945 §5.1).
     """
     flags = int.from_bytes(query[2:4], "big")
     reply_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    additional = (1 if opt else 0) + (1 if tsig else 0)
     return b"".join(
         (
             query[:2],
-            _FLAGS_AND_COUNTS.pack(reply_flags, 1 if question else 0, 0, 0, 1 if opt else 0),
+            _FLAGS_AND_COUNTS.pack(reply_flags, 1 if question else 0, 0, 0, additional),
             question,
             opt,
+            tsig,
+        )
+    )
+
+
+_RR_HEADER = struct.Struct("!HHIH")
+
+
+def unsigned_tsig_error(keyname: dns.name.Name, query_tsig: dns.rdata.Rdata, error: int) -> bytes:
+    """The TSIG record of an error reply that cannot be signed (RFC 8945 §5.3.2):
+    the query's key, algorithm, time and fudge, an empty MAC, and the error."""
+    rdata = query_tsig.replace(mac=b"", error=error, other=b"")
+    rdata_wire = rdata.to_wire()
+    assert rdata_wire is not None
+    return b"".join(
+        (
+            name_to_wire(keyname),
+            _RR_HEADER.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata_wire)),
+            rdata_wire,
         )
     )
 

@@ -179,6 +179,15 @@ def test_unknown_edns_version_gets_badvers(
     assert not reply.answer
 
 
+@pytest.mark.parametrize("do", [True, False])
+def test_badvers_copies_the_do_bit(server: FodnsProcess, do: bool) -> None:
+    """RFC 3225 §3, checked by RFC 8906 §8.2.9: DO is copied into the BADVERS reply too."""
+    query = dns.message.make_query("test.example", "SOA", use_edns=1, want_dnssec=do)
+    reply = server.udp(query)
+    assert reply.rcode() == dns.rcode.BADVERS
+    assert bool(reply.ednsflags & dns.flags.DO) == do
+
+
 def opt_rr(owner: bytes = b"\x00", payload: int = OUR_PAYLOAD, rdata: bytes = b"") -> bytes:
     return owner + struct.pack("!HHBBHH", 41, payload, 0, 0, 0, len(rdata)) + rdata
 
