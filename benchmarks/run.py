@@ -534,7 +534,10 @@ def benchmark(
         with running_server(setup.command, log_path) as process:
             wait_until_answering(process, setup.port, log_path)
             check_answers(setup.port)
-            print(f"{server}: serving on 127.0.0.1:{setup.port}, dnsperf for {args.duration}s")
+            print(
+                f"{server}: serving on 127.0.0.1:{setup.port}, dnsperf for {args.duration}s",
+                flush=True,
+            )
             before = CpuReading.take(process.pid)
             run_dnsperf(setup.port, query_file, args, transcript)
             cpu = CpuReading.take(process.pid) - before
