@@ -29,6 +29,7 @@ from fodns.wire import (
     NOTAUTH,
     NOTIMP,
     REFUSED,
+    Template,
     error_reply,
     opt_record,
     reply_limit,
@@ -44,6 +45,7 @@ _NO_ADDITIONAL = b"\x00\x00"
 _ONE_ADDITIONAL = b"\x00\x01"
 _OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
 MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
+EDNS_FORMS_REMEMBERED = 4096  # distinct payload/DO combinations seen; bounded against floods
 BADKEY = 17  # RFC 8945 §5.3.2: TSIG error for a key the server does not know
 # QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
 # the fast path's miss branch: the slow path gives each its own reply.
@@ -78,47 +80,36 @@ class QueryHandler:
         self.counters = querystats.new_counters()
         self._opt_plain = opt_record(udp_payload, 0)
         self._opt_do = opt_record(udp_payload, EDNS_DO)
+        # OPT record bytes of queries -> (our OPT, UDP limit); see _read_opt.
+        self._edns_seen: dict[bytes, tuple[bytes, int]] = {}
 
-    def answer(self, data: bytes, udp: bool) -> bytes | None:
+    def answer(self, data: bytes, udp: bool = True) -> bytes | None:
         end = data.find(0, 12)
         if end < 0 or data[2] & 0xF8 or data[4:10] != _ONE_QUESTION:
             return self._answer_slowly(data, udp)
         question_end = end + 5
-        size = len(data)
-        additional = data[10:12]
-        if additional == _NO_ADDITIONAL and size == question_end:
+        if len(data) == question_end and data[10:12] == _NO_ADDITIONAL:
             opt = b""
             limit = MIN_UDP_PAYLOAD if udp else MAX_TCP_MESSAGE
-        elif (
-            additional == _ONE_ADDITIONAL
-            and data[question_end : question_end + 3] == _OPT_START
-            and size >= question_end + 11
-            and data[question_end + 6] == 0  # EDNS version 0
-            and size == question_end + 11 + (data[question_end + 9] << 8 | data[question_end + 10])
-        ):
-            opt = self._opt_do if data[question_end + 7] & 0x80 else self._opt_plain
-            if udp:
-                client_payload = data[question_end + 3] << 8 | data[question_end + 4]
-                limit = max(MIN_UDP_PAYLOAD, min(client_payload, self.udp_payload))
-            else:
-                limit = MAX_TCP_MESSAGE
         else:
-            return self._answer_slowly(data, udp)
+            edns = (
+                self._edns_seen.get(data[question_end:]) if data[10:12] == _ONE_ADDITIONAL else None
+            )
+            if edns is None:
+                edns = self._read_opt(data, question_end)
+                if edns is None:
+                    return self._answer_slowly(data, udp)
+            opt, udp_limit = edns
+            limit = udp_limit if udp else MAX_TCP_MESSAGE
 
+        key = data[12 : end + 1].lower() + data[end + 1 : question_end]
         table = self.table
-        template = table.answers.get(data[12 : end + 1].lower() + data[end + 1 : question_end])
+        template = table.answers.get(key) or table.misses.get(key)
         if template is None:
-            qtype = data[end + 1] << 8 | data[end + 2]
-            if (
-                data[end + 3 : question_end] != CLASS_IN
-                or qtype in _SPECIAL_QTYPES
-                or name_end(data) != end
-            ):
+            template = self._resolve(data, end, key)
+            if template is None:
                 return self._answer_slowly(data, udp)
-            template = table.resolve(data[12 : end + 1].lower(), qtype)
-            self.counters[querystats.slot(qtype, template.rcode)] += 1
-        else:
-            self.counters[template.stat] += 1
+        self.counters[template.stat] += 1
 
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
         if opt:
@@ -136,6 +127,53 @@ class QueryHandler:
         if len(reply) > limit:
             return truncated(template, data[:2], flag_index, data[12:question_end], opt, limit)
         return reply
+
+    def answer_oversized(self, data: bytes) -> bytes | None:
+        """A datagram larger than any query we accept, seen only in part: FORMERR."""
+        if len(data) < 12 or data[2] & 0x80:
+            self.counters[querystats.DROPPED] += 1
+            return None
+        return self._error(data, FORMERR, 0)
+
+    def _read_opt(self, data: bytes, question_end: int) -> tuple[bytes, int] | None:
+        """Our OPT and UDP size limit for a query whose one additional record is a
+        plain version-0 OPT (RFC 6891 §6.1.2), or None for the slow path to judge.
+
+        Resolvers send the same OPT bytes every time, so forms without options are
+        remembered: the next query with them costs one dict lookup.
+        """
+        size = len(data)
+        if (
+            data[10:12] != _ONE_ADDITIONAL
+            or data[question_end : question_end + 3] != _OPT_START
+            or size < question_end + 11
+            or data[question_end + 6] != 0  # EDNS version 0; others get BADVERS
+            or size != question_end + 11 + (data[question_end + 9] << 8 | data[question_end + 10])
+        ):
+            return None
+        opt = self._opt_do if data[question_end + 7] & 0x80 else self._opt_plain
+        client_payload = data[question_end + 3] << 8 | data[question_end + 4]
+        edns = (opt, max(MIN_UDP_PAYLOAD, min(client_payload, self.udp_payload)))
+        if size == question_end + 11:
+            if len(self._edns_seen) >= EDNS_FORMS_REMEMBERED:
+                self._edns_seen.clear()
+            self._edns_seen[data[question_end:]] = edns
+        return edns
+
+    def _resolve(self, data: bytes, end: int, key: bytes) -> Template | None:
+        """A question with no prebuilt answer: NODATA, NXDOMAIN, wildcard, referral...
+
+        The result is remembered by the table under the exact question, with its
+        counter slot, so a repeated miss costs what a hit does. None: the slow
+        path must judge (another class, a meta type, a name that is not plain).
+        """
+        qtype = data[end + 1] << 8 | data[end + 2]
+        if data[end + 3 : end + 5] != CLASS_IN or qtype in _SPECIAL_QTYPES or name_end(data) != end:
+            return None
+        template = self.table.resolve(key[:-4], qtype)
+        template = template._replace(stat=querystats.slot(qtype, template.rcode))
+        self.table.remember_miss(key, template)
+        return template
 
     # ---- the slow path -------------------------------------------------------------
 

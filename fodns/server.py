@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fodns import batchio
 from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
 from fodns.logs import configure_logging, get_logger
@@ -212,22 +213,35 @@ class DnsServer:
     tcp_connections: int = 0
     bound: list[ListenAddress] = field(default_factory=list)
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    _readers: list[socket.socket] = field(default_factory=list)
     _servers: list[asyncio.AbstractServer] = field(default_factory=list)
 
     async def start(self) -> list[ListenAddress]:
         loop = asyncio.get_running_loop()
         sockets = [bind_pair(address, self.reuse_port) for address in self.config.listen]
         for udp, tcp in sockets:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self.handler), sock=udp
-            )
-            self._transports.append(transport)
+            if batchio.available():
+                # recvmmsg/sendmmsg: a batch of datagrams per system call (see batchio).
+                reader = batchio.BatchedUdpReader(
+                    udp, self.handler.answer, self.handler.answer_oversized
+                )
+                loop.add_reader(udp.fileno(), reader.on_readable)
+                self._readers.append(udp)
+            else:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpProtocol(self.handler), sock=udp
+                )
+                self._transports.append(transport)
             self._servers.append(await loop.create_server(lambda: TcpProtocol(self), sock=tcp))
             host, port = udp.getsockname()[:2]
             self.bound.append(ListenAddress(host, port))
         return self.bound
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._readers:
+            loop.remove_reader(sock.fileno())
+            sock.close()
         for transport in self._transports:
             transport.close()
         for server in self._servers:

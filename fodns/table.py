@@ -38,6 +38,7 @@ ANY = int(dns.rdatatype.ANY)
 # other types at a CNAME are built on first use and cached.
 CNAME_PREBUILT_TYPES = (A, AAAA, CNAME)
 SYNTHESIZED_CACHE_LIMIT = 20_000
+MISSES_REMEMBERED = 100_000
 WILDCARD_PREFIX = b"\x01*"
 _QTYPE = struct.Struct("!H")
 
@@ -82,6 +83,10 @@ class AnswerTable:
         self.refused = refused_template()
         # Replies built on first use (wildcards, ANY, CNAMEs, referrals); cleared on change.
         self._synthesized: dict[object, Template] = {}
+        # Question key -> reply for questions missing from `answers` (NODATA, NXDOMAIN,
+        # wildcards), filled by the query handler so that a repeated miss costs one
+        # lookup; bounded, and cleared on every change like everything derived.
+        self.misses: dict[bytes, Template] = {}
         # name -> names whose replies include its records (CNAME owners, the apex for glue)
         self._dependents: dict[bytes, set[bytes]] = {}
         self._keys_of: dict[bytes, list[bytes]] = {}
@@ -123,6 +128,11 @@ class AnswerTable:
         if source in self.names:
             return self._synthesize(lname, qtype, cache_key=(source, qtype, qname_len))
         return info.zone.negative(Outcome.NXDOMAIN, qname_len)
+
+    def remember_miss(self, key: bytes, template: Template) -> None:
+        if len(self.misses) >= MISSES_REMEMBERED:
+            self.misses.clear()
+        self.misses[key] = template
 
     def _synthesize(self, lname: bytes, qtype: int, cache_key: object = None) -> Template:
         """Run the full lookup and render it; cached, as the answer depends only on the key."""
@@ -239,6 +249,7 @@ class AnswerTable:
             self._install(build)
         self.runtimes[zone.origin_key].negatives.clear()
         self._synthesized.clear()
+        self.misses.clear()
 
     def _with_dependents(self, keys: set[bytes]) -> list[bytes]:
         """The names plus, transitively, every name whose reply includes their records."""
@@ -265,6 +276,7 @@ class AnswerTable:
                 self._install(self._build_name(zone, key))
         self.runtimes[zone.origin_key].negatives.clear()
         self._synthesized.clear()
+        self.misses.clear()
 
 
 @dataclass
