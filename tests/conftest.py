@@ -88,6 +88,20 @@ class FodnsProcess:
         return self.process.returncode
 
 
+def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    """`size` bytes, or None if the server closed (or reset) the connection first."""
+    data = b""
+    while len(data) < size:
+        try:
+            chunk = sock.recv(size - len(data))
+        except ConnectionResetError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 def write_config(directory: Path, zones: list[tuple[str, Path]], dns_extra: str = "") -> Path:
     zone_tables = "\n".join(
         f'[[zones]]\nname = "{name}"\nfile = "{file}"\n' for name, file in zones

@@ -24,7 +24,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from tests.conftest import FodnsProcess
+from tests.conftest import FodnsProcess, recv_exactly
 
 HEADER = struct.Struct("!HHHHHH")
 QR = 0x8000
@@ -208,20 +208,6 @@ def tcp_connect(server: FodnsProcess) -> socket.socket:
     sock = socket.create_connection((server.dns_host, server.dns_port), timeout=REPLY_TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    """`size` bytes, or None if the server closed (or reset) the connection first."""
-    data = b""
-    while len(data) < size:
-        try:
-            chunk = sock.recv(size - len(data))
-        except ConnectionResetError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 def tcp_exchange(sock: socket.socket, message: bytes) -> bytes | None:

@@ -19,7 +19,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import TEST_ZONES, FodnsProcess, start_fodns, write_config
+from tests.conftest import TEST_ZONES, FodnsProcess, recv_exactly, start_fodns, write_config
 
 IDLE_TIMEOUT = 0.5
 MAX_CONNECTIONS = 3
@@ -56,20 +56,6 @@ def connect(server: FodnsProcess) -> socket.socket:
 
 def framed(message: bytes) -> bytes:
     return struct.pack("!H", len(message)) + message
-
-
-def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    """`size` bytes, or None when the server closed or reset the connection first."""
-    data = b""
-    while len(data) < size:
-        try:
-            chunk = sock.recv(size - len(data))
-        except ConnectionResetError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 def read_reply(sock: socket.socket) -> dns.message.Message | None:

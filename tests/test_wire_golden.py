@@ -41,8 +41,7 @@ def test_a_record_points_its_owner_at_the_question() -> None:
 def test_the_query_case_is_echoed_and_rd_cleared_when_the_query_clears_it() -> None:
     query = wire(f"beef 0000 0001 0000 0000 0000 {MIXED_QUESTION}")
     assert handler().answer(query, udp=True) == wire(
-        f"beef 8400 0001 0001 0000 0000 {MIXED_QUESTION}"
-        " c00c 0001 0001 00000e10 0004 c0000219"
+        f"beef 8400 0001 0001 0000 0000 {MIXED_QUESTION} c00c 0001 0001 00000e10 0004 c0000219"
     )
 
 
