@@ -24,3 +24,28 @@ class ZoneFileError(FodnsError):
 
 class ListenError(FodnsError):
     """A listen address cannot be bound (in use, not local, not permitted)."""
+
+
+class Invalid(FodnsError):
+    """Bad input; `field` names what was wrong (HTTP 400)."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFound(FodnsError):
+    """No such app, group or zone (HTTP 404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(FodnsError):
+    """The change breaks a rule of groups (HTTP 409): a label taken, a reference held."""
+
+    status = 409
+    code = "conflict"

@@ -1,0 +1,180 @@
+"""Apps, groups and events: the product's words as values, and the checks on their input.
+
+An app's web head is its load balancer when it has one, else its web servers.
+Either is one hostname (served as a CNAME) or one or more IP addresses (served
+as A and AAAA records). A group names a primary and a backup app (each
+optional), which side is active, and a TTL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dns.exception
+import dns.name
+
+from fodns.errors import Invalid
+
+Side = Literal["primary", "backup"]
+SIDES: tuple[Side, ...] = ("primary", "backup")
+GROUP_TTL_MIN, GROUP_TTL_MAX = 5, 86400
+# App names: what people type in URLs and shells.
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Group labels: one DNS label of letters, digits and hyphens (RFC 1123 §2.1),
+# stored lower-case; generated ones look like 414-262-781.
+GROUP_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    load_balancer: tuple[str, ...] = ()
+    web_servers: tuple[str, ...] = ()
+
+    @property
+    def web_head(self) -> tuple[str, ...]:
+        """What groups answer for this app: the load balancer if any, else the web servers."""
+        return self.load_balancer or self.web_servers
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "load_balancer": list(self.load_balancer),
+            "web_servers": list(self.web_servers),
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    zone: str  # "fo.example.net", no trailing dot
+    label: str  # "414-262-781"
+    primary: str | None
+    backup: str | None
+    active: Side
+    ttl: int
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.label}.{self.zone}"
+
+    @property
+    def active_app(self) -> str | None:
+        return self.primary if self.active == "primary" else self.backup
+
+    def app_on(self, side: Side) -> str | None:
+        return self.primary if side == "primary" else self.backup
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "fqdn": self.fqdn,
+            "zone": self.zone,
+            "primary": self.primary,
+            "backup": self.backup,
+            "active": self.active,
+            "ttl": self.ttl,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the append-only change log."""
+
+    seq: int
+    at: str  # ISO 8601 UTC
+    actor: str  # the token name that made the change
+    action: str  # app_created, app_updated, app_deleted, group_created, ...
+    zone: str | None
+    group: str | None  # label
+    app: str | None  # name
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "zone": self.zone,
+            "group": self.group,
+            "app": self.app,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+        }
+
+
+def check_app_name(name: Any, field: str = "name") -> str:
+    if not isinstance(name, str) or not APP_NAME.match(name):
+        raise Invalid(
+            field, "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_group_label(label: Any, field: str = "label") -> str:
+    if not isinstance(label, str) or not GROUP_LABEL.match(label.lower()):
+        raise Invalid(
+            field,
+            "must be one DNS label: 1-63 letters, digits or '-', not starting or ending with '-'",
+        )
+    return label.lower()
+
+
+def check_ttl(ttl: Any, field: str = "ttl") -> int:
+    if isinstance(ttl, bool) or not isinstance(ttl, int):
+        raise Invalid(field, f"must be an integer number of seconds, not {ttl!r}")
+    if not GROUP_TTL_MIN <= ttl <= GROUP_TTL_MAX:
+        raise Invalid(field, f"must be between {GROUP_TTL_MIN} and {GROUP_TTL_MAX} seconds")
+    return ttl
+
+
+def check_side(side: Any, field: str = "to") -> Side:
+    if side not in SIDES:
+        raise Invalid(field, 'must be "primary" or "backup"')
+    return side  # type: ignore[no-any-return]
+
+
+def check_web_head(values: Any, field: str) -> tuple[str, ...]:
+    """A load balancer or web servers: one hostname, or one or more IP addresses.
+
+    Addresses are normalised (2001:DB8::1 -> 2001:db8::1); a hostname is made
+    absolute and lower-case. An empty list means "none".
+    """
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, Sequence) or not all(isinstance(v, str) for v in values):
+        raise Invalid(field, "must be a list of IP addresses or one hostname")
+    addresses: list[str] = []
+    hostnames: list[str] = []
+    for value in values:
+        try:
+            addresses.append(str(ipaddress.ip_address(value.strip())))
+        except ValueError:
+            hostnames.append(_check_hostname(value.strip(), field))
+    if hostnames and (addresses or len(hostnames) > 1):
+        raise Invalid(field, "must be one hostname or only IP addresses, not a mix")
+    if len(set(addresses)) != len(addresses):
+        raise Invalid(field, "lists an address twice")
+    return tuple(hostnames) if hostnames else tuple(addresses)
+
+
+def _check_hostname(value: str, field: str) -> str:
+    try:
+        name = dns.name.from_text(value)
+    except dns.exception.DNSException as exc:
+        raise Invalid(field, f"{value!r} is neither an IP address nor a hostname: {exc}") from None
+    if len(name.labels) < 3 or not all(
+        re.match(r"^[A-Za-z0-9_-]+$", label.decode("ascii", "replace"))
+        for label in name.labels[:-1]
+    ):
+        raise Invalid(field, f"{value!r} is neither an IP address nor a hostname")
+    return name.to_text().lower()
