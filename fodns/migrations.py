@@ -1,0 +1,127 @@
+"""The store's schema as numbered migrations, and the code that applies the missing ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+
+from fodns.errors import FodnsError
+
+# Migration N is MIGRATIONS[N - 1]: a tuple of statements run in one transaction.
+# Append new migrations; never edit one that has shipped, files out there ran it.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # AUTOINCREMENT: an id is never handed out twice, so the event_apps rows
+        # of a deleted app can never be mistaken for a newer app's history.
+        # COLLATE NOCASE: "Web" and "web" as two apps would only confuse people.
+        """CREATE TABLE apps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            load_balancer TEXT NOT NULL DEFAULT '[]',
+            web_servers TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # Every label ever given out, per zone: the tombstones that keep a
+        # deleted group's name from pointing at someone else's app later.
+        """CREATE TABLE labels (
+            zone TEXT NOT NULL,
+            label TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (zone, label)
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER labels_are_forever BEFORE DELETE ON labels
+        BEGIN SELECT RAISE(ABORT, 'a used label is never released'); END""",
+        # Groups hold app ids, not names, so renaming an app keeps every group
+        # pointing at it.
+        """CREATE TABLE groups (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            zone TEXT NOT NULL,
+            label TEXT NOT NULL,
+            primary_app_id INTEGER REFERENCES apps (id) ON DELETE RESTRICT,
+            backup_app_id INTEGER REFERENCES apps (id) ON DELETE RESTRICT,
+            active TEXT NOT NULL CHECK (active IN ('primary', 'backup')),
+            ttl INTEGER NOT NULL CHECK (ttl BETWEEN 5 AND 86400),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (zone, label),
+            FOREIGN KEY (zone, label) REFERENCES labels (zone, label),
+            CHECK (primary_app_id IS NULL OR primary_app_id IS NOT backup_app_id)
+        )""",
+        "CREATE INDEX groups_by_label ON groups (label)",
+        "CREATE INDEX groups_by_primary ON groups (primary_app_id)",
+        "CREATE INDEX groups_by_backup ON groups (backup_app_id)",
+        # The append-only change log; seq is its cursor for everything downstream.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            zone TEXT,
+            group_label TEXT,
+            app TEXT,
+            before TEXT,
+            after TEXT,
+            reason TEXT
+        )""",
+        "CREATE INDEX events_by_group ON events (group_label, seq)",
+        "CREATE INDEX events_by_app ON events (app COLLATE NOCASE, seq)",
+        """CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+        """CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+        # Which apps (by id, stable across renames) each event touched, so the
+        # history of an app includes the switches of the groups it is in.
+        """CREATE TABLE event_apps (
+            app_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL REFERENCES events (seq),
+            PRIMARY KEY (app_id, seq)
+        ) WITHOUT ROWID""",
+        # RFC 1982 serials are unsigned 32-bit numbers.
+        """CREATE TABLE zone_serials (
+            zone TEXT PRIMARY KEY,
+            serial INTEGER NOT NULL CHECK (serial BETWEEN 0 AND 4294967295)
+        )""",
+        "CREATE TABLE tokens (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
+    ),
+)
+LATEST = len(MIGRATIONS)
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply the migrations the file lacks, in one write transaction; return their numbers.
+
+    BEGIN IMMEDIATE takes the write lock before reading the version, so two
+    processes opening the same new file cannot both run migration 1.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = schema_version(db)
+        if current > LATEST:
+            raise FodnsError(
+                f"the database has schema version {current}, newer than this fodns knows "
+                f"({LATEST}); run a newer fodns or restore an older database"
+            )
+        applied = list(range(current + 1, LATEST + 1))
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for version in applied:
+            for statement in MIGRATIONS[version - 1]:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?)", [version, now])
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def schema_version(db: Database) -> int:
+    """The highest migration applied to the file (0 for a new file)."""
+    row = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    return int(row[0])
