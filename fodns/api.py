@@ -1,16 +1,335 @@
-"""The admin HTTP API (aiohttp): health and metrics now; groups and apps plug in here."""
+"""The admin HTTP API (aiohttp): apps, groups, switches and events, health and metrics.
+
+Every /v1 call needs `Authorization: Bearer <token>`; errors are JSON
+`{"error": {"code", "message", "field"?}}` with the status of the FodnsError
+behind them. A write returns once the store has committed it durably and the
+DNS table serves it (the table is updated on this event loop before replying).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dns.exception
+import dns.name
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.groups import answer_json, follow
+from fodns.logs import get_logger
+from fodns.model import App, Group
+from fodns.openapi import openapi_document
+from fodns.store import UNSET as STORE_UNSET
+from fodns.table import AnswerTable
+from fodns.zone import wire_key
+
+log = get_logger()
+
 HealthCheck = Callable[[], dict[str, Any]]
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 HEALTH_KEY: web.AppKey[HealthCheck] = web.AppKey("health")
+STORE_KEY: web.AppKey[Any] = web.AppKey("store")
+# The table this process serves DNS from, if any: a function, as SIGHUP replaces it.
+CurrentTable = Callable[[], AnswerTable | None]
+TABLE_KEY: web.AppKey[CurrentTable] = web.AppKey("table")
+TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
+Served = Callable[[int], Awaitable[bool]]
+SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
+ACTOR = "actor"
+MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# ---- cross-cutting: errors and tokens ---------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return web.json_response({"error": error}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except FodnsError as exc:
+        return error_response(exc.status, exc.code, str(exc), getattr(exc, "field", None))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+@web.middleware
+async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /v1 call needs a known token; the token's name is the actor in events."""
+    if request.path.startswith("/v1"):
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        actor = None
+        if scheme.lower() == "bearer":
+            for token, name in request.app[TOKENS_KEY].items():
+                if hmac.compare_digest(presented.encode(), token.encode()):
+                    actor = name
+        if actor is None:
+            return error_response(
+                401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required"
+            )
+        request[ACTOR] = actor
+    return await handler(request)
+
+
+async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    """The request's JSON object; unknown fields are errors, so typos cannot pass silently."""
+    try:
+        body = await request.json(loads=json.loads)
+    except json.JSONDecodeError as exc:
+        raise Invalid("body", f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Invalid("body", "must be a JSON object")
+    for field in sorted(set(body) - allowed):
+        raise Invalid(field, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    return body
+
+
+def optional_str(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise Invalid(field, "must be a string")
+    return value
+
+
+# ---- the store runs its writes on its own thread; replies wait for them ------------
+
+
+async def in_store(request: web.Request, method: str, *args: Any, **kwargs: Any) -> Any:
+    store = request.app[STORE_KEY]
+    return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
+
+
+async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Run a store write for the caller and put its effect on the wire before replying."""
+    change = await in_store(request, method, request[ACTOR], *args, **kwargs)
+    table = request.app[TABLE_KEY]()
+    if table is not None:
+        follow(table, change)  # this process answers DNS: serve it before replying
+    served = request.app[SERVED_KEY]
+    if served is not None and change.event is not None and not await served(change.event.seq):
+        log.error("change_not_served_in_time", seq=change.event.seq)
+    return change
+
+
+async def group_reply(request: web.Request, group: Group, status: int = 200) -> web.Response:
+    apps: dict[str, App] = {}
+    if group.active_app is not None:
+        apps[group.active_app] = await in_store(request, "app", group.active_app)
+    return web.json_response(answer_json(group, apps), status=status)
+
+
+def zone_param(request: web.Request) -> str | None:
+    return request.query.get("zone")
+
+
+# ---- zones and apps -------------------------------------------------------------------
+
+
+async def list_zones(request: web.Request) -> web.Response:
+    table = request.app[TABLE_KEY]()
+    groups: list[Group] = await in_store(request, "groups")
+    zones = []
+    for zone in table.zones.values() if table is not None else ():
+        name = zone.origin.to_text(omit_final_dot=True)
+        zones.append(
+            {
+                "name": name,
+                "serial": zone.serial,
+                "groups": sum(1 for g in groups if g.zone == name),
+                "names": len(zone.names),
+            }
+        )
+    return web.json_response({"zones": zones})
+
+
+async def app_json(request: web.Request, app: App) -> dict[str, Any]:
+    status = await in_store(request, "failover_status", app.name)
+    return {**app.to_json(), "failover_status": status}
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    apps: list[App] = await in_store(request, "apps")
+    return web.json_response({"apps": [await app_json(request, app) for app in apps]})
+
+
+async def post_app(request: web.Request) -> web.Response:
+    body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
+    if "name" not in body:
+        raise Invalid("name", "is required")
+    change = await write(
+        request,
+        "create_app",
+        body["name"],
+        body.get("load_balancer") or (),
+        body.get("web_servers") or (),
+        reason=optional_str(body, "reason"),
+    )
+    app = change.apps[body["name"]]
+    return web.json_response(await app_json(request, app), status=201)
+
+
+async def get_app(request: web.Request) -> web.Response:
+    app = await in_store(request, "app", request.match_info["name"])
+    return web.json_response(await app_json(request, app))
+
+
+async def patch_app(request: web.Request) -> web.Response:
+    body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
+    name = request.match_info["name"]
+    new_name = optional_str(body, "name")
+    await write(
+        request,
+        "update_app",
+        name,
+        new_name=new_name,
+        load_balancer=body.get("load_balancer"),
+        web_servers=body.get("web_servers"),
+        reason=optional_str(body, "reason"),
+    )
+    app = await in_store(request, "app", new_name or name)
+    return web.json_response(await app_json(request, app))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    await write(request, "delete_app", request.match_info["name"])
+    return web.Response(status=204)
+
+
+async def get_app_status(request: web.Request) -> web.Response:
+    status = await in_store(request, "failover_status", request.match_info["name"])
+    return web.json_response({"failover_status": status})
+
+
+# ---- groups -------------------------------------------------------------------------------
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    groups: list[Group] = await in_store(request, "groups", zone_param(request))
+    apps = {app.name: app for app in await in_store(request, "apps")}
+    return web.json_response({"groups": [answer_json(group, apps) for group in groups]})
+
+
+async def post_group(request: web.Request) -> web.Response:
+    body = await json_body(request, {"zone", "label", "primary", "backup", "ttl", "reason"})
+    zone, label = optional_str(body, "zone"), optional_str(body, "label")
+    table = request.app[TABLE_KEY]()
+    if label is not None and table is not None:
+        refuse_static_name(table, label, zone)
+    change = await write(
+        request,
+        "create_group",
+        zone=zone,
+        label=label,
+        primary=optional_str(body, "primary"),
+        backup=optional_str(body, "backup"),
+        ttl=body.get("ttl"),
+        reason=optional_str(body, "reason"),
+    )
+    return await group_reply(request, change.groups[0], status=201)
+
+
+def refuse_static_name(table: AnswerTable, label: str, zone: str | None) -> None:
+    """A group may not take a name the zone file already uses (its records would vanish)."""
+    for data in table.zones.values():
+        name = data.origin.to_text(omit_final_dot=True)
+        if zone is not None and zone.rstrip(".").lower() != name:
+            continue
+        try:
+            key = wire_key(dns.name.from_text(label, data.origin))
+        except dns.exception.DNSException:
+            return  # the store rejects the label itself, naming the field
+        if key in data.records:
+            raise Conflict(f"{label}.{name} is a name in the zone file; choose another label")
+
+
+async def get_group(request: web.Request) -> web.Response:
+    group = await in_store(request, "group", request.match_info["label"], zone_param(request))
+    return await group_reply(request, group)
+
+
+async def patch_group(request: web.Request) -> web.Response:
+    body = await json_body(request, {"primary", "backup", "ttl", "reason"})
+    sides = {side: body[side] for side in ("primary", "backup") if side in body}
+    for side, value in sides.items():
+        if value is not None and not isinstance(value, str):
+            raise Invalid(side, "must be an app name or null")
+    change = await write(
+        request,
+        "update_group",
+        request.match_info["label"],
+        zone_param(request),
+        primary=sides.get("primary", STORE_UNSET),
+        backup=sides.get("backup", STORE_UNSET),
+        ttl=body.get("ttl"),
+        reason=optional_str(body, "reason"),
+    )
+    return await group_reply(request, change.groups[0])
+
+
+async def post_switch(request: web.Request) -> web.Response:
+    body = await json_body(request, {"to", "reason"})
+    if "to" not in body:
+        raise Invalid("to", 'is required: "primary" or "backup"')
+    change = await write(
+        request,
+        "switch",
+        request.match_info["label"],
+        body["to"],
+        zone_param(request),
+        reason=optional_str(body, "reason"),
+    )
+    group = (
+        change.groups[0]
+        if change.groups
+        else await in_store(request, "group", request.match_info["label"], zone_param(request))
+    )
+    return await group_reply(request, group)
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    await write(request, "delete_group", request.match_info["label"], zone_param(request))
+    return web.Response(status=204)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    limit_text = request.query.get("limit", "100")
+    before_text = request.query.get("before")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise Invalid("limit", "must be a whole number from 1 to 1000")
+    if before_text is not None and not before_text.isdigit():
+        raise Invalid("before", "must be an event seq")
+    events = await in_store(
+        request,
+        "events",
+        group=request.query.get("group"),
+        app=request.query.get("app"),
+        limit=int(limit_text),
+        before_seq=int(before_text) if before_text else None,
+    )
+    return web.json_response({"events": [event.to_json() for event in events]})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+# ---- health and metrics -----------------------------------------------------------
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -24,12 +343,47 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def not_found(request: web.Request) -> web.Response:
+    raise NotFound(f"no such endpoint: {request.method} {request.path}")
+
+
 def create_app(
-    registry: CollectorRegistry, health: Callable[[], dict[str, Any]]
+    registry: CollectorRegistry,
+    health: HealthCheck,
+    store: Any = None,
+    table: CurrentTable | None = None,
+    tokens: dict[str, str] | None = None,
+    served: Served | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    """The admin app; `tokens` maps each accepted token to its name (the events' actor)."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, bearer_token])
     app[REGISTRY_KEY] = registry
     app[HEALTH_KEY] = health
+    app[STORE_KEY] = store
+    app[TABLE_KEY] = table or (lambda: None)
+    app[TOKENS_KEY] = tokens or {}
+    app[SERVED_KEY] = served
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    if store is not None:
+        add_v1_routes(app)
     return app
+
+
+def add_v1_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/v1/openapi.json", get_openapi)
+    router.add_get("/v1/zones", list_zones)
+    router.add_get("/v1/apps", list_apps)
+    router.add_post("/v1/apps", post_app)
+    router.add_get("/v1/apps/{name}", get_app)
+    router.add_patch("/v1/apps/{name}", patch_app)
+    router.add_delete("/v1/apps/{name}", delete_app)
+    router.add_get("/v1/apps/{name}/status", get_app_status)
+    router.add_get("/v1/groups", list_groups)
+    router.add_post("/v1/groups", post_group)
+    router.add_get("/v1/groups/{label}", get_group)
+    router.add_patch("/v1/groups/{label}", patch_group)
+    router.add_delete("/v1/groups/{label}", delete_group)
+    router.add_post("/v1/groups/{label}/switch", post_switch)
+    router.add_get("/v1/events", list_events)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from fodns import __version__
+from fodns.client import add_client_commands, run_client
 from fodns.config import load_config
 from fodns.errors import FodnsError
 from fodns.logs import configure_logging
@@ -29,11 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-listen", metavar="HOST:PORT", help="admin API listen address")
     serve.add_argument("--db", metavar="PATH", help="SQLite database path")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        return run_client(args)
     configure_logging(args.log_level)
     if args.command == "serve":
         from fodns.service import serve

@@ -22,33 +22,50 @@ from fodns.server import (
     WorkerPool,
     build_table,
     install_signal_handlers,
+    open_store,
     reload_zones,
     run_event_loop,
     zone_serials,
 )
+from fodns.store import Store
+from fodns.tokens import admin_tokens
 
 log = get_logger()
 
 
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
-    table = build_table(config)  # zone errors stop start-up here, before any socket
-    if config.dns.workers == 1:
-        run_event_loop(
-            lambda: _serve_in_process(config, QueryHandler(table, config.dns.udp_payload))
-        )
-    else:
-        del table  # each worker builds its own
-        run_event_loop(lambda: _serve_with_workers(config))
+    build_table(config)  # zone errors stop start-up here, before any socket or database
+    store = open_store(config)
+    tokens = admin_tokens(config.api.token, config.store_path)
+    try:
+        if config.dns.workers == 1:
+            handler = QueryHandler(build_table(config, store), config.dns.udp_payload)
+            run_event_loop(lambda: _serve_in_process(config, handler, store, tokens))
+        else:
+            run_event_loop(lambda: _serve_with_workers(config, store, tokens))
+    finally:
+        store.close()
 
 
-async def _serve_in_process(config: Config, handler: QueryHandler) -> None:
+async def _serve_in_process(
+    config: Config, handler: QueryHandler, store: Store, tokens: dict[str, str]
+) -> None:
     dns_server = DnsServer(handler, config.dns)
     listen = await dns_server.start()
     registry = build_registry(lambda: [handler.counters])
-    runner = await _start_api(config, registry, lambda: _health(handler, listen, 1))
+    # The API follows its writes into whichever table this process serves now
+    # (SIGHUP replaces it), so it asks the handler at each request.
+    app = create_app(
+        registry,
+        lambda: _health(handler, listen, 1),
+        store=store,
+        table=lambda: handler.table,
+        tokens=tokens,
+    )
+    runner = await _start_api(config, app)
     stop = asyncio.Event()
-    install_signal_handlers(stop, lambda: reload_zones(handler, config))
+    install_signal_handlers(stop, lambda: reload_zones(handler, config, store))
     _announce(config, listen, zone_serials(handler.table))
     await stop.wait()
     log.info("stopping")
@@ -56,16 +73,21 @@ async def _serve_in_process(config: Config, handler: QueryHandler) -> None:
     await dns_server.close()
 
 
-async def _serve_with_workers(config: Config) -> None:
+async def _serve_with_workers(config: Config, store: Store, tokens: dict[str, str]) -> None:
     pool = WorkerPool(config)
     loop = asyncio.get_running_loop()
     listen = await loop.run_in_executor(None, pool.start)
     try:
         pool.watch(loop)
         registry = build_registry(pool.counters)
-        runner = await _start_api(
-            config, registry, lambda: _health(None, listen, len(pool.workers))
+        app = create_app(
+            registry,
+            lambda: _health(None, listen, len(pool.workers)),
+            store=store,
+            tokens=tokens,
+            served=pool.served,
         )
+        runner = await _start_api(config, app)
         stop = asyncio.Event()
         install_signal_handlers(stop, lambda: pool.signal_all(signal.SIGHUP))
         _announce(config, listen, [z.name for z in config.zones])
@@ -76,8 +98,8 @@ async def _serve_with_workers(config: Config) -> None:
         await loop.run_in_executor(None, pool.stop)
 
 
-async def _start_api(config: Config, registry: Any, health: Any) -> web.AppRunner:
-    runner = web.AppRunner(create_app(registry, health), access_log=None)
+async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     address = config.api.listen
     try:

@@ -116,7 +116,9 @@ def write_config(directory: Path, zones: list[tuple[str, Path]], dns_extra: str 
     return config
 
 
-def start_fodns(*args: str, cwd: Path = REPOSITORY) -> FodnsProcess:
+def start_fodns(
+    *args: str, cwd: Path = REPOSITORY, env: dict[str, str] | None = None
+) -> FodnsProcess:
     """Start `fodns serve ARGS` and wait for its dns_listening and api_listening events."""
     process = subprocess.Popen(
         [sys.executable, "-m", "fodns", "serve", *args],
@@ -124,7 +126,7 @@ def start_fodns(*args: str, cwd: Path = REPOSITORY) -> FodnsProcess:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     assert process.stderr is not None
     dns_address: tuple[str, int] | None = None

@@ -106,13 +106,20 @@ def test_a_missing_zone_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
-def test_a_port_in_use_says_so(kind: int) -> None:
+def test_a_port_in_use_says_so(kind: int, tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, kind) as taken:
         taken.bind(("127.0.0.1", 0))
         if kind == socket.SOCK_STREAM:
             taken.listen()
         port = taken.getsockname()[1]
-        result = run_serve("--dns-listen", f"127.0.0.1:{port}", "--api-listen", "127.0.0.1:0")
+        result = run_serve(
+            "--dns-listen",
+            f"127.0.0.1:{port}",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--db",
+            str(tmp_path / "fodns.db"),
+        )
     assert result.returncode == 2
     protocol = "udp" if kind == socket.SOCK_DGRAM else "tcp"
     assert (

@@ -1,0 +1,325 @@
+"""The OpenAPI 3.1 document of the admin API, served at /v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fodns import __version__
+from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": {"$ref": "#/components/responses/Invalid"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+    "409": {"$ref": "#/components/responses/Conflict"},
+}
+WEB_HEAD = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "One hostname (answered as a CNAME) or one or more IPv4/IPv6 addresses "
+    "(answered as A/AAAA). Empty: none.",
+}
+LABEL_PARAM = {"name": "label", "in": "path", "required": True, "schema": {"type": "string"}}
+ZONE_QUERY = {
+    "name": "zone",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The group's zone, when the label exists in more than one.",
+}
+NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+SCHEMAS: dict[str, Any] = {
+    "App": {
+        "type": "object",
+        "required": ["name", "load_balancer", "web_servers", "failover_status"],
+        "properties": {
+            "name": {"type": "string"},
+            "load_balancer": WEB_HEAD,
+            "web_servers": WEB_HEAD,
+            "failover_status": {"enum": ["online", "offline", "none"]},
+        },
+    },
+    "NewApp": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},
+            "load_balancer": WEB_HEAD,
+            "web_servers": WEB_HEAD,
+            "reason": {"type": "string"},
+        },
+    },
+    "AppChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "description": "A new name: the app is renamed."},
+            "load_balancer": WEB_HEAD,
+            "web_servers": WEB_HEAD,
+            "reason": {"type": "string"},
+        },
+    },
+    "Record": {
+        "type": "object",
+        "required": ["type", "data"],
+        "properties": {"type": {"enum": ["A", "AAAA", "CNAME"]}, "data": {"type": "string"}},
+    },
+    "Group": {
+        "type": "object",
+        "required": ["label", "fqdn", "zone", "primary", "backup", "active", "ttl", "answer"],
+        "properties": {
+            "label": {"type": "string", "examples": ["414-262-781"]},
+            "fqdn": {"type": "string", "examples": ["414-262-781.fo.example.net"]},
+            "zone": {"type": "string"},
+            "primary": {"type": ["string", "null"]},
+            "backup": {"type": ["string", "null"]},
+            "active": {"enum": ["primary", "backup"]},
+            "ttl": {"type": "integer"},
+            "answer": {
+                "type": "array",
+                "items": _ref("Record"),
+                "description": "The records served for the group now.",
+            },
+        },
+    },
+    "NewGroup": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "zone": {"type": "string", "description": "Needed when fodns serves several zones."},
+            "label": {"type": "string", "description": "Default: a new NNN-NNN-NNN label."},
+            "primary": {"type": ["string", "null"]},
+            "backup": {"type": ["string", "null"]},
+            "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
+            "reason": {"type": "string"},
+        },
+    },
+    "GroupChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "primary": {"type": ["string", "null"]},
+            "backup": {"type": ["string", "null"]},
+            "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
+            "reason": {"type": "string"},
+        },
+    },
+    "Switch": {
+        "type": "object",
+        "required": ["to"],
+        "additionalProperties": False,
+        "properties": {"to": {"enum": ["primary", "backup"]}, "reason": {"type": "string"}},
+    },
+    "Event": {
+        "type": "object",
+        "properties": {
+            "seq": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "zone": {"type": ["string", "null"]},
+            "group": {"type": ["string", "null"]},
+            "app": {"type": ["string", "null"]},
+            "before": {"type": ["object", "null"]},
+            "after": {"type": ["object", "null"]},
+            "reason": {"type": ["string", "null"]},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string", "description": "The input that was wrong."},
+                },
+            }
+        },
+    },
+}
+
+
+def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": {**responses, **ERRORS}, **extra}
+
+
+def openapi_document() -> dict[str, Any]:
+    group = _json(_ref("Group"), "The group, with the records it answers with now")
+    app = _json(_ref("App"), "The app")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fodns admin API", "version": __version__},
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+            "responses": {
+                name: _json(_ref("Error"), text)
+                for name, text in [
+                    ("Invalid", "Bad input; error.field names it"),
+                    ("Unauthorized", "Missing or wrong bearer token; nothing changed"),
+                    ("NotFound", "No such app, group or zone"),
+                    ("Conflict", "The change breaks a rule of groups"),
+                ]
+            },
+        },
+        "paths": {
+            "/v1/zones": {
+                "get": _operation(
+                    "Zones with SOA serial and counts",
+                    {"200": _json({"type": "object"}, "The zones")},
+                )
+            },
+            "/v1/apps": {
+                "get": _operation(
+                    "List apps",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"apps": {"type": "array", "items": _ref("App")}},
+                            },
+                            "Every app",
+                        )
+                    },
+                ),
+                "post": _operation(
+                    "Create an app",
+                    {"201": app},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NewApp")}},
+                    },
+                ),
+            },
+            "/v1/apps/{name}": {
+                "parameters": [NAME_PARAM],
+                "get": _operation("Read an app", {"200": app}),
+                "patch": _operation(
+                    "Change an app's web head, or rename it",
+                    {"200": app},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("AppChange")}},
+                    },
+                ),
+                "delete": _operation(
+                    "Delete an app (409 while a group references it)",
+                    {"204": {"description": "Deleted"}},
+                ),
+            },
+            "/v1/apps/{name}/status": {
+                "parameters": [NAME_PARAM],
+                "get": _operation(
+                    "The app's failover status",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "failover_status": {"enum": ["online", "offline", "none"]}
+                                },
+                            },
+                            "online: active side of a group; offline: in groups, active in none; "
+                            "none: in no group",
+                        )
+                    },
+                ),
+            },
+            "/v1/groups": {
+                "get": _operation(
+                    "List groups",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"groups": {"type": "array", "items": _ref("Group")}},
+                            },
+                            "Every group",
+                        )
+                    },
+                    parameters=[ZONE_QUERY],
+                ),
+                "post": _operation(
+                    "Create a group",
+                    {"201": group},
+                    requestBody={
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("NewGroup")}},
+                    },
+                ),
+            },
+            "/v1/groups/{label}": {
+                "parameters": [LABEL_PARAM, ZONE_QUERY],
+                "get": _operation("Read a group", {"200": group}),
+                "patch": _operation(
+                    "Set primary, backup or TTL",
+                    {"200": group},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("GroupChange")}},
+                    },
+                ),
+                "delete": _operation(
+                    "Delete a group (409 while it points at apps); its label is never reused",
+                    {"204": {"description": "Deleted"}},
+                ),
+            },
+            "/v1/groups/{label}/switch": {
+                "parameters": [LABEL_PARAM, ZONE_QUERY],
+                "post": _operation(
+                    "Switch traffic: 200 once durable and served; to the active side, 200 "
+                    "and nothing recorded",
+                    {"200": group},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Switch")}},
+                    },
+                ),
+            },
+            "/v1/events": {
+                "get": _operation(
+                    "The event log, newest first",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                            },
+                            "Events",
+                        )
+                    },
+                    parameters=[
+                        {"name": "group", "in": "query", "schema": {"type": "string"}},
+                        {"name": "app", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "schema": {"type": "integer"},
+                            "description": "Only events with a smaller seq (paging).",
+                        },
+                    ],
+                ),
+            },
+        },
+    }
