@@ -118,6 +118,20 @@ async def in_store(request: web.Request, method: str, *args: Any, **kwargs: Any)
 async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) -> Any:
     """Run a store write for the caller and put its effect on the wire before replying."""
     change = await in_store(request, method, request[ACTOR], *args, **kwargs)
+    event = change.event
+    if event is not None:
+        # The change itself, as a fact with its fields: who, what, before and after.
+        log.info(
+            event.action,
+            seq=event.seq,
+            actor=event.actor,
+            zone=event.zone,
+            group=event.group,
+            app=event.app,
+            before=event.before,
+            after=event.after,
+            reason=event.reason,
+        )
     table = request.app[TABLE_KEY]()
     if table is not None:
         follow(table, change)  # this process answers DNS: serve it before replying

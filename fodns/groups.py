@@ -7,9 +7,11 @@ side has no app (or an app with no web head) exists with no records: NODATA.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import socket
+import struct
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import dns.name
@@ -18,10 +20,22 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from fodns import querystats
 from fodns.errors import NotFound
+from fodns.lookup import Outcome
 from fodns.model import App, Group
 from fodns.table import AnswerTable
-from fodns.zone import AAAA, CNAME, A, RRset, wire_key
+from fodns.wire import POINTER_TO_QUESTION, Template, make_template
+from fodns.zone import (
+    AAAA,
+    CNAME,
+    A,
+    RRset,
+    ZoneData,
+    is_at_or_below,
+    name_to_wire,
+    wire_key,
+)
 
 IN = dns.rdataclass.IN
 
@@ -46,27 +60,121 @@ def web_head_records(group: Group, apps: Mapping[str, App]) -> list[tuple[str, s
     """(type, data) of every record the group serves now, e.g. [("A", "192.0.2.10")]."""
     active = group.active_app
     head = apps[active].web_head if active is not None and active in apps else ()
-    records = []
-    for value in head:
-        if value.endswith("."):
-            records.append(("CNAME", value))
-        else:
-            kind = "A" if ipaddress.ip_address(value).version == 4 else "AAAA"
-            records.append((kind, value))
-    return records
+    return _classify(head)
 
 
-def group_rrsets(group: Group, apps: Mapping[str, App]) -> dict[int, RRset]:
-    """The group's records by type, as the answer table takes them ({} is NODATA)."""
-    owner = dns.name.from_text(group.fqdn)
-    rrsets: dict[int, RRset] = {}
-    for kind, data in web_head_records(group, apps):
-        rdtype = {"A": A, "AAAA": AAAA, "CNAME": CNAME}[kind]
-        rrset = rrsets.get(rdtype)
+class GroupRecords(Mapping[int, RRset]):
+    """A group's records, kept as (type, data) pairs: the table renders its replies
+    straight from them, and dnspython RRsets are built only if a rarer path (ANY,
+    a CNAME chase from the zone file) asks, so loading 100,000 groups stays cheap."""
+
+    __slots__ = ("_built", "_by_type", "_head", "fqdn", "ttl")
+
+    def __init__(self, fqdn: str, ttl: int, head: tuple[str, ...]) -> None:
+        self.fqdn = fqdn
+        self.ttl = ttl
+        self._head = head
+        self._by_type = _records_by_type(head)
+        self._built: dict[int, RRset] = {}
+
+    def __getitem__(self, rdtype: int) -> RRset:
+        rrset = self._built.get(rdtype)
         if rrset is None:
-            rrset = rrsets[rdtype] = dns.rrset.RRset(owner, IN, rdtype)
-        rrset.add(dns.rdata.from_text(IN, rdtype, data), group.ttl)
-    return rrsets
+            values = self._by_type[rdtype]  # KeyError for absent types, as a dict
+            typed = dns.rdatatype.RdataType.make(rdtype)
+            rrset = dns.rrset.RRset(dns.name.from_text(self.fqdn), IN, typed)
+            for value in values:
+                rrset.add(dns.rdata.from_text(IN, typed, value), self.ttl)
+            self._built[rdtype] = rrset
+        return rrset
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_type)
+
+    def __len__(self) -> int:
+        return len(self._by_type)
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype in self._by_type
+
+    def direct_templates(self, qname_len: int, zone: ZoneData) -> dict[int, Template] | None:
+        """Replies for each type, rendered by hand; None when the full lookup must do it
+        (a CNAME to a name inside the zone, whose records the reply must follow).
+
+        Groups that follow the same app with the same TTL have identical replies
+        (the owner is a pointer to the question), so renderings are shared.
+        """
+        cache_key = (self.ttl, zone.origin_key, self._head)
+        if cache_key in _RENDERED:
+            return _RENDERED[cache_key]
+        if len(_RENDERED) >= RENDERED_LIMIT:
+            _RENDERED.clear()
+        templates = _RENDERED[cache_key] = self._render(zone)
+        return templates
+
+    def _render(self, zone: ZoneData) -> dict[int, Template] | None:
+        ttl = self.ttl
+        if CNAME in self._by_type:
+            target = dns.name.from_text(self._by_type[CNAME][0])
+            if is_at_or_below(wire_key(target), zone.origin_key):
+                return None
+            target_wire = name_to_wire(target)
+            tail = _RR.pack(POINTER_TO_QUESTION, CNAME, IN, ttl, len(target_wire)) + target_wire
+            cname = make_template(Outcome.ANSWER, tail, ((len(tail), 0, 1),), -1)
+            # RFC 1034 §3.6.2: the CNAME answers every type; A, AAAA and CNAME prebuilt.
+            return {
+                rdtype: cname._replace(stat=querystats.slot(rdtype, 0))
+                for rdtype in (A, AAAA, CNAME)
+            }
+        templates = {}
+        for rdtype, values in self._by_type.items():
+            family = socket.AF_INET if rdtype == A else socket.AF_INET6
+            tail = b"".join(
+                _RR.pack(POINTER_TO_QUESTION, rdtype, IN, ttl, 4 if rdtype == A else 16)
+                + socket.inet_pton(family, value)
+                for value in values
+            )
+            templates[rdtype] = make_template(
+                Outcome.ANSWER,
+                tail,
+                ((len(tail), 0, len(values)),),
+                querystats.slot(rdtype, 0),
+            )
+        return templates
+
+
+_RDTYPE = {"A": A, "AAAA": AAAA, "CNAME": CNAME}
+# Rendered group replies by (TTL, zone, records): bounded, shared by every group
+# with the same web head, and never stale (the key is the whole input).
+_RENDERED: dict[object, dict[int, Template] | None] = {}
+RENDERED_LIMIT = 50_000
+# An RR whose owner is a compression pointer: pointer, TYPE, CLASS, TTL, RDLENGTH.
+_RR = struct.Struct("!HHHIH")
+
+
+def group_rrsets(group: Group, apps: Mapping[str, App]) -> GroupRecords:
+    """The group's records by type, as the answer table takes them (empty is NODATA)."""
+    active = group.active_app
+    head = apps[active].web_head if active is not None and active in apps else ()
+    return GroupRecords(group.fqdn, group.ttl, head)
+
+
+@functools.lru_cache(maxsize=65536)
+def _records_by_type(head: tuple[str, ...]) -> dict[int, list[str]]:
+    """A web head's values by record type; shared (read-only) by every group on it."""
+    by_type: dict[int, list[str]] = {}
+    for kind, data in _classify(head):
+        by_type.setdefault(_RDTYPE[kind], []).append(data)
+    return by_type
+
+
+def _classify(head: tuple[str, ...]) -> list[tuple[str, str]]:
+    # The store keeps web heads checked and normalised: a hostname ends in a dot,
+    # an IPv6 address has colons, anything else is IPv4.
+    return [
+        ("CNAME" if value.endswith(".") else "AAAA" if ":" in value else "A", value)
+        for value in head
+    ]
 
 
 def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
@@ -86,16 +194,23 @@ def apply_groups(
 ) -> None:
     """Install the groups' current answers (and remove deleted groups), zone by zone,
     with each zone's new serial; zones the table does not serve are skipped."""
-    by_zone: dict[str, dict[dns.name.Name, dict[int, RRset] | None]] = defaultdict(dict)
+    origins = {zone.origin.to_text(omit_final_dot=True): key for key, zone in table.zones.items()}
+    by_zone: dict[str, dict[bytes, Mapping[int, RRset] | None]] = defaultdict(dict)
     for group in groups:
-        by_zone[group.zone][dns.name.from_text(group.fqdn)] = group_rrsets(group, apps)
+        if group.zone in origins:
+            key = _label_key(group.label, origins[group.zone])
+            by_zone[group.zone][key] = group_rrsets(group, apps)
     for zone, label in deleted:
-        by_zone[zone][dns.name.from_text(f"{label}.{zone}")] = None
-    for zone in set(by_zone) | set(serials):
-        origin = dns.name.from_text(zone)
-        if wire_key(origin) not in table.zones:
-            continue
-        table.apply(origin, by_zone.get(zone, {}), serials.get(zone))
+        if zone in origins:
+            by_zone[zone][_label_key(label, origins[zone])] = None
+    for zone in (set(by_zone) | set(serials)) & set(origins):
+        table.apply_by_key(origins[zone], by_zone.get(zone, {}), serials.get(zone))
+
+
+def _label_key(label: str, origin_key: bytes) -> bytes:
+    """The wire key of label.zone, built directly (labels are checked lower-case LDH)."""
+    encoded = label.lower().encode("ascii")
+    return bytes((len(encoded),)) + encoded + origin_key
 
 
 def follow(table: AnswerTable, change: GroupChange) -> None:

@@ -20,6 +20,7 @@ from fodns.query import QueryHandler
 from fodns.server import (
     DnsServer,
     WorkerPool,
+    add_groups,
     build_table,
     install_signal_handlers,
     open_store,
@@ -35,14 +36,16 @@ log = get_logger()
 
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
-    build_table(config)  # zone errors stop start-up here, before any socket or database
-    store = open_store(config)
+    table = build_table(config)  # zone errors stop start-up here, before any socket or database
+    store = open_store(config, table)
     tokens = admin_tokens(config.api.token, config.store_path)
     try:
         if config.dns.workers == 1:
-            handler = QueryHandler(build_table(config, store), config.dns.udp_payload)
+            add_groups(table, store)
+            handler = QueryHandler(table, config.dns.udp_payload)
             run_event_loop(lambda: _serve_in_process(config, handler, store, tokens))
         else:
+            del table  # each worker builds its own
             run_event_loop(lambda: _serve_with_workers(config, store, tokens))
     finally:
         store.close()

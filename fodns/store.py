@@ -711,21 +711,28 @@ def _find_app(db: Database, name: str, field: str | None = None) -> _AppRow:
 
 
 def _select_groups(db: Database, where: str = "", params: Sequence[Any] = ()) -> list[_GroupRow]:
+    # A plain cursor with tuple rows: start-up reads every group, and sqlite-utils'
+    # dict per row was a third of that. `active` is guaranteed by a CHECK constraint.
+    sql = f"{_GROUP_SELECT} {where} ORDER BY g.zone, g.label"
+    rows = db.conn.execute(sql, list(params))
     return [
         _GroupRow(
-            int(row["id"]),
-            row["primary_app_id"],
-            row["backup_app_id"],
-            Group(
-                zone=str(row["zone"]),
-                label=str(row["label"]),
-                primary=row["primary_name"],
-                backup=row["backup_name"],
-                active=check_side(row["active"]),
-                ttl=int(row["ttl"]),
-            ),
+            group_id,
+            primary_id,
+            backup_id,
+            Group(zone, label, primary_name, backup_name, active, ttl),
         )
-        for row in db.query(f"{_GROUP_SELECT} {where} ORDER BY g.zone, g.label", list(params))
+        for (
+            group_id,
+            zone,
+            label,
+            primary_id,
+            backup_id,
+            primary_name,
+            backup_name,
+            active,
+            ttl,
+        ) in rows
     ]
 
 

@@ -28,6 +28,7 @@ import dns.name
 import dns.rdatatype
 
 from fodns import querystats
+from fodns.errors import ZoneFileError
 from fodns.lookup import Outcome, Result, find_zone, highest_cut, lookup, negative_soa
 from fodns.wire import Template, refused_template, render
 from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, parent_key, wire_key
@@ -156,6 +157,15 @@ class AnswerTable:
         if highest_cut(zone, key) is not None:
             build.info = NameInfo(NameKind.DELEGATED, runtime)
             return build
+        direct = getattr(records, "direct_templates", None)
+        templates = direct(len(key), zone) if direct is not None and records else None
+        if templates is not None:
+            # Records that render themselves (a group's web head): no lookup, and no
+            # references, as they never include other names' records.
+            kind = NameKind.CNAME if CNAME in records else NameKind.PLAIN
+            build.info = NameInfo(kind, runtime)
+            build.templates = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
+            return build
         if CNAME in records:
             build.info = NameInfo(NameKind.CNAME, runtime)
             qtypes: Iterable[int] = CNAME_PREBUILT_TYPES
@@ -202,7 +212,7 @@ class AnswerTable:
     def apply(
         self,
         origin: Name,
-        changes: Mapping[Name, dict[int, RRset] | None],
+        changes: Mapping[Name, Mapping[int, RRset] | None],
         serial: int | None = None,
     ) -> None:
         """Replace the records at each changed name and set the serial.
@@ -213,16 +223,30 @@ class AnswerTable:
         the zone data is restored and the table is unchanged.
         """
         zone = self.zone(origin)
-        saved = {name: zone.records.get(wire_key(name)) for name in changes}
+        by_key: dict[bytes, Mapping[int, RRset] | None] = {}
+        for name, rrsets in changes.items():
+            if not name.is_subdomain(zone.origin):
+                raise ZoneFileError(f"{name} is not inside zone {zone.origin}")
+            by_key[wire_key(name)] = rrsets
+        self.apply_by_key(zone.origin_key, by_key, serial)
+
+    def apply_by_key(
+        self,
+        origin_key: bytes,
+        changes: Mapping[bytes, Mapping[int, RRset] | None],
+        serial: int | None = None,
+    ) -> None:
+        """`apply` with names given as wire keys (callers that make many, like groups)."""
+        zone = self.zones[origin_key]
+        saved = {key: zone.records.get(key) for key in changes}
         saved_serial = zone.serial
         affected: set[bytes] = set()
         try:
-            for name, rrsets in changes.items():
-                key = wire_key(name)
+            for key, rrsets in changes.items():
                 if _changes_delegation(zone, key, rrsets):
                     raise _NeedsFullRebuild
                 before = zone.names.copy() if _may_change_ents(zone, key, rrsets) else None
-                zone.set_records(name, rrsets)
+                zone.set_records_by_key(key, rrsets)
                 affected.add(key)
                 if before is not None:
                     affected.update(before.symmetric_difference(zone.names))
@@ -231,15 +255,15 @@ class AnswerTable:
             affected.add(zone.origin_key)
             builds = [self._build_name(zone, key) for key in self._with_dependents(affected)]
         except _NeedsFullRebuild:
-            for name, rrsets in changes.items():
-                zone.set_records(name, rrsets)
+            for key, rrsets in changes.items():
+                zone.set_records_by_key(key, rrsets)
             if serial is not None:
                 zone.set_serial(serial)
             self._rebuild_zone(zone)
             return
         except Exception:
-            for name, old in saved.items():
-                zone.set_records(name, old)
+            for key, old in saved.items():
+                zone.set_records_by_key(key, old)
             zone.set_serial(saved_serial)
             raise
         # Install: synchronous, so no query sees half of it.

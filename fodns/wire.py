@@ -81,8 +81,10 @@ class Template(NamedTuple):
     stat: int
 
 
+@functools.lru_cache(maxsize=4096)
 def header_variants(flags: int, counts: tuple[int, int, int]) -> tuple[bytes, bytes, bytes, bytes]:
     an, ns, ar = counts
+    # Cached: a whole zone of answers shares a handful of distinct headers.
     return tuple(  # type: ignore[return-value]
         _FLAGS_AND_COUNTS.pack(
             flags | (RD if index & 1 else 0) | (CD if index & 2 else 0), 1, an, ns, ar

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class ZoneData:
 
     origin: Name
     origin_key: bytes = b""
-    records: dict[bytes, dict[int, RRset]] = field(default_factory=dict)
+    records: dict[bytes, Mapping[int, RRset]] = field(default_factory=dict)
     names: set[bytes] = field(default_factory=set)
     # How many nodes lie strictly below each name: an empty non-terminal
     # exists exactly while its count is above zero.
@@ -97,20 +98,22 @@ class ZoneData:
         """A delegation point: NS records at a name below the apex (RFC 1034 §4.2.1)."""
         return key in self.cuts
 
-    def set_records(self, name: Name, rrsets: dict[int, RRset] | None) -> None:
+    def set_records(self, name: Name, rrsets: Mapping[int, RRset] | None) -> None:
         """Replace every record at `name`; None deletes the node, {} keeps it empty."""
         if not name.is_subdomain(self.origin):
             raise ZoneFileError(f"{name} is not inside zone {self.origin}")
         self.set_records_by_key(wire_key(name), rrsets)
 
-    def set_records_by_key(self, key: bytes, rrsets: dict[int, RRset] | None) -> None:
+    def set_records_by_key(self, key: bytes, rrsets: Mapping[int, RRset] | None) -> None:
         existed = key in self.records
         if rrsets is not None and NS in rrsets and key != self.origin_key:
             self.cuts.add(key)
         else:
             self.cuts.discard(key)
         if rrsets is not None:
-            self.records[key] = dict(rrsets)
+            # A plain dict is copied; another Mapping (a group's records, built on
+            # demand) is kept as it is, so storing it does not build its RRsets.
+            self.records[key] = dict(rrsets) if isinstance(rrsets, dict) else rrsets
             self.names.add(key)
             if not existed:
                 self._count_ancestors(key, +1)
@@ -125,7 +128,7 @@ class ZoneData:
         new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         new.update_ttl(soa.ttl)
         new.add(soa[0].replace(serial=serial))
-        self.records[self.origin_key][SOA] = new
+        self.records[self.origin_key] = {**self.records[self.origin_key], SOA: new}
 
     def _count_ancestors(self, key: bytes, delta: int) -> None:
         ancestor = key
