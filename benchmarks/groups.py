@@ -1,0 +1,303 @@
+"""Failover groups at scale: start-up with many groups, switch-to-served latency, switch rate.
+
+    .venv/bin/python benchmarks/groups.py [--groups 100000] [--apps 10000] [--switches 1000]
+
+1. Scale: a store with N apps and M groups (written straight into SQLite, as the
+   set-up is not what is measured), then `fodns serve` with 1 and 2 workers:
+   seconds until DNS is served, and resident memory per DNS process.
+2. Switches: `fodns serve` with 2 workers, 20 groups; S switches through the API
+   one after another. For each: the API latency (request to 200, which fodns
+   sends once every worker serves the change) and the switch-to-served latency
+   (request until 16 client sockets with different source ports, which
+   SO_REUSEPORT spreads over both workers, all get the new answer).
+   Then the rate of switches per second.
+
+Everything binds 127.0.0.1 on ports the OS picks; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+ZONE = REPOSITORY / "zones" / "fo.example.net.zone"
+FODNS = REPOSITORY / ".venv" / "bin" / "fodns"
+TOKEN = "benchmark-token"
+NOW = "2026-11-22T00:00:00.000Z"
+
+
+def write_config(directory: Path, workers: int) -> Path:
+    config = directory / f"fodns-{workers}.toml"
+    config.write_text(
+        f'[dns]\nlisten = ["127.0.0.1:0"]\nworkers = {workers}\n'
+        f'[api]\nlisten = "127.0.0.1:0"\n[store]\npath = "{directory / "fodns.db"}"\n'
+        f'[[zones]]\nname = "fo.example.net"\nfile = "{ZONE}"\n'
+    )
+    return config
+
+
+def fill_store(directory: Path, apps: int, groups: int) -> None:
+    """Apps (a tenth behind a load-balancer hostname, the rest two web servers) and
+    groups (primary and backup apps, a third switched to backup), in bulk."""
+    from fodns.store import Store, ZoneDefaults
+
+    Store(directory / "fodns.db", {"fo.example.net": ZoneDefaults(serial=1)}).close()
+    with sqlite3.connect(directory / "fodns.db") as db:
+        db.executemany(
+            "INSERT INTO apps (name, load_balancer, web_servers, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    f"app-{i}",
+                    json.dumps([f"lb{i}.example.com."] if i % 10 == 0 else []),
+                    json.dumps(
+                        []
+                        if i % 10 == 0
+                        else [f"10.{i >> 8 & 255}.{i & 255}.1", f"10.{i >> 8 & 255}.{i & 255}.2"]
+                    ),
+                    NOW,
+                    NOW,
+                )
+                for i in range(apps)
+            ],
+        )
+        labels = [
+            f"{i // 1_000_000:03d}-{i // 1000 % 1000:03d}-{i % 1000:03d}" for i in range(groups)
+        ]
+        db.executemany(
+            "INSERT INTO labels VALUES ('fo.example.net', ?, ?)", [(label, NOW) for label in labels]
+        )
+        db.executemany(
+            "INSERT INTO groups (zone, label, primary_app_id, backup_app_id, active, ttl, "
+            "created_at, updated_at) VALUES ('fo.example.net', ?, ?, ?, ?, 30, ?, ?)",
+            [
+                (
+                    label,
+                    1 + i % apps,
+                    1 + (i + 1) % apps,
+                    "backup" if i % 3 == 0 else "primary",
+                    NOW,
+                    NOW,
+                )
+                for i, label in enumerate(labels)
+            ],
+        )
+
+
+class Server:
+    """`fodns serve` as a child process; reads its dns_listening/api_listening events."""
+
+    def __init__(self, config: Path) -> None:
+        self.started = time.monotonic()
+        # The log goes to a file: a pipe nobody reads would fill and stall the server.
+        self.log_path = config.with_suffix(".log")
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [str(FODNS), "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            text=True,
+            env={**os.environ, "FODNS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
+        )
+        self.dns_port = self.api_port = 0
+        deadline = time.monotonic() + 120
+        while (not self.dns_port or not self.api_port) and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fodns exited while starting: {self.log_path.read_text()}")
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("event") == "dns_listening" and not self.dns_port:
+                    self.dns_port = int(event["listen"][0].rpartition(":")[2])
+                    self.ready_after = time.monotonic() - self.started
+                elif event.get("event") == "api_listening":
+                    self.api_port = int(event["listen"].rpartition(":")[2])
+            time.sleep(0.02)
+
+    def resident_mb(self) -> list[float]:
+        """Resident memory of each process serving DNS (the workers, or the one process)."""
+        pids = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split() or [str(self.process.pid)]
+        sizes = []
+        for pid in pids:
+            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # multiprocessing's helper, not a DNS process
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return sizes
+
+    def api(self, method: str, path: str, body: object = None) -> object:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def measure_scale(apps: int, groups: int) -> list[dict[str, object]]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fodns-scale-") as temporary:
+        directory = Path(temporary)
+        fill_store(directory, apps, groups)
+        for workers in (1, 2):
+            server = Server(write_config(directory, workers))
+            try:
+                reply = dns.query.udp(
+                    dns.message.make_query("000-000-001.fo.example.net", "A"),
+                    "127.0.0.1",
+                    port=server.dns_port,
+                    timeout=5,
+                )
+                assert reply.answer, "a group did not answer"
+                rows.append(
+                    {
+                        "workers": workers,
+                        "groups": groups,
+                        "apps": apps,
+                        "seconds_to_serving": round(server.ready_after, 2),
+                        "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
+                    }
+                )
+            finally:
+                server.stop()
+    return rows
+
+
+def all_sockets_see(
+    sockets: list[socket.socket], port: int, fqdn: str, expected: str, deadline: float
+) -> bool:
+    """Query from every socket until each one gets `expected` (or the deadline passes)."""
+    pending = list(sockets)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for sock in pending:
+            query = dns.message.make_query(fqdn, "A")
+            sock.sendto(query.to_wire(), ("127.0.0.1", port))
+            try:
+                reply = dns.message.from_wire(sock.recv(4096))
+            except (TimeoutError, dns.exception.DNSException):
+                still.append(sock)
+                continue
+            addresses = {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+            if expected not in addresses:
+                still.append(sock)
+        pending = still
+    return not pending
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def measure_switches(switches: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="fodns-switch-") as temporary:
+        directory = Path(temporary)
+        server = Server(write_config(directory, 2))
+        sockets = []
+        try:
+            server.api("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
+            server.api("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]})
+            labels = [
+                server.api("POST", "/v1/groups", {"primary": "eu", "backup": "us"})["label"]
+                for _ in range(20)
+            ]  # type: ignore[index]
+            for _ in range(16):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.settimeout(0.2)
+                sock.bind(("127.0.0.1", 0))
+                sockets.append(sock)
+            api_ms, served_ms, missed = [], [], 0
+            began = time.monotonic()
+            for count in range(switches):
+                label = labels[count % len(labels)]
+                side, address = (
+                    ("backup", "198.51.100.7")
+                    if (count // len(labels)) % 2 == 0
+                    else ("primary", "192.0.2.10")
+                )
+                start = time.monotonic()
+                server.api("POST", f"/v1/groups/{label}/switch", {"to": side})
+                acknowledged = time.monotonic()
+                if not all_sockets_see(
+                    sockets, server.dns_port, f"{label}.fo.example.net", address, acknowledged + 2.0
+                ):
+                    missed += 1
+                api_ms.append((acknowledged - start) * 1000)
+                served_ms.append((time.monotonic() - start) * 1000)
+            elapsed = time.monotonic() - began
+            # Switch rate alone: the API one request after another, no DNS checks between.
+            rate_began = time.monotonic()
+            for count in range(switches):
+                side = "backup" if count % 2 == 0 else "primary"
+                server.api("POST", f"/v1/groups/{labels[0]}/switch", {"to": side})
+            rate = switches / (time.monotonic() - rate_began)
+        finally:
+            for sock in sockets:
+                sock.close()
+            server.stop()
+    return {
+        "switches": switches,
+        "workers": 2,
+        "checked_sockets": 16,
+        "api_ms_p50": round(statistics.median(api_ms), 2),
+        "api_ms_p99": round(percentile(api_ms, 0.99), 2),
+        "switch_to_served_ms_p50": round(statistics.median(served_ms), 2),
+        "switch_to_served_ms_p99": round(percentile(served_ms, 0.99), 2),
+        "not_served_within_2s": missed,
+        "switches_per_second_sequential": round(rate, 1),
+        "run_seconds": round(elapsed, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=100_000)
+    parser.add_argument("--apps", type=int, default=10_000)
+    parser.add_argument("--switches", type=int, default=1000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPOSITORY))
+    results = {
+        "scale": measure_scale(args.apps, args.groups),
+        "switches": measure_switches(args.switches),
+    }
+    print(json.dumps(results, indent=2))
+    output = REPOSITORY / "benchmarks" / "out"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "groups.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
