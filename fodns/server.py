@@ -320,8 +320,18 @@ def install_signal_handlers(stop: asyncio.Event, on_reload: Callable[[], object]
     loop.add_signal_handler(signal.SIGHUP, on_reload)
 
 
-def worker_main(config: Config, index: int, report: multiprocessing.connection.Connection) -> None:
-    """A worker process: its own table, its own SO_REUSEPORT sockets, counters to the parent."""
+def worker_main(
+    config: Config,
+    index: int,
+    report: multiprocessing.connection.Connection,
+    listen_from: multiprocessing.connection.Connection | None = None,
+) -> None:
+    """A worker process: its own table, its own SO_REUSEPORT sockets, counters to the parent.
+
+    With `listen_from`, the worker builds its table, then waits there for the
+    addresses to bind (worker 0 picks any port given as 0), so that all workers
+    build at once instead of one after another.
+    """
     configure_logging()
     worker_log = log.bind(worker=index, pid=os.getpid())
 
@@ -331,7 +341,13 @@ def worker_main(config: Config, index: int, report: multiprocessing.connection.C
         applied = store.last_seq()
         add_groups(table, store)
         handler = QueryHandler(table, config.dns.udp_payload)
-        server = DnsServer(handler, config.dns, reuse_port=True)
+        dns_config = config.dns
+        if listen_from is not None:
+            addresses = await asyncio.to_thread(listen_from.recv)
+            dns_config = dataclasses.replace(
+                dns_config, listen=[ListenAddress(host, port) for host, port in addresses]
+            )
+        server = DnsServer(handler, dns_config, reuse_port=True)
         try:
             bound = await server.start()
         except ListenError as exc:
@@ -372,6 +388,9 @@ class Worker:
     report: multiprocessing.connection.Connection
     counters: list[int] = field(default_factory=list)
     applied_seq: int = 0
+    # Where the parent sends the addresses to bind, for a worker started before
+    # worker 0 had picked its port.
+    instructions: multiprocessing.connection.Connection | None = None
 
 
 class WorkerPool:
@@ -385,24 +404,39 @@ class WorkerPool:
         self.listen: list[ListenAddress] = []
 
     def start(self) -> list[ListenAddress]:
-        """Start worker 0 first: if a port is 0 it picks it, and the rest bind the same."""
+        """Start every worker at once; worker 0 binds first, and if a port was 0 the
+        others are told the port it got before they bind the same."""
+        needs_port = any(address.port == 0 for address in self.config.dns.listen)
         first = self._spawn(0, self.config)
+        others = [
+            self._spawn(index, self.config, wait_for_listen=needs_port)
+            for index in range(1, self.config.dns.workers)
+        ]
         self.listen = [ListenAddress(h, p) for h, p in self._wait_ready(first)]
-        pinned = _with_listen(self.config, self.listen)
-        self.config = pinned
-        others = [self._spawn(i, pinned) for i in range(1, self.config.dns.workers)]
+        self.config = _with_listen(self.config, self.listen)  # replacements bind these
+        for worker in others:
+            if worker.instructions is not None:
+                worker.instructions.send([(a.host, a.port) for a in self.listen])
         for worker in others:
             self._wait_ready(worker)
         return self.listen
 
-    def _spawn(self, index: int, config: Config) -> Worker:
+    def _spawn(self, index: int, config: Config, wait_for_listen: bool = False) -> Worker:
         receive, send = self.context.Pipe(duplex=False)
+        listen_from, instructions = (
+            self.context.Pipe(duplex=False) if wait_for_listen else (None, None)
+        )
         process = self.context.Process(
-            target=worker_main, args=(config, index, send), name=f"fodns-dns-{index}", daemon=True
+            target=worker_main,
+            args=(config, index, send, listen_from),
+            name=f"fodns-dns-{index}",
+            daemon=True,
         )
         process.start()
         send.close()
-        worker = Worker(index, process, receive)
+        if listen_from is not None:
+            listen_from.close()
+        worker = Worker(index, process, receive, instructions=instructions)
         self.workers[index] = worker
         return worker
 
