@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.groups import answer_json, follow
 from fodns.logs import get_logger
+from fodns.metrics import ApiMetrics
 from fodns.model import App, Group
 from fodns.openapi import openapi_document
 from fodns.store import UNSET as STORE_UNSET
@@ -40,6 +41,7 @@ TABLE_KEY: web.AppKey[CurrentTable] = web.AppKey("table")
 TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
 Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
+METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,6 +69,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """fodns_api_requests_total by route template (bounded), method and status."""
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS_KEY].requests.labels(route, request.method, str(response.status)).inc()
+    return response
 
 
 @web.middleware
@@ -132,6 +144,11 @@ async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) ->
             after=event.after,
             reason=event.reason,
         )
+    metrics = request.app[METRICS_KEY]
+    if event is not None:
+        metrics.table_changes.inc()
+        if event.action == "group_switched":
+            metrics.switches.inc()
     table = request.app[TABLE_KEY]()
     if table is not None:
         follow(table, change)  # this process answers DNS: serve it before replying
@@ -370,7 +387,10 @@ def create_app(
     served: Served | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, bearer_token])
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[count_requests, json_errors, bearer_token]
+    )
+    app[METRICS_KEY] = ApiMetrics(registry)
     app[REGISTRY_KEY] = registry
     app[HEALTH_KEY] = health
     app[STORE_KEY] = store

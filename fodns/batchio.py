@@ -16,9 +16,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
+from fodns import querystats
 from fodns.logs import get_logger
 
 log = get_logger()
@@ -89,6 +91,7 @@ class BatchedUdpReader:
         sock: socket.socket,
         answer: Callable[[bytes], bytes | None],
         oversized: Callable[[bytes], bytes | None],
+        counters: list[int] | None = None,
     ) -> None:
         assert _FUNCTIONS is not None
         self._recvmmsg, self._sendmmsg = _FUNCTIONS
@@ -96,6 +99,8 @@ class BatchedUdpReader:
         self.fd = sock.fileno()
         self.answer = answer
         self.oversized = oversized
+        # The answer-latency histogram, counted per batch (see querystats).
+        self.counters = counters if counters is not None else querystats.new_counters()
         # sockaddr_in or sockaddr_in6: every peer of this socket has the same length.
         self.address_length = 16 if sock.family == socket.AF_INET else 28
 
@@ -157,6 +162,7 @@ class BatchedUdpReader:
         self._received_last = max(count, 0)
         if count <= 0:
             return 0
+        arrived = time.perf_counter()
         queries = self._query_view
         replies = self._reply_view
         send_words = self._send_iov_words
@@ -190,6 +196,10 @@ class BatchedUdpReader:
             if ready != count:
                 for index in range(ready):  # restore the one-to-one address mapping
                     self._send[index].msg_hdr.msg_name = self._address_base + index * SOCKADDR_SPACE
+        took = time.perf_counter() - arrived
+        counters = self.counters
+        counters[querystats.latency_bucket(took)] += count
+        counters[querystats.LATENCY_SUM] += int(took * 1_000_000) * count
         return count
 
     def _flush(self, ready: int) -> None:

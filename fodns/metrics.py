@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from fodns import querystats
@@ -21,7 +21,9 @@ class QueryCollector(Collector):
     def __init__(self, counter_sources: Callable[[], list[list[int]]]) -> None:
         self.counter_sources = counter_sources
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         totals = querystats.new_counters()
         sources = self.counter_sources()
         for counters in sources:
@@ -43,6 +45,44 @@ class QueryCollector(Collector):
         workers = GaugeMetricFamily("fodns_dns_workers", "DNS worker processes reporting")
         workers.add_metric([], len(sources))
         yield workers
+        yield self._latency(totals)
+
+    @staticmethod
+    def _latency(totals: list[int]) -> HistogramMetricFamily:
+        """Time from a batch of queries arriving to its replies leaving, per query."""
+        buckets = []
+        cumulative = 0
+        for index, bound in enumerate(querystats.LATENCY_BOUNDS):
+            cumulative += totals[querystats.LATENCY_BASE + index]
+            buckets.append((str(bound), cumulative))
+        cumulative += totals[querystats.LATENCY_BASE + len(querystats.LATENCY_BOUNDS)]
+        buckets.append(("+Inf", cumulative))
+        histogram = HistogramMetricFamily(
+            "fodns_dns_answer_latency_seconds",
+            "Seconds from a query's arrival to its reply being sent (UDP, per batch)",
+        )
+        histogram.add_metric([], buckets, totals[querystats.LATENCY_SUM] / 1_000_000)
+        return histogram
+
+
+class ApiMetrics:
+    """What the admin API counts: requests by route and status, switches, table changes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "fodns_api_requests",
+            "Admin API requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.switches = Counter(
+            "fodns_groups_switches", "Groups switched to their other side", registry=registry
+        )
+        self.table_changes = Counter(
+            "fodns_table_changes",
+            "Committed changes applied to the answer table (each an incremental rebuild)",
+            registry=registry,
+        )
 
 
 def build_registry(counter_sources: Callable[[], list[list[int]]]) -> CollectorRegistry:

@@ -53,6 +53,29 @@ RCODE_BUCKET: dict[int, int] = {
 }
 SLOTS = len(QTYPE_LABELS) * len(RCODE_LABELS)
 DROPPED = SLOTS  # one extra slot: queries dropped without a reply
+# Time from a batch's arrival to its replies leaving, counted once per query in
+# the batch: upper bounds in seconds (the last slot is +Inf).
+LATENCY_BOUNDS: tuple[float, ...] = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
+LATENCY_BASE = DROPPED + 1
+LATENCY_SUM = LATENCY_BASE + len(LATENCY_BOUNDS) + 1  # microseconds, summed over queries
+
+
+def latency_bucket(seconds: float) -> int:
+    for index, bound in enumerate(LATENCY_BOUNDS):
+        if seconds <= bound:
+            return LATENCY_BASE + index
+    return LATENCY_BASE + len(LATENCY_BOUNDS)
 
 
 def slot(qtype: int, rcode: int) -> int:
@@ -62,7 +85,7 @@ def slot(qtype: int, rcode: int) -> int:
 
 
 def new_counters() -> list[int]:
-    return [0] * (SLOTS + 1)
+    return [0] * (LATENCY_SUM + 1)
 
 
 def labelled(counters: list[int]) -> list[tuple[str, str, int]]:

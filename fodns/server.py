@@ -251,7 +251,10 @@ class DnsServer:
             if batchio.available():
                 # recvmmsg/sendmmsg: a batch of datagrams per system call (see batchio).
                 reader = batchio.BatchedUdpReader(
-                    udp, self.handler.answer, self.handler.answer_oversized
+                    udp,
+                    self.handler.answer,
+                    self.handler.answer_oversized,
+                    self.handler.counters,
                 )
                 loop.add_reader(udp.fileno(), reader.on_readable)
                 self._readers.append(udp)

@@ -400,3 +400,38 @@ def test_every_acknowledged_switch_survives_kill_9(tmp_path: Path) -> None:
             assert served(again, fqdn)[1] == expected[active]
     finally:
         assert again.stop() == 0
+
+
+def test_metrics_count_switches_requests_changes_and_answer_latency(
+    server: FodnsProcess, api: Api
+) -> None:
+    two_apps(api)
+    label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})  # idempotent: not counted
+    api.call("GET", "/v1/groups/000-000-000")
+    for _ in range(20):
+        served(server, f"{label}.fo.example.net")
+    status, text = server.http_get("/metrics")
+    assert status == 200
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples["fodns_groups_switches_total"] == 1
+    assert samples["fodns_table_changes_total"] == 4  # two apps, a group, a switch
+    switch_route = (
+        'fodns_api_requests_total{method="POST",route="/v1/groups/{label}/switch",status="200"}'
+    )
+    assert samples[switch_route] == 2
+    assert (
+        samples['fodns_api_requests_total{method="GET",route="/v1/groups/{label}",status="404"}']
+        == 1
+    )
+    assert samples['fodns_dns_queries_total{qtype="A",rcode="NOERROR"}'] >= 20
+    assert samples["fodns_dns_answer_latency_seconds_count"] >= 20
+    assert (
+        samples['fodns_dns_answer_latency_seconds_bucket{le="+Inf"}']
+        == (samples["fodns_dns_answer_latency_seconds_count"])
+    )
