@@ -39,6 +39,8 @@ def serve(config: Config) -> None:
     table = build_table(config)  # zone errors stop start-up here, before any socket or database
     store = open_store(config, table)
     tokens = admin_tokens(config.api.token, config.store_path)
+    for name in set(tokens.values()):
+        store.ensure_token_name(name)  # events name their actor by the token's name
     try:
         if config.dns.workers == 1:
             add_groups(table, store)

@@ -435,3 +435,11 @@ def test_metrics_count_switches_requests_changes_and_answer_latency(
         samples['fodns_dns_answer_latency_seconds_bucket{le="+Inf"}']
         == (samples["fodns_dns_answer_latency_seconds_count"])
     )
+
+
+def test_an_oversized_request_is_refused_with_413(api: Api) -> None:
+    status, reply = api.call(
+        "POST", "/v1/apps", {"name": "big", "web_servers": ["192.0.2.1"], "reason": "x" * 100_000}
+    )
+    assert status == 413 and reply["error"]["code"] == "too_large"
+    assert api.ok("GET", "/v1/apps")["apps"] == []
