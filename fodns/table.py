@@ -62,6 +62,14 @@ class ZoneRuntime:
 
     data: ZoneData
     negatives: dict[tuple[Outcome, int], Template] = field(default_factory=dict)
+    # One NameInfo per kind, shared by every name of the zone (there may be 100,000).
+    infos: dict[NameKind, NameInfo] = field(default_factory=dict)
+
+    def info(self, kind: NameKind) -> NameInfo:
+        shared = self.infos.get(kind)
+        if shared is None:
+            shared = self.infos[kind] = NameInfo(kind, self)
+        return shared
 
     def negative(self, outcome: Outcome, qname_len: int) -> Template:
         key = (outcome, qname_len)
@@ -155,23 +163,22 @@ class AnswerTable:
         records = zone.records.get(key, {})
         build = _NameBuild(key)
         if highest_cut(zone, key) is not None:
-            build.info = NameInfo(NameKind.DELEGATED, runtime)
+            build.info = runtime.info(NameKind.DELEGATED)
             return build
         direct = getattr(records, "direct_templates", None)
-        templates = direct(len(key), zone) if direct is not None and records else None
+        templates = direct(len(key), zone) if direct is not None else None
         if templates is not None:
             # Records that render themselves (a group's web head): no lookup, and no
             # references, as they never include other names' records.
-            kind = NameKind.CNAME if CNAME in records else NameKind.PLAIN
-            build.info = NameInfo(kind, runtime)
+            build.info = runtime.info(NameKind.CNAME if CNAME in records else NameKind.PLAIN)
             build.templates = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
             return build
         if CNAME in records:
-            build.info = NameInfo(NameKind.CNAME, runtime)
+            build.info = runtime.info(NameKind.CNAME)
             qtypes: Iterable[int] = CNAME_PREBUILT_TYPES
             build.references.append(wire_key(records[CNAME][0].target))
         else:
-            build.info = NameInfo(NameKind.PLAIN, runtime)
+            build.info = runtime.info(NameKind.PLAIN)
             qtypes = records
             if key == zone.origin_key:
                 build.references.extend(wire_key(ns.target) for ns in records[NS])
@@ -303,12 +310,16 @@ class AnswerTable:
         self.misses.clear()
 
 
-@dataclass
 class _NameBuild:
-    key: bytes
-    info: NameInfo | None = None
-    templates: dict[bytes, Template] = field(default_factory=dict)
-    references: list[bytes] = field(default_factory=list)
+    """What building one name produced, before it is installed."""
+
+    __slots__ = ("info", "key", "references", "templates")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.info: NameInfo | None = None
+        self.templates: dict[bytes, Template] = {}
+        self.references: list[bytes] = []
 
 
 class _NeedsFullRebuild(Exception):
