@@ -207,6 +207,24 @@ def apply_groups(
         table.apply_by_key(origins[zone], by_zone.get(zone, {}), serials.get(zone))
 
 
+def load_groups(
+    table: AnswerTable,
+    groups: Iterable[Group],
+    apps: Mapping[str, App],
+    serials: Mapping[str, int],
+) -> None:
+    """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key)."""
+    origins = {zone.origin.to_text(omit_final_dot=True): key for key, zone in table.zones.items()}
+    by_zone: dict[str, dict[bytes, Mapping[int, RRset]]] = defaultdict(dict)
+    for group in groups:
+        if group.zone in origins:
+            by_zone[group.zone][_label_key(group.label, origins[group.zone])] = group_rrsets(
+                group, apps
+            )
+    for zone in (set(by_zone) | set(serials)) & set(origins):
+        table.load_by_key(origins[zone], by_zone.get(zone, {}), serials.get(zone))
+
+
 def _label_key(label: str, origin_key: bytes) -> bytes:
     """The wire key of label.zone, built directly (labels are checked lower-case LDH)."""
     encoded = label.lower().encode("ascii")

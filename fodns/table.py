@@ -282,6 +282,42 @@ class AnswerTable:
         self._synthesized.clear()
         self.misses.clear()
 
+    def load_by_key(
+        self,
+        origin_key: bytes,
+        new_names: Mapping[bytes, Mapping[int, RRset]],
+        serial: int | None = None,
+    ) -> None:
+        """Start-up: add many new names whose records render themselves (groups).
+
+        The bookkeeping `apply_by_key` keeps for changes (rollback copies, a
+        dependency walk per name) is a waste when the names are new; this adds
+        them directly. Anything unusual (the name exists, a delegation, a reply
+        that needs the full lookup) and the names whose replies include the new
+        ones (a zone-file CNAME to a group) still go through `apply_by_key`.
+        """
+        zone = self.zones[origin_key]
+        runtime = self.runtimes[origin_key]
+        answers, names, keys_of = self.answers, self.names, self._keys_of
+        rest: dict[bytes, Mapping[int, RRset] | None] = {}
+        loaded: set[bytes] = set()
+        for key, records in new_names.items():
+            direct = getattr(records, "direct_templates", None)
+            simple = not zone.cuts and key not in zone.names and parent_key(key) == origin_key
+            templates = direct(len(key), zone) if direct is not None and simple else None
+            if templates is None:
+                rest[key] = records
+                continue
+            zone.set_records_by_key(key, records)
+            names[key] = runtime.info(NameKind.CNAME if CNAME in records else NameKind.PLAIN)
+            entries = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
+            answers.update(entries)
+            keys_of[key] = list(entries)
+            loaded.add(key)
+        for referer in set(self._with_dependents(loaded)) - loaded:
+            rest.setdefault(referer, zone.records.get(referer))
+        self.apply_by_key(origin_key, rest, serial)
+
     def _with_dependents(self, keys: set[bytes]) -> list[bytes]:
         """The names plus, transitively, every name whose reply includes their records."""
         seen = set(keys)
