@@ -29,9 +29,10 @@ from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
 from fodns.groups import catch_up, load_groups
 from fodns.logs import configure_logging, get_logger
-from fodns.query import QueryHandler
+from fodns.query import QueryHandler, name_end
 from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
+from fodns.transfer import Transfers
 from fodns.zone import ZoneData, load_zone_file
 
 log = get_logger()
@@ -142,15 +143,25 @@ class TcpProtocol(asyncio.Protocol):
             message = bytes(buffer[TCP_LENGTH_PREFIX : TCP_LENGTH_PREFIX + length])
             del buffer[: TCP_LENGTH_PREFIX + length]
             try:
-                reply = self.handler.answer(message, False)
+                replies = self._replies(message)
             except Exception:
                 log.exception("query_failed", transport="tcp", size=len(message))
-                reply = None
-            if reply is None:
+                replies = []
+            if not replies:
                 # Not even a header to answer: the stream cannot be trusted further.
                 self.transport.close()  # type: ignore[union-attr]
                 return
-            self.transport.write(len(reply).to_bytes(2, "big") + reply)  # type: ignore[union-attr]
+            for reply in replies:
+                self.transport.write(len(reply).to_bytes(2, "big") + reply)  # type: ignore[union-attr]
+
+    def _replies(self, message: bytes) -> list[bytes]:
+        """One reply, or the many messages of a zone transfer (TCP only, RFC 5936 §4.2)."""
+        transfers = self.server.transfers
+        if transfers is not None and is_transfer_query(message):
+            peer = self.transport.get_extra_info("peername")  # type: ignore[union-attr]
+            return transfers.answer(message, peer[0])
+        reply = self.handler.answer(message, False)
+        return [reply] if reply is not None else []
 
     def pause_writing(self) -> None:
         # A client that pipelines without reading: stop reading until it catches up.
@@ -231,6 +242,14 @@ def bind_pair(address: ListenAddress, reuse_port: bool) -> tuple[socket.socket, 
     raise AssertionError("unreachable")
 
 
+def is_transfer_query(message: bytes) -> bool:
+    """A plain QUERY whose one question asks for AXFR or IXFR."""
+    if len(message) < 17 or message[2] & 0xF8 or message[4:6] != b"\x00\x01":
+        return False
+    end = name_end(message)
+    return end > 0 and message[end + 1 : end + 3] in (b"\x00\xfc", b"\x00\xfb")
+
+
 @dataclass
 class DnsServer:
     """UDP and TCP listeners on every address, answering from one QueryHandler."""
@@ -238,6 +257,7 @@ class DnsServer:
     handler: QueryHandler
     config: DnsConfig
     reuse_port: bool = False
+    transfers: Transfers | None = None
     tcp_connections: int = 0
     bound: list[ListenAddress] = field(default_factory=list)
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
@@ -350,7 +370,12 @@ def worker_main(
             dns_config = dataclasses.replace(
                 dns_config, listen=[ListenAddress(host, port) for host, port in addresses]
             )
-        server = DnsServer(handler, dns_config, reuse_port=True)
+        server = DnsServer(
+            handler,
+            dns_config,
+            reuse_port=True,
+            transfers=Transfers(lambda: handler.table, config.zones, config.tsig),
+        )
         try:
             bound = await server.start()
         except ListenError as exc:

@@ -30,6 +30,7 @@ from fodns.server import (
 )
 from fodns.store import Store
 from fodns.tokens import admin_tokens
+from fodns.transfer import Transfers
 
 log = get_logger()
 
@@ -56,7 +57,8 @@ def serve(config: Config) -> None:
 async def _serve_in_process(
     config: Config, handler: QueryHandler, store: Store, tokens: dict[str, str]
 ) -> None:
-    dns_server = DnsServer(handler, config.dns)
+    transfers = Transfers(lambda: handler.table, config.zones, config.tsig)
+    dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
     registry = build_registry(lambda: [handler.counters])
     # The API follows its writes into whichever table this process serves now
