@@ -24,6 +24,7 @@ from fodns.groups import answer_json, follow
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
 from fodns.model import App, Group
+from fodns.notify import Notifier
 from fodns.openapi import openapi_document
 from fodns.store import UNSET as STORE_UNSET
 from fodns.table import AnswerTable
@@ -42,6 +43,7 @@ TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
 Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
+NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -155,6 +157,10 @@ async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) ->
     served = request.app[SERVED_KEY]
     if served is not None and change.event is not None and not await served(change.event.seq):
         log.error("change_not_served_in_time", seq=change.event.seq)
+    notifier = request.app[NOTIFIER_KEY]
+    if notifier is not None:
+        for zone in change.serials:
+            notifier.changed(zone)  # RFC 1996: the secondaries fetch the new serial
     return change
 
 
@@ -385,6 +391,7 @@ def create_app(
     table: CurrentTable | None = None,
     tokens: dict[str, str] | None = None,
     served: Served | None = None,
+    notifier: Notifier | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor)."""
     app = web.Application(
@@ -397,6 +404,7 @@ def create_app(
     app[TABLE_KEY] = table or (lambda: None)
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
+    app[NOTIFIER_KEY] = notifier
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     if store is not None:

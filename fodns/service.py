@@ -16,6 +16,7 @@ from fodns.config import Config, ListenAddress
 from fodns.errors import ListenError
 from fodns.logs import get_logger
 from fodns.metrics import build_registry
+from fodns.notify import Notifier
 from fodns.query import QueryHandler
 from fodns.server import (
     DnsServer,
@@ -63,12 +64,14 @@ async def _serve_in_process(
     registry = build_registry(lambda: [handler.counters])
     # The API follows its writes into whichever table this process serves now
     # (SIGHUP replaces it), so it asks the handler at each request.
+    notifier = Notifier(config.zones, config.tsig, lambda zone: zone_serials(handler.table)[zone])
     app = create_app(
         registry,
         lambda: _health(handler, listen, 1),
         store=store,
         table=lambda: handler.table,
         tokens=tokens,
+        notifier=notifier,
     )
     runner = await _start_api(config, app)
     stop = asyncio.Event()
@@ -93,6 +96,7 @@ async def _serve_with_workers(config: Config, store: Store, tokens: dict[str, st
             store=store,
             tokens=tokens,
             served=pool.served,
+            notifier=Notifier(config.zones, config.tsig, store.serial),
         )
         runner = await _start_api(config, app)
         stop = asyncio.Event()

@@ -1,0 +1,155 @@
+"""NOTIFY (RFC 1996): tell each zone's secondaries that its serial moved.
+
+A change marks its zones; one round per zone then sends a NOTIFY to every
+target over UDP, signed with the TSIG key its allow_transfer entry names, and
+resends to those that do not answer (RFC 1996 §3.6), with growing waits. While
+a round runs, further changes only mark the zone again, so a burst of switches
+is followed by at most one more round (coalescing, §4.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rdatatype
+import dns.tsigkeyring
+
+from fodns.config import TsigKeyConfig, ZoneConfig
+from fodns.errors import ConfigError
+from fodns.logs import get_logger
+
+log = get_logger()
+# RFC 1996 §3.6 suggests 60 s between resends; secondaries of a failover product
+# must hear quickly, and a short first wait costs little on a lost datagram.
+FIRST_WAIT = 0.5
+MAX_WAIT = 30.0
+MAX_TRIES = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    key: dns.name.Name | None  # the TSIG key to sign with, if any
+
+
+class Notifier:
+    """Sends NOTIFY rounds for zones whose data changed; call `changed(zone)` after a commit."""
+
+    def __init__(
+        self,
+        zones: list[ZoneConfig],
+        keys: dict[str, TsigKeyConfig],
+        serial_of: Callable[[str], int],
+    ) -> None:
+        self.serial_of = serial_of
+        self.keyring = (
+            dns.tsigkeyring.from_text({n: (k.algorithm, k.secret) for n, k in keys.items()})
+            if keys
+            else None
+        )
+        self.targets: dict[str, list[Target]] = {}
+        for zone in zones:
+            self.targets[zone.name] = [self._target(zone, text) for text in zone.notify]
+        self._dirty: set[str] = set()
+        self._rounds: dict[str, asyncio.Task[None]] = {}
+        self.sent = 0  # NOTIFY messages sent, resends included (for tests and metrics)
+
+    def _target(self, zone: ZoneConfig, text: str) -> Target:
+        host, _, port = text.rpartition(":")
+        host = host.strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+            port_number = int(port)
+        except ValueError:
+            raise ConfigError(f"zones {zone.name} notify: {text!r} is not ADDRESS:PORT") from None
+        key = None
+        for entry in zone.allow_transfer:
+            network = ipaddress.ip_network(str(entry.get("address", "")), strict=False)
+            if address.version == network.version and address in network and entry.get("key"):
+                key = dns.name.from_text(str(entry["key"]))
+                break
+        return Target(str(address), port_number, key)
+
+    def changed(self, zone: str) -> None:
+        """The zone's serial moved: make sure a round will tell its secondaries."""
+        if not self.targets.get(zone):
+            return
+        self._dirty.add(zone)
+        round_task = self._rounds.get(zone)
+        if round_task is None or round_task.done():
+            self._rounds[zone] = asyncio.get_running_loop().create_task(self._round(zone))
+
+    async def close(self) -> None:
+        for task in self._rounds.values():
+            task.cancel()
+        await asyncio.gather(*self._rounds.values(), return_exceptions=True)
+
+    async def _round(self, zone: str) -> None:
+        while zone in self._dirty:
+            self._dirty.discard(zone)
+            serial = self.serial_of(zone)
+            await asyncio.gather(*(self._notify(zone, serial, t) for t in self.targets[zone]))
+
+    async def _notify(self, zone: str, serial: int, target: Target) -> None:
+        wait = FIRST_WAIT
+        for attempt in range(1, MAX_TRIES + 1):
+            if await self._send_once(zone, target, wait):
+                log.info(
+                    "notify_answered",
+                    zone=zone,
+                    serial=serial,
+                    target=target.host,
+                    port=target.port,
+                    attempt=attempt,
+                )
+                return
+            wait = min(MAX_WAIT, wait * 2) * random.uniform(0.9, 1.1)
+        log.warning(
+            "notify_unanswered",
+            zone=zone,
+            serial=serial,
+            target=target.host,
+            port=target.port,
+            tries=MAX_TRIES,
+        )
+
+    async def _send_once(self, zone: str, target: Target, timeout: float) -> bool:
+        """One NOTIFY (SOA question, AA set, §3.7) and the wait for its answer."""
+        query = dns.message.make_query(zone + ".", dns.rdatatype.SOA)
+        query.flags = dns.flags.AA  # and not RD; set first: the opcode lives in the flags
+        query.set_opcode(dns.opcode.NOTIFY)
+        if target.key is not None and self.keyring is not None:
+            query.use_tsig(self.keyring, keyname=target.key)
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[bool] = loop.create_future()
+
+        class Listener(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                try:
+                    reply = dns.message.from_wire(data, keyring=False)
+                except Exception:
+                    return
+                ours = reply.id == query.id and reply.opcode() == dns.opcode.NOTIFY
+                if ours and not answered.done():
+                    answered.set_result(True)
+
+        transport, _ = await loop.create_datagram_endpoint(
+            Listener, remote_addr=(target.host, target.port)
+        )
+        try:
+            transport.sendto(query.to_wire())
+            self.sent += 1
+            return await asyncio.wait_for(answered, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            transport.close()

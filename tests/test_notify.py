@@ -1,0 +1,143 @@
+"""NOTIFY (RFC 1996) to secondaries: sent after each change, signed, resent until
+answered, and coalesced under a burst. The secondary is a real UDP socket that checks
+every message with dnspython and the shared TSIG key."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rdatatype
+import dns.tsigkeyring
+
+from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns
+
+SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
+KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
+TOKEN = "notify-test-token"
+
+
+class Secondary:
+    """Receives NOTIFYs on 127.0.0.1, verifies their TSIG, and answers (or not)."""
+
+    def __init__(self, ignore_first: int = 0, answer_after: float = 0.0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.ignore_first = ignore_first
+        self.answer_after = answer_after
+        self.received: list[tuple[float, dns.message.Message]] = []
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        deadline = time.monotonic() + 60  # bounded
+        while self.running and time.monotonic() < deadline:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            message = dns.message.from_wire(data, keyring=KEYRING)  # raises on a bad signature
+            self.received.append((time.monotonic(), message))
+            if len(self.received) <= self.ignore_first:
+                continue
+            time.sleep(self.answer_after)
+            reply = dns.message.make_response(message)
+            self.sock.sendto(reply.to_wire(), peer)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
+def start(tmp_path: Path, secondary: Secondary) -> FodnsProcess:
+    config = tmp_path / "fodns.toml"
+    config.write_text(
+        f'[dns]\nlisten = ["127.0.0.1:0"]\n[api]\nlisten = "127.0.0.1:0"\n'
+        f'[store]\npath = "{tmp_path / "fodns.db"}"\n'
+        f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
+        f'notify = ["127.0.0.1:{secondary.port}"]\n'
+        f'allow_transfer = [{{ address = "127.0.0.1/32", key = "xfr" }}]\n'
+        f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n'
+    )
+    return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+
+
+def post(server: FodnsProcess, path: str, body: object) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.api_port}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_change_sends_a_signed_notify(tmp_path: Path) -> None:
+    secondary = Secondary()
+    server = start(tmp_path, secondary)
+    try:
+        post(server, "/v1/groups", {"label": "shop"})
+        assert wait_for(lambda: secondary.received)
+        _, notify = secondary.received[0]
+        assert notify.opcode() == dns.opcode.NOTIFY
+        assert notify.flags & dns.flags.AA  # RFC 1996 §3.7
+        assert notify.question[0].name.to_text() == "fo.example.net."
+        assert notify.question[0].rdtype == dns.rdatatype.SOA
+        assert notify.had_tsig and notify.keyname.to_text() == "xfr."
+        assert wait_for(lambda: server.log_events("notify_answered"))
+    finally:
+        assert server.stop() == 0
+        secondary.close()
+
+
+def test_an_unanswered_notify_is_sent_again(tmp_path: Path) -> None:
+    secondary = Secondary(ignore_first=1)
+    server = start(tmp_path, secondary)
+    try:
+        post(server, "/v1/groups", {"label": "shop"})
+        assert wait_for(lambda: len(secondary.received) >= 2)
+        (first_at, first), (second_at, second) = secondary.received[:2]
+        assert first.question == second.question
+        assert 0.3 < second_at - first_at < 5.0
+        assert wait_for(lambda: server.log_events("notify_answered"))
+    finally:
+        assert server.stop() == 0
+        secondary.close()
+
+
+def test_a_burst_of_switches_is_coalesced(tmp_path: Path) -> None:
+    secondary = Secondary(answer_after=0.3)  # a slow secondary: changes pile up meanwhile
+    server = start(tmp_path, secondary)
+    try:
+        post(server, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
+        post(server, "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]})
+        post(server, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        for count in range(20):
+            post(
+                server, "/v1/groups/shop/switch", {"to": "backup" if count % 2 == 0 else "primary"}
+            )
+        time.sleep(1.5)
+        assert 1 <= len(secondary.received) < 10, len(secondary.received)
+    finally:
+        assert server.stop() == 0
+        secondary.close()
