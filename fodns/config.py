@@ -69,13 +69,37 @@ class ApiConfig:
     token: str | None = None
 
 
+@dataclass(frozen=True)
+class TransferPeer:
+    """One `allow_transfer` entry: peers in `network`, signing with TSIG key `key` if set."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    key: str | None = None
+
+    def covers(self, address: str) -> bool:
+        peer = ipaddress.ip_address(address)
+        return peer.version == self.network.version and peer in self.network
+
+    def admits(self, address: str, key: str | None) -> bool:
+        return self.covers(address) and (self.key is None or self.key == key)
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """A secondary to NOTIFY; `key` is that of the allow_transfer entry covering it."""
+
+    host: str
+    port: int
+    key: str | None = None
+
+
 @dataclass
 class ZoneConfig:
     name: str
     file: Path
     group_ttl: int = 30
-    notify: list[str] = field(default_factory=list)
-    allow_transfer: list[dict[str, str]] = field(default_factory=list)
+    notify: list[NotifyTarget] = field(default_factory=list)
+    allow_transfer: list[TransferPeer] = field(default_factory=list)
     route53_hosted_zone_id: str | None = None
 
 
@@ -199,6 +223,7 @@ class _Reader:
         if not isinstance(zones, list) or not zones:
             raise self.fail("zones", "needs at least one [[zones]] entry")
         idle = self.typed(dns, "tcp_idle_timeout", (int, float), 10.0, "dns")  # type: ignore[arg-type]
+        keys = self.tsig(raw)
         return Config(
             dns=DnsConfig(
                 listen=[ListenAddress.parse(str(a), f"{self.path}: dns.listen") for a in listen],
@@ -226,13 +251,13 @@ class _Reader:
                 token=self.typed(api, "token", str, None, "api"),
             ),
             store_path=self.resolve(self.typed(store, "path", str, DEFAULT_DB_PATH, "store")),
-            zones=[self.zone(z, index) for index, z in enumerate(zones)],
-            tsig=self.tsig(raw),
+            zones=[self.zone(z, index, keys) for index, z in enumerate(zones)],
+            tsig=keys,
             route53=self.route53(raw),
             source=str(self.path),
         )
 
-    def zone(self, raw: Any, index: int) -> ZoneConfig:
+    def zone(self, raw: Any, index: int, keys: dict[str, TsigKeyConfig]) -> ZoneConfig:
         where = f"zones[{index}]"
         if not isinstance(raw, dict):
             raise self.fail(where, "must be a table")
@@ -252,16 +277,46 @@ class _Reader:
             raise self.fail(f"{where}.name", "is required")
         if not file:
             raise self.fail(f"{where}.file", "is required")
+        peers = self.transfer_peers(raw, where, keys)
         return ZoneConfig(
             name=name.rstrip(".").lower(),
             file=self.resolve(file),
             group_ttl=self.ranged(
                 self.typed(raw, "group_ttl", int, 30, where), *GROUP_TTL_RANGE, f"{where}.group_ttl"
             ),
-            notify=self.typed(raw, "notify", list, [], where),
-            allow_transfer=self.typed(raw, "allow_transfer", list, [], where),
+            notify=self.notify_targets(raw, where, peers),
+            allow_transfer=peers,
             route53_hosted_zone_id=self.typed(raw, "route53_hosted_zone_id", str, None, where),
         )
+
+    def transfer_peers(
+        self, raw: dict[str, Any], where: str, keys: dict[str, TsigKeyConfig]
+    ) -> list[TransferPeer]:
+        peers = []
+        for index, entry in enumerate(self.typed(raw, "allow_transfer", list, [], where)):
+            place = f"{where}.allow_transfer[{index}]"
+            if not isinstance(entry, dict) or set(entry) - {"address", "key"}:
+                raise self.fail(place, 'must be { address = "NETWORK", key = "NAME" }')
+            try:
+                network = ipaddress.ip_network(str(entry.get("address", "")), strict=False)
+            except ValueError:
+                raise self.fail(f"{place}.address", "is not an address or network") from None
+            key = entry.get("key")
+            if key is not None and key not in keys:
+                raise self.fail(f"{place}.key", f"no [tsig.{key}] in this file")
+            peers.append(TransferPeer(network, key))
+        return peers
+
+    def notify_targets(
+        self, raw: dict[str, Any], where: str, peers: list[TransferPeer]
+    ) -> list[NotifyTarget]:
+        targets = []
+        for index, text in enumerate(self.typed(raw, "notify", list, [], where)):
+            address = ListenAddress.parse(str(text), f"{self.path}: {where}.notify[{index}]")
+            # Sign with the key the secondary transfers with (RFC 1996 §3.3 NOTIFY, TSIG).
+            key = next((p.key for p in peers if p.key and p.covers(address.host)), None)
+            targets.append(NotifyTarget(address.host, address.port, key))
+        return targets
 
     def tsig(self, raw: dict[str, Any]) -> dict[str, TsigKeyConfig]:
         keys = {}

@@ -10,21 +10,18 @@ is followed by at most one more round (coalescing, §4.1).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
 import dns.rdatatype
-import dns.tsigkeyring
 
-from fodns.config import TsigKeyConfig, ZoneConfig
-from fodns.errors import ConfigError
+from fodns.config import NotifyTarget, TsigKeyConfig, ZoneConfig
 from fodns.logs import get_logger
+from fodns.transfer import tsig_keyring
 
 log = get_logger()
 # RFC 1996 §3.6 suggests 60 s between resends; secondaries of a failover product
@@ -32,13 +29,6 @@ log = get_logger()
 FIRST_WAIT = 0.5
 MAX_WAIT = 30.0
 MAX_TRIES = 8
-
-
-@dataclass(frozen=True)
-class Target:
-    host: str
-    port: int
-    key: dns.name.Name | None  # the TSIG key to sign with, if any
 
 
 class Notifier:
@@ -51,33 +41,11 @@ class Notifier:
         serial_of: Callable[[str], int],
     ) -> None:
         self.serial_of = serial_of
-        self.keyring = (
-            dns.tsigkeyring.from_text({n: (k.algorithm, k.secret) for n, k in keys.items()})
-            if keys
-            else None
-        )
-        self.targets: dict[str, list[Target]] = {}
-        for zone in zones:
-            self.targets[zone.name] = [self._target(zone, text) for text in zone.notify]
+        self.keyring = tsig_keyring(keys)
+        self.targets: dict[str, list[NotifyTarget]] = {zone.name: zone.notify for zone in zones}
         self._dirty: set[str] = set()
         self._rounds: dict[str, asyncio.Task[None]] = {}
         self.sent = 0  # NOTIFY messages sent, resends included (for tests and metrics)
-
-    def _target(self, zone: ZoneConfig, text: str) -> Target:
-        host, _, port = text.rpartition(":")
-        host = host.strip("[]")
-        try:
-            address = ipaddress.ip_address(host)
-            port_number = int(port)
-        except ValueError:
-            raise ConfigError(f"zones {zone.name} notify: {text!r} is not ADDRESS:PORT") from None
-        key = None
-        for entry in zone.allow_transfer:
-            network = ipaddress.ip_network(str(entry.get("address", "")), strict=False)
-            if address.version == network.version and address in network and entry.get("key"):
-                key = dns.name.from_text(str(entry["key"]))
-                break
-        return Target(str(address), port_number, key)
 
     def changed(self, zone: str) -> None:
         """The zone's serial moved: make sure a round will tell its secondaries."""
@@ -99,7 +67,7 @@ class Notifier:
             serial = self.serial_of(zone)
             await asyncio.gather(*(self._notify(zone, serial, t) for t in self.targets[zone]))
 
-    async def _notify(self, zone: str, serial: int, target: Target) -> None:
+    async def _notify(self, zone: str, serial: int, target: NotifyTarget) -> None:
         wait = FIRST_WAIT
         for attempt in range(1, MAX_TRIES + 1):
             if await self._send_once(zone, target, wait):
@@ -122,13 +90,13 @@ class Notifier:
             tries=MAX_TRIES,
         )
 
-    async def _send_once(self, zone: str, target: Target, timeout: float) -> bool:
+    async def _send_once(self, zone: str, target: NotifyTarget, timeout: float) -> bool:
         """One NOTIFY (SOA question, AA set, §3.7) and the wait for its answer."""
         query = dns.message.make_query(zone + ".", dns.rdatatype.SOA)
         query.flags = dns.flags.AA  # and not RD; set first: the opcode lives in the flags
         query.set_opcode(dns.opcode.NOTIFY)
         if target.key is not None and self.keyring is not None:
-            query.use_tsig(self.keyring, keyname=target.key)
+            query.use_tsig(self.keyring, keyname=dns.name.from_text(target.key))
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[bool] = loop.create_future()
 

@@ -9,9 +9,8 @@ which RFC 1995 §4 allows when a server keeps no history to send.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -23,8 +22,7 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 
-from fodns.config import TsigKeyConfig, ZoneConfig
-from fodns.errors import ConfigError
+from fodns.config import TransferPeer, TsigKeyConfig, ZoneConfig
 from fodns.logs import get_logger
 from fodns.table import AnswerTable
 from fodns.wire import NOTAUTH, error_reply, unsigned_tsig_error
@@ -36,17 +34,11 @@ TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MESSAGE_BUDGET = 16_000
 
 
-@dataclass(frozen=True)
-class Allowed:
-    """One `allow_transfer` entry: peers in `network`, signing with `key` if it is set."""
-
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network
-    key: dns.name.Name | None
-
-    def admits(self, peer: str, key: dns.name.Name | None) -> bool:
-        address = ipaddress.ip_address(peer)
-        in_network = address.version == self.network.version and address in self.network
-        return in_network and (self.key is None or self.key == key)
+def tsig_keyring(keys: dict[str, TsigKeyConfig]) -> dict[dns.name.Name, Any] | None:
+    """The configured TSIG keys as dnspython wants them, or None when there are none."""
+    if not keys:
+        return None
+    return dns.tsigkeyring.from_text({n: (k.algorithm, k.secret) for n, k in keys.items()})
 
 
 class Transfers:
@@ -59,27 +51,10 @@ class Transfers:
         keys: dict[str, TsigKeyConfig],
     ) -> None:
         self.table = table
-        self.keyring = (
-            dns.tsigkeyring.from_text(
-                {name: (key.algorithm, key.secret) for name, key in keys.items()}
-            )
-            if keys
-            else None
-        )
-        self.allowed: dict[bytes, list[Allowed]] = {}
-        for zone in zones:
-            entries = []
-            for index, entry in enumerate(zone.allow_transfer):
-                where = f"zones {zone.name} allow_transfer[{index}]"
-                try:
-                    network = ipaddress.ip_network(str(entry.get("address", "")), strict=False)
-                except ValueError:
-                    raise ConfigError(f"{where}.address: not an address or network") from None
-                key_name = entry.get("key")
-                if key_name is not None and key_name not in keys:
-                    raise ConfigError(f"{where}.key: no [tsig.{key_name}] in the config")
-                entries.append(Allowed(network, dns.name.from_text(key_name) if key_name else None))
-            self.allowed[wire_key(dns.name.from_text(zone.name))] = entries
+        self.keyring = tsig_keyring(keys)
+        self.allowed: dict[bytes, list[TransferPeer]] = {
+            wire_key(dns.name.from_text(zone.name)): zone.allow_transfer for zone in zones
+        }
 
     def answer(self, wire: bytes, peer: str) -> list[bytes]:
         """Every message of the reply to one transfer query (empty: close the connection)."""
@@ -94,9 +69,10 @@ class Transfers:
         question = query.question[0]
         zone = self.table().zones.get(wire_key(question.name))
         key = query.keyname if query.had_tsig else None
+        key_name = key.to_text(omit_final_dot=True) if key else None
         if zone is None:
             return [self._refuse(query, peer, key, "not a zone of this server")]
-        if not any(entry.admits(peer, key) for entry in self.allowed.get(zone.origin_key, [])):
+        if not any(p.admits(peer, key_name) for p in self.allowed.get(zone.origin_key, [])):
             return [self._refuse(query, peer, key, "peer or key not in allow_transfer")]
         messages = list(_stream(query, zone))
         log.info(

@@ -50,6 +50,15 @@ ZONE_LINE = f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
         (ZONE_LINE.replace("file", "group_ttl = 3\nfile"), "zones[0].group_ttl: 3 is outside"),
         ('[[zones]]\nname = "fo.example.net"\n', "zones[0].file: is required"),
         ("[dns]\n", "zones: needs at least one"),
+        (
+            ZONE_LINE + 'allow_transfer = [{ address = "nowhere" }]\n',
+            "zones[0].allow_transfer[0].address: is not an address or network",
+        ),
+        (
+            ZONE_LINE + 'allow_transfer = [{ address = "127.0.0.1", key = "xfr" }]\n',
+            "zones[0].allow_transfer[0].key: no [tsig.xfr] in this file",
+        ),
+        (ZONE_LINE + 'notify = ["somewhere"]\n', "notify[0]: 'somewhere' is not HOST:PORT"),
     ],
 )
 def test_a_bad_config_stops_start_up_naming_file_and_key(
