@@ -56,11 +56,15 @@ class GroupChange(Protocol):
     def serials(self) -> dict[str, int]: ...
 
 
+def active_head(group: Group, apps: Mapping[str, App]) -> tuple[str, ...]:
+    """The web head the group answers with now: its active app's, or none."""
+    active = group.active_app
+    return apps[active].web_head if active is not None and active in apps else ()
+
+
 def web_head_records(group: Group, apps: Mapping[str, App]) -> list[tuple[str, str]]:
     """(type, data) of every record the group serves now, e.g. [("A", "192.0.2.10")]."""
-    active = group.active_app
-    head = apps[active].web_head if active is not None and active in apps else ()
-    return _classify(head)
+    return _classify(active_head(group, apps))
 
 
 class GroupRecords(Mapping[int, RRset]):
@@ -154,9 +158,7 @@ _RR = struct.Struct("!HHHIH")
 
 def group_rrsets(group: Group, apps: Mapping[str, App]) -> GroupRecords:
     """The group's records by type, as the answer table takes them (empty is NODATA)."""
-    active = group.active_app
-    head = apps[active].web_head if active is not None and active in apps else ()
-    return GroupRecords(group.fqdn, group.ttl, head)
+    return GroupRecords(group.fqdn, group.ttl, active_head(group, apps))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -194,6 +196,29 @@ def apply_groups(
 ) -> None:
     """Install the groups' current answers (and remove deleted groups), zone by zone,
     with each zone's new serial; zones the table does not serve are skipped."""
+    for origin_key, names, serial in _by_zone(table, groups, apps, serials, deleted):
+        table.apply_by_key(origin_key, names, serial)
+
+
+def load_groups(
+    table: AnswerTable,
+    groups: Iterable[Group],
+    apps: Mapping[str, App],
+    serials: Mapping[str, int],
+) -> None:
+    """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key)."""
+    for origin_key, names, serial in _by_zone(table, groups, apps, serials):
+        table.load_by_key(origin_key, names, serial)
+
+
+def _by_zone(
+    table: AnswerTable,
+    groups: Iterable[Group],
+    apps: Mapping[str, App],
+    serials: Mapping[str, int],
+    deleted: Iterable[tuple[str, str]] = (),
+) -> Iterator[tuple[bytes, dict[bytes, Mapping[int, RRset] | None], int | None]]:
+    """Per zone the table serves: (origin key, records by name key, new serial)."""
     origins = {zone.origin.to_text(omit_final_dot=True): key for key, zone in table.zones.items()}
     by_zone: dict[str, dict[bytes, Mapping[int, RRset] | None]] = defaultdict(dict)
     for group in groups:
@@ -204,25 +229,7 @@ def apply_groups(
         if zone in origins:
             by_zone[zone][_label_key(label, origins[zone])] = None
     for zone in (set(by_zone) | set(serials)) & set(origins):
-        table.apply_by_key(origins[zone], by_zone.get(zone, {}), serials.get(zone))
-
-
-def load_groups(
-    table: AnswerTable,
-    groups: Iterable[Group],
-    apps: Mapping[str, App],
-    serials: Mapping[str, int],
-) -> None:
-    """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key)."""
-    origins = {zone.origin.to_text(omit_final_dot=True): key for key, zone in table.zones.items()}
-    by_zone: dict[str, dict[bytes, Mapping[int, RRset]]] = defaultdict(dict)
-    for group in groups:
-        if group.zone in origins:
-            by_zone[group.zone][_label_key(group.label, origins[group.zone])] = group_rrsets(
-                group, apps
-            )
-    for zone in (set(by_zone) | set(serials)) & set(origins):
-        table.load_by_key(origins[zone], by_zone.get(zone, {}), serials.get(zone))
+        yield origins[zone], by_zone.get(zone, {}), serials.get(zone)
 
 
 def _label_key(label: str, origin_key: bytes) -> bytes:

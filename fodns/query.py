@@ -22,6 +22,7 @@ from fodns import querystats
 from fodns.table import AnswerTable
 from fodns.wire import (
     BADVERS,
+    CLASS_IN,
     EDNS_DO,
     FORMERR,
     MAX_TCP_MESSAGE,
@@ -38,7 +39,6 @@ from fodns.wire import (
 )
 from fodns.zone import name_to_wire
 
-CLASS_IN = b"\x00\x01"
 # Header bytes 4-9 of a plain query: QDCOUNT 1, ANCOUNT 0, NSCOUNT 0.
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _NO_ADDITIONAL = b"\x00\x00"

@@ -30,10 +30,9 @@ import dns.rdatatype
 from fodns import querystats
 from fodns.errors import ZoneFileError
 from fodns.lookup import Outcome, Result, find_zone, highest_cut, lookup, negative_soa
-from fodns.wire import Template, refused_template, render
+from fodns.wire import CLASS_IN, Template, refused_template, render
 from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, parent_key, wire_key
 
-CLASS_IN = b"\x00\x01"
 ANY = int(dns.rdatatype.ANY)
 # CNAME owners get prebuilt replies for the types resolvers ask for most;
 # other types at a CNAME are built on first use and cached.
@@ -285,7 +284,7 @@ class AnswerTable:
     def load_by_key(
         self,
         origin_key: bytes,
-        new_names: Mapping[bytes, Mapping[int, RRset]],
+        new_names: Mapping[bytes, Mapping[int, RRset] | None],
         serial: int | None = None,
     ) -> None:
         """Start-up: add many new names whose records render themselves (groups).
@@ -305,7 +304,7 @@ class AnswerTable:
             direct = getattr(records, "direct_templates", None)
             simple = not zone.cuts and key not in zone.names and parent_key(key) == origin_key
             templates = direct(len(key), zone) if direct is not None and simple else None
-            if templates is None:
+            if templates is None or records is None:
                 rest[key] = records
                 continue
             zone.set_records_by_key(key, records)

@@ -24,6 +24,7 @@ from fodns.lookup import Outcome, Result
 from fodns.zone import name_to_wire
 
 HEADER_LEN = 12
+CLASS_IN = b"\x00\x01"  # QCLASS IN as it appears on the wire
 POINTER_TO_QUESTION = 0xC00C
 
 # Header flag bits (RFC 1035 §4.1.1), as the two flag bytes of the header.
