@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -102,18 +104,58 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes | None:
     return data
 
 
-def write_config(directory: Path, zones: list[tuple[str, Path]], dns_extra: str = "") -> Path:
+def write_config(
+    directory: Path,
+    zones: list[tuple[str, Path]],
+    dns_extra: str = "",
+    zone_extra: str = "",
+    extra: str = "",
+) -> Path:
+    """A config on OS-picked loopback ports; `zone_extra` is added to every zone's
+    table, `extra` (e.g. [tsig.*] tables) to the end."""
     zone_tables = "\n".join(
-        f'[[zones]]\nname = "{name}"\nfile = "{file}"\n' for name, file in zones
+        f'[[zones]]\nname = "{name}"\nfile = "{file}"\n{zone_extra}' for name, file in zones
     )
     config = directory / "fodns.toml"
     config.write_text(
         f'[dns]\nlisten = ["127.0.0.1:0"]\n{dns_extra}\n'
         f'[api]\nlisten = "127.0.0.1:0"\n'
         f'[store]\npath = "{directory / "fodns.db"}"\n'
-        f"{zone_tables}"
+        f"{zone_tables}\n{extra}"
     )
     return config
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Poll `condition` until it is true or `timeout` seconds pass (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def api_request(
+    server: FodnsProcess, method: str, path: str, body: object = None, token: str = ""
+) -> tuple[int, Any]:
+    """One admin API call over real HTTP: (status, decoded JSON body or None)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.api_port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = response.read()
+            return response.status, json.loads(payload) if payload else None
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        return error.code, json.loads(payload) if payload else None
 
 
 def start_fodns(

@@ -6,11 +6,8 @@ wire with dnspython, not only in the API's reply.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns, write_config
+from tests.conftest import EXAMPLE_ZONE, FodnsProcess, api_request, start_fodns, write_config
 
 TOKEN = "test-token-7f3a"
 
@@ -29,25 +26,14 @@ class Api:
     """The admin API over real HTTP, as curl or the CLI would use it."""
 
     def __init__(self, server: FodnsProcess, token: str | None = TOKEN) -> None:
-        self.base = f"http://127.0.0.1:{server.api_port}"
+        self.server = server
         self.token = token
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None
     ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
         chosen = token if token is not None else self.token
-        if chosen:
-            request.add_header("Authorization", f"Bearer {chosen}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                payload = response.read()
-                return response.status, json.loads(payload) if payload else None
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            return error.code, json.loads(payload) if payload else None
+        return api_request(self.server, method, path, body, chosen or "")
 
     def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
         got, payload = self.call(method, path, body)

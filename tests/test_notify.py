@@ -4,11 +4,9 @@ every message with dnspython and the shared TSIG key."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import dns.flags
@@ -17,7 +15,14 @@ import dns.opcode
 import dns.rdatatype
 import dns.tsigkeyring
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    wait_for,
+    write_config,
+)
 
 SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
 KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
@@ -61,35 +66,21 @@ class Secondary:
 
 
 def start(tmp_path: Path, secondary: Secondary) -> FodnsProcess:
-    config = tmp_path / "fodns.toml"
-    config.write_text(
-        f'[dns]\nlisten = ["127.0.0.1:0"]\n[api]\nlisten = "127.0.0.1:0"\n'
-        f'[store]\npath = "{tmp_path / "fodns.db"}"\n'
-        f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
-        f'notify = ["127.0.0.1:{secondary.port}"]\n'
-        f'allow_transfer = [{{ address = "127.0.0.1/32", key = "xfr" }}]\n'
-        f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n'
+    config = write_config(
+        tmp_path,
+        [("fo.example.net", EXAMPLE_ZONE)],
+        zone_extra=(
+            f'notify = ["127.0.0.1:{secondary.port}"]\n'
+            'allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n'
+        ),
+        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
     )
     return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
 
 
 def post(server: FodnsProcess, path: str, body: object) -> None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.api_port}{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
-
-
-def wait_for(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
+    status, payload = api_request(server, "POST", path, body, TOKEN)
+    assert status in (200, 201), (path, status, payload)
 
 
 def test_a_change_sends_a_signed_notify(tmp_path: Path) -> None:

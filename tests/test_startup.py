@@ -8,14 +8,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dns.message
 import dns.rcode
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, REPOSITORY, TEST_ZONES, start_fodns, write_config
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    REPOSITORY,
+    TEST_ZONES,
+    start_fodns,
+    wait_for,
+    write_config,
+)
 
 
 def run_serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -179,15 +185,6 @@ def test_with_no_config_it_serves_the_example_zone_to_dig(tmp_path: Path) -> Non
         assert status == 200 and '"fo.example.net": 2026112201' in body
     finally:
         assert running.stop() == 0
-
-
-def wait_for(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_sighup_reloads_zone_files_and_keeps_the_old_table_when_one_is_broken(

@@ -3,8 +3,6 @@ allow_transfer list: dnspython's transfer client plays the secondary."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns
+from tests.conftest import EXAMPLE_ZONE, FodnsProcess, api_request, start_fodns, write_config
 
 SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
 KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
@@ -26,26 +24,19 @@ TOKEN = "xfr-test-token"
 
 
 def start(tmp_path: Path, allow: str) -> FodnsProcess:
-    config = tmp_path / "fodns.toml"
-    config.write_text(
-        f'[dns]\nlisten = ["127.0.0.1:0"]\n[api]\nlisten = "127.0.0.1:0"\n'
-        f'[store]\npath = "{tmp_path / "fodns.db"}"\n'
-        f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
-        f"allow_transfer = [{allow}]\n"
-        f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n'
+    config = write_config(
+        tmp_path,
+        [("fo.example.net", EXAMPLE_ZONE)],
+        zone_extra=f"allow_transfer = [{allow}]\n",
+        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
     )
     return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
 
 
 def api(server: FodnsProcess, path: str, body: object) -> object:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.api_port}{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    status, payload = api_request(server, "POST", path, body, TOKEN)
+    assert status in (200, 201), (path, status, payload)
+    return payload
 
 
 @pytest.fixture
