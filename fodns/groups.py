@@ -23,7 +23,7 @@ import dns.rrset
 from fodns import querystats
 from fodns.errors import NotFound
 from fodns.lookup import Outcome
-from fodns.model import App, Group
+from fodns.model import App, Group, head_records
 from fodns.table import AnswerTable
 from fodns.wire import POINTER_TO_QUESTION, Template, make_template
 from fodns.zone import (
@@ -64,7 +64,7 @@ def active_head(group: Group, apps: Mapping[str, App]) -> tuple[str, ...]:
 
 def web_head_records(group: Group, apps: Mapping[str, App]) -> list[tuple[str, str]]:
     """(type, data) of every record the group serves now, e.g. [("A", "192.0.2.10")]."""
-    return _classify(active_head(group, apps))
+    return head_records(active_head(group, apps))
 
 
 class GroupRecords(Mapping[int, RRset]):
@@ -84,12 +84,16 @@ class GroupRecords(Mapping[int, RRset]):
     def __getitem__(self, rdtype: int) -> RRset:
         rrset = self._built.get(rdtype)
         if rrset is None:
-            values = self._by_type[rdtype]  # KeyError for absent types, as a dict
-            typed = dns.rdatatype.RdataType.make(rdtype)
-            rrset = dns.rrset.RRset(dns.name.from_text(self.fqdn), IN, typed)
-            for value in values:
-                rrset.add(dns.rdata.from_text(IN, typed, value), self.ttl)
-            self._built[rdtype] = rrset
+            rrset = self._built[rdtype] = self.build(rdtype)
+        return rrset
+
+    def build(self, rdtype: int) -> RRset:
+        """A new RRset of one type, not kept (KeyError for a type the group lacks)."""
+        values = self._by_type[rdtype]
+        typed = dns.rdatatype.RdataType.make(rdtype)
+        rrset = dns.rrset.RRset(dns.name.from_text(self.fqdn), IN, typed)
+        for value in values:
+            rrset.add(dns.rdata.from_text(IN, typed, value), self.ttl)
         return rrset
 
     def __iter__(self) -> Iterator[int]:
@@ -165,18 +169,9 @@ def group_rrsets(group: Group, apps: Mapping[str, App]) -> GroupRecords:
 def _records_by_type(head: tuple[str, ...]) -> dict[int, list[str]]:
     """A web head's values by record type; shared (read-only) by every group on it."""
     by_type: dict[int, list[str]] = {}
-    for kind, data in _classify(head):
+    for kind, data in head_records(head):
         by_type.setdefault(_RDTYPE[kind], []).append(data)
     return by_type
-
-
-def _classify(head: tuple[str, ...]) -> list[tuple[str, str]]:
-    # The store keeps web heads checked and normalised: a hostname ends in a dot,
-    # an IPv6 address has colons, anything else is IPv4.
-    return [
-        ("CNAME" if value.endswith(".") else "AAAA" if ":" in value else "A", value)
-        for value in head
-    ]
 
 
 def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:

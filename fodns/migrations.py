@@ -85,6 +85,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE TABLE tokens (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
     ),
+    (
+        # The serial history that IXFR (RFC 1995) answers from: per zone, what each
+        # serial change removed and added, as JSON lists of [owner, ttl, type, data].
+        # Only the newest entries are kept (see store.JOURNAL_DEPTH).
+        """CREATE TABLE zone_journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            zone TEXT NOT NULL,
+            serial_from INTEGER NOT NULL,
+            serial_to INTEGER NOT NULL,
+            removed TEXT NOT NULL,
+            added TEXT NOT NULL
+        )""",
+        "CREATE INDEX zone_journal_by_zone ON zone_journal (zone, id)",
+        # A digest of each zone file's records as last loaded: when it changes,
+        # the serial moves and the journal starts again (the file's edits are
+        # not in it, so older serials can only be answered with AXFR).
+        "CREATE TABLE zone_files (zone TEXT PRIMARY KEY, digest TEXT NOT NULL)",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

@@ -110,6 +110,18 @@ class Event:
         }
 
 
+def head_records(head: Sequence[str]) -> list[tuple[str, str]]:
+    """(type, data) of each value of a web head, e.g. [("A", "192.0.2.10")].
+
+    Web heads are stored checked and normalised: a hostname ends in a dot, an
+    IPv6 address has colons, anything else is IPv4.
+    """
+    return [
+        ("CNAME" if value.endswith(".") else "AAAA" if ":" in value else "A", value)
+        for value in head
+    ]
+
+
 def check_app_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or not APP_NAME.match(name):
         raise Invalid(

@@ -52,6 +52,7 @@ from fodns.model import (
     check_side,
     check_ttl,
     check_web_head,
+    head_records,
 )
 
 T = TypeVar("T")
@@ -63,6 +64,9 @@ SERIAL_MAX = 2**32 - 1  # RFC 1982: serials are unsigned 32-bit numbers
 BUSY_TIMEOUT = 10.0
 LABEL_ATTEMPTS = 1000  # 10**9 labels: a thousand misses in a row means something is wrong
 EVENTS_PAGE_MAX = 1000
+# Serial changes kept per zone for IXFR (Knot's journal keeps 20 by default):
+# a secondary further behind than this is sent the whole zone.
+JOURNAL_DEPTH = 1000
 TEXT_MAX = 1000
 
 
@@ -81,6 +85,28 @@ class ZoneDefaults:
 
     serial: int  # the SOA serial in the zone file
     group_ttl: int = 30  # TTL of a new group that names none
+
+
+# One record as the journal keeps it: (owner without the final dot, TTL, type, data).
+JournalRecord = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """What one serial change of a zone removed and added (an IXFR difference sequence)."""
+
+    serial_from: int
+    serial_to: int
+    removed: tuple[JournalRecord, ...]
+    added: tuple[JournalRecord, ...]
+
+
+@dataclass
+class _AnswerChange:
+    """A zone's group answers before and after one write, for its journal entry."""
+
+    before: set[JournalRecord] = field(default_factory=set)
+    after: set[JournalRecord] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -213,6 +239,40 @@ class Store:
             raise NotFound(f"zone {key} is not served here")
         return self._read(lambda db: self._served_serial(db, key))
 
+    def journal(self, zone: str, serial_from: int, serial_to: int) -> list[JournalEntry] | None:
+        """The zone's changes from `serial_from` to `serial_to`, oldest first; None when
+        the journal does not hold that whole history (IXFR then falls back to AXFR)."""
+        key = _zone_key(zone)
+
+        def read(db: Database) -> list[JournalEntry] | None:
+            start = db.execute(
+                "SELECT MIN(id) FROM zone_journal WHERE zone = ? AND serial_from = ?",
+                [key, serial_from],
+            ).fetchone()[0]
+            if start is None:
+                return None
+            rows = db.conn.execute(
+                "SELECT serial_from, serial_to, removed, added FROM zone_journal"
+                " WHERE zone = ? AND id >= ? ORDER BY id",
+                [key, start],
+            )
+            entries: list[JournalEntry] = []
+            serial = serial_from
+            for row_from, row_to, removed, added in rows:
+                if row_from != serial:
+                    return None  # a gap: the zone file's serial jumped past the journal
+                entries.append(
+                    JournalEntry(
+                        row_from, row_to, _journal_records(removed), _journal_records(added)
+                    )
+                )
+                serial = row_to
+                if serial == serial_to:
+                    return entries
+            return None
+
+        return self._read(read)
+
     def snapshot(self) -> tuple[list[Group], dict[str, App], dict[str, int], int]:
         """Groups, apps by name, serial per zone and the last event seq, all as of one moment."""
 
@@ -225,6 +285,35 @@ class Store:
         return self._read(read)
 
     # Writes: check the input here, then hand one transaction to the writer.
+
+    def zone_loaded(self, zone: str, file_serial: int, digest: str) -> int:
+        """A zone file was (re)loaded: the serial to serve with it.
+
+        At least the file's serial. When the file's records differ from the last
+        load (`digest` is content_digest of the file's records), the serial moves
+        on by one, so secondaries fetch the edit even if the operator did not
+        raise the file's serial past fodns's, and the journal starts afresh.
+        """
+        key = _zone_key(zone)
+
+        def write(db: Database) -> int:
+            row = db.execute("SELECT digest FROM zone_files WHERE zone = ?", [key]).fetchone()
+            serial = max(self._served_serial(db, key), file_serial)
+            if row is not None and row[0] != digest:
+                serial += 1
+                if serial > SERIAL_MAX:
+                    raise FodnsError(f"the SOA serial of zone {key} would pass {SERIAL_MAX}")
+                db.execute("DELETE FROM zone_journal WHERE zone = ?", [key])
+            if row is None or row[0] != digest:
+                db.execute(
+                    "INSERT INTO zone_files VALUES (?, ?)"
+                    " ON CONFLICT (zone) DO UPDATE SET digest = excluded.digest",
+                    [key, digest],
+                )
+            _store_serial(db, key, serial)
+            return serial
+
+        return self._writer.run(write)
 
     def ensure_token_name(self, name: str) -> None:
         """Record the name of an API token (the actor of its changes), if it is new."""
@@ -319,13 +408,20 @@ class Store:
                 app_ids=[old.id],
             )
             using = _groups_using(db, old)
-            live = {row.group.zone for row in using if _active_app_id(row) == old.id}
+            answers: dict[str, _AnswerChange] = {}
+            if app.web_head != old.app.web_head:
+                for row in using:
+                    if _active_app_id(row) == old.id:
+                        change = answers.setdefault(row.group.zone, _AnswerChange())
+                        active = row.group.active_app or ""
+                        change.before |= _answer(row.group, {active: old.app})
+                        change.after |= _answer(row.group, {active: app})
             groups = tuple(row.group for row in using)
             return Change(
                 event,
                 groups=groups,
                 apps={**_apps_of(db, groups), app.name: app},
-                serials=self._bump_serials(db, live if app.web_head != old.app.web_head else ()),
+                serials=self._bump_serials(db, answers),
             )
 
         return self._writer.run(write)
@@ -390,7 +486,7 @@ class Store:
             )
             new = _find_group(db, new_label, zone_name)
             event = _group_event(db, actor, "group_created", None, new, reason)
-            return self._group_change(db, event, new, bump=True)
+            return self._group_change(db, event, new, old=None)
 
         return self._writer.run(write)
 
@@ -432,7 +528,7 @@ class Store:
                 old.backup_id,
                 old.group.ttl,
             ):
-                return self._group_change(db, None, old, bump=False)
+                return self._group_change(db, None, old)
             db.execute(
                 "UPDATE groups SET primary_app_id = ?, backup_app_id = ?, ttl = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -440,8 +536,7 @@ class Store:
             )
             new = _find_group(db, old.group.label, old.group.zone)
             event = _group_event(db, actor, "group_updated", old, new, reason)
-            answer_moved = _active_app_id(new) != _active_app_id(old) or group_ttl != old.group.ttl
-            return self._group_change(db, event, new, bump=answer_moved)
+            return self._group_change(db, event, new, old=old)
 
         return self._writer.run(write)
 
@@ -461,7 +556,7 @@ class Store:
         def write(db: Database) -> Change:
             old = _find_group(db, label, zone_key)
             if old.group.active == side:
-                return self._group_change(db, None, old, bump=False)
+                return self._group_change(db, None, old)
             if old.group.app_on(side) is None:
                 raise Conflict(f"the {side} side of group {old.group.fqdn} has no app")
             db.execute(
@@ -469,7 +564,7 @@ class Store:
             )
             new = _find_group(db, old.group.label, old.group.zone)
             event = _group_event(db, actor, "group_switched", old, new, reason)
-            return self._group_change(db, event, new, bump=True)
+            return self._group_change(db, event, new, old=old)
 
         return self._writer.run(write)
 
@@ -490,10 +585,12 @@ class Store:
                 )
             db.execute("DELETE FROM groups WHERE id = ?", [old.id])
             event = _group_event(db, actor, "group_deleted", old, None, reason)
+            # Deletable groups point at no app, so they answered nothing: the
+            # journal entry removes no records, only moves the serial.
             return Change(
                 event,
                 deleted_groups=((group.zone, group.label),),
-                serials=self._bump_serials(db, [group.zone]),
+                serials=self._bump_serials(db, {group.zone: _AnswerChange()}),
             )
 
         return self._writer.run(write)
@@ -551,29 +648,53 @@ class Store:
         defaults = self._zones.get(zone)
         return max(stored, 0 if defaults is None else defaults.serial)
 
-    def _bump_serials(self, db: Database, zones: Iterable[str]) -> dict[str, int]:
-        """Move each zone's serial past both its stored value and its zone file's."""
+    def _bump_serials(self, db: Database, answers: Mapping[str, _AnswerChange]) -> dict[str, int]:
+        """Move each zone's serial past both its stored value and its zone file's, and
+        journal what its answers lost and gained (RFC 1995 §4's difference sequence)."""
         serials: dict[str, int] = {}
-        for zone in sorted(set(zones)):
-            serial = self._served_serial(db, zone) + 1
+        for zone in sorted(answers):
+            serial_from = self._served_serial(db, zone)
+            serial = serial_from + 1
             if serial > SERIAL_MAX:
                 raise FodnsError(f"the SOA serial of zone {zone} would pass {SERIAL_MAX}")
+            _store_serial(db, zone, serial)
+            change = answers[zone]
             db.execute(
-                "INSERT INTO zone_serials VALUES (?, ?)"
-                " ON CONFLICT (zone) DO UPDATE SET serial = excluded.serial",
-                [zone, serial],
+                "INSERT INTO zone_journal (zone, serial_from, serial_to, removed, added)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    zone,
+                    serial_from,
+                    serial,
+                    json.dumps(sorted(change.before - change.after)),
+                    json.dumps(sorted(change.after - change.before)),
+                ],
             )
+            _trim_journal(db, zone)
             serials[zone] = serial
         return serials
 
     def _group_change(
-        self, db: Database, event: Event | None, row: _GroupRow, *, bump: bool
+        self,
+        db: Database,
+        event: Event | None,
+        row: _GroupRow,
+        old: _GroupRow | Unset | None = UNSET,
     ) -> Change:
+        """A group write's Change; `old` (None for a new group, UNSET when nothing was
+        written) is its state before, to move the serial when the answer changed."""
+        apps = _apps_of(db, [row.group] if old is UNSET or old is None else [row.group, old.group])
+        serials: dict[str, int] = {}
+        if old is not UNSET:
+            before = set() if old is None else _answer(old.group, apps)
+            after = _answer(row.group, apps)
+            if old is None or before != after:
+                serials = self._bump_serials(db, {row.group.zone: _AnswerChange(before, after)})
         return Change(
             event,
             groups=(row.group,),
-            apps=_apps_of(db, [row.group]),
-            serials=self._bump_serials(db, [row.group.zone]) if bump else {},
+            apps={name: apps[name] for name in (row.group.primary, row.group.backup) if name},
+            serials=serials,
         )
 
 
@@ -791,6 +912,34 @@ def _claimable_label(db: Database, zone: str, label: str) -> str:
     if db.execute("SELECT 1 FROM groups WHERE zone = ? AND label = ?", [zone, label]).fetchone():
         raise Conflict(f"label {label!r} is taken by a group in zone {zone}")
     raise Conflict(f"label {label!r} in zone {zone} was used before and is never reused")
+
+
+def _answer(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:
+    """The records a group answers with, its apps being `apps` (by name)."""
+    active = group.active_app
+    head = apps[active].web_head if active is not None and active in apps else ()
+    return {(group.fqdn, group.ttl, kind, data) for kind, data in head_records(head)}
+
+
+def _journal_records(text: str) -> tuple[JournalRecord, ...]:
+    return tuple((str(o), int(t), str(k), str(d)) for o, t, k, d in json.loads(text))
+
+
+def _store_serial(db: Database, zone: str, serial: int) -> None:
+    db.execute(
+        "INSERT INTO zone_serials VALUES (?, ?)"
+        " ON CONFLICT (zone) DO UPDATE SET serial = excluded.serial",
+        [zone, serial],
+    )
+
+
+def _trim_journal(db: Database, zone: str) -> None:
+    """Keep the zone's newest JOURNAL_DEPTH entries."""
+    db.execute(
+        "DELETE FROM zone_journal WHERE zone = ? AND id <= (SELECT id FROM zone_journal"
+        " WHERE zone = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        [zone, zone, JOURNAL_DEPTH],
+    )
 
 
 def _last_seq(db: Database) -> int:

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
+from fodns import store as store_module
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.migrations import LATEST, MIGRATIONS
 from fodns.model import Group
 from fodns.store import UNSET, Change, Store, ZoneDefaults
 
@@ -375,6 +378,80 @@ def test_serial_stays_within_32_bits(tmp_path: Path) -> None:
         assert len(store.groups()) == 1  # the refused write left nothing behind
 
 
+# The IXFR journal
+
+
+def test_each_serial_change_is_journalled_with_what_it_removed_and_added(store: Store) -> None:
+    add_apps(store)
+    store.create_group("ops", label="www", primary="dc1", backup="dc2")
+    store.switch("ops", "www", "backup")
+    store.update_app("ops", "dc2", load_balancer=["203.0.113.9", "2001:db8::9"])
+    store.update_group("ops", "www", ttl=60)
+    entries = store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 4)
+    assert entries is not None
+    fqdn = "www.fo.example.net"
+    assert [(e.serial_from, e.serial_to) for e in entries] == [
+        (ZONE_SERIAL + n, ZONE_SERIAL + n + 1) for n in range(4)
+    ]
+    created, switched, moved, retimed = entries
+    assert created.removed == ()
+    assert created.added == ((fqdn, 30, "A", "192.0.2.10"), (fqdn, 30, "A", "192.0.2.11"))
+    assert switched.removed == created.added
+    assert switched.added == ((fqdn, 30, "CNAME", "lb.dc2.example.com."),)
+    assert moved.removed == switched.added
+    assert moved.added == ((fqdn, 30, "A", "203.0.113.9"), (fqdn, 30, "AAAA", "2001:db8::9"))
+    assert retimed.removed == moved.added
+    assert retimed.added == ((fqdn, 60, "A", "203.0.113.9"), (fqdn, 60, "AAAA", "2001:db8::9"))
+    # Any stretch of the history can be asked for; serials outside it cannot.
+    middle = store.journal(ZONE, ZONE_SERIAL + 1, ZONE_SERIAL + 3)
+    assert middle == entries[1:3]
+    assert store.journal(ZONE, ZONE_SERIAL - 1, ZONE_SERIAL + 4) is None
+    assert store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 9) is None
+
+
+def test_a_web_head_change_journals_every_group_it_answers_for(store: Store) -> None:
+    add_apps(store)
+    store.create_group("ops", label="a", primary="dc1")
+    store.create_group("ops", label="b", primary="dc2", backup="dc1")  # dc1 idle here
+    serial = store.serial(ZONE)
+    store.update_app("ops", "dc1", web_servers=["192.0.2.99"])
+    [entry] = store.journal(ZONE, serial, serial + 1) or []
+    assert {r[0] for r in entry.removed} == {"a.fo.example.net"}
+    assert entry.added == (("a.fo.example.net", 30, "A", "192.0.2.99"),)
+
+
+def test_the_journal_keeps_only_the_newest_changes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "JOURNAL_DEPTH", 5)
+    add_apps(store)
+    store.create_group("ops", label="www", primary="dc1", backup="dc2")
+    for side in ["backup", "primary"] * 5:
+        store.switch("ops", "www", side)
+    newest = store.serial(ZONE)
+    assert store.journal(ZONE, newest - 5, newest) is not None
+    assert store.journal(ZONE, newest - 6, newest) is None
+
+
+def test_an_edited_zone_file_moves_the_serial_and_restarts_the_journal(store: Store) -> None:
+    assert store.zone_loaded(ZONE, ZONE_SERIAL, "digest-1") == ZONE_SERIAL
+    add_apps(store)
+    store.create_group("ops", label="www", primary="dc1", backup="dc2")
+    assert store.zone_loaded(ZONE, ZONE_SERIAL, "digest-1") == ZONE_SERIAL + 1  # unchanged
+    assert store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 1) is not None
+    # Edited without raising the file's serial: fodns raises it, history is gone.
+    assert store.zone_loaded(ZONE, ZONE_SERIAL, "digest-2") == ZONE_SERIAL + 2
+    assert store.serial(ZONE) == ZONE_SERIAL + 2
+    assert store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 2) is None
+    assert store.journal(ZONE, ZONE_SERIAL + 1, ZONE_SERIAL + 2) is None
+    # The file's serial raised past fodns's (a reload): changes continue from it, and
+    # the journal has a gap there.
+    assert store.zone_loaded(ZONE, ZONE_SERIAL + 100, "digest-2") == ZONE_SERIAL + 100
+    assert store.switch("ops", "www", "backup").serials == {ZONE: ZONE_SERIAL + 101}
+    assert store.journal(ZONE, ZONE_SERIAL + 100, ZONE_SERIAL + 101) is not None
+    assert store.journal(ZONE, ZONE_SERIAL + 2, ZONE_SERIAL + 101) is None
+
+
 # The event log
 
 
@@ -483,17 +560,37 @@ def test_snapshot_is_one_consistent_state(store: Store) -> None:
 def test_reopening_runs_no_migration_twice(tmp_path: Path) -> None:
     path = tmp_path / "fodns.db"
     with Store(path, ONE_ZONE) as store:
-        assert store.migrations_applied == [1]
+        assert store.migrations_applied == list(range(1, LATEST + 1))
         store.create_app("ops", "dc1")
     with sqlite3.connect(path) as conn:
         versions = conn.execute("SELECT * FROM schema_version").fetchall()
-    assert [v[0] for v in versions] == [1]
+    assert [v[0] for v in versions] == list(range(1, LATEST + 1))
     with Store(path, ONE_ZONE) as store:
         assert store.migrations_applied == []
         assert [a.name for a in store.apps()] == ["dc1"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT * FROM schema_version").fetchall() == versions
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "fodns.db"
+    db = Database(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00Z')")
+    db.execute(
+        "INSERT INTO apps (name, web_servers, created_at, updated_at)"
+        " VALUES ('dc1', '[\"192.0.2.1\"]', 'then', 'then')"
+    )
+    db.conn.commit()
+    db.close()
+    with Store(path, ONE_ZONE) as store:
+        assert store.migrations_applied == list(range(2, LATEST + 1))
+        assert store.app("dc1").web_servers == ("192.0.2.1",)
+        store.create_group("ops", primary="dc1", label="shop")
+        assert store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 1) is not None
 
 
 def test_closed_store_refuses_calls(tmp_path: Path) -> None:
