@@ -39,6 +39,10 @@ log = get_logger()
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # ride out bursts while the loop is busy
 TCP_LISTEN_BACKLOG = 1024
 TCP_LENGTH_PREFIX = 2  # RFC 1035 §4.2.2: two-octet length before each message
+# Queries a client may pipeline behind a zone transfer before it is cut off.
+TCP_PENDING_LIMIT = 64 * 1024
+# Transfer messages (~16 KB each) rendered before other work gets the loop.
+TRANSFER_MESSAGES_PER_TURN = 4
 COUNTER_REPORT_INTERVAL = 1.0
 # Workers look for new events this often: a change is served by every worker
 # within about this long after it is committed.
@@ -59,14 +63,12 @@ def build_table(config: Config, store: Store | None = None) -> AnswerTable:
 def add_groups(table: AnswerTable, store: Store | None) -> None:
     """Every group of the store on top of the zone files' data, then frozen."""
     if store is not None:
+        for zone in table.zones.values():
+            # The store settles the serial: at least the file's, and moved on if
+            # the file's records changed since the last load.
+            name = zone.origin.to_text(omit_final_dot=True)
+            store.zone_loaded(name, zone.serial, zone.file_digest)
         groups, apps, serials, _ = store.snapshot()
-        # An operator may have raised a zone file's serial past the stored one.
-        serials = {
-            zone.origin.to_text(omit_final_dot=True): max(
-                zone.serial, serials.get(zone.origin.to_text(omit_final_dot=True), 0)
-            )
-            for zone in table.zones.values()
-        }
         load_groups(table, groups, apps, serials)
     # The table is hundreds of thousands of long-lived objects: move them out of
     # the collector's reach, so full collections stop pausing queries (measured:
@@ -118,6 +120,10 @@ class TcpProtocol(asyncio.Protocol):
         self.last_activity = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
         self.counted = False
+        # A zone transfer being sent: later queries on the connection wait for it
+        # (replies go out in order), and the peer's reading paces it.
+        self.transfer: asyncio.Task[None] | None = None
+        self.writable: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -134,41 +140,82 @@ class TcpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
+        self.buffer += data
+        if self.transfer is None:
+            self._answer_buffered()
+        elif len(self.buffer) > TCP_PENDING_LIMIT:
+            self.transport.close()  # type: ignore[union-attr]  # pipelining far past a transfer
+
+    def _answer_buffered(self) -> None:
         buffer = self.buffer
-        buffer += data
-        while len(buffer) >= TCP_LENGTH_PREFIX:
+        transport = self.transport
+        assert transport is not None
+        while len(buffer) >= TCP_LENGTH_PREFIX and not transport.is_closing():
             length = buffer[0] << 8 | buffer[1]
             if len(buffer) < TCP_LENGTH_PREFIX + length:
                 break
             message = bytes(buffer[TCP_LENGTH_PREFIX : TCP_LENGTH_PREFIX + length])
             del buffer[: TCP_LENGTH_PREFIX + length]
+            transfers = self.server.transfers
+            if transfers is not None and is_transfer_query(message):
+                # RFC 5936 §4.2: many messages; sent by a task, between other work.
+                peer = transport.get_extra_info("peername")
+                self.transfer = asyncio.get_running_loop().create_task(
+                    self._send_transfer(transfers, message, peer[0])
+                )
+                return
             try:
-                replies = self._replies(message)
+                reply = self.handler.answer(message, False)
             except Exception:
                 log.exception("query_failed", transport="tcp", size=len(message))
-                replies = []
-            if not replies:
+                reply = None
+            if reply is None:
                 # Not even a header to answer: the stream cannot be trusted further.
-                self.transport.close()  # type: ignore[union-attr]
+                transport.close()
                 return
-            for reply in replies:
-                self.transport.write(len(reply).to_bytes(2, "big") + reply)  # type: ignore[union-attr]
+            transport.write(len(reply).to_bytes(2, "big") + reply)
 
-    def _replies(self, message: bytes) -> list[bytes]:
-        """One reply, or the many messages of a zone transfer (TCP only, RFC 5936 §4.2)."""
-        transfers = self.server.transfers
-        if transfers is not None and is_transfer_query(message):
-            peer = self.transport.get_extra_info("peername")  # type: ignore[union-attr]
-            return transfers.answer(message, peer[0])
-        reply = self.handler.answer(message, False)
-        return [reply] if reply is not None else []
+    async def _send_transfer(self, transfers: Transfers, query: bytes, peer: str) -> None:
+        transport = self.transport
+        assert transport is not None
+        sent = 0
+        try:
+            for message in transfers.answer(query, peer):
+                if transport.is_closing():
+                    return
+                transport.write(len(message).to_bytes(2, "big") + message)
+                sent += 1
+                self.last_activity = time.monotonic()
+                if self.writable is not None:
+                    await self.writable  # the secondary reads slower than we render
+                elif sent % TRANSFER_MESSAGES_PER_TURN == 0:
+                    await asyncio.sleep(0)  # let queries in between
+        except Exception:
+            log.exception("transfer_failed", peer=peer, messages_sent=sent)
+            sent = 0
+        finally:
+            self.transfer = None
+        if sent == 0:
+            transport.close()  # nothing to answer with (or a failure half-way)
+        elif not transport.is_closing():
+            self._answer_buffered()
 
     def pause_writing(self) -> None:
-        # A client that pipelines without reading: stop reading until it catches up.
+        # A client that pipelines without reading: stop reading until it catches up,
+        # and hold any transfer being sent.
         self.transport.pause_reading()  # type: ignore[union-attr]
+        if self.writable is None:
+            self.writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
         self.transport.resume_reading()  # type: ignore[union-attr]
+        self._release_writer()
+
+    def _release_writer(self) -> None:
+        if self.writable is not None:
+            if not self.writable.done():
+                self.writable.set_result(None)
+            self.writable = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.counted:
@@ -176,6 +223,7 @@ class TcpProtocol(asyncio.Protocol):
             self.counted = False
         if self.idle_timer is not None:
             self.idle_timer.cancel()
+        self._release_writer()  # a transfer waiting to write sees the connection closed
 
     def _check_idle(self) -> None:
         idle_for = time.monotonic() - self.last_activity
@@ -374,7 +422,7 @@ def worker_main(
             handler,
             dns_config,
             reuse_port=True,
-            transfers=Transfers(lambda: handler.table, config.zones, config.tsig),
+            transfers=Transfers(lambda: handler.table, config.zones, config.tsig, store.journal),
         )
         try:
             bound = await server.start()
@@ -383,7 +431,13 @@ def worker_main(
             return
         report.send(("ready", [(a.host, a.port) for a in bound]))
         stop = asyncio.Event()
-        install_signal_handlers(stop, lambda: reload_zones(handler, config, store))
+
+        def reload() -> None:
+            reloaded = reload_zones(handler, config, store)
+            with contextlib.suppress(OSError):
+                report.send(("reloaded", zone_serials(handler.table) if reloaded else None))
+
+        install_signal_handlers(stop, reload)
         worker_log.info("worker_started", listen=[str(a) for a in bound])
         next_report = time.monotonic()
         while not stop.is_set():
@@ -416,6 +470,7 @@ class Worker:
     report: multiprocessing.connection.Connection
     counters: list[int] = field(default_factory=list)
     applied_seq: int = 0
+    reloads: int = 0  # SIGHUP reloads finished (or failed), to wait for the next one
     # Where the parent sends the addresses to bind, for a worker started before
     # worker 0 had picked its port.
     instructions: multiprocessing.connection.Connection | None = None
@@ -498,6 +553,8 @@ class WorkerPool:
             worker.counters = payload
         elif kind == "applied":
             worker.applied_seq = payload
+        elif kind == "reloaded":
+            worker.reloads += 1
 
     async def served(self, seq: int, timeout: float = 2.0) -> bool:
         """Wait until every worker has applied event `seq`; False if one has not in time."""
@@ -506,6 +563,18 @@ class WorkerPool:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.001)
+        return True
+
+    async def reload(self, timeout: float = 120.0) -> bool:
+        """SIGHUP every worker and wait until each has reloaded its zone files (or
+        kept its old table); False if one has not in time."""
+        wanted = {index: worker.reloads + 1 for index, worker in self.workers.items()}
+        self.signal_all(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while any(w.reloads < wanted.get(i, 0) for i, w in self.workers.items()):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
         return True
 
     def counters(self) -> list[list[int]]:

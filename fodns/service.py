@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import signal
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -58,7 +57,7 @@ def serve(config: Config) -> None:
 async def _serve_in_process(
     config: Config, handler: QueryHandler, store: Store, tokens: dict[str, str]
 ) -> None:
-    transfers = Transfers(lambda: handler.table, config.zones, config.tsig)
+    transfers = Transfers(lambda: handler.table, config.zones, config.tsig, store.journal)
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
     registry = build_registry(lambda: [handler.counters])
@@ -75,7 +74,13 @@ async def _serve_in_process(
     )
     runner = await _start_api(config, app)
     stop = asyncio.Event()
-    install_signal_handlers(stop, lambda: reload_zones(handler, config, store))
+
+    def reload() -> None:
+        before = zone_serials(handler.table)
+        reload_zones(handler, config, store)
+        _notify_moved(notifier, before, zone_serials(handler.table))
+
+    install_signal_handlers(stop, reload)
     _announce(config, listen, zone_serials(handler.table))
     await stop.wait()
     log.info("stopping")
@@ -90,23 +95,45 @@ async def _serve_with_workers(config: Config, store: Store, tokens: dict[str, st
     try:
         pool.watch(loop)
         registry = build_registry(pool.counters)
+        notifier = Notifier(config.zones, config.tsig, store.serial)
         app = create_app(
             registry,
             lambda: _health(None, listen, len(pool.workers)),
             store=store,
             tokens=tokens,
             served=pool.served,
-            notifier=Notifier(config.zones, config.tsig, store.serial),
+            notifier=notifier,
         )
         runner = await _start_api(config, app)
         stop = asyncio.Event()
-        install_signal_handlers(stop, lambda: pool.signal_all(signal.SIGHUP))
+
+        async def reload() -> None:
+            before = {zone.name: store.serial(zone.name) for zone in config.zones}
+            if await pool.reload():
+                after = {zone.name: store.serial(zone.name) for zone in config.zones}
+                _notify_moved(notifier, before, after)
+
+        reloads: set[asyncio.Task[None]] = set()  # held, so a running reload is not collected
+
+        def start_reload() -> None:
+            task = loop.create_task(reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        install_signal_handlers(stop, start_reload)
         _announce(config, listen, [z.name for z in config.zones])
         await stop.wait()
         log.info("stopping")
         await runner.cleanup()
     finally:
         await loop.run_in_executor(None, pool.stop)
+
+
+def _notify_moved(notifier: Notifier, before: dict[str, int], after: dict[str, int]) -> None:
+    """After a reload: NOTIFY the secondaries of each zone whose serial moved."""
+    for zone, serial in after.items():
+        if before.get(zone) != serial:
+            notifier.changed(zone)
 
 
 async def _start_api(config: Config, app: web.Application) -> web.AppRunner:

@@ -1,15 +1,21 @@
-"""Zone transfers out of fodns: AXFR over TCP (RFC 5936), signed with TSIG (RFC 8945).
+"""Zone transfers out of fodns: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP, with
+TSIG (RFC 8945).
 
 A secondary asks over TCP; fodns checks the zone's `allow_transfer` list (the
 peer's address, and the TSIG key when the entry names one), then streams the
-zone: its SOA, every RRset (zone file and failover groups alike), the SOA
-again. An IXFR is answered the same way, with the whole zone in AXFR form,
-which RFC 1995 §4 allows when a server keeps no history to send.
+zone. AXFR: its SOA, every RRset (zone file and failover groups alike), the SOA
+again. IXFR: the difference sequences since the secondary's serial, from the
+store's journal; the whole zone in AXFR form when the journal no longer reaches
+back that far or the differences would outweigh the zone (RFC 1995 §4).
+
+Replies are produced message by message from a snapshot taken when the query
+arrives, so the server can send one, serve other queries, and send the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import dns.exception
@@ -17,21 +23,29 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.serial
 import dns.tsig
 import dns.tsigkeyring
 
 from fodns.config import TransferPeer, TsigKeyConfig, ZoneConfig
+from fodns.groups import GroupRecords
 from fodns.logs import get_logger
+from fodns.store import JournalEntry, JournalRecord
 from fodns.table import AnswerTable
 from fodns.wire import NOTAUTH, error_reply, unsigned_tsig_error
-from fodns.zone import SOA, ZoneData, name_to_wire, wire_key
+from fodns.zone import SOA, RRset, ZoneData, name_to_wire, wire_key
 
 log = get_logger()
 TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 # Well under the 64 KiB TCP message limit, so a message never needs splitting again.
 MESSAGE_BUDGET = 16_000
+IN = dns.rdataclass.IN
+# The store's journal for a zone between two serials (see store.Store.journal).
+Journal = Callable[[str, int, int], list[JournalEntry] | None]
 
 
 def tsig_keyring(keys: dict[str, TsigKeyConfig]) -> dict[dns.name.Name, Any] | None:
@@ -49,42 +63,79 @@ class Transfers:
         table: Callable[[], AnswerTable],
         zones: list[ZoneConfig],
         keys: dict[str, TsigKeyConfig],
+        journal: Journal | None = None,
     ) -> None:
         self.table = table
+        self.journal = journal
         self.keyring = tsig_keyring(keys)
         self.allowed: dict[bytes, list[TransferPeer]] = {
             wire_key(dns.name.from_text(zone.name)): zone.allow_transfer for zone in zones
         }
 
-    def answer(self, wire: bytes, peer: str) -> list[bytes]:
-        """Every message of the reply to one transfer query (empty: close the connection)."""
+    def answer(self, wire: bytes, peer: str) -> Iterator[bytes]:
+        """The messages of the reply to one transfer query (none: close the connection).
+
+        The checks and the snapshot of the zone happen now; the messages are
+        rendered as the iterator is advanced.
+        """
         try:
             query = dns.message.from_wire(wire, keyring=self.keyring or False)
         except dns.message.UnknownTSIGKey:
-            return [_tsig_error(wire, dns.rcode.BADKEY)]
+            return iter([_tsig_error(wire, dns.rcode.BADKEY)])
         except (dns.tsig.BadSignature, dns.tsig.BadTime):
-            return [_tsig_error(wire, dns.rcode.BADSIG)]
+            return iter([_tsig_error(wire, dns.rcode.BADSIG)])
         except dns.exception.DNSException:
-            return []
+            return iter([])
         question = query.question[0]
         zone = self.table().zones.get(wire_key(question.name))
         key = query.keyname if query.had_tsig else None
         key_name = key.to_text(omit_final_dot=True) if key else None
         if zone is None:
-            return [self._refuse(query, peer, key, "not a zone of this server")]
+            return iter([self._refuse(query, peer, key, "not a zone of this server")])
         if not any(p.admits(peer, key_name) for p in self.allowed.get(zone.origin_key, [])):
-            return [self._refuse(query, peer, key, "peer or key not in allow_transfer")]
-        messages = list(_stream(query, zone))
+            return iter([self._refuse(query, peer, key, "peer or key not in allow_transfer")])
+        if question.rdtype == dns.rdatatype.IXFR:
+            if not query.authority or query.authority[0].rdtype != SOA:
+                # RFC 1995 §3: the query carries the secondary's SOA in authority.
+                return iter([_error(query, dns.rcode.FORMERR)])
+            client_serial = int(query.authority[0][0].serial)
+            style, rrsets = self._incremental(zone, client_serial)
+        else:
+            client_serial, style, rrsets = None, "full", _full(zone)
         log.info(
             "zone_transferred",
             zone=zone.origin.to_text(),
             peer=peer,
             key=key.to_text() if key else None,
-            serial=zone.serial,
             type=dns.rdatatype.to_text(question.rdtype),
-            messages=len(messages),
+            style=style,
+            serial=zone.serial,
+            client_serial=client_serial,
         )
-        return messages
+        return _stream(query, rrsets)
+
+    def _incremental(self, zone: ZoneData, client_serial: int) -> tuple[str, Iterable[RRset]]:
+        """IXFR's answer: ("up-to-date" | "incremental" | "full", the RRsets to send)."""
+        serial = zone.serial
+        if dns.serial.Serial(client_serial) >= dns.serial.Serial(serial):
+            # RFC 1995 §2: a secondary as new as us gets our SOA alone.
+            return "up-to-date", [zone.soa]
+        name = zone.origin.to_text(omit_final_dot=True)
+        entries = self.journal(name, client_serial, serial) if self.journal else None
+        if entries is None:
+            return "full", _full(zone)
+        changed = sum(len(e.removed) + len(e.added) for e in entries)
+        if changed > len(zone.records):
+            # §4: when the differences outweigh the zone, the zone is the better reply.
+            return "full", _full(zone)
+        rrsets = [zone.soa]
+        for entry in entries:
+            rrsets.append(_soa_at(zone.soa, entry.serial_from))
+            rrsets.extend(_journal_rrsets(entry.removed))
+            rrsets.append(_soa_at(zone.soa, entry.serial_to))
+            rrsets.extend(_journal_rrsets(entry.added))
+        rrsets.append(zone.soa)
+        return "incremental", rrsets
 
     @staticmethod
     def _refuse(
@@ -97,34 +148,86 @@ class Transfers:
             key=key.to_text() if key else None,
             reason=why,
         )
-        response = dns.message.make_response(query)
-        response.set_rcode(dns.rcode.REFUSED)
-        return response.to_wire()
+        return _error(query, dns.rcode.REFUSED)
 
 
-def _stream(query: dns.message.Message, zone: ZoneData) -> Iterator[bytes]:
-    """SOA, every other RRset, SOA (RFC 5936 §2.2), in messages signed as one stream."""
-    rrsets = [zone.soa, *_all_rrsets(zone), zone.soa]
-    batch: list[dns.rrset.RRset] = []
-    size = 0
+def _error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    return response.to_wire()
+
+
+def _full(zone: ZoneData) -> Iterator[RRset]:
+    """AXFR's answer: SOA, every other RRset, SOA (RFC 5936 §2.2).
+
+    The snapshot is the list of each name's records as they are now: a change
+    replaces a name's mapping in the table and never edits one, so the list
+    keeps this serial's data while the messages go out.
+    """
+    return _whole_zone(zone.soa, list(zone.records.values()))
+
+
+def _whole_zone(soa: RRset, nodes: list[Any]) -> Iterator[RRset]:
+    yield soa
+    for records in nodes:
+        for rdtype in records:
+            if rdtype == SOA:
+                continue
+            if isinstance(records, GroupRecords):
+                # Built for this message only: caching 100,000 groups' RRsets in
+                # the table for one transfer would keep them all in memory.
+                yield records.build(rdtype)
+            else:
+                yield records[rdtype]
+    yield soa
+
+
+def _soa_at(soa: RRset, serial: int) -> RRset:
+    """The zone's SOA as it was at `serial` (only the serial moves between versions)."""
+    rrset = dns.rrset.RRset(soa.name, soa.rdclass, SOA)
+    rrset.add(soa[0].replace(serial=serial), soa.ttl)
+    return rrset
+
+
+def _journal_rrsets(records: Iterable[JournalRecord]) -> list[RRset]:
+    """The journal's records as RRsets, one per owner, type and TTL."""
+    by_set: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+    for owner, ttl, rdtype, data in records:
+        by_set[(owner, rdtype, ttl)].append(data)
+    rrsets = []
+    for (owner, rdtype, ttl), values in by_set.items():
+        typed = dns.rdatatype.from_text(rdtype)
+        rrset = dns.rrset.RRset(dns.name.from_text(owner), IN, typed)
+        for value in values:
+            rrset.add(dns.rdata.from_text(IN, typed, value), ttl)
+        rrsets.append(rrset)
+    return rrsets
+
+
+def _stream(query: dns.message.Message, rrsets: Iterable[RRset]) -> Iterator[bytes]:
+    """The RRsets in messages of about MESSAGE_BUDGET bytes, signed as one stream
+    (RFC 8945 §5.3.1: each message's MAC covers the previous one's)."""
     tsig_context = None
-    for index, rrset in enumerate(rrsets):
+
+    def message(batch: list[RRset]) -> bytes:
+        nonlocal tsig_context
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        response.answer = batch
+        wire = response.to_wire(multi=True, tsig_ctx=tsig_context)
+        tsig_context = response.tsig_ctx
+        return wire
+
+    batch: list[RRset] = []
+    size = 0
+    for rrset in rrsets:
         batch.append(rrset)
         size += sum(len(rdata.to_digestable()) + 32 for rdata in rrset)
-        if size >= MESSAGE_BUDGET or index == len(rrsets) - 1:
-            response = dns.message.make_response(query)
-            response.flags |= dns.flags.AA
-            response.answer = batch
-            yield response.to_wire(multi=True, tsig_ctx=tsig_context)
-            tsig_context = response.tsig_ctx
+        if size >= MESSAGE_BUDGET:
+            yield message(batch)
             batch, size = [], 0
-
-
-def _all_rrsets(zone: ZoneData) -> Iterator[dns.rrset.RRset]:
-    for records in zone.records.values():
-        for rdtype in records:
-            if rdtype != SOA:
-                yield records[rdtype]
+    if batch:
+        yield message(batch)
 
 
 def _tsig_error(wire: bytes, error: int) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +80,8 @@ class ZoneData:
     # every "is this name below a cut?" question be answered at once.
     cuts: set[bytes] = field(default_factory=set)
     source: str = ""
+    # What the zone file held, apart from the SOA serial (see file_digest).
+    file_digest: str = ""
 
     def __post_init__(self) -> None:
         self.origin_key = wire_key(self.origin)
@@ -182,7 +186,24 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
         if rrsets:
             data.set_records(name, rrsets)
     _check_glue(data, path)
+    data.file_digest = file_digest(data)
     return data
+
+
+def file_digest(data: ZoneData) -> str:
+    """A SHA-256 over every record but the SOA serial, in canonical form and order:
+    equal for two loads of the same records, whatever the file's layout."""
+    entries = []
+    for key, rrsets in data.records.items():
+        for rdtype, rrset in rrsets.items():
+            rdatas = rrset if rdtype != SOA else [rrset[0].replace(serial=0)]
+            for rdata in rdatas:
+                rdata_wire = rdata.to_digestable()
+                # Length-prefixed fields, so no two different records hash alike.
+                head = struct.pack("!BHIH", len(key), rdtype, rrset.ttl, len(rdata_wire))
+                entries.append(head[:1] + key + head[1:] + rdata_wire)
+    entries.sort()
+    return hashlib.sha256(b"".join(entries)).hexdigest()
 
 
 def _read_zone_file(path: Path, origin: Name) -> dns.zone.Zone:

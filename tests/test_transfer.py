@@ -3,6 +3,7 @@ allow_transfer list: dnspython's transfer client plays the secondary."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, api_request, start_fodns, write_config
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    wait_for,
+    write_config,
+)
 
 SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
 KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
@@ -87,14 +95,142 @@ def test_a_switch_is_in_the_next_transfer(server: FodnsProcess) -> None:
     assert zone.find_rdataset("shop", "CNAME")[0].target.to_text() == "lb.us.example.com."
 
 
-def test_ixfr_is_answered_with_the_whole_zone(server: FodnsProcess) -> None:
-    """RFC 1995 §4: without history to send, a full zone in AXFR form answers an IXFR."""
+def ixfr(server: FodnsProcess, zone: dns.zone.Zone, serial: int | None = 0) -> None:
+    """Bring `zone` up to date by IXFR from its serial (0) or `serial` (None: AXFR),
+    as a secondary does."""
+    query, _ = dns.xfr.make_query(zone, serial=serial, keyring=KEYRING, keyname="xfr.")
+    dns.query.inbound_xfr("127.0.0.1", zone, query, port=server.dns_port, timeout=10)
+
+
+def last_transfer(server: FodnsProcess) -> dict[str, object]:
+    assert wait_for(lambda: server.log_events("zone_transferred"))
+    return server.log_events("zone_transferred")[-1]
+
+
+def same_records(left: dns.zone.Zone, right: dns.zone.Zone) -> bool:
+    def records(zone: dns.zone.Zone) -> set[str]:
+        return {
+            f"{name} {rdataset.ttl} {rdataset.rdtype} {rdata}"
+            for name, rdataset in zone.iterate_rdatasets()
+            for rdata in rdataset
+        }
+
+    return records(left) == records(right)
+
+
+def test_ixfr_sends_only_the_changes_since_the_secondary_serial(server: FodnsProcess) -> None:
+    secondary = dns.zone.Zone("fo.example.net.")
+    ixfr(server, secondary, serial=None)  # the first copy is an AXFR
+    first = secondary.get_soa().serial
+    api(server, "/v1/groups/shop/switch", {"to": "backup"})
+    api(server, "/v1/apps", {"name": "ap", "web_servers": ["2001:db8::7"]})
+    api(server, "/v1/groups", {"label": "new", "primary": "ap"})
+    api(server, "/v1/groups/shop/switch", {"to": "primary"})
+    ixfr(server, secondary)
+    sent = last_transfer(server)
+    assert (sent["type"], sent["style"], sent["client_serial"]) == ("IXFR", "incremental", first)
+    assert secondary.get_soa().serial == first + 3
+    assert same_records(secondary, pull(server))
+    assert {r.to_text() for r in secondary.find_rdataset("new", "AAAA")} == {"2001:db8::7"}
+    assert {r.to_text() for r in secondary.find_rdataset("shop", "A")} == {"192.0.2.10"}
+    assert secondary.get_rdataset("shop", "CNAME") is None
+
+
+def test_ixfr_difference_sequences_are_the_journal(server: FodnsProcess) -> None:
+    """RFC 1995 §4: SOA new, then per change SOA old, deletions, SOA next, additions."""
+    serial = pull(server).get_soa().serial
+    api(server, "/v1/groups/shop/switch", {"to": "backup"})
     query, _ = dns.xfr.make_query(
-        dns.zone.Zone("fo.example.net."), serial=1, keyring=KEYRING, keyname="xfr."
+        dns.zone.Zone("fo.example.net."), serial=serial, keyring=KEYRING, keyname="xfr."
     )
-    zone = dns.zone.Zone("fo.example.net.")
-    dns.query.inbound_xfr("127.0.0.1", zone, query, port=server.dns_port, timeout=5)
-    assert {r.to_text() for r in zone.find_rdataset("shop", "A")} == {"192.0.2.10"}
+    reply = dns.query.tcp(query, "127.0.0.1", port=server.dns_port, one_rr_per_rrset=True)
+    shape = [(rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)) for rrset in reply.answer]
+    serials = [rrset[0].serial for rrset in reply.answer if rrset.rdtype == dns.rdatatype.SOA]
+    assert shape == [
+        ("fo.example.net.", "SOA"),
+        ("fo.example.net.", "SOA"),
+        ("shop.fo.example.net.", "A"),
+        ("fo.example.net.", "SOA"),
+        ("shop.fo.example.net.", "CNAME"),
+        ("fo.example.net.", "SOA"),
+    ]
+    assert serials == [serial + 1, serial, serial + 1, serial + 1]
+    assert reply.had_tsig
+
+
+def test_ixfr_falls_back_to_the_whole_zone_when_history_is_gone(server: FodnsProcess) -> None:
+    """RFC 1995 §4: a serial the journal does not reach back to gets the zone in AXFR form."""
+    secondary = dns.zone.Zone("fo.example.net.")
+    ixfr(server, secondary, serial=1)
+    assert last_transfer(server)["style"] == "full"
+    assert same_records(secondary, pull(server))
+
+
+def test_ixfr_from_the_current_serial_is_the_soa_alone(server: FodnsProcess) -> None:
+    """RFC 1995 §2: a secondary as new as the primary gets just the SOA."""
+    serial = pull(server).get_soa().serial
+    query, _ = dns.xfr.make_query(
+        dns.zone.Zone("fo.example.net."), serial=serial, keyring=KEYRING, keyname="xfr."
+    )
+    reply = server.tcp(query)
+    assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.SOA]
+    assert reply.answer[0][0].serial == serial
+    assert last_transfer(server)["style"] == "up-to-date"
+
+
+def test_ixfr_without_the_secondary_soa_is_formerr(server: FodnsProcess) -> None:
+    query = dns.message.make_query("fo.example.net.", "IXFR")
+    query.use_tsig(KEYRING, keyname="xfr.")
+    assert server.tcp(query).rcode() == dns.rcode.FORMERR
+
+
+def test_the_history_survives_a_restart(tmp_path: Path) -> None:
+    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }')
+    try:
+        api(running, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
+        api(running, "/v1/apps", {"name": "us", "web_servers": ["192.0.2.20"]})
+        api(running, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        secondary = pull(running)
+        api(running, "/v1/groups/shop/switch", {"to": "backup"})
+    finally:
+        assert running.stop() == 0
+    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }')
+    try:
+        ixfr(running, secondary)
+        assert last_transfer(running)["style"] == "incremental"
+        assert {r.to_text() for r in secondary.find_rdataset("shop", "A")} == {"192.0.2.20"}
+    finally:
+        assert running.stop() == 0
+
+
+def test_an_edited_zone_file_moves_the_serial_and_ends_the_history(tmp_path: Path) -> None:
+    """The journal holds no zone-file edits: after one, older serials get the whole zone,
+    even when the operator did not raise the file's serial."""
+    zone_file = tmp_path / "fo.example.net.zone"
+    zone_file.write_text(EXAMPLE_ZONE.read_text())
+    config = write_config(
+        tmp_path,
+        [("fo.example.net", zone_file)],
+        zone_extra='allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n',
+        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
+    )
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    try:
+        secondary = pull(running)
+        before = secondary.get_soa().serial
+        zone_file.write_text(zone_file.read_text() + 'added 300 IN TXT "edited"\n')
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: running.log_events("zones_reloaded"))
+        assert pull(running).get_soa().serial == before + 1
+        ixfr(running, secondary)
+        assert last_transfer(running)["style"] == "full"
+        assert secondary.get_rdataset("added", "TXT") is not None
+        # Reloading the same file again changes nothing.
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: len(running.log_events("zones_reloaded")) == 2)
+        assert pull(running).get_soa().serial == before + 1
+    finally:
+        assert running.stop() == 0
 
 
 def test_a_wrong_key_is_refused_with_badsig(server: FodnsProcess) -> None:
