@@ -96,6 +96,11 @@ class GroupRecords(Mapping[int, RRset]):
             rrset.add(dns.rdata.from_text(IN, typed, value), self.ttl)
         return rrset
 
+    def wire_records(self, owner: bytes) -> tuple[bytes, int]:
+        """Every record in wire form with `owner` (a wire name) as owner, and how many."""
+        tails = _record_tails(self.ttl, self._head)
+        return b"".join(owner + tail for tail in tails), len(tails)
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._by_type)
 
@@ -158,11 +163,25 @@ _RENDERED: dict[object, dict[int, Template] | None] = {}
 RENDERED_LIMIT = 50_000
 # An RR whose owner is a compression pointer: pointer, TYPE, CLASS, TTL, RDLENGTH.
 _RR = struct.Struct("!HHHIH")
+_RR_AFTER_OWNER = struct.Struct("!HHIH")
 
 
 def group_rrsets(group: Group, apps: Mapping[str, App]) -> GroupRecords:
     """The group's records by type, as the answer table takes them (empty is NODATA)."""
     return GroupRecords(group.fqdn, group.ttl, active_head(group, apps))
+
+
+@functools.lru_cache(maxsize=65536)
+def _record_tails(ttl: int, head: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Each record of a web head in wire form after its owner: TYPE, CLASS, TTL, RDATA."""
+    tails = []
+    for kind, data in head_records(head):
+        if kind == "CNAME":
+            rdata = name_to_wire(dns.name.from_text(data))
+        else:
+            rdata = socket.inet_pton(socket.AF_INET if kind == "A" else socket.AF_INET6, data)
+        tails.append(_RR_AFTER_OWNER.pack(_RDTYPE[kind], IN, ttl, len(rdata)) + rdata)
+    return tuple(tails)
 
 
 @functools.lru_cache(maxsize=65536)
