@@ -107,23 +107,25 @@ async def _serve_with_workers(config: Config, store: Store, tokens: dict[str, st
         runner = await _start_api(config, app)
         stop = asyncio.Event()
 
-        async def reload() -> None:
-            before = {zone.name: store.serial(zone.name) for zone in config.zones}
-            if await pool.reload():
-                after = {zone.name: store.serial(zone.name) for zone in config.zones}
-                _notify_moved(notifier, before, after)
+        reload_wanted = asyncio.Event()
 
-        reloads: set[asyncio.Task[None]] = set()  # held, so a running reload is not collected
+        async def reload_on_request() -> None:
+            # One reload at a time: a SIGHUP during one asks for one more after it,
+            # so each NOTIFY follows a reload that every worker has finished.
+            while True:
+                await reload_wanted.wait()
+                reload_wanted.clear()
+                before = {zone.name: store.serial(zone.name) for zone in config.zones}
+                if await pool.reload():
+                    after = {zone.name: store.serial(zone.name) for zone in config.zones}
+                    _notify_moved(notifier, before, after)
 
-        def start_reload() -> None:
-            task = loop.create_task(reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        install_signal_handlers(stop, start_reload)
+        reloader = loop.create_task(reload_on_request())
+        install_signal_handlers(stop, reload_wanted.set)
         _announce(config, listen, [z.name for z in config.zones])
         await stop.wait()
         log.info("stopping")
+        reloader.cancel()
         await runner.cleanup()
     finally:
         await loop.run_in_executor(None, pool.stop)

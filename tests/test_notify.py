@@ -4,6 +4,7 @@ every message with dnspython and the shared TSIG key."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import dns.message
 import dns.opcode
 import dns.rdatatype
 import dns.tsigkeyring
+import pytest
 
 from tests.conftest import (
     EXAMPLE_ZONE,
@@ -65,10 +67,13 @@ class Secondary:
         self.sock.close()
 
 
-def start(tmp_path: Path, secondary: Secondary) -> FodnsProcess:
+def start(
+    tmp_path: Path, secondary: Secondary, zone_file: Path = EXAMPLE_ZONE, workers: int = 1
+) -> FodnsProcess:
     config = write_config(
         tmp_path,
-        [("fo.example.net", EXAMPLE_ZONE)],
+        [("fo.example.net", zone_file)],
+        dns_extra=f"workers = {workers}\n",
         zone_extra=(
             f'notify = ["127.0.0.1:{secondary.port}"]\n'
             'allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n'
@@ -132,3 +137,31 @@ def test_a_burst_of_switches_is_coalesced(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
         secondary.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_reload_that_moves_the_serial_notifies(tmp_path: Path, workers: int) -> None:
+    """SIGHUP with an edited zone file: the serial moves, so the secondaries are told;
+    with workers, only once every worker serves the new serial."""
+    zone_file = tmp_path / "fo.example.net.zone"
+    zone_file.write_text(EXAMPLE_ZONE.read_text())
+    secondary = Secondary()
+    server = start(tmp_path, secondary, zone_file, workers)
+    try:
+        serial = soa_serial(server)
+        server.process.send_signal(signal.SIGHUP)  # unchanged: no NOTIFY
+        zone_file.write_text(zone_file.read_text() + 'edited 300 IN TXT "yes"\n')
+        server.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: secondary.received)
+        time.sleep(0.5)  # room for a wrong extra NOTIFY to arrive
+        assert len(secondary.received) == 1
+        # When told, every DNS process already serves the new serial.
+        assert all(soa_serial(server) == serial + 1 for _ in range(20))
+    finally:
+        assert server.stop() == 0
+        secondary.close()
+
+
+def soa_serial(server: FodnsProcess) -> int:
+    # A fresh socket each time: with workers, SO_REUSEPORT spreads them over processes.
+    return int(server.udp(dns.message.make_query("fo.example.net", "SOA")).answer[0][0].serial)

@@ -31,10 +31,11 @@ WRONG = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", "d3Jvbmctc2VjcmV0LXdy
 TOKEN = "xfr-test-token"
 
 
-def start(tmp_path: Path, allow: str) -> FodnsProcess:
+def start(tmp_path: Path, allow: str, workers: int = 1) -> FodnsProcess:
     config = write_config(
         tmp_path,
         [("fo.example.net", EXAMPLE_ZONE)],
+        dns_extra=f"workers = {workers}\n",
         zone_extra=f"allow_transfer = [{allow}]\n",
         extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
     )
@@ -199,6 +200,27 @@ def test_the_history_survives_a_restart(tmp_path: Path) -> None:
         ixfr(running, secondary)
         assert last_transfer(running)["style"] == "incremental"
         assert {r.to_text() for r in secondary.find_rdataset("shop", "A")} == {"192.0.2.20"}
+    finally:
+        assert running.stop() == 0
+
+
+def test_every_worker_answers_ixfr_from_the_journal(tmp_path: Path) -> None:
+    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }', workers=2)
+    try:
+        api(running, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
+        api(running, "/v1/apps", {"name": "us", "web_servers": ["192.0.2.20"]})
+        api(running, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        base = pull(running)
+        api(running, "/v1/groups/shop/switch", {"to": "backup"})
+        for _ in range(8):  # new connections, spread over both workers by SO_REUSEPORT
+            secondary = dns.zone.Zone("fo.example.net.")
+            secondary.replace_rdataset("@", base.get_rdataset("@", "SOA"))
+            for name, rdataset in base.iterate_rdatasets():
+                secondary.replace_rdataset(name, rdataset)
+            ixfr(running, secondary)
+            assert {r.to_text() for r in secondary.find_rdataset("shop", "A")} == {"192.0.2.20"}
+        transfers = running.log_events("zone_transferred")[1:]
+        assert [t["style"] for t in transfers] == ["incremental"] * 8
     finally:
         assert running.stop() == 0
 
