@@ -228,7 +228,9 @@ class QueryHandler:
         if qtype in _NOT_A_QTYPE:
             return self._error(data, FORMERR, qtype, question, opt)
         if rdclass != dns.rdataclass.IN or qtype in _TRANSFER_QTYPES:
-            # Zone transfers are answered by a later part of fodns; other classes never.
+            # Only IN is served. Transfers over TCP go to transfer.py before this; over
+            # UDP they are refused (RFC 5936 §4.2: AXFR is TCP only; an IXFR client
+            # then asks over TCP, RFC 1995 §2).
             return self._error(data, REFUSED, qtype, question, opt)
         if qtype in _MAIL_QTYPES:
             return self._error(data, NOTIMP, qtype, question, opt)

@@ -473,7 +473,8 @@ def test_other_classes_are_refused(
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_axfr_is_refused(server: FodnsProcess, transport: str) -> None:
-    """Zone transfers come with a later part of fodns; until then they are refused."""
+    """Refused over UDP (RFC 5936 §4.2), and over TCP to a peer not in allow_transfer
+    (this server lists nobody)."""
     request = dns.message.make_query("test.example", "AXFR")
     reply = getattr(server, transport)(request)
     assert reply.id == request.id
