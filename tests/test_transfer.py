@@ -31,10 +31,15 @@ WRONG = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", "d3Jvbmctc2VjcmV0LXdy
 TOKEN = "xfr-test-token"
 
 
-def start(tmp_path: Path, allow: str, workers: int = 1) -> FodnsProcess:
+ALLOW_KEY = '{ address = "127.0.0.1/32", key = "xfr" }'
+
+
+def start(
+    tmp_path: Path, allow: str = ALLOW_KEY, workers: int = 1, zone_file: Path = EXAMPLE_ZONE
+) -> FodnsProcess:
     config = write_config(
         tmp_path,
-        [("fo.example.net", EXAMPLE_ZONE)],
+        [("fo.example.net", zone_file)],
         dns_extra=f"workers = {workers}\n",
         zone_extra=f"allow_transfer = [{allow}]\n",
         extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
@@ -50,12 +55,17 @@ def api(server: FodnsProcess, path: str, body: object) -> object:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[FodnsProcess]:
-    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }')
-    api(running, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
-    api(running, "/v1/apps", {"name": "us", "load_balancer": ["lb.us.example.com"]})
-    api(running, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+    running = start(tmp_path)
+    add_shop(running, backup_head={"load_balancer": ["lb.us.example.com"]})
     yield running
     assert running.stop() == 0
+
+
+def add_shop(server: FodnsProcess, backup_head: dict[str, list[str]] | None = None) -> None:
+    """Apps eu (192.0.2.10) and us (192.0.2.20, or `backup_head`), group shop on eu."""
+    api(server, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
+    api(server, "/v1/apps", {"name": "us", **(backup_head or {"web_servers": ["192.0.2.20"]})})
+    api(server, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
 
 
 def pull(server: FodnsProcess, keyring: object = KEYRING, **kwargs: object) -> dns.zone.Zone:
@@ -186,16 +196,14 @@ def test_ixfr_without_the_secondary_soa_is_formerr(server: FodnsProcess) -> None
 
 
 def test_the_history_survives_a_restart(tmp_path: Path) -> None:
-    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }')
+    running = start(tmp_path)
     try:
-        api(running, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
-        api(running, "/v1/apps", {"name": "us", "web_servers": ["192.0.2.20"]})
-        api(running, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        add_shop(running)
         secondary = pull(running)
         api(running, "/v1/groups/shop/switch", {"to": "backup"})
     finally:
         assert running.stop() == 0
-    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }')
+    running = start(tmp_path)
     try:
         ixfr(running, secondary)
         assert last_transfer(running)["style"] == "incremental"
@@ -205,11 +213,9 @@ def test_the_history_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_every_worker_answers_ixfr_from_the_journal(tmp_path: Path) -> None:
-    running = start(tmp_path, '{ address = "127.0.0.1/32", key = "xfr" }', workers=2)
+    running = start(tmp_path, workers=2)
     try:
-        api(running, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
-        api(running, "/v1/apps", {"name": "us", "web_servers": ["192.0.2.20"]})
-        api(running, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        add_shop(running)
         base = pull(running)
         api(running, "/v1/groups/shop/switch", {"to": "backup"})
         for _ in range(8):  # new connections, spread over both workers by SO_REUSEPORT
@@ -230,13 +236,7 @@ def test_an_edited_zone_file_moves_the_serial_and_ends_the_history(tmp_path: Pat
     even when the operator did not raise the file's serial."""
     zone_file = tmp_path / "fo.example.net.zone"
     zone_file.write_text(EXAMPLE_ZONE.read_text())
-    config = write_config(
-        tmp_path,
-        [("fo.example.net", zone_file)],
-        zone_extra='allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n',
-        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
-    )
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    running = start(tmp_path, zone_file=zone_file)
     try:
         secondary = pull(running)
         before = secondary.get_soa().serial

@@ -14,8 +14,7 @@ from pathlib import Path
 import dns.message
 
 from fodns.store import Store, ZoneDefaults
-from tests.conftest import EXAMPLE_ZONE, start_fodns, write_config
-from tests.test_transfer import SECRET, TOKEN
+from tests.test_transfer import SECRET, start
 
 GROUPS = 100_000
 APPS = 1_000
@@ -83,13 +82,7 @@ def test_a_zone_of_100000_groups_transfers_whole_while_queries_are_answered(
     tmp_path: Path,
 ) -> None:
     fill_store(tmp_path / "fodns.db")
-    config = write_config(
-        tmp_path,
-        [("fo.example.net", EXAMPLE_ZONE)],
-        zone_extra='allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n',
-        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
-    )
-    server = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    server = start(tmp_path)
     try:
         # dig is the secondary here: dnspython's parser would take 20 s over 290,000
         # records. dig checks every message's TSIG (RFC 8945 §5.3.1).
