@@ -1,0 +1,219 @@
+"""Real Knot DNS and NSD secondaries of a fodns primary, configured with the blocks
+docs/secondaries.md gives operators: every switch reaches them by NOTIFY and IXFR
+well within 2 seconds, and a secondary with the wrong TSIG secret gets nothing."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from fodns.config import load_config
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    wait_for,
+    write_config,
+)
+from tests.secondaries import (
+    SECRET,
+    ZONE,
+    KnotSecondary,
+    NsdSecondary,
+    Secondary,
+    find_executable,
+    guide_block,
+)
+
+TOKEN = "secondaries-test-token"
+WRONG_SECRET = "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="
+SECONDARIES: dict[str, type[Secondary]] = {"knot": KnotSecondary, "nsd": NsdSecondary}
+GROUP = f"shop.{ZONE}"
+EU, US = "192.0.2.10", "198.51.100.7"
+SWITCHES = 100
+ARRIVAL_LIMIT = 2.0  # seconds from the API's reply to the secondary's answer
+POLL_EVERY = 0.005
+# What each secondary logs when the primary rejects its signature (NOTAUTH, BADSIG).
+BAD_SIGNATURE_LOGGED = {"knot": "failed to verify TSIG", "nsd": "tsig error (Bad Signature)"}
+
+
+def start_primary(directory: Path, secondary: Secondary) -> FodnsProcess:
+    config = write_config(
+        directory,
+        [(ZONE, EXAMPLE_ZONE)],
+        zone_extra=(
+            f'notify = ["127.0.0.1:{secondary.port}"]\n'
+            'allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n'
+        ),
+        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
+    )
+    return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+
+
+@pytest.fixture(params=sorted(SECONDARIES))
+def pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[FodnsProcess, Secondary]]:
+    """fodns and one secondary pulling from it, both running."""
+    secondary = SECONDARIES[request.param](tmp_path / request.param)
+    primary = start_primary(tmp_path, secondary)
+    try:
+        secondary.start(primary.dns_port)
+        yield primary, secondary
+    finally:
+        secondary.stop()
+        assert primary.stop() == 0
+
+
+def post(primary: FodnsProcess, path: str, body: object) -> None:
+    status, payload = api_request(primary, "POST", path, body, TOKEN)
+    assert status in (200, 201), (path, status, payload)
+
+
+def answers(secondary: Secondary, address: str) -> bool:
+    try:
+        response = secondary.query(GROUP, "A", timeout=0.2)
+    except (dns.exception.DNSException, OSError):
+        return False
+    return {rdata.to_text() for rrset in response.answer for rdata in rrset} == {address}
+
+
+def seconds_until_answered(secondary: Secondary, address: str, limit: float) -> float | None:
+    """Seconds until the secondary answers the group with `address`, asking every 5 ms;
+    None if it does not within `limit`."""
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < limit:
+        if answers(secondary, address):
+            return elapsed
+        time.sleep(POLL_EVERY)
+    return None
+
+
+def primary_serial(primary: FodnsProcess) -> int:
+    response = primary.udp(dns.message.make_query(ZONE, "SOA"))
+    return int(response.answer[0][0].serial)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * fraction) - 1)]
+
+
+def log_tail(secondary: Secondary, lines: int = 25) -> str:
+    return "\n".join(secondary.log_text().splitlines()[-lines:])
+
+
+def test_every_switch_reaches_the_secondary_by_ixfr(
+    pair: tuple[FodnsProcess, Secondary],
+) -> None:
+    primary, secondary = pair
+    assert secondary.wait_serial(primary_serial(primary), timeout=10), (
+        f"{secondary.name} did not load the zone:\n{log_tail(secondary)}"
+    )
+    post(primary, "/v1/apps", {"name": "eu", "web_servers": [EU]})
+    post(primary, "/v1/apps", {"name": "us", "web_servers": [US]})
+    post(primary, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+    assert seconds_until_answered(secondary, EU, 5.0) is not None, (
+        f"{secondary.name} does not serve the new group:\n{log_tail(secondary)}"
+    )
+
+    latencies: list[float] = []
+    switch_serials: list[int] = []
+    for count in range(SWITCHES):
+        side, address = ("backup", US) if count % 2 == 0 else ("primary", EU)
+        post(primary, "/v1/groups/shop/switch", {"to": side})
+        latency = seconds_until_answered(secondary, address, ARRIVAL_LIMIT)
+        assert latency is not None, (
+            f"switch {count + 1} to {side} not served by {secondary.name} within "
+            f"{ARRIVAL_LIMIT} s of the API's reply:\n{log_tail(secondary)}"
+        )
+        latencies.append(latency)
+        switch_serials.append(primary_serial(primary))
+    print(
+        f"\n{secondary.name}: {SWITCHES} switches served "
+        f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms after the API's reply"
+    )
+
+    transfers = secondary.transfers()
+    assert transfers, f"no transfers in the log of {secondary.name}:\n{log_tail(secondary)}"
+    first_load, updates = transfers[0], transfers[1:]
+    assert first_load[0] == "AXFR", transfers
+    not_incremental = [t for t in updates if t[0] != "IXFR"]
+    summary = (
+        f"{secondary.name} took {len(updates)} updates after the first load: "
+        f"{len(updates) - len(not_incremental)} by IXFR, {len(not_incremental)} otherwise, "
+        f"first few {not_incremental[:3]}"
+    )
+    assert not not_incremental, summary
+    incremental_serials = [serial for _, serial in updates]
+    assert len(incremental_serials) >= SWITCHES, summary
+    missing = sorted(set(switch_serials) - set(incremental_serials))
+    assert not missing, f"serials fodns served that {secondary.name} did not take: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(SECONDARIES))
+def test_a_secondary_with_the_wrong_secret_gets_nothing(tmp_path: Path, name: str) -> None:
+    secondary = SECONDARIES[name](tmp_path / name, secret=WRONG_SECRET)
+    primary = start_primary(tmp_path, secondary)
+    try:
+        secondary.start(primary.dns_port)
+        post(primary, "/v1/groups", {"label": "shop"})  # a change, and a NOTIFY
+        complaint = BAD_SIGNATURE_LOGGED[name]
+        assert wait_for(lambda: complaint in secondary.log_text(), timeout=10), log_tail(secondary)
+        response = secondary.query(ZONE, "SOA")
+        soa = [r for r in response.answer if r.rdtype == dns.rdatatype.SOA]
+        assert response.rcode() == dns.rcode.SERVFAIL or not soa, response
+        assert secondary.serial() is None
+        assert secondary.transfers() == []
+        assert wait_for(lambda: primary.log_events("transfer_refused"), timeout=3), (
+            "fodns refused the transfer without logging transfer_refused"
+        )
+    finally:
+        secondary.stop()
+        assert primary.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("marker", "check"),
+    [
+        ("yaml title=knot.conf", ["knotc", "-c", "{file}", "conf-check"]),
+        ("text title=nsd.conf", ["nsd-checkconf", "{file}"]),
+    ],
+)
+def test_the_guide_blocks_pass_the_daemons_own_checks(
+    tmp_path: Path, marker: str, check: list[str]
+) -> None:
+    """As an operator pastes them: documentation addresses, placeholder secret."""
+    config = tmp_path / "secondary.conf"
+    config.write_text(guide_block(marker))
+    command = [find_executable(check[0]), *(a.format(file=config) for a in check[1:])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_guide_fodns_block_is_a_valid_config(tmp_path: Path) -> None:
+    """The primary's block loads, and its NOTIFYs are signed with the transfer key."""
+    config_file = tmp_path / "fodns.toml"
+    config_file.write_text(guide_block("toml title=fodns.toml"))
+    config = load_config(config_file)
+    [zone] = config.zones
+    assert zone.name == ZONE
+    assert [peer.key for peer in zone.allow_transfer] == ["xfr", "xfr"]
+    assert [(t.host, t.port, t.key) for t in zone.notify] == [
+        ("198.51.100.1", 53, "xfr"),
+        ("198.51.100.2", 53, "xfr"),
+    ]
+    assert config.tsig["xfr"].algorithm == "hmac-sha256"
