@@ -17,11 +17,12 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
+import dns.rcode
 import dns.rdatatype
 
 from fodns.config import NotifyTarget, TsigKeyConfig, ZoneConfig
 from fodns.logs import get_logger
-from fodns.transfer import tsig_keyring
+from fodns.tsig import tsig_keyring
 
 log = get_logger()
 # RFC 1996 §3.6 suggests 60 s between resends; secondaries of a failover product
@@ -70,7 +71,20 @@ class Notifier:
     async def _notify(self, zone: str, serial: int, target: NotifyTarget) -> None:
         wait = FIRST_WAIT
         for attempt in range(1, MAX_TRIES + 1):
-            if await self._send_once(zone, target, wait):
+            rcode = await self._send_once(zone, target, wait)
+            if rcode is not None and rcode != dns.rcode.NOERROR:
+                # An answer, so resending would be the same: a key or ACL mismatch
+                # the operator must fix (the secondary still refreshes on its timer).
+                log.warning(
+                    "notify_refused",
+                    zone=zone,
+                    serial=serial,
+                    target=target.host,
+                    port=target.port,
+                    rcode=dns.rcode.to_text(rcode),
+                )
+                return
+            if rcode is not None:
                 log.info(
                     "notify_answered",
                     zone=zone,
@@ -90,15 +104,17 @@ class Notifier:
             tries=MAX_TRIES,
         )
 
-    async def _send_once(self, zone: str, target: NotifyTarget, timeout: float) -> bool:
-        """One NOTIFY (SOA question, AA set, §3.7) and the wait for its answer."""
+    async def _send_once(
+        self, zone: str, target: NotifyTarget, timeout: float
+    ) -> dns.rcode.Rcode | None:
+        """One NOTIFY (SOA question, AA set, §3.7); the answer's rcode, or None."""
         query = dns.message.make_query(zone + ".", dns.rdatatype.SOA)
         query.flags = dns.flags.AA  # and not RD; set first: the opcode lives in the flags
         query.set_opcode(dns.opcode.NOTIFY)
         if target.key is not None and self.keyring is not None:
             query.use_tsig(self.keyring, keyname=dns.name.from_text(target.key))
         loop = asyncio.get_running_loop()
-        answered: asyncio.Future[bool] = loop.create_future()
+        answered: asyncio.Future[dns.rcode.Rcode] = loop.create_future()
 
         class Listener(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -108,7 +124,7 @@ class Notifier:
                     return
                 ours = reply.id == query.id and reply.opcode() == dns.opcode.NOTIFY
                 if ours and not answered.done():
-                    answered.set_result(True)
+                    answered.set_result(reply.rcode())
 
         transport, _ = await loop.create_datagram_endpoint(
             Listener, remote_addr=(target.host, target.port)
@@ -118,6 +134,6 @@ class Notifier:
             self.sent += 1
             return await asyncio.wait_for(answered, timeout)
         except TimeoutError:
-            return False
+            return None
         finally:
             transport.close()

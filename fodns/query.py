@@ -12,14 +12,17 @@ and answers FORMERR, NOTIMP, BADVERS, REFUSED or nothing as the RFCs say.
 from __future__ import annotations
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.tsig
 
 from fodns import querystats
 from fodns.table import AnswerTable
+from fodns.tsig import MAX_MAC_SIZE, Keyring, sign_reply
 from fodns.wire import (
     BADVERS,
     CLASS_IN,
@@ -46,7 +49,9 @@ _ONE_ADDITIONAL = b"\x00\x01"
 _OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
 MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
 EDNS_FORMS_REMEMBERED = 4096  # distinct payload/DO combinations seen; bounded against floods
-BADKEY = 17  # RFC 8945 §5.3.2: TSIG error for a key the server does not know
+# RFC 8945 §5.3.2: TSIG errors for a bad MAC, a key the server does not know, a
+# time outside the fudge.
+BADSIG, BADKEY, BADTIME = 16, 17, 18
 # QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
 # the fast path's miss branch: the slow path gives each its own reply.
 _SPECIAL_QTYPES = frozenset({41, 249, 250, 251, 252, 253, 254})
@@ -74,9 +79,12 @@ def name_end(data: bytes, start: int = 12) -> int:
 class QueryHandler:
     """Answers queries from the current table; `table` is replaced whole on reload."""
 
-    def __init__(self, table: AnswerTable, udp_payload: int = 1232) -> None:
+    def __init__(
+        self, table: AnswerTable, udp_payload: int = 1232, keyring: Keyring | None = None
+    ) -> None:
         self.table = table
         self.udp_payload = udp_payload
+        self.keyring = keyring  # TSIG keys a signed query may use (the [tsig] tables)
         self.counters = querystats.new_counters()
         self._opt_plain = opt_record(udp_payload, 0)
         self._opt_do = opt_record(udp_payload, EDNS_DO)
@@ -198,21 +206,42 @@ class QueryHandler:
                 return self._error(data, FORMERR, 0, opt=self._opt_plain)
             return self._error(data, FORMERR, 0)
 
-        opt = b""
-        do_bit = 0
-        if message.edns >= 0:
-            do_bit = EDNS_DO if message.ednsflags & dns.flags.DO else 0
-            opt = self._opt_do if do_bit else self._opt_plain
+        if message.tsig is None or message.keyname is None:
+            return self._answer_parsed(data, udp, message)
+        # RFC 8945 §5.2: check the signature; a good one gets a signed reply (§5.3).
+        question = self._question_bytes(data, message)
+        qtype = message.question[0].rdtype if len(message.question) == 1 else 0
+        key = self.keyring.get(message.keyname) if self.keyring else None
+        error = BADKEY  # §5.2.2: NOTAUTH with an unsigned TSIG carrying the error
+        if key is not None:
+            try:
+                dns.message.from_wire(data, keyring=self.keyring)
+                error = 0
+            except dns.tsig.BadTime:
+                error = BADTIME
+            except dns.exception.DNSException:
+                error = BADSIG
+        if key is None or error:
+            opt = self._our_opt(message)[0]
+            tsig = unsigned_tsig_error(message.keyname, message.tsig[0], error)
+            return self._error(data, NOTAUTH, qtype, question, opt, tsig=tsig)
+        # Room for our TSIG record: the query's, with a MAC of up to 64 octets.
+        reserve = len(unsigned_tsig_error(message.keyname, message.tsig[0], 0)) + MAX_MAC_SIZE
+        reply = self._answer_parsed(data, udp, message, reserve if udp else 0)
+        return reply and sign_reply(reply, key, message.tsig[0], message.mac or b"")
+
+    def _answer_parsed(
+        self, data: bytes, udp: bool, message: dns.message.Message, reserve: int = 0
+    ) -> bytes | None:
+        """The reply to a query dnspython could read; `reserve` octets of a UDP reply's
+        room are kept for a TSIG record."""
+        counters = self.counters
+        opt, do_bit = self._our_opt(message)
         question = self._question_bytes(data, message)
         qtype = message.question[0].rdtype if len(message.question) == 1 else 0
 
         if message.opcode() != dns.opcode.QUERY:
             return self._error(data, NOTIMP, qtype, question, opt)
-        if message.tsig is not None and message.keyname is not None:
-            # RFC 8945 §5.2.2: no key is configured for queries, so the key is unknown:
-            # NOTAUTH, with an unsigned TSIG record carrying BADKEY (§5.3.2).
-            tsig = unsigned_tsig_error(message.keyname, message.tsig[0], BADKEY)
-            return self._error(data, NOTAUTH, qtype, question, opt, tsig=tsig)
         if message.edns > 0:
             # RFC 6891 §6.1.3: we speak version 0 only; say so with BADVERS.
             # RFC 3225 §3 (and RFC 8906 §8.2.9): the DO bit is copied here too.
@@ -243,13 +272,20 @@ class QueryHandler:
         headers = template.headers_edns if opt else template.headers
         reply = b"".join((data[:2], headers[flag_index], question, template.tail, opt))
         limit = (
-            reply_limit(message.payload if opt else None, self.udp_payload)
+            reply_limit(message.payload if opt else None, self.udp_payload) - reserve
             if udp
             else MAX_TCP_MESSAGE
         )
         if len(reply) > limit:
             return truncated(template, data[:2], flag_index, question, opt, limit)
         return reply
+
+    def _our_opt(self, message: dns.message.Message) -> tuple[bytes, int]:
+        """Our OPT record for a reply (none if the query had none), and its DO bit."""
+        if message.edns < 0:
+            return b"", 0
+        do_bit = EDNS_DO if message.ednsflags & dns.flags.DO else 0
+        return (self._opt_do if do_bit else self._opt_plain), do_bit
 
     def _error(
         self,

@@ -33,6 +33,7 @@ from fodns.query import QueryHandler, name_end
 from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
 from fodns.transfer import Transfers
+from fodns.tsig import tsig_keyring
 from fodns.zone import ZoneData, load_zone_file
 
 log = get_logger()
@@ -411,7 +412,7 @@ def worker_main(
         store = open_store(config, table)
         applied = store.last_seq()
         add_groups(table, store)
-        handler = QueryHandler(table, config.dns.udp_payload)
+        handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
         dns_config = config.dns
         if listen_from is not None:
             addresses = await asyncio.to_thread(listen_from.recv)

@@ -31,6 +31,7 @@ from fodns.server import (
 from fodns.store import Store
 from fodns.tokens import admin_tokens
 from fodns.transfer import Transfers
+from fodns.tsig import tsig_keyring
 
 log = get_logger()
 
@@ -45,7 +46,7 @@ def serve(config: Config) -> None:
     try:
         if config.dns.workers == 1:
             add_groups(table, store)
-            handler = QueryHandler(table, config.dns.udp_payload)
+            handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
             run_event_loop(lambda: _serve_in_process(config, handler, store, tokens))
         else:
             del table  # each worker builds its own

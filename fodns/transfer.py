@@ -38,6 +38,7 @@ from fodns.groups import GroupRecords
 from fodns.logs import get_logger
 from fodns.store import JournalEntry, JournalRecord
 from fodns.table import AnswerTable
+from fodns.tsig import TSIG_SIGN, tsig_keyring
 from fodns.wire import NOTAUTH, POINTER_TO_QUESTION, error_reply, unsigned_tsig_error
 from fodns.zone import SOA, RRset, ZoneData, name_to_wire, wire_key
 
@@ -47,18 +48,10 @@ TRANSFER_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MESSAGE_BUDGET = 16_000
 IN = dns.rdataclass.IN
 POINTER_TO_QUESTION_BYTES = POINTER_TO_QUESTION.to_bytes(2, "big")
-# dnspython's renderer and signer, which its type hints leave untyped.
+# dnspython's renderer, which its type hints leave untyped.
 RENDERER: Any = dns.renderer.Renderer
-TSIG_SIGN: Any = dns.tsig.sign
 # The store's journal for a zone between two serials (see store.Store.journal).
 Journal = Callable[[str, int, int], list[JournalEntry] | None]
-
-
-def tsig_keyring(keys: dict[str, TsigKeyConfig]) -> dict[dns.name.Name, Any] | None:
-    """The configured TSIG keys as dnspython wants them, or None when there are none."""
-    if not keys:
-        return None
-    return dns.tsigkeyring.from_text({n: (k.algorithm, k.secret) for n, k in keys.items()})
 
 
 class Transfers:
@@ -87,9 +80,9 @@ class Transfers:
         try:
             query = dns.message.from_wire(wire, keyring=self.keyring or False)
         except dns.message.UnknownTSIGKey:
-            return iter([_tsig_error(wire, dns.rcode.BADKEY)])
+            return iter([_tsig_error(wire, dns.rcode.BADKEY, peer)])
         except (dns.tsig.BadSignature, dns.tsig.BadTime):
-            return iter([_tsig_error(wire, dns.rcode.BADSIG)])
+            return iter([_tsig_error(wire, dns.rcode.BADSIG, peer)])
         except dns.exception.DNSException:
             return iter([])
         question = query.question[0]
@@ -278,10 +271,17 @@ def _stream(query: dns.message.Message, items: Iterable[RRset | RawRecords]) -> 
         yield message(batch)
 
 
-def _tsig_error(wire: bytes, error: int) -> bytes:
+def _tsig_error(wire: bytes, error: int, peer: str) -> bytes:
     """NOTAUTH with an unsigned TSIG carrying the error (RFC 8945 §5.2)."""
     query = dns.message.from_wire(wire, keyring=False)
     assert query.keyname is not None and query.tsig is not None
+    log.warning(
+        "transfer_refused",
+        zone=query.question[0].name.to_text() if query.question else None,
+        peer=peer,
+        key=query.keyname.to_text(),
+        reason="unknown TSIG key" if error == dns.rcode.BADKEY else "bad TSIG signature",
+    )
     tsig = unsigned_tsig_error(query.keyname, query.tsig[0], error)
     question = query.question[0]
     question_wire = name_to_wire(question.name) + question.rdtype.to_bytes(2, "big") + b"\x00\x01"

@@ -227,7 +227,11 @@ _RR_HEADER = struct.Struct("!HHIH")
 def unsigned_tsig_error(keyname: dns.name.Name, query_tsig: dns.rdata.Rdata, error: int) -> bytes:
     """The TSIG record of an error reply that cannot be signed (RFC 8945 §5.3.2):
     the query's key, algorithm, time and fudge, an empty MAC, and the error."""
-    rdata = query_tsig.replace(mac=b"", error=error, other=b"")
+    return tsig_record(keyname, query_tsig.replace(mac=b"", error=error, other=b""))
+
+
+def tsig_record(keyname: dns.name.Name, rdata: dns.rdata.Rdata) -> bytes:
+    """A TSIG resource record: class ANY, TTL 0 (RFC 8945 §4.2)."""
     rdata_wire = rdata.to_wire()
     assert rdata_wire is not None
     return b"".join(

@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.opcode
+import dns.rcode
 import dns.rdatatype
 import dns.tsigkeyring
 import pytest
@@ -34,7 +35,10 @@ TOKEN = "notify-test-token"
 class Secondary:
     """Receives NOTIFYs on 127.0.0.1, verifies their TSIG, and answers (or not)."""
 
-    def __init__(self, ignore_first: int = 0, answer_after: float = 0.0) -> None:
+    def __init__(
+        self, ignore_first: int = 0, answer_after: float = 0.0, rcode: int = dns.rcode.NOERROR
+    ) -> None:
+        self.rcode = rcode
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -59,6 +63,7 @@ class Secondary:
                 continue
             time.sleep(self.answer_after)
             reply = dns.message.make_response(message)
+            reply.set_rcode(self.rcode)
             self.sock.sendto(reply.to_wire(), peer)
 
     def close(self) -> None:
@@ -165,3 +170,20 @@ def test_a_reload_that_moves_the_serial_notifies(tmp_path: Path, workers: int) -
 def soa_serial(server: FodnsProcess) -> int:
     # A fresh socket each time: with workers, SO_REUSEPORT spreads them over processes.
     return int(server.udp(dns.message.make_query("fo.example.net", "SOA")).answer[0][0].serial)
+
+
+def test_a_refused_notify_is_logged_and_not_resent(tmp_path: Path) -> None:
+    """An error answer (say NOTAUTH: the secondary has another key) will not change
+    by resending; the operator is told instead."""
+    secondary = Secondary(rcode=dns.rcode.NOTAUTH)
+    server = start(tmp_path, secondary)
+    try:
+        post(server, "/v1/groups", {"label": "shop"})
+        assert wait_for(lambda: server.log_events("notify_refused"))
+        assert server.log_events("notify_refused")[0]["rcode"] == "NOTAUTH"
+        time.sleep(1.5)  # past the first resend's wait
+        assert len(secondary.received) == 1
+        assert not server.log_events("notify_answered")
+    finally:
+        assert server.stop() == 0
+        secondary.close()

@@ -260,6 +260,9 @@ def test_a_wrong_key_is_refused_with_badsig(server: FodnsProcess) -> None:
         (dns.tsig.PeerBadSignature, dns.query.TransferError, dns.exception.DNSException)
     ):
         pull(server, keyring=WRONG)
+    assert wait_for(lambda: server.log_events("transfer_refused"))
+    refused = server.log_events("transfer_refused")[-1]
+    assert (refused["key"], refused["reason"]) == ("xfr.", "bad TSIG signature")
 
 
 def test_an_unsigned_request_is_refused_where_a_key_is_required(server: FodnsProcess) -> None:
@@ -305,3 +308,32 @@ def test_a_large_zone_streams_in_many_signed_messages(tmp_path: Path) -> None:
         assert all(zone.find_rdataset(f"g{index}", "A") for index in range(600))
     finally:
         assert running.stop() == 0
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_signed_query_with_a_configured_key_gets_a_signed_answer(
+    server: FodnsProcess, transport: str
+) -> None:
+    """Secondaries sign their SOA checks (Knot before each IXFR): RFC 8945 §5.3."""
+    query = dns.message.make_query("fo.example.net", "SOA")
+    query.use_tsig(KEYRING, keyname="xfr.")
+    # dnspython verifies the reply's TSIG against the query's MAC, and raises if the
+    # reply is unsigned or the MAC is wrong.
+    reply = getattr(server, transport)(query)
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert reply.had_tsig
+    assert reply.answer[0].rdtype == dns.rdatatype.SOA
+    shop = dns.message.make_query("shop.fo.example.net", "A")
+    shop.use_tsig(KEYRING, keyname="xfr.")
+    assert {r.to_text() for r in getattr(server, transport)(shop).answer[0]} == {"192.0.2.10"}
+
+
+def test_a_query_signed_with_a_wrong_secret_is_notauth_badsig(server: FodnsProcess) -> None:
+    query = dns.message.make_query("fo.example.net", "SOA")
+    query.use_tsig(WRONG, keyname="xfr.")
+    wire = server.raw_udp(query.to_wire(), timeout=2.0)
+    assert wire is not None
+    reply = dns.message.from_wire(wire, keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH
+    assert reply.tsig is not None and reply.tsig[0].error == dns.rcode.BADSIG
+    assert not reply.answer
