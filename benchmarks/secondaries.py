@@ -61,6 +61,9 @@ GIVE_UP_AFTER_MISSES = 3
 OUT = REPOSITORY / "benchmarks" / "out" / "secondaries.json"
 
 
+SLOW_SECONDS = 0.1
+
+
 def answers(secondary: Secondary, address: str) -> bool:
     try:
         response = secondary.query(GROUP, "A", timeout=0.1)
@@ -130,6 +133,8 @@ def run(switches: int, directory: Path) -> dict[str, Any]:
         }
         following = dict(served_group)
         latencies: dict[str, list[float]] = {s.name: [] for s in secondaries}
+        # (switch number, ms) of each switch served later than SLOW_SECONDS: the outliers.
+        slow: dict[str, list[tuple[int, float]]] = {s.name: [] for s in secondaries}
         misses = Counter[str]()
         api_seconds: list[float] = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(secondaries)) as pool:
@@ -150,6 +155,8 @@ def run(switches: int, directory: Path) -> dict[str, Any]:
                         following[name] = misses[name] < GIVE_UP_AFTER_MISSES
                     else:
                         latencies[name].append(latency)
+                        if latency > SLOW_SECONDS:
+                            slow[name].append((count, round(latency * 1000, 1)))
                 if not any(following.values()):
                     break
         styles = Counter(
@@ -166,6 +173,7 @@ def run(switches: int, directory: Path) -> dict[str, Any]:
                 "p50_ms": percentile_ms(values, 0.50),
                 "p99_ms": percentile_ms(values, 0.99),
                 "max_ms": round(max(values) * 1000, 2) if values else None,
+                "slow_switches": slow[secondary.name],
                 "failures_logged": failures(secondary),
                 "transfers_logged": Counter(kind for kind, _ in secondary.transfers())
                 if isinstance(secondary, KnotSecondary)
