@@ -69,40 +69,20 @@ class Notifier:
             await asyncio.gather(*(self._notify(zone, serial, t) for t in self.targets[zone]))
 
     async def _notify(self, zone: str, serial: int, target: NotifyTarget) -> None:
+        target_log = log.bind(zone=zone, serial=serial, target=target.host, port=target.port)
         wait = FIRST_WAIT
         for attempt in range(1, MAX_TRIES + 1):
             rcode = await self._send_once(zone, target, wait)
-            if rcode is not None and rcode != dns.rcode.NOERROR:
-                # An answer, so resending would be the same: a key or ACL mismatch
-                # the operator must fix (the secondary still refreshes on its timer).
-                log.warning(
-                    "notify_refused",
-                    zone=zone,
-                    serial=serial,
-                    target=target.host,
-                    port=target.port,
-                    rcode=dns.rcode.to_text(rcode),
-                )
+            if rcode == dns.rcode.NOERROR:
+                target_log.info("notify_answered", attempt=attempt)
                 return
             if rcode is not None:
-                log.info(
-                    "notify_answered",
-                    zone=zone,
-                    serial=serial,
-                    target=target.host,
-                    port=target.port,
-                    attempt=attempt,
-                )
+                # An answer, so resending would be the same: a key or ACL mismatch
+                # the operator must fix (the secondary still refreshes on its timer).
+                target_log.warning("notify_refused", rcode=dns.rcode.to_text(rcode))
                 return
             wait = min(MAX_WAIT, wait * 2) * random.uniform(0.9, 1.1)
-        log.warning(
-            "notify_unanswered",
-            zone=zone,
-            serial=serial,
-            target=target.host,
-            port=target.port,
-            tries=MAX_TRIES,
-        )
+        target_log.warning("notify_unanswered", tries=MAX_TRIES)
 
     async def _send_once(
         self, zone: str, target: NotifyTarget, timeout: float
