@@ -26,6 +26,7 @@ from fodns.metrics import ApiMetrics
 from fodns.model import App, Group
 from fodns.notify import Notifier
 from fodns.openapi import openapi_document
+from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
 from fodns.table import AnswerTable
 from fodns.zone import wire_key
@@ -44,6 +45,8 @@ Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
+MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
+MIRROR_TIMEOUT = 120.0  # a plan lists every record set; a sync may send many batches
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -161,6 +164,9 @@ async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) ->
     if notifier is not None:
         for zone in change.serials:
             notifier.changed(zone)  # RFC 1996: the secondaries fetch the new serial
+    mirror = request.app[MIRROR_KEY]
+    if mirror is not None and change.event is not None:
+        mirror.changed()
     return change
 
 
@@ -362,6 +368,29 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"events": [event.to_json() for event in events]})
 
 
+async def route53_plan(request: web.Request) -> web.Response:
+    return await _mirror_request(request, "plan")
+
+
+async def route53_sync(request: web.Request) -> web.Response:
+    return await _mirror_request(request, "sync")
+
+
+async def _mirror_request(request: web.Request, kind: str) -> web.Response:
+    mirror = request.app[MIRROR_KEY]
+    if mirror is None:
+        raise NotFound("the Route53 mirror is not enabled ([route53] enabled = true)")
+    try:
+        plans = await asyncio.wait_for(asyncio.wrap_future(mirror.request(kind)), MIRROR_TIMEOUT)
+    except TimeoutError:
+        return error_response(
+            504, "route53_timeout", f"Route53 did not answer in {MIRROR_TIMEOUT:.0f} s"
+        )
+    except MirrorError as error:
+        return error_response(502, "route53_error", f"Route53: {error.kind}: {error}")
+    return web.json_response({"zones": [plan.to_json() for plan in plans]})
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -392,6 +421,7 @@ def create_app(
     tokens: dict[str, str] | None = None,
     served: Served | None = None,
     notifier: Notifier | None = None,
+    mirror: Route53Mirror | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor)."""
     app = web.Application(
@@ -405,6 +435,7 @@ def create_app(
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
     app[NOTIFIER_KEY] = notifier
+    app[MIRROR_KEY] = mirror
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     if store is not None:
@@ -429,3 +460,5 @@ def add_v1_routes(app: web.Application) -> None:
     router.add_delete("/v1/groups/{label}", delete_group)
     router.add_post("/v1/groups/{label}/switch", post_switch)
     router.add_get("/v1/events", list_events)
+    router.add_get("/v1/route53/plan", route53_plan)
+    router.add_post("/v1/route53/sync", route53_sync)

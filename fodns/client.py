@@ -105,6 +105,16 @@ def add_client_commands(commands: Any) -> None:
     events.add_argument("--app")
     events.add_argument("--limit", type=int, default=20)
 
+    route53 = commands.add_parser("route53", help="the Route53 mirror").add_subparsers(
+        dest="action", required=True
+    )
+    route53.add_parser(
+        "plan", parents=[common], help="what a sync would change in Route53 (changes nothing)"
+    ).add_argument("--json", action="store_true", help="the plan as JSON")
+    route53.add_parser(
+        "sync", parents=[common], help="compare every record now and fix Route53"
+    ).add_argument("--json", action="store_true", help="what was applied, as JSON")
+
 
 def _given(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
@@ -133,7 +143,34 @@ def _dispatch(args: argparse.Namespace) -> Any:
         return call(args, "GET", f"/v1/events?{query}")["events"]
     if args.command == "group":
         return _group(args, quote)
+    if args.command == "route53":
+        method = "GET" if args.action == "plan" else "POST"
+        plans = call(args, method, f"/v1/route53/{args.action}")["zones"]
+        return plans if args.json else describe_plans(plans, applied=args.action == "sync")
     return _app(args, quote)
+
+
+def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:
+    """A plan as people read diffs: + added, ~ changed, - removed, per zone."""
+
+    def rrset(record: dict[str, Any]) -> str:
+        return f"{record['name']} {record['ttl']} {record['type']} {' '.join(record['values'])}"
+
+    lines = []
+    for plan in plans:
+        lines.append(f"zone {plan['zone']} (hosted zone {plan['hosted_zone_id']}):")
+        lines += [f"  + {rrset(r)}" for r in plan["add"]]
+        for change in plan["change"]:
+            lines.append(f"  ~ {rrset(change['before'])}")
+            lines.append(f"    -> {rrset(change['after'])}")
+        lines += [f"  - {rrset(r)}" for r in plan["remove"]]
+        counts = (len(plan["add"]), len(plan["change"]), len(plan["remove"]))
+        verb = "applied" if applied else "to apply"
+        summary = f"{counts[0]} to add, {counts[1]} to change, {counts[2]} to remove ({verb})"
+        if counts == (0, 0, 0):
+            summary = "in sync"
+        lines.append(f"  {summary}; {plan['unchanged']} record sets already equal")
+    return "\n".join(lines)
 
 
 def _group(args: argparse.Namespace, quote: Any) -> Any:

@@ -114,7 +114,11 @@ class TsigKeyConfig:
 class Route53Config:
     enabled: bool = False
     region: str = "us-east-1"
-    endpoint_url: str | None = None
+    endpoint_url: str | None = None  # an emulator's, for tests
+    profile: str | None = None  # a profile of ~/.aws/config; else boto3's default chain
+    # Seconds between full comparisons of each hosted zone with fodns (0: only at
+    # start, after failures and on demand).
+    full_sync_interval: int = 3600
 
 
 @dataclass
@@ -224,6 +228,7 @@ class _Reader:
             raise self.fail("zones", "needs at least one [[zones]] entry")
         idle = self.typed(dns, "tcp_idle_timeout", (int, float), 10.0, "dns")  # type: ignore[arg-type]
         keys = self.tsig(raw)
+        zone_configs = [self.zone(z, index, keys) for index, z in enumerate(zones)]
         return Config(
             dns=DnsConfig(
                 listen=[ListenAddress.parse(str(a), f"{self.path}: dns.listen") for a in listen],
@@ -251,9 +256,9 @@ class _Reader:
                 token=self.typed(api, "token", str, None, "api"),
             ),
             store_path=self.resolve(self.typed(store, "path", str, DEFAULT_DB_PATH, "store")),
-            zones=[self.zone(z, index, keys) for index, z in enumerate(zones)],
+            zones=zone_configs,
             tsig=keys,
-            route53=self.route53(raw),
+            route53=self.route53(raw, zone_configs),
             source=str(self.path),
         )
 
@@ -331,10 +336,24 @@ class _Reader:
             keys[name] = TsigKeyConfig(name, algorithm, secret)
         return keys
 
-    def route53(self, raw: dict[str, Any]) -> Route53Config:
-        section = self.table(raw, "route53", {"enabled", "region", "endpoint_url"})
-        return Route53Config(
+    def route53(self, raw: dict[str, Any], zones: list[ZoneConfig]) -> Route53Config:
+        section = self.table(
+            raw, "route53", {"enabled", "region", "endpoint_url", "profile", "full_sync_interval"}
+        )
+        config = Route53Config(
             enabled=self.typed(section, "enabled", bool, False, "route53"),
             region=self.typed(section, "region", str, "us-east-1", "route53"),
             endpoint_url=self.typed(section, "endpoint_url", str, None, "route53"),
+            profile=self.typed(section, "profile", str, None, "route53"),
+            full_sync_interval=self.ranged(
+                self.typed(section, "full_sync_interval", int, 3600, "route53"),
+                0,
+                7 * 86400,
+                "route53.full_sync_interval",
+            ),
         )
+        if config.enabled and not any(z.route53_hosted_zone_id for z in zones):
+            raise self.fail(
+                "route53.enabled", "no [[zones]] entry has a route53_hosted_zone_id to mirror"
+            )
+        return config

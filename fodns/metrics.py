@@ -7,6 +7,7 @@ turns them into samples only when /metrics is scraped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -85,7 +86,55 @@ class ApiMetrics:
         )
 
 
-def build_registry(counter_sources: Callable[[], list[list[int]]]) -> CollectorRegistry:
+class Route53Collector(Collector):
+    """The Route53 mirror's state per zone: pending events, lag, last success, errors."""
+
+    def __init__(self, health: Callable[[], dict[str, Any]]) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        health = self.health()
+        pending = GaugeMetricFamily(
+            "fodns_route53_pending_events",
+            "Events not yet mirrored to Route53",
+            labels=["zone"],
+        )
+        lag = GaugeMetricFamily(
+            "fodns_route53_lag_seconds",
+            "Age of the oldest event not yet mirrored to Route53 (0 when in sync)",
+            labels=["zone"],
+        )
+        since = GaugeMetricFamily(
+            "fodns_route53_seconds_since_success",
+            "Seconds since Route53 last accepted a change or a comparison (NaN: never)",
+            labels=["zone"],
+        )
+        batches = CounterMetricFamily(
+            "fodns_route53_batches", "Change batches Route53 accepted", labels=["zone"]
+        )
+        for zone, state in health["zones"].items():
+            pending.add_metric([zone], state["pending_events"])
+            lag.add_metric([zone], state["lag_seconds"])
+            ago = state["last_success_seconds_ago"]
+            since.add_metric([zone], float("nan") if ago is None else ago)
+            batches.add_metric([zone], state["batches"])
+        errors = CounterMetricFamily(
+            "fodns_route53_errors", "Failed Route53 calls by error kind", labels=["kind"]
+        )
+        for kind, count in health["errors"].items():
+            errors.add_metric([kind], count)
+        yield from (pending, lag, since, batches, errors)
+
+
+class MirrorHealth(Protocol):
+    def health(self) -> dict[str, Any]: ...
+
+
+def build_registry(
+    counter_sources: Callable[[], list[list[int]]], mirror: MirrorHealth | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(QueryCollector(counter_sources))
+    if mirror is not None:
+        registry.register(Route53Collector(mirror.health))
     return registry

@@ -103,6 +103,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # not in it, so older serials can only be answered with AXFR).
         "CREATE TABLE zone_files (zone TEXT PRIMARY KEY, digest TEXT NOT NULL)",
     ),
+    (
+        # The Route53 mirror's outbox cursor: per zone, the last event whose effect
+        # Route53 has accepted (events after it are replayed until it does)...
+        """CREATE TABLE route53_cursor (
+            zone TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            synced_at TEXT NOT NULL
+        )""",
+        # ...and what fodns's records in the hosted zone are, as far as fodns knows:
+        # DELETE must name a record set's exact TTL and values.
+        """CREATE TABLE route53_records (
+            zone TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            ttl INTEGER NOT NULL,
+            record_values TEXT NOT NULL,
+            PRIMARY KEY (zone, name, type)
+        ) WITHOUT ROWID""",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

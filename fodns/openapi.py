@@ -321,5 +321,18 @@ def openapi_document() -> dict[str, Any]:
                     ],
                 ),
             },
+            "/v1/route53/plan": {
+                "get": _operation(
+                    "The Route53 mirror's differences, per zone; changes nothing "
+                    "(404 when [route53] is not enabled, 502 when Route53 fails)",
+                    {"200": _json({"type": "object"}, "Per zone: add, change, remove, unchanged")},
+                ),
+            },
+            "/v1/route53/sync": {
+                "post": _operation(
+                    "Compare every record fodns owns in Route53 now and fix the differences",
+                    {"200": _json({"type": "object"}, "Per zone: what was applied")},
+                ),
+            },
         },
     }

@@ -17,6 +17,7 @@ from fodns.logs import get_logger
 from fodns.metrics import build_registry
 from fodns.notify import Notifier
 from fodns.query import QueryHandler
+from fodns.route53 import Route53Mirror
 from fodns.server import (
     DnsServer,
     WorkerPool,
@@ -43,35 +44,45 @@ def serve(config: Config) -> None:
     tokens = admin_tokens(config.api.token, config.store_path)
     for name in set(tokens.values()):
         store.ensure_token_name(name)  # events name their actor by the token's name
+    mirror = Route53Mirror(store, config.route53, config.zones) if config.route53.enabled else None
     try:
+        if mirror is not None:
+            mirror.start()  # its own thread: Route53 never holds up DNS or the API
         if config.dns.workers == 1:
             add_groups(table, store)
             handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
-            run_event_loop(lambda: _serve_in_process(config, handler, store, tokens))
+            run_event_loop(lambda: _serve_in_process(config, handler, store, tokens, mirror))
         else:
             del table  # each worker builds its own
-            run_event_loop(lambda: _serve_with_workers(config, store, tokens))
+            run_event_loop(lambda: _serve_with_workers(config, store, tokens, mirror))
     finally:
+        if mirror is not None:
+            mirror.stop()
         store.close()
 
 
 async def _serve_in_process(
-    config: Config, handler: QueryHandler, store: Store, tokens: dict[str, str]
+    config: Config,
+    handler: QueryHandler,
+    store: Store,
+    tokens: dict[str, str],
+    mirror: Route53Mirror | None,
 ) -> None:
     transfers = Transfers(lambda: handler.table, config.zones, config.tsig, store.journal)
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
-    registry = build_registry(lambda: [handler.counters])
+    registry = build_registry(lambda: [handler.counters], mirror)
     # The API follows its writes into whichever table this process serves now
     # (SIGHUP replaces it), so it asks the handler at each request.
     notifier = Notifier(config.zones, config.tsig, lambda zone: zone_serials(handler.table)[zone])
     app = create_app(
         registry,
-        lambda: _health(handler, listen, 1),
+        lambda: _health(handler, listen, 1, mirror),
         store=store,
         table=lambda: handler.table,
         tokens=tokens,
         notifier=notifier,
+        mirror=mirror,
     )
     runner = await _start_api(config, app)
     stop = asyncio.Event()
@@ -89,21 +100,24 @@ async def _serve_in_process(
     await dns_server.close()
 
 
-async def _serve_with_workers(config: Config, store: Store, tokens: dict[str, str]) -> None:
+async def _serve_with_workers(
+    config: Config, store: Store, tokens: dict[str, str], mirror: Route53Mirror | None
+) -> None:
     pool = WorkerPool(config)
     loop = asyncio.get_running_loop()
     listen = await loop.run_in_executor(None, pool.start)
     try:
         pool.watch(loop)
-        registry = build_registry(pool.counters)
+        registry = build_registry(pool.counters, mirror)
         notifier = Notifier(config.zones, config.tsig, store.serial)
         app = create_app(
             registry,
-            lambda: _health(None, listen, len(pool.workers)),
+            lambda: _health(None, listen, len(pool.workers), mirror),
             store=store,
             tokens=tokens,
             served=pool.served,
             notifier=notifier,
+            mirror=mirror,
         )
         runner = await _start_api(config, app)
         stop = asyncio.Event()
@@ -158,10 +172,16 @@ async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
 
 
 def _health(
-    handler: QueryHandler | None, listen: list[ListenAddress], workers: int
+    handler: QueryHandler | None,
+    listen: list[ListenAddress],
+    workers: int,
+    mirror: Route53Mirror | None,
 ) -> dict[str, Any]:
     zones = zone_serials(handler.table) if handler else {}
-    return {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
+    health = {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
+    if mirror is not None:
+        health["route53"] = mirror.health()
+    return health
 
 
 def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str]) -> None:

@@ -91,6 +91,11 @@ class ZoneDefaults:
 JournalRecord = tuple[str, int, str, str]
 
 
+# A Route53 record set fodns owns: (name with the final dot, type) -> (TTL, values).
+MirrorKey = tuple[str, str]
+MirrorValue = tuple[int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     """What one serial change of a zone removed and added (an IXFR difference sequence)."""
@@ -285,6 +290,63 @@ class Store:
         return self._read(read)
 
     # Writes: check the input here, then hand one transaction to the writer.
+
+    def labels(self, zone: str) -> set[str]:
+        """Every label a group of the zone has ever had (the names fodns owns there)."""
+        key = _zone_key(zone)
+        rows = self._read(lambda db: db.execute("SELECT label FROM labels WHERE zone = ?", [key]))
+        return {str(row[0]) for row in rows}
+
+    def mirror_state(self, zone: str) -> tuple[int | None, dict[MirrorKey, MirrorValue]]:
+        """The Route53 mirror's cursor for the zone (None: never synced) and the record
+        sets it believes Route53 holds for fodns."""
+        key = _zone_key(zone)
+
+        def read(db: Database) -> tuple[int | None, dict[MirrorKey, MirrorValue]]:
+            row = db.execute("SELECT seq FROM route53_cursor WHERE zone = ?", [key]).fetchone()
+            records = {
+                (str(name), str(rtype)): (int(ttl), tuple(json.loads(values)))
+                for name, rtype, ttl, values in db.execute(
+                    "SELECT name, type, ttl, record_values FROM route53_records WHERE zone = ?",
+                    [key],
+                )
+            }
+            return (None if row is None else int(row[0])), records
+
+        return self._read(read)
+
+    def save_mirror(
+        self,
+        zone: str,
+        records: Mapping[MirrorKey, MirrorValue | None],
+        seq: int | None = None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Record what Route53 accepted: record sets set (None: deleted), all of them
+        when `replace`; and, with `seq`, that every event up to it is mirrored."""
+        key = _zone_key(zone)
+
+        def write(db: Database) -> None:
+            if replace:
+                db.execute("DELETE FROM route53_records WHERE zone = ?", [key])
+            for (name, rtype), value in records.items():
+                if value is None:
+                    db.execute(
+                        "DELETE FROM route53_records WHERE zone = ? AND name = ? AND type = ?",
+                        [key, name, rtype],
+                    )
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO route53_records VALUES (?, ?, ?, ?, ?)",
+                        [key, name, rtype, value[0], json.dumps(list(value[1]))],
+                    )
+            if seq is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO route53_cursor VALUES (?, ?, ?)", [key, seq, _now()]
+                )
+
+        self._writer.run(write)
 
     def zone_loaded(self, zone: str, file_serial: int, digest: str) -> int:
         """A zone file was (re)loaded: the serial to serve with it.
