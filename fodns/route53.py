@@ -178,7 +178,9 @@ def make_client(config: Route53Config) -> Any:
         region_name=config.region,
         endpoint_url=config.endpoint_url,
         config=BotoConfig(
-            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
         ),
     )
 

@@ -423,8 +423,9 @@ class RecordingProxy:
     """HTTP forwarder on 127.0.0.1 that logs each Route53 call and can fake failures.
 
     With `unique_change_ids` (the default) each successful ChangeResourceRecordSets answer
-    gets its own change id, as real Route53 gives: moto answers every batch with the same
-    constant id, which would make "which batch is INSYNC" unanswerable. GetChange for such
+    gets its own change id and the status PENDING, as real Route53 gives: moto answers
+    every batch INSYNC with the same constant id, which would make "which batch is
+    INSYNC" unanswerable. GetChange for such
     an id is forwarded with moto's original id and the answer mapped back."""
 
     def __init__(self, target_url: str, unique_change_ids: bool = True):
@@ -724,11 +725,14 @@ class RecordingProxy:
         with self._lock:
             synthesized_id = f"CFODNSPROXY{next(self._change_id_counter):06d}"
             self._change_id_aliases[synthesized_id] = match.group(2).decode()
-        return (
+        response_body = (
             response_body[: match.start(2)]
             + synthesized_id.encode()
             + response_body[match.end(2) :]
         )
+        # Real Route53 answers a new batch PENDING and only GetChange later says INSYNC;
+        # moto says INSYNC at once, which would let a client skip waiting altogether.
+        return response_body.replace(b"<Status>INSYNC</Status>", b"<Status>PENDING</Status>", 1)
 
 
 def restart_route53_empty(
