@@ -318,12 +318,20 @@ def test_openapi_document_lists_exactly_the_served_routes(api: Api) -> None:
         ("/v1/groups/{label}", "DELETE"),
         ("/v1/groups/{label}/switch", "POST"),
         ("/v1/events", "GET"),
+        ("/v1/route53/plan", "GET"),
+        ("/v1/route53/sync", "POST"),
     }
     assert documented == expected
     for path, method in expected:
         concrete = path.replace("{name}", "nobody").replace("{label}", "000-000-000")
         status, _ = api.call(method, concrete, {} if method in ("POST", "PATCH") else None)
         assert status != 405, f"{method} {path} is documented but not served"
+
+
+def test_route53_calls_without_the_mirror_say_it_is_not_enabled(api: Api) -> None:
+    status, payload = api.call("GET", "/v1/route53/plan")
+    assert status == 404
+    assert "not enabled" in payload["error"]["message"]
 
 
 def test_a_generated_token_is_kept_beside_the_database(tmp_path: Path) -> None:
