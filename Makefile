@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives for real (dig for the walk-through,
 # systemd-analyze for the unit, knotd and nsd as secondaries pulling zone
-# transfers). Installed only when missing.
-DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd
+# transfers, chromium for the dashboard tests). Installed only when missing.
+DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium
 
 .PHONY: run test lint typecheck bench deps-debian clean
 

@@ -19,6 +19,7 @@ import dns.name
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from fodns.config import REPOSITORY_ROOT
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.groups import answer_json, follow
 from fodns.logs import get_logger
@@ -46,6 +47,11 @@ SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
 MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
+DASHBOARD = REPOSITORY_ROOT / "admin"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 MIRROR_TIMEOUT = 120.0  # a plan lists every record set; a sync may send many batches
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
@@ -409,6 +415,22 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+# ---- the dashboard (admin/): static files, no build step --------------------------
+
+
+async def dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(DASHBOARD / "index.html")
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The dashboard loads only its own files and talks only to this API; no framing.
+    The token lives in the page's sessionStorage, so script injection is the threat."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+
+
 async def not_found(request: web.Request) -> web.Response:
     raise NotFound(f"no such endpoint: {request.method} {request.path}")
 
@@ -438,8 +460,12 @@ def create_app(
     app[MIRROR_KEY] = mirror
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.on_response_prepare.append(security_headers)
     if store is not None:
         add_v1_routes(app)
+        if (DASHBOARD / "index.html").exists():
+            app.router.add_get("/", dashboard)
+            app.router.add_static("/admin/", DASHBOARD, append_version=False)
     return app
 
 
