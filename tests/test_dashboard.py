@@ -1,0 +1,494 @@
+"""The dashboard (admin/) end to end: a real fodns and a real headless Chromium.
+
+Everything a person does is done through the page (typing, clicking, the
+confirmation dialog), and its effect is checked where it matters: on the wire,
+with dnspython. Screenshots of every view at desktop and phone width are saved
+to test-artifacts/dashboard/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rcode
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Locator,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    REPOSITORY,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    write_config,
+)
+
+TOKEN = "dashboard-token-5c1e"
+ARTIFACTS = REPOSITORY / "test-artifacts" / "dashboard"
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+NARROWEST: ViewportSize = {"width": 360, "height": 740}
+REJECTED = "That token was not accepted"
+POLL = "/v1/events?limit=1"
+# Chromium cannot hide a headless tab; the page sees the same as when its tab goes to the back.
+HIDE_TAB = """() => {
+  Object.defineProperty(document, "hidden", { value: true, configurable: true });
+  Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW_TAB = """() => {
+  delete document.hidden;
+  delete document.visibilityState;
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+# ---- a server, a browser, and a page that reports what went wrong in it -------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
+    directory = tmp_path_factory.mktemp("dashboard")
+    config = write_config(directory, [("fo.example.net", EXAMPLE_ZONE)])
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "chromium is not installed, and the dashboard tests need a real browser: "
+            "run `make deps-debian` (or `apt-get install chromium`), or simply `make test`"
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox"] if os.geteuid() == 0 else [],
+        )
+        yield launched
+        launched.close()
+
+
+class Dashboard:
+    """A browser tab on the dashboard, collecting script errors and CSP violations."""
+
+    def __init__(self, context: BrowserContext, server: FodnsProcess, name: str) -> None:
+        self.context = context
+        self.server = server
+        self.name = name  # "desktop" or "phone": the screenshots' prefix
+        self.page: Page = context.new_page()
+        self.problems: list[str] = []
+        self.page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        self.page.on("console", self._console)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # Chromium logs every 4xx fetch ("Failed to load resource"); the tests cause those
+        # on purpose. Anything else, CSP violations included, is a defect.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.problems.append(f"console: {message.text}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.api_port}/"
+
+    def open(self) -> Page:
+        self.page.goto(self.url)
+        expect(self.page.get_by_label("Admin token")).to_be_visible()
+        return self.page
+
+    def sign_in(self, token: str = TOKEN) -> Page:
+        if not self.page.get_by_label("Admin token").is_visible():
+            self.open()
+        self.page.get_by_label("Admin token").fill(token)
+        self.page.get_by_role("button", name="Sign in").click()
+        if token == TOKEN:
+            expect(self.page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
+        return self.page
+
+    def view(self, name: str) -> Page:
+        self.page.get_by_role("navigation", name="Views").get_by_role("link", name=name).click()
+        expect(self.page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+        return self.page
+
+    def group_row(self, fqdn: str) -> Locator:
+        return self.page.locator(f'tr[data-group="{fqdn}"]')
+
+    def app_row(self, name: str) -> Locator:
+        return self.page.locator(f'tr[data-app="{name}"]')
+
+    def screenshot(self, what: str, full_page: bool = True) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{what}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def no_sideways_scroll(self) -> None:
+        scroll, inner = self.page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert scroll <= inner, f"the page scrolls sideways: {scroll}px wide in {inner}px"
+
+
+@pytest.fixture
+def dashboard(browser: Browser, server: FodnsProcess) -> Iterator[Dashboard]:
+    context = browser.new_context(viewport=DESKTOP)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab = Dashboard(context, server, "desktop")
+    yield tab
+    context.close()
+    assert not tab.problems, "\n".join(tab.problems)
+
+
+def api(server: FodnsProcess, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+    got, payload = api_request(server, method, path, body, TOKEN)
+    assert got == status, f"{method} {path}: {got} {payload}"
+    return payload
+
+
+def seed(server: FodnsProcess, label: str, primary: dict[str, Any], backup: dict[str, Any]) -> str:
+    """Two apps and a group between them, made through the API; the group's name."""
+    api(server, "POST", "/v1/apps", primary, 201)
+    api(server, "POST", "/v1/apps", backup, 201)
+    body = {"label": label, "primary": primary["name"], "backup": backup["name"]}
+    return str(api(server, "POST", "/v1/groups", body, 201)["fqdn"])
+
+
+def served(server: FodnsProcess, fqdn: str) -> set[str]:
+    """The A records the DNS server answers for `fqdn` now."""
+    reply = server.udp(dns.message.make_query(fqdn, "A"))
+    return {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+
+
+# ---- the tests ------------------------------------------------------------------------------
+
+
+def test_the_token_is_asked_once_and_a_wrong_one_is_refused(dashboard: Dashboard) -> None:
+    page = dashboard.open()
+    token_field = page.get_by_label("Admin token")
+    expect(token_field).to_have_attribute("type", "password")
+    dashboard.screenshot("token")
+
+    dashboard.sign_in("not-the-token")
+    expect(page.get_by_role("alert")).to_contain_text(REJECTED)
+    expect(token_field).to_be_visible()
+    expect(page.get_by_role("heading", name="Groups", exact=True)).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0, "a refused token is not kept"
+    dashboard.screenshot("token-refused")
+
+    dashboard.sign_in()
+    assert TOKEN not in page.url
+    assert page.evaluate("Object.values(sessionStorage)") == [TOKEN]
+    page.reload()  # asked once: the tab keeps it
+    expect(page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
+
+    page.get_by_role("button", name="Forget token").click()
+    expect(token_field).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_create_two_apps_and_a_group_then_switch_it(
+    dashboard: Dashboard, server: FodnsProcess
+) -> None:
+    """The README walk-through with clicks, checked with real DNS queries."""
+    page = dashboard.sign_in()
+    dashboard.view("Apps")
+    for name, field, value in [
+        ("shop-eu", "Web servers", "192.0.2.10, 192.0.2.11"),
+        ("shop-us", "Load balancer", "198.51.100.7"),
+    ]:
+        page.get_by_role("button", name="New app").click()
+        dialog = page.locator("#app-dialog")
+        dialog.get_by_label("Name").fill(name)
+        dialog.get_by_label(field).fill(value)
+        dialog.get_by_role("button", name="Create app").click()
+        expect(dialog).to_be_hidden()
+        expect(dashboard.app_row(name)).to_contain_text("none")  # failover status: in no group
+
+    dashboard.view("Groups")
+    page.get_by_role("button", name="New group").click()
+    dialog = page.locator("#group-dialog")
+    dialog.get_by_label("Label").fill("shop")
+    dialog.get_by_label("Primary app").select_option("shop-eu")
+    dialog.get_by_label("Backup app").select_option("shop-us")
+    dialog.get_by_role("button", name="Create group").click()
+    expect(dialog).to_be_hidden()
+
+    row = dashboard.group_row("shop.fo.example.net")
+    primary = row.get_by_role("radio", name="Primary shop-eu")
+    backup = row.get_by_role("radio", name="Backup shop-us")
+    expect(primary).to_be_checked()
+    expect(row.locator("label.side.live")).to_contain_text("shop-eu")
+    expect(row.locator("label.side.live")).to_contain_text("live")  # not color alone
+    expect(row).to_contain_text("30 s")
+    assert served(server, "shop.fo.example.net") == {"192.0.2.10", "192.0.2.11"}
+
+    row.get_by_role("button", name="Copy shop.fo.example.net").click()
+    expect(row.get_by_role("button", name="Copy shop.fo.example.net")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "shop.fo.example.net"
+
+    # Choosing the other side asks first; Cancel puts the radio back and changes nothing.
+    backup.check()
+    switch = page.get_by_role("dialog", name="Switch shop.fo.example.net to its backup?")
+    expect(switch).to_be_visible()
+    expect(switch).to_contain_text(
+        "shop.fo.example.net will answer with 198.51.100.7 (shop-us, backup) "
+        "instead of 192.0.2.10, 192.0.2.11 (shop-eu, primary)."
+    )
+    expect(switch).to_contain_text("up to 30 seconds (the group's TTL)")
+    dashboard.screenshot("switch-dialog", full_page=False)
+    switch.get_by_role("button", name="Cancel").click()
+    expect(switch).to_be_hidden()
+    expect(primary).to_be_checked()
+    expect(backup).not_to_be_checked()
+    assert served(server, "shop.fo.example.net") == {"192.0.2.10", "192.0.2.11"}
+
+    backup.check()
+    switch.get_by_label("Reason").fill("eu maintenance")
+    switch.get_by_role("button", name="Switch traffic now").click()
+    expect(switch).to_be_hidden()
+    expect(backup).to_be_checked()
+    expect(row.locator("label.side.live")).to_contain_text("shop-us")
+    expect(row).to_contain_text("198.51.100.7")
+    assert served(server, "shop.fo.example.net") == {"198.51.100.7"}
+    dashboard.screenshot("groups")
+
+    dashboard.view("Apps")
+    expect(dashboard.app_row("shop-us")).to_contain_text("online")
+    expect(dashboard.app_row("shop-eu")).to_contain_text("offline")
+    dashboard.screenshot("apps")
+
+    dashboard.view("Events")
+    newest = page.locator("#events-list tbody tr").first
+    expect(newest).to_contain_text("Switched shop.fo.example.net to backup (shop-us)")
+    expect(newest).to_contain_text("admin")
+    expect(newest).to_contain_text("eu maintenance")
+    dashboard.screenshot("events")
+
+
+def test_the_rules_of_groups_show_where_they_apply(
+    dashboard: Dashboard, server: FodnsProcess
+) -> None:
+    fqdn = seed(
+        server,
+        "blog",
+        {"name": "blog-a", "web_servers": ["192.0.2.50"]},
+        {"name": "blog-b", "web_servers": ["192.0.2.51"]},
+    )
+    api(server, "POST", "/v1/apps", {"name": "blog-c", "web_servers": ["192.0.2.52"]}, 201)
+    page = dashboard.sign_in()
+
+    # Deleting is disabled while the rules forbid it, with the reason in words.
+    delete_group = dashboard.group_row(fqdn).get_by_role("button", name=f"Delete {fqdn}")
+    expect(delete_group).to_be_disabled()
+    expect(delete_group).to_have_attribute(
+        "title", "Points at apps: clear both sides with Edit before deleting."
+    )
+    expect(dashboard.group_row(fqdn)).to_contain_text("Points at apps")
+    dashboard.view("Apps")
+    delete_app = dashboard.app_row("blog-a").get_by_role("button", name="Delete blog-a")
+    expect(delete_app).to_be_disabled()
+    reason = "In use by blog.fo.example.net: take it out of that group first."
+    expect(delete_app).to_have_attribute("title", reason)
+    expect(dashboard.app_row("blog-a").get_by_text(reason)).to_be_visible()
+    expect(delete_app).to_have_accessible_description(reason)
+
+    # A 409 from the server: the app was free when the dialog opened, not when it was sent.
+    dashboard.app_row("blog-c").get_by_role("button", name="Delete blog-c").click()
+    confirm = page.get_by_role("dialog", name="Delete app blog-c?")
+    api(server, "PATCH", "/v1/groups/blog", {"backup": "blog-c"})
+    confirm.get_by_role("button", name="Delete app").click()
+    expect(confirm.get_by_role("alert")).to_contain_text("is in group(s) blog.fo.example.net")
+    confirm.get_by_role("button", name="Cancel").click()
+
+    # 409 for a taken label: shown by the label field, not somewhere else.
+    dashboard.view("Groups")
+    page.get_by_role("button", name="New group").click()
+    form = page.get_by_role("dialog", name="New group")
+    label = form.get_by_label("Label")
+    label.fill("blog")
+    form.get_by_role("button", name="Create group").click()
+    expect(label).to_have_attribute("aria-invalid", "true")
+    # fodns names the label in its message (today a group's label reads as a zone-file name).
+    taken = re.compile(r"blog\S* is taken|blog\.fo\.example\.net is a name in the zone file")
+    expect(form.locator("#group-label-error")).to_contain_text(taken)
+    expect(label).to_have_accessible_description(
+        re.compile(r"^Leave empty for a generated one like 414-262-781\. .* " + taken.pattern)
+    )
+    dashboard.screenshot("group-form-error", full_page=False)
+
+    # A 400 names its field too; the label's error goes once the label is fixed.
+    label.fill("blog-2")
+    form.get_by_label("TTL in seconds").fill("3")
+    form.get_by_role("button", name="Create group").click()
+    expect(form.get_by_label("TTL in seconds")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("#group-ttl-error")).to_contain_text("between 5 and 86400 seconds")
+    expect(label).not_to_have_attribute("aria-invalid", "true")
+    expect(form.locator("#group-label-error")).to_be_hidden()
+    form.get_by_role("button", name="Cancel").click()
+
+    # The same for an app name that is taken.
+    dashboard.view("Apps")
+    page.get_by_role("button", name="New app").click()
+    app_form = page.get_by_role("dialog", name="New app")
+    app_form.get_by_label("Name").fill("blog-a")
+    app_form.get_by_role("button", name="Create app").click()
+    expect(app_form.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+    expect(app_form.locator("#app-name-error")).to_contain_text("already exists")
+
+
+def test_changes_made_elsewhere_appear_without_a_reload(
+    dashboard: Dashboard, server: FodnsProcess
+) -> None:
+    fqdn = seed(
+        server,
+        "web",
+        {"name": "web-a", "web_servers": ["192.0.2.60"]},
+        {"name": "web-b", "load_balancer": ["lb.b.example.com"]},
+    )
+    page = dashboard.sign_in()
+    row = dashboard.group_row(fqdn)
+    expect(row.get_by_role("radio", name="Primary web-a")).to_be_checked()
+    page.evaluate("window.stillTheSamePage = true")
+
+    api(server, "POST", "/v1/groups/web/switch", {"to": "backup", "reason": "from the CLI"})
+    expect(row.get_by_role("radio", name="Backup web-b")).to_be_checked(timeout=6000)
+    expect(row.locator("label.side.live")).to_contain_text("web-b")
+    expect(row).to_contain_text("lb.b.example.com")
+    api(server, "POST", "/v1/apps", {"name": "web-c", "web_servers": ["192.0.2.61"]}, 201)
+    dashboard.view("Apps")
+    expect(dashboard.app_row("web-c")).to_be_visible(timeout=6000)
+
+    # A hidden tab stops asking; shown again, it catches up at once.
+    dashboard.view("Groups")
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if POLL in request.url else None)
+    page.evaluate(HIDE_TAB)
+    polls.clear()
+    api(server, "POST", "/v1/groups/web/switch", {"to": "primary"})
+    page.wait_for_timeout(2500)  # longer than the 2 s between polls
+    assert polls == [], "a hidden tab keeps polling"
+    expect(row.get_by_role("radio", name="Backup web-b")).to_be_checked()
+    page.evaluate(SHOW_TAB)
+    expect(row.get_by_role("radio", name="Primary web-a")).to_be_checked(timeout=1500)
+    assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
+
+
+def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProcess) -> None:
+    fqdn = seed(
+        server,
+        "edit",
+        {"name": "edit-a", "web_servers": ["192.0.2.70"]},
+        {"name": "edit-b", "web_servers": ["192.0.2.71"]},
+    )
+    page = dashboard.sign_in()
+    row = dashboard.group_row(fqdn)
+
+    # A new web head for the live app: the group answers it at once.
+    dashboard.view("Apps")
+    dashboard.app_row("edit-a").get_by_role("button", name="Edit edit-a").click()
+    form = page.get_by_role("dialog", name="Edit edit-a")
+    expect(form.get_by_label("Web servers")).to_have_value("192.0.2.70")
+    form.get_by_label("Web servers").fill("192.0.2.72 192.0.2.73")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form).to_be_hidden()
+    expect(dashboard.app_row("edit-a")).to_contain_text("192.0.2.72, 192.0.2.73")
+    assert served(server, fqdn) == {"192.0.2.72", "192.0.2.73"}
+    dashboard.app_row("edit-b").get_by_role("button", name="Edit edit-b").click()
+    form = page.get_by_role("dialog", name="Edit edit-b")
+    form.get_by_label("Name").fill("edit-b2")
+    form.get_by_role("button", name="Save changes").click()
+    expect(dashboard.app_row("edit-b2")).to_be_visible()
+
+    # Clear both sides: the group answers nothing and may be deleted.
+    dashboard.view("Groups")
+    expect(row.get_by_role("radio", name="Backup edit-b2")).to_be_visible()
+    row.get_by_role("button", name=f"Edit {fqdn}").click()
+    form = page.get_by_role("dialog", name=f"Edit {fqdn}")
+    expect(form.get_by_label("Label")).to_be_hidden()  # a label never changes
+    form.get_by_label("Primary app").select_option("")
+    form.get_by_label("Backup app").select_option("")
+    form.get_by_label("TTL in seconds").fill("60")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form).to_be_hidden()
+    expect(row).to_contain_text("60 s")
+    expect(row).to_contain_text("nothing (NODATA)")
+    expect(row.get_by_role("radio", name="Primary no app")).to_be_disabled()
+    assert served(server, fqdn) == set()
+
+    row.get_by_role("button", name=f"Delete {fqdn}").click()
+    confirm = page.get_by_role("dialog", name=f"Delete group {fqdn}?")
+    expect(confirm).to_contain_text("Its label stays taken forever")
+    confirm.get_by_role("button", name="Delete group").click()
+    expect(row).to_have_count(0)
+    reply = server.udp(dns.message.make_query(fqdn, "A"))
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+
+    dashboard.view("Apps")
+    dashboard.app_row("edit-a").get_by_role("button", name="Delete edit-a").click()
+    page.get_by_role("dialog", name="Delete app edit-a?").get_by_role(
+        "button", name="Delete app"
+    ).click()
+    expect(dashboard.app_row("edit-a")).to_have_count(0)
+    assert api_request(server, "GET", "/v1/apps/edit-a", token=TOKEN)[0] == 404
+
+
+def test_a_phone_sees_every_view_without_sideways_scrolling(
+    browser: Browser, server: FodnsProcess
+) -> None:
+    fqdn = seed(
+        server,
+        "phone-checkout-with-a-rather-long-label",
+        {"name": "checkout-eu-west", "web_servers": ["2001:db8:1234:5678:9abc:def0:1234:5678"]},
+        {"name": "checkout-us-east", "load_balancer": ["checkout-lb.us-east-1.elb.example.com"]},
+    )
+    context = browser.new_context(
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    phone = Dashboard(context, server, "phone")
+    phone.open()
+    phone.no_sideways_scroll()
+    phone.screenshot("token")
+    page = phone.sign_in()
+    for view in ("Groups", "Apps", "Events"):
+        phone.view(view)
+        phone.no_sideways_scroll()
+        phone.screenshot(view.lower())
+
+    phone.view("Groups")
+    phone.group_row(fqdn).get_by_role("radio", name="Backup checkout-us-east").check()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Switch traffic now")).to_be_visible()
+    phone.no_sideways_scroll()
+    phone.screenshot("switch-dialog", full_page=False)
+    dialog.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="New group").click()
+    phone.screenshot("group-form", full_page=False)
+    page.keyboard.press("Escape")
+
+    page.set_viewport_size(NARROWEST)
+    for view in ("Groups", "Apps", "Events"):
+        phone.view(view)
+        phone.no_sideways_scroll()
+    context.close()
+    assert not phone.problems, "\n".join(phone.problems)
