@@ -73,7 +73,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except FodnsError as exc:
-        return error_response(exc.status, exc.code, str(exc), getattr(exc, "field", None))
+        return error_response(exc.status, exc.code, str(exc), exc.field)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
     except web.HTTPException as exc:
@@ -303,8 +303,11 @@ def refuse_static_name(table: AnswerTable, label: str, zone: str | None) -> None
             key = wire_key(dns.name.from_text(label, data.origin))
         except dns.exception.DNSException:
             return  # the store rejects the label itself, naming the field
-        if key in data.records:
-            raise Conflict(f"{label}.{name} is a name in the zone file; choose another label")
+        # Only the file's own names: a group's name is the store's to refuse, saying so.
+        if key in data.file_names:
+            raise Conflict(
+                f"{label}.{name} is a name in the zone file; choose another label", field="label"
+            )
 
 
 async def get_group(request: web.Request) -> web.Response:

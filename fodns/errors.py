@@ -2,10 +2,15 @@
 
 
 class FodnsError(Exception):
-    """Root of every error fodns raises deliberately; `status` is the HTTP status it maps to."""
+    """Root of every error fodns raises deliberately; `status` is the HTTP status it maps to,
+    and `field`, when set, names the request field the error is about."""
 
     status = 500
     code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConfigError(FodnsError):
@@ -33,8 +38,7 @@ class Invalid(FodnsError):
     code = "invalid"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
 
 
 class NotFound(FodnsError):

@@ -146,7 +146,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
-                    "field": {"type": "string", "description": "The input that was wrong."},
+                    "field": {
+                        "type": "string",
+                        "description": "The request field the error is about, when it is about one"
+                        " (a bad value, an unknown app named by it, a label or name taken).",
+                    },
                 },
             }
         },

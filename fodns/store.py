@@ -402,7 +402,7 @@ class Store:
 
         def write(db: Database) -> Change:
             if _select_apps(db, "WHERE name = ?", [app.name]):
-                raise Conflict(f"an app named {app.name!r} already exists")
+                raise Conflict(f"an app named {app.name!r} already exists", field="name")
             now = _now()
             cursor = db.execute(
                 "INSERT INTO apps (name, load_balancer, web_servers, created_at, updated_at)"
@@ -453,7 +453,7 @@ class Store:
             if app == old.app:
                 return Change(None, apps={app.name: app})
             if _select_apps(db, "WHERE name = ? AND id != ?", [app.name, old.id]):
-                raise Conflict(f"an app named {app.name!r} already exists")
+                raise Conflict(f"an app named {app.name!r} already exists", field="name")
             db.execute(
                 "UPDATE apps SET name = ?, load_balancer = ?, web_servers = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -620,7 +620,7 @@ class Store:
             if old.group.active == side:
                 return self._group_change(db, None, old)
             if old.group.app_on(side) is None:
-                raise Conflict(f"the {side} side of group {old.group.fqdn} has no app")
+                raise Conflict(f"the {side} side of group {old.group.fqdn} has no app", field="to")
             db.execute(
                 "UPDATE groups SET active = ?, updated_at = ? WHERE id = ?", [side, _now(), old.id]
             )
@@ -889,7 +889,7 @@ def _select_apps(db: Database, where: str = "", params: Sequence[Any] = ()) -> l
 def _find_app(db: Database, name: str, field: str | None = None) -> _AppRow:
     rows = _select_apps(db, "WHERE name = ?", [name])
     if not rows:
-        raise NotFound(f"{field + ': ' if field else ''}no app named {name!r}")
+        raise NotFound(f"{field + ': ' if field else ''}no app named {name!r}", field=field)
     return rows[0]
 
 
@@ -972,8 +972,10 @@ def _claimable_label(db: Database, zone: str, label: str) -> str:
     if not _label_used(db, zone, label):
         return label
     if db.execute("SELECT 1 FROM groups WHERE zone = ? AND label = ?", [zone, label]).fetchone():
-        raise Conflict(f"label {label!r} is taken by a group in zone {zone}")
-    raise Conflict(f"label {label!r} in zone {zone} was used before and is never reused")
+        raise Conflict(f"label {label!r} is taken by a group in zone {zone}", field="label")
+    raise Conflict(
+        f"label {label!r} in zone {zone} was used before and is never reused", field="label"
+    )
 
 
 def _answer(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:

@@ -82,6 +82,8 @@ class ZoneData:
     source: str = ""
     # What the zone file held, apart from the SOA serial (see file_digest).
     file_digest: str = ""
+    # The names the zone file gives records, as loaded: groups added later are not among them.
+    file_names: frozenset[bytes] = frozenset()
 
     def __post_init__(self) -> None:
         self.origin_key = wire_key(self.origin)
@@ -187,6 +189,7 @@ def load_zone_file(path: Path, origin: str) -> ZoneData:
             data.set_records(name, rrsets)
     _check_glue(data, path)
     data.file_digest = file_digest(data)
+    data.file_names = frozenset(data.records)
     return data
 
 

@@ -109,11 +109,17 @@ def test_switching_to_the_active_side_records_nothing(server: FodnsProcess, api:
 def test_a_label_is_never_reused(server: FodnsProcess, api: Api) -> None:
     api.ok("POST", "/v1/groups", {"label": "shop"}, 201)
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
-    assert status == 409 and body["error"]["code"] == "conflict"
+    assert status == 409 and body["error"] == {
+        "code": "conflict",
+        "message": "label 'shop' is taken by a group in zone fo.example.net",
+        "field": "label",
+    }
     api.ok("DELETE", "/v1/groups/shop", status=204)
     assert served(server, "shop.fo.example.net")[0] == dns.rcode.NXDOMAIN
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
     assert status == 409, "a deleted group's label stays taken forever"
+    assert body["error"]["field"] == "label"
+    assert "used before and is never reused" in body["error"]["message"]
 
 
 def test_a_group_without_apps_reserves_the_name(server: FodnsProcess, api: Api) -> None:
@@ -130,7 +136,8 @@ def test_backup_is_optional_and_switching_to_an_empty_side_is_refused(
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201)
     status, body = api.call("POST", f"/v1/groups/{group['label']}/switch", {"to": "backup"})
-    assert status == 409 and "backup" in body["error"]["message"]
+    assert status == 409 and "backup side" in body["error"]["message"]
+    assert body["error"]["field"] == "to"
     assert served(server, group["fqdn"])[1] == {"192.0.2.10", "192.0.2.11"}
 
 
@@ -146,8 +153,8 @@ def test_a_group_pointing_at_apps_cannot_be_deleted(server: FodnsProcess, api: A
 def test_an_app_in_a_group_cannot_be_deleted(server: FodnsProcess, api: Api) -> None:
     two_apps(api)
     api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201)
-    status, _ = api.call("DELETE", "/v1/apps/shop-eu")
-    assert status == 409
+    status, body = api.call("DELETE", "/v1/apps/shop-eu")
+    assert status == 409 and "field" not in body["error"], "about the app, not a field"
     api.ok("DELETE", "/v1/apps/shop-us", status=204)
 
 
@@ -233,13 +240,19 @@ def test_unknown_things_are_404(api: Api) -> None:
     for path in ("/v1/apps/nobody", "/v1/groups/000-000-000", "/v1/nothing-here"):
         status, reply = api.call("GET", path)
         assert status == 404 and reply["error"]["code"] == "not_found", path
-    status, _ = api.call("POST", "/v1/groups", {"primary": "nobody"})
-    assert status == 404
+    status, reply = api.call("POST", "/v1/groups", {"primary": "nobody"})
+    assert status == 404 and reply["error"]["field"] == "primary"
+    api.ok("POST", "/v1/apps", {"name": "taken", "web_servers": ["192.0.2.1"]}, 201)
+    status, reply = api.call("POST", "/v1/apps", {"name": "taken"})
+    assert status == 409 and reply["error"]["field"] == "name"
 
 
 def test_a_label_used_by_the_zone_file_is_refused(server: FodnsProcess, api: Api) -> None:
     status, reply = api.call("POST", "/v1/groups", {"label": "www"})
-    assert status == 409 and "zone file" in reply["error"]["message"]
+    assert status == 409 and reply["error"]["field"] == "label"
+    assert reply["error"]["message"] == (
+        "www.fo.example.net is a name in the zone file; choose another label"
+    )
     assert served(server, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
 
 
