@@ -202,6 +202,7 @@ async def list_zones(request: web.Request) -> web.Response:
                 "serial": zone.serial,
                 "groups": sum(1 for g in groups if g.zone == name),
                 "names": len(zone.names),
+                "group_ttl": request.app[STORE_KEY].group_ttl(name),
             }
         )
     return web.json_response({"zones": zones})

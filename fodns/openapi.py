@@ -39,6 +39,20 @@ ZONE_QUERY = {
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SCHEMAS: dict[str, Any] = {
+    "Zone": {
+        "type": "object",
+        "required": ["name", "serial", "groups", "names", "group_ttl"],
+        "properties": {
+            "name": {"type": "string", "examples": ["fo.example.net"]},
+            "serial": {"type": "integer", "description": "The SOA serial served now."},
+            "groups": {"type": "integer", "description": "Failover groups in the zone."},
+            "names": {"type": "integer", "description": "Names that exist in the zone."},
+            "group_ttl": {
+                "type": "integer",
+                "description": "The TTL a new group gets when it names none.",
+            },
+        },
+    },
     "App": {
         "type": "object",
         "required": ["name", "load_balancer", "web_servers", "failover_status"],
@@ -186,7 +200,16 @@ def openapi_document() -> dict[str, Any]:
             "/v1/zones": {
                 "get": _operation(
                     "Zones with SOA serial and counts",
-                    {"200": _json({"type": "object"}, "The zones")},
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["zones"],
+                                "properties": {"zones": {"type": "array", "items": _ref("Zone")}},
+                            },
+                            "The zones",
+                        )
+                    },
                 )
             },
             "/v1/apps": {

@@ -168,6 +168,10 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def group_ttl(self, zone: str) -> int:
+        """The TTL a new group in `zone` gets when it names none (the zone's `group_ttl`)."""
+        return self._zones[_zone_key(zone)].group_ttl
+
     # Reads: each is one read transaction on this thread's own connection.
 
     def apps(self) -> list[App]:

@@ -270,6 +270,7 @@ def test_the_soa_serial_moves_with_every_change(server: FodnsProcess, api: Api) 
     assert first < after_create < after_switch
     zones = api.ok("GET", "/v1/zones")["zones"]
     assert zones[0]["serial"] == after_switch and zones[0]["groups"] == 1
+    assert zones[0]["group_ttl"] == 30  # the default of a zone that sets none
 
 
 def test_a_restart_serves_the_same_state(tmp_path: Path) -> None:
