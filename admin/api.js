@@ -28,12 +28,13 @@ export async function call(method, path, body) {
     init.body = JSON.stringify(body);
   }
   let response;
+  let text;
   try {
     response = await fetch(path, init);
+    text = await response.text(); // may fail too: a connection cut mid-body
   } catch (error) {
     throw new ApiError(0, "unreachable", `The admin API did not answer (${error.message}).`);
   }
-  const text = await response.text();
   let payload = null;
   try {
     payload = text ? JSON.parse(text) : null;

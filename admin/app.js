@@ -59,15 +59,18 @@ async function signIn(event) {
   token.set(value);
   try {
     await call("GET", "/v1/zones");
-    await enter();
   } catch (error) {
     token.forget();
     say($("sign-in-error"), error.status === 401 ? REJECTED : error.message);
     $("token").select();
+    return;
   } finally {
     button.disabled = false;
     button.textContent = "Sign in";
   }
+  // The token is good from here on: nothing that fails while loading the views (a
+  // reload cutting a request short, say) may forget it.
+  await enter();
 }
 
 async function enter() {
