@@ -450,8 +450,15 @@ function openGroupForm(group) {
   openDialog($("group-dialog"));
 }
 
+/** The chosen zone's name after the label, and what an empty TTL means (the zone's default). */
 function labelSuffix() {
+  const zone = state.zones.find((candidate) => candidate.name === $("group-zone").value);
   $("group-label-suffix").textContent = `.${$("group-zone").value}`;
+  const creating = state.editing === null;
+  $("group-ttl").placeholder = creating && zone ? String(zone.group_ttl) : "";
+  $("group-ttl-empty").textContent = !creating
+    ? "Empty: unchanged."
+    : `Empty: the zone's default${zone ? ` (${zone.group_ttl} s)` : ""}.`;
 }
 
 async function saveGroup(event) {

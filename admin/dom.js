@@ -45,21 +45,19 @@ export function clearErrors(form) {
 /**
  * Show an ApiError where it belongs: next to the control its `field` names
  * (aria-invalid, aria-describedby), else in the form's general error area.
- *
- * The API names the field of 400s; its 409s (a label or name taken) carry no
- * field, so a form may say which control a conflict is about with
- * `data-conflict-field` (used only when that control has a value).
+ * The API names the field of every 400, and of 404s and 409s about one input
+ * (an unknown app as primary, a label or name taken).
  */
 export function showError(form, error) {
   clearErrors(form);
-  const control = controlFor(form, error);
+  const control = controlFor(form, error.field);
   if (!control) {
     say(form.querySelector(".form-error"), error.message);
     return;
   }
-  const message = error.message.startsWith(`${error.field ?? control.name}: `)
-    ? error.message.slice((error.field ?? control.name).length + 2)
-    : error.message;
+  // "ttl: must be ..." is shown beside the TTL field as "Must be ...".
+  const prefix = `${error.field}: `;
+  const message = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
   const shown = errorElement(control);
   say(shown, capitalise(message));
   control.setAttribute("aria-invalid", "true");
@@ -68,21 +66,11 @@ export function showError(form, error) {
   control.focus();
 }
 
-function controlFor(form, error) {
-  const named = (name) => {
-    const control = name ? form.elements.namedItem(name) : null;
-    const shown = control instanceof HTMLElement && !control.disabled && !control.closest("[hidden]");
-    return shown && errorElement(control) ? control : null;
-  };
-  if (error.field) return named(error.field);
-  // 404s name their field as a prefix: "primary: no app named 'x'".
-  const prefix = /^([a-z_]+): /.exec(error.message);
-  if (prefix && named(prefix[1])) return named(prefix[1]);
-  if (error.status === 409) {
-    const control = named(form.dataset.conflictField);
-    if (control && control.value.trim()) return control;
-  }
-  return null;
+/** The form's visible, enabled control named `field` that has an error element, or null. */
+function controlFor(form, field) {
+  const control = field ? form.elements.namedItem(field) : null;
+  const shown = control instanceof HTMLElement && !control.disabled && !control.closest("[hidden]");
+  return shown && errorElement(control) ? control : null;
 }
 
 /** "must be ..." -> "Must be ..."; a message starting with a name ("shop.fo.example.net is ...") stays. */

@@ -228,6 +228,9 @@ def test_create_two_apps_and_a_group_then_switch_it(
     dialog.get_by_label("Label").fill("shop")
     dialog.get_by_label("Primary app").select_option("shop-eu")
     dialog.get_by_label("Backup app").select_option("shop-us")
+    ttl = dialog.get_by_label("TTL in seconds")
+    expect(ttl).to_have_attribute("placeholder", "30")  # GET /v1/zones: the zone's group_ttl
+    expect(ttl).to_have_accessible_description(re.compile(r"Empty: the zone's default \(30 s\)\.$"))
     dialog.get_by_role("button", name="Create group").click()
     expect(dialog).to_be_hidden()
 
@@ -326,13 +329,19 @@ def test_the_rules_of_groups_show_where_they_apply(
     label.fill("blog")
     form.get_by_role("button", name="Create group").click()
     expect(label).to_have_attribute("aria-invalid", "true")
-    # fodns names the label in its message (today a group's label reads as a zone-file name).
-    taken = re.compile(r"blog\S* is taken|blog\.fo\.example\.net is a name in the zone file")
-    expect(form.locator("#group-label-error")).to_contain_text(taken)
+    taken = "Label 'blog' is taken by a group in zone fo.example.net"
+    expect(form.locator("#group-label-error")).to_have_text(taken)
     expect(label).to_have_accessible_description(
-        re.compile(r"^Leave empty for a generated one like 414-262-781\. .* " + taken.pattern)
+        re.compile(r"^Leave empty for a generated one like 414-262-781 ?\. .* " + re.escape(taken))
     )
     dashboard.screenshot("group-form-error", full_page=False)
+
+    # A name from the zone file is refused beside the label too, saying why.
+    label.fill("www")
+    form.get_by_role("button", name="Create group").click()
+    expect(form.locator("#group-label-error")).to_have_text(
+        "www.fo.example.net is a name in the zone file; choose another label"
+    )
 
     # A 400 names its field too; the label's error goes once the label is fixed.
     label.fill("blog-2")
@@ -341,6 +350,18 @@ def test_the_rules_of_groups_show_where_they_apply(
     expect(form.get_by_label("TTL in seconds")).to_have_attribute("aria-invalid", "true")
     expect(form.locator("#group-ttl-error")).to_contain_text("between 5 and 86400 seconds")
     expect(label).not_to_have_attribute("aria-invalid", "true")
+    expect(form.locator("#group-label-error")).to_be_hidden()
+    form.get_by_role("button", name="Cancel").click()
+
+    # An app that went away while the form was open: said beside the select that chose it.
+    api(server, "POST", "/v1/apps", {"name": "blog-gone", "web_servers": ["192.0.2.53"]}, 201)
+    page.reload()
+    page.get_by_role("button", name="New group").click()
+    form.get_by_label("Primary app").select_option("blog-gone")
+    api(server, "DELETE", "/v1/apps/blog-gone", status=204)
+    form.get_by_role("button", name="Create group").click()
+    expect(form.get_by_label("Primary app")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("#group-primary-error")).to_have_text("No app named 'blog-gone'")
     expect(form.locator("#group-label-error")).to_be_hidden()
     form.get_by_role("button", name="Cancel").click()
 
@@ -425,6 +446,9 @@ def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProc
     expect(form.get_by_label("Label")).to_be_hidden()  # a label never changes
     form.get_by_label("Primary app").select_option("")
     form.get_by_label("Backup app").select_option("")
+    expect(form.get_by_label("TTL in seconds")).to_have_accessible_description(
+        re.compile(r"Empty: unchanged\.$")
+    )
     form.get_by_label("TTL in seconds").fill("60")
     form.get_by_role("button", name="Save changes").click()
     expect(form).to_be_hidden()
@@ -448,6 +472,67 @@ def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProc
     ).click()
     expect(dashboard.app_row("edit-a")).to_have_count(0)
     assert api_request(server, "GET", "/v1/apps/edit-a", token=TOKEN)[0] == 404
+
+
+# Roles a person operates; each needs a name a screen reader can say.
+CONTROL_ROLES = {"button", "textbox", "combobox", "radio", "checkbox", "link", "spinbutton"}
+
+
+def unnamed_controls(page: Page) -> list[str]:
+    """Controls in Chromium's own accessibility tree (what assistive technology gets) that
+    have no accessible name, described by role and the DOM node they come from."""
+    session = page.context.new_cdp_session(page)
+    try:
+        nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        session.detach()
+    unnamed = []
+    for node in nodes:
+        role = node.get("role", {}).get("value")
+        if node.get("ignored") or role not in CONTROL_ROLES:
+            continue
+        if not str(node.get("name", {}).get("value", "")).strip():
+            unnamed.append(f"{role} (backend node {node.get('backendDOMNodeId')})")
+    return unnamed
+
+
+def test_every_control_has_an_accessible_name(dashboard: Dashboard, server: FodnsProcess) -> None:
+    fqdn = seed(
+        server,
+        "a11y",
+        {"name": "a11y-a", "web_servers": ["192.0.2.80"]},
+        {"name": "a11y-b", "web_servers": ["192.0.2.81"]},
+    )
+    page = dashboard.open()
+    checked: dict[str, int] = {}
+
+    def check(where: str) -> None:
+        assert unnamed_controls(page) == [], f"unnamed controls in {where}"
+        checked[where] = page.locator("button:visible, input:visible, select:visible").count()
+
+    check("sign-in")
+    dashboard.sign_in()
+    for view in ("Groups", "Apps", "Events"):
+        dashboard.view(view)
+        check(view)
+    dashboard.view("Groups")
+    dashboard.group_row(fqdn).get_by_role("radio", name="Backup a11y-b").check()
+    check("switch dialog")
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    for opener, dialog in [
+        (page.get_by_role("button", name="New group"), "New group"),
+        (dashboard.group_row(fqdn).get_by_role("button", name=f"Edit {fqdn}"), f"Edit {fqdn}"),
+    ]:
+        opener.click()
+        expect(page.get_by_role("dialog", name=dialog)).to_be_visible()
+        check(dialog)
+        page.keyboard.press("Escape")
+    dashboard.view("Apps")
+    page.get_by_role("button", name="New app").click()
+    check("New app")
+    page.keyboard.press("Escape")
+    # The check saw the controls it is about: radios, selects, fields and buttons.
+    assert checked["Groups"] >= 6 and checked["New group"] >= 6, checked
 
 
 def test_a_phone_sees_every_view_without_sideways_scrolling(
