@@ -4,7 +4,7 @@
 // newest event's seq every two seconds while the tab is visible.
 
 import { ApiError, call, path, token } from "./api.js";
-import { capitalise, clearErrors, h, say, showError, splitList } from "./dom.js";
+import { capitalise, clearErrors, h, idPart, say, showError, splitList } from "./dom.js";
 
 const POLL_MS = 2000;
 const EVENTS_PAGE = 100;
@@ -181,7 +181,7 @@ function render() {
 }
 
 const appNamed = (name) => state.apps.find((app) => app.name === name) ?? null;
-const domKey = (group) => group.fqdn.replace(/[^a-z0-9-]/gi, "-");
+const domKey = (group) => idPart(group.fqdn);
 
 /** An app's web head as text, or "" when it has none. */
 function webHeadText(app) {
@@ -522,7 +522,7 @@ function appRow(app) {
   const using = state.groups.flatMap((group) =>
     ["primary", "backup"].filter((side) => group[side] === app.name).map((side) => ({ group, side })),
   );
-  const key = app.name.replace(/[^a-z0-9-]/gi, "-");
+  const key = idPart(app.name);
   const names = [...new Set(using.map(({ group }) => group.fqdn))];
   const why = using.length
     ? `In use by ${names.join(", ")}: take it out of ${names.length > 1 ? "those groups" : "that group"} first.`

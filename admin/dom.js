@@ -14,6 +14,15 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/**
+ * A piece of an element id for a name: letters, digits and '-' as they are, any other
+ * character as _hex_, so that different names never share an id ("shop.eu" and
+ * "shop-eu" are both valid app names; "a-b.example" and "a.b-example" both fqdns).
+ */
+export function idPart(name) {
+  return name.replace(/[^A-Za-z0-9-]/g, (char) => `_${char.codePointAt(0).toString(16)}_`);
+}
+
 /** Put `message` in the element (or hide it when empty). */
 export function say(element, message) {
   element.textContent = message ?? "";

@@ -313,6 +313,32 @@ def test_the_rules_of_groups_show_where_they_apply(
     expect(dashboard.app_row("blog-a").get_by_text(reason)).to_be_visible()
     expect(delete_app).to_have_accessible_description(reason)
 
+    # Names that differ only in punctuation get controls of their own (ids are built from
+    # names: "pair.a" and "pair-a" must not share one).
+    seed(
+        server,
+        "pair-one",
+        {"name": "pair.a", "web_servers": ["192.0.2.54"]},
+        {"name": "pair_b", "web_servers": ["192.0.2.55"]},
+    )
+    seed(
+        server,
+        "pair-two",
+        {"name": "pair-a", "web_servers": ["192.0.2.56"]},
+        {"name": "pair-b", "web_servers": ["192.0.2.57"]},
+    )
+    page.reload()
+    for app, group in [("pair.a", "pair-one"), ("pair-a", "pair-two")]:
+        expect(
+            dashboard.app_row(app).get_by_role("button", name=f"Delete {app}")
+        ).to_have_accessible_description(
+            f"In use by {group}.fo.example.net: take it out of that group first."
+        )
+    assert page.evaluate(
+        "[...document.querySelectorAll('[id]')].map((e) => e.id)"
+        ".filter((id, i, ids) => ids.indexOf(id) !== i)"
+    ) == [], "element ids are unique"
+
     # A 409 from the server: the app was free when the dialog opened, not when it was sent.
     dashboard.app_row("blog-c").get_by_role("button", name="Delete blog-c").click()
     confirm = page.get_by_role("dialog", name="Delete app blog-c?")
