@@ -5,6 +5,9 @@
 1. Scale: a store with N apps and M groups (written straight into SQLite, as the
    set-up is not what is measured), then `fodns serve` with 1 and 2 workers:
    seconds until DNS is served, and resident memory per DNS process.
+   With 1 worker (DNS and the API on one event loop), also: how long the list
+   calls take (the dashboard makes them after every change) and the worst DNS
+   reply time while they run, from a prober sending a query every 5 ms.
 2. Switches: `fodns serve` with 2 workers, 20 groups; S switches through the API
    one after another. For each: the API latency (request to 200, which fodns
    sends once every worker serves the change) and the switch-to-served latency
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -155,6 +159,15 @@ class Server:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
+    def api_bytes(self, path: str) -> bytes:
+        """A GET's reply body, as it came."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return bytes(response.read())
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -180,18 +193,61 @@ def measure_scale(apps: int, groups: int) -> list[dict[str, object]]:
                     timeout=5,
                 )
                 assert reply.answer, "a group did not answer"
-                rows.append(
-                    {
-                        "workers": workers,
-                        "groups": groups,
-                        "apps": apps,
-                        "seconds_to_serving": round(server.ready_after, 2),
-                        "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
-                    }
-                )
+                row: dict[str, object] = {
+                    "workers": workers,
+                    "groups": groups,
+                    "apps": apps,
+                    "seconds_to_serving": round(server.ready_after, 2),
+                    "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
+                }
+                if workers == 1:
+                    row.update(dns_during_lists(server, ["/v1/groups", "/v1/apps", "/v1/zones"]))
+                rows.append(row)
             finally:
                 server.stop()
     return rows
+
+
+def dns_during_lists(server: Server, paths: list[str], rounds: int = 3) -> dict[str, object]:
+    """Each list call `rounds` times, while a prober queries DNS every 5 ms (and for
+    at most 120 s): the calls' durations and the DNS reply times meanwhile."""
+    replies_ms: list[float] = []
+    done = threading.Event()
+    deadline = time.monotonic() + 120
+
+    def probe() -> None:
+        query = dns.message.make_query("www.fo.example.net", "A").to_wire()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            while not done.is_set() and time.monotonic() < deadline:
+                sent = time.monotonic()
+                sock.sendto(query, ("127.0.0.1", server.dns_port))
+                sock.recv(4096)
+                replies_ms.append((time.monotonic() - sent) * 1000)
+                time.sleep(0.005)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    seconds: dict[str, float] = {}
+    try:
+        for path in paths:
+            times = []
+            for _ in range(rounds):
+                start = time.monotonic()
+                # Read, not parsed: decoding 25 MB here would hold this process's GIL
+                # and delay the prober, which would then blame fodns for it.
+                server.api_bytes(path)
+                times.append(time.monotonic() - start)
+            seconds[path] = round(statistics.median(times), 2)
+    finally:
+        done.set()
+        prober.join()
+    return {
+        "list_seconds_median": seconds,
+        "dns_ms_during_lists_p99": round(percentile(replies_ms, 0.99), 1),
+        "dns_ms_during_lists_worst": round(max(replies_ms), 1),
+        "dns_probes_during_lists": len(replies_ms),
+    }
 
 
 def all_sockets_see(

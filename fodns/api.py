@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import dns.exception
@@ -130,6 +130,23 @@ def optional_str(body: dict[str, Any], field: str) -> str | None:
     return value
 
 
+# ---- long lists: read and encoded off the event loop ----------------------------------
+# With workers = 1 the loop that runs the API also answers DNS, and 100,000 groups
+# take over a second to encode: that must not be a second without answers. Lists are
+# made on a thread, one json.dumps per item, so that the GIL changes hands between
+# items instead of being held for one 25 MB call.
+
+
+def json_list_body(key: str, items: Iterable[dict[str, Any]]) -> bytes:
+    """`{"<key>": [items...]}` as UTF-8 JSON, encoded item by item."""
+    encoded = b",".join(json.dumps(item).encode() for item in items)
+    return b'{"' + key.encode() + b'":[' + encoded + b"]}"
+
+
+async def json_list_response(make_body: Callable[[], bytes]) -> web.Response:
+    return web.Response(body=await asyncio.to_thread(make_body), content_type="application/json")
+
+
 # ---- the store runs its writes on its own thread; replies wait for them ------------
 
 
@@ -192,7 +209,7 @@ def zone_param(request: web.Request) -> str | None:
 
 async def list_zones(request: web.Request) -> web.Response:
     table = request.app[TABLE_KEY]()
-    groups: list[Group] = await in_store(request, "groups")
+    counts: dict[str, int] = await in_store(request, "group_counts")
     zones = []
     for zone in table.zones.values() if table is not None else ():
         name = zone.origin.to_text(omit_final_dot=True)
@@ -200,7 +217,7 @@ async def list_zones(request: web.Request) -> web.Response:
             {
                 "name": name,
                 "serial": zone.serial,
-                "groups": sum(1 for g in groups if g.zone == name),
+                "groups": counts.get(name, 0),
                 "names": len(zone.names),
                 "group_ttl": request.app[STORE_KEY].group_ttl(name),
             }
@@ -214,8 +231,15 @@ async def app_json(request: web.Request, app: App) -> dict[str, Any]:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    apps: list[App] = await in_store(request, "apps")
-    return web.json_response({"apps": [await app_json(request, app) for app in apps]})
+    store = request.app[STORE_KEY]
+
+    def body() -> bytes:
+        apps = store.apps_with_status()
+        return json_list_body(
+            "apps", ({**app.to_json(), "failover_status": status} for app, status in apps)
+        )
+
+    return await json_list_response(body)
 
 
 async def post_app(request: web.Request) -> web.Response:
@@ -270,9 +294,13 @@ async def get_app_status(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    groups: list[Group] = await in_store(request, "groups", zone_param(request))
-    apps = {app.name: app for app in await in_store(request, "apps")}
-    return web.json_response({"groups": [answer_json(group, apps) for group in groups]})
+    store, zone = request.app[STORE_KEY], zone_param(request)
+
+    def body() -> bytes:
+        groups, apps = store.groups_and_apps(zone)
+        return json_list_body("groups", (answer_json(group, apps) for group in groups))
+
+    return await json_list_response(body)
 
 
 async def post_group(request: web.Request) -> web.Response:

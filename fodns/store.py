@@ -206,6 +206,38 @@ class Store:
 
         return self._read(read)
 
+    def apps_with_status(self) -> list[tuple[App, FailoverStatus]]:
+        """Every app with its failover status, in one read: the groups are read once
+        (there may be 100,000 of them), not once per app."""
+
+        def read(db: Database) -> list[tuple[App, FailoverStatus]]:
+            statuses: dict[int, FailoverStatus] = {}
+            sql = "SELECT primary_app_id, backup_app_id, active FROM groups"
+            for primary_id, backup_id, active in db.conn.execute(sql):
+                live = primary_id if active == "primary" else backup_id
+                for app_id in (primary_id, backup_id):
+                    if app_id is not None and statuses.get(app_id) != "online":
+                        statuses[app_id] = "online" if app_id == live else "offline"
+            return [(row.app, statuses.get(row.id, "none")) for row in _select_apps(db)]
+
+        return self._read(read)
+
+    def groups_and_apps(self, zone: str | None = None) -> tuple[list[Group], dict[str, App]]:
+        """The groups (of one zone, or all) and the apps they reference, by name, as of
+        one moment: what a list of groups with their answers is made of."""
+
+        def read(db: Database) -> tuple[list[Group], dict[str, App]]:
+            where, params = ("", []) if zone is None else ("WHERE g.zone = ?", [_zone_key(zone)])
+            groups = [row.group for row in _select_groups(db, where, params)]
+            return groups, {row.app.name: row.app for row in _select_apps(db)}
+
+        return self._read(read)
+
+    def group_counts(self) -> dict[str, int]:
+        """How many groups each zone has, by zone name (zones with none are absent)."""
+        sql = "SELECT zone, COUNT(*) FROM groups GROUP BY zone"
+        return self._read(lambda db: {str(z): int(n) for z, n in db.conn.execute(sql)})
+
     def events(
         self,
         group: str | None = None,

@@ -303,6 +303,41 @@ def test_failover_status(store: Store) -> None:
         store.failover_status("nope")
 
 
+def test_every_apps_status_at_once_agrees_with_each_apps_own(two_zone_store: Store) -> None:
+    """apps_with_status reads the groups once; it must say what failover_status says."""
+    store = two_zone_store
+    for name in ("live", "standby", "idle", "both", "renamed"):
+        store.create_app("ops", name, web_servers=["192.0.2.1"])
+    store.create_group("ops", ZONE, label="a", primary="live", backup="standby")
+    store.create_group("ops", OTHER_ZONE, label="a", primary="both", backup="renamed")
+    store.create_group("ops", ZONE, label="b", primary="standby", backup="both")
+    store.switch("ops", "b", "backup", zone=ZONE)  # "both": offline in one, online in another
+    store.update_app("ops", "renamed", new_name="renamed-2")
+
+    statuses = {app.name: status for app, status in store.apps_with_status()}
+    assert statuses == {
+        "both": "online",
+        "idle": "none",
+        "live": "online",
+        "renamed-2": "offline",
+        "standby": "offline",
+    }
+    assert statuses == {name: store.failover_status(name) for name in statuses}
+
+
+def test_groups_and_apps_are_read_together(two_zone_store: Store) -> None:
+    store = two_zone_store
+    store.create_app("ops", "dc1", web_servers=["192.0.2.1"])
+    store.create_app("ops", "unused", web_servers=["192.0.2.2"])
+    store.create_group("ops", ZONE, label="a", primary="dc1")
+    store.create_group("ops", OTHER_ZONE, label="b")
+    groups, apps = store.groups_and_apps()
+    assert sorted((g.zone, g.label) for g in groups) == sorted([(OTHER_ZONE, "b"), (ZONE, "a")])
+    assert sorted(apps) == ["dc1", "unused"] and apps["dc1"].web_servers == ("192.0.2.1",)
+    assert [g.label for g in store.groups_and_apps(OTHER_ZONE.upper())[0]] == ["b"]
+    assert store.group_counts() == {ZONE: 1, OTHER_ZONE: 1}
+
+
 # Input errors name the field
 
 
