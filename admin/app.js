@@ -8,6 +8,9 @@ import { capitalise, clearErrors, h, idPart, say, showError, splitList } from ".
 
 const POLL_MS = 2000;
 const EVENTS_PAGE = 100;
+// Rows drawn per list at first and per "Show more": a few thousand groups would
+// take seconds to lay out, and a find box is quicker than scrolling through them.
+const PAGE_ROWS = 100;
 const VIEWS = ["groups", "apps", "events"];
 const REJECTED = "That token was not accepted. Check it and enter it again.";
 
@@ -24,6 +27,10 @@ const state = {
   switching: null, // {group, to} while the confirmation dialog is open
   editing: null, // the group or app being edited, null when creating
   deleting: null, // {kind, item}
+  find: { groups: "", apps: "" }, // what the find boxes hold
+  rows: { groups: PAGE_ROWS, apps: PAGE_ROWS }, // how many matching rows are drawn
+  eventFilter: null, // {group, zone} or {app}: the Events view shows only those
+  eventsLoading: false, // the filter changed and its events have not arrived yet
 };
 
 // ---- signing in and out -----------------------------------------------------------
@@ -97,23 +104,29 @@ function failed(error) {
 // ---- reading the state and following changes --------------------------------------------
 
 async function refresh() {
+  const filter = state.eventFilter;
   try {
-    const [zones, apps, groups, events] = await Promise.all([
+    const [zones, apps, groups, events, latest] = await Promise.all([
       call("GET", "/v1/zones"),
       call("GET", "/v1/apps"),
       call("GET", "/v1/groups"),
-      call("GET", `/v1/events?limit=${EVENTS_PAGE}`),
+      call("GET", eventsPath(filter)),
+      // Polling compares the newest seq of the whole log; a filtered page may not hold it.
+      filter ? call("GET", "/v1/events?limit=1") : null,
     ]);
+    if (filter !== state.eventFilter) return; // the filter changed meanwhile: a newer refresh runs
     state.zones = zones.zones;
     state.apps = apps.apps;
     state.groups = groups.groups;
-    const newest = events.events;
+    const newest = inZone(events.events, filter);
     const oldest = newest.length ? newest[newest.length - 1].seq : Infinity;
     const older = state.events.filter((event) => event.seq < oldest);
     state.events = [...newest, ...(newest.length === EVENTS_PAGE ? older : [])];
     if (newest.length < EVENTS_PAGE) state.moreEvents = false;
     else if (!older.length) state.moreEvents = true;
-    state.seq = newest.length ? newest[0].seq : 0;
+    state.eventsLoading = false;
+    const newestOfAll = (latest ?? events).events;
+    state.seq = newestOfAll.length ? newestOfAll[0].seq : 0;
     say($("page-error"), "");
     render();
   } catch (error) {
@@ -159,14 +172,55 @@ function visibilityChanged() {
 // ---- views --------------------------------------------------------------------------------
 
 function showView() {
-  const wanted = location.hash.slice(1);
+  const [wanted, query = ""] = location.hash.slice(1).split("?");
   if (VIEWS.includes(wanted)) state.view = wanted;
+  let filterChanged = false;
+  if (state.view === "events") {
+    const filter = eventFilterFrom(new URLSearchParams(query));
+    filterChanged = filterKey(filter) !== filterKey(state.eventFilter);
+    if (filterChanged) {
+      Object.assign(state, { eventFilter: filter, events: [], moreEvents: false, eventsLoading: true });
+      renderEvents();
+    }
+  }
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== state.view;
   for (const link of $("views").querySelectorAll("a")) {
     if (link.dataset.view === state.view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  return filterChanged;
 }
+
+/** What `#events?group=shop&zone=fo.example.net` or `#events?app=shop-eu` asks to see. */
+function eventFilterFrom(params) {
+  if (params.get("group")) return { group: params.get("group"), zone: params.get("zone") };
+  if (params.get("app")) return { app: params.get("app") };
+  return null;
+}
+
+const filterKey = (filter) => (filter ? JSON.stringify(filter) : "");
+
+/** The link to the Events view showing only what is about `filter`. */
+function eventsLink(filter) {
+  const params = new URLSearchParams(Object.entries(filter).filter(([, value]) => value));
+  return `#events?${params}`;
+}
+
+/** A page of events (older than `before` when given), about the filter's group or app. */
+function eventsPath(filter, before = null) {
+  const params = new URLSearchParams({ limit: String(EVENTS_PAGE) });
+  if (filter?.group) params.set("group", filter.group);
+  if (filter?.app) params.set("app", filter.app);
+  if (before !== null) params.set("before", String(before));
+  return `/v1/events?${params}`;
+}
+
+/** The API filters events by label; the same label may exist in two zones. */
+const inZone = (events, filter) =>
+  filter?.zone ? events.filter((event) => event.zone === filter.zone) : events;
+
+const filterSubject = (filter) =>
+  filter.group ? (filter.zone ? `${filter.group}.${filter.zone}` : filter.group) : filter.app;
 
 function render() {
   const focused = document.activeElement?.id;
@@ -219,7 +273,9 @@ function emptyState(text, buttonText, onclick) {
 
 function renderGroups() {
   const list = $("groups-list");
+  $("groups-find").hidden = !state.groups.length;
   if (!state.groups.length) {
+    $("more-groups").hidden = true;
     list.replaceChildren(
       emptyState(
         "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
@@ -229,8 +285,60 @@ function renderGroups() {
     );
     return;
   }
+  const rows = pageOf("groups", state.groups, groupSearchText);
   const headings = ["Group", "Traffic", "TTL", "Answering now", "Actions"];
-  list.replaceChildren(table("Failover groups", headings, state.groups.map(groupRow), "groups"));
+  list.replaceChildren(
+    rows.length
+      ? table("Failover groups", headings, rows.map(groupRow), "groups")
+      : emptyState(`No group matches “${state.find.groups.trim()}”.`, null),
+  );
+}
+
+const groupSearchText = (group) =>
+  [group.fqdn, group.primary, group.backup, ...group.answer.map((record) => record.data)].join(" ");
+
+// Search texts by object: state.groups and state.apps are new objects after each
+// refresh, so an entry lives exactly as long as the data it was made from.
+const searchTexts = new WeakMap();
+
+/**
+ * The rows of `kind` ("groups" or "apps") to draw: those whose search text holds every
+ * word in its find box, at most state.rows[kind] of them. Says how many match and how
+ * many are drawn next to the box, and shows "Show more" while some are not drawn.
+ */
+function pageOf(kind, items, searchText) {
+  const words = state.find[kind].toLowerCase().split(/\s+/).filter(Boolean);
+  const text = (item) => {
+    let cached = searchTexts.get(item);
+    if (cached === undefined) searchTexts.set(item, (cached = searchText(item).toLowerCase()));
+    return cached;
+  };
+  const matching = words.length ? items.filter((item) => words.every((word) => text(item).includes(word))) : items;
+  const drawn = matching.slice(0, state.rows[kind]);
+  const noun = (count) => `${count.toLocaleString()} ${count === 1 ? kind.slice(0, -1) : kind}`;
+  let shown = "";
+  if (words.length) shown = `${matching.length.toLocaleString()} of ${noun(items.length)} match.`;
+  if (drawn.length < matching.length) {
+    shown = `${shown} Showing the first ${drawn.length.toLocaleString()}.`.trim();
+  }
+  $(`${kind}-shown`).textContent = shown;
+  const more = $(`more-${kind}`);
+  more.hidden = drawn.length >= matching.length;
+  more.textContent = `Show ${Math.min(PAGE_ROWS, matching.length - drawn.length).toLocaleString()} more ${kind}`;
+  return drawn;
+}
+
+function findChanged(kind, value) {
+  state.find[kind] = value;
+  state.rows[kind] = PAGE_ROWS;
+  if (kind === "groups") renderGroups();
+  else renderApps();
+}
+
+function showMore(kind) {
+  state.rows[kind] += PAGE_ROWS;
+  if (kind === "groups") renderGroups();
+  else renderApps();
 }
 
 function groupRow(group) {
@@ -282,6 +390,7 @@ function groupRow(group) {
           "Edit",
           h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
         ),
+        historyLink(`history-${key}`, { group: group.label, zone: group.zone }, group.fqdn),
         deleteButton(`delete-${key}`, group.fqdn, deletable ? null : why, () =>
           openDelete("group", group),
         ),
@@ -329,6 +438,16 @@ function answerList(records) {
     records.map((record) =>
       h("li", {}, h("span", { class: "rtype" }, record.type), " ", h("code", {}, hostText(record.data))),
     ),
+  );
+}
+
+/** A link to the Events view showing only the events of one group or app. */
+function historyLink(id, filter, name) {
+  return h(
+    "a",
+    { class: "button small", id, href: eventsLink(filter) },
+    "History",
+    h("span", { class: "visually-hidden" }, ` of ${name}`),
   );
 }
 
@@ -504,7 +623,9 @@ async function saveGroup(event) {
 
 function renderApps() {
   const list = $("apps-list");
+  $("apps-find").hidden = !state.apps.length;
   if (!state.apps.length) {
+    $("more-apps").hidden = true;
     list.replaceChildren(
       emptyState(
         "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
@@ -514,14 +635,27 @@ function renderApps() {
     );
     return;
   }
+  // Which groups use each app, found in one pass (there may be 100,000 groups).
+  const uses = new Map();
+  for (const group of state.groups) {
+    for (const side of ["primary", "backup"]) {
+      if (group[side] === null) continue;
+      if (!uses.has(group[side])) uses.set(group[side], []);
+      uses.get(group[side]).push({ group, side });
+    }
+  }
+  const appText = (app) =>
+    [app.name, ...app.load_balancer, ...app.web_servers, ...(uses.get(app.name) ?? []).map((use) => use.group.fqdn)].join(" ");
+  const rows = pageOf("apps", state.apps, appText);
   const headings = ["App", "Web head", "Failover status", "Groups", "Actions"];
-  list.replaceChildren(table("Apps", headings, state.apps.map(appRow), "apps"));
+  list.replaceChildren(
+    rows.length
+      ? table("Apps", headings, rows.map((app) => appRow(app, uses.get(app.name) ?? [])), "apps")
+      : emptyState(`No app matches “${state.find.apps.trim()}”.`, null),
+  );
 }
 
-function appRow(app) {
-  const using = state.groups.flatMap((group) =>
-    ["primary", "backup"].filter((side) => group[side] === app.name).map((side) => ({ group, side })),
-  );
+function appRow(app, using) {
   const key = idPart(app.name);
   const names = [...new Set(using.map(({ group }) => group.fqdn))];
   const why = using.length
@@ -556,6 +690,7 @@ function appRow(app) {
           "Edit",
           h("span", { class: "visually-hidden" }, ` ${app.name}`),
         ),
+        historyLink(`history-app-${key}`, { app: app.name }, app.name),
         deleteButton(`delete-app-${key}`, app.name, why, () => openDelete("app", app)),
       ),
     ),
@@ -666,9 +801,17 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", tim
 
 function renderEvents() {
   const list = $("events-list");
+  const filter = state.eventFilter;
   $("older-events").hidden = !state.moreEvents;
+  $("events-filter").hidden = !filter;
+  $("events-subject").textContent = filter ? filterSubject(filter) : "";
   if (!state.events.length) {
-    list.replaceChildren(emptyState("No events yet: every change will be listed here.", null));
+    const none = state.eventsLoading
+      ? "Loading events…"
+      : filter
+      ? `No events about ${filterSubject(filter)}.`
+      : "No events yet: every change will be listed here.";
+    list.replaceChildren(emptyState(none, null));
     return;
   }
   const headings = ["When", "Who", "What", "Reason"];
@@ -746,9 +889,11 @@ function describe(event) {
 
 async function olderEvents() {
   const oldest = state.events[state.events.length - 1];
+  const filter = state.eventFilter;
   try {
-    const { events } = await call("GET", `/v1/events?limit=${EVENTS_PAGE}&before=${oldest.seq}`);
-    state.events = [...state.events, ...events];
+    const { events } = await call("GET", eventsPath(filter, oldest.seq));
+    if (filter !== state.eventFilter) return;
+    state.events = [...state.events, ...inZone(events, filter)];
     state.moreEvents = events.length === EVENTS_PAGE;
     renderEvents();
   } catch (error) {
@@ -833,10 +978,16 @@ function start() {
   $("switch-dialog").addEventListener("close", switchClosed);
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
+  for (const kind of ["groups", "apps"]) {
+    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value));
+    $(`more-${kind}`).addEventListener("click", () => showMore(kind));
+  }
   for (const button of document.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());
   }
-  window.addEventListener("hashchange", showView);
+  window.addEventListener("hashchange", () => {
+    if (showView() && !$("signed-in").hidden) refresh();
+  });
   document.addEventListener("visibilitychange", visibilityChanged);
   if (token.get()) enter();
   else showSignIn();

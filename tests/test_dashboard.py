@@ -334,10 +334,13 @@ def test_the_rules_of_groups_show_where_they_apply(
         ).to_have_accessible_description(
             f"In use by {group}.fo.example.net: take it out of that group first."
         )
-    assert page.evaluate(
-        "[...document.querySelectorAll('[id]')].map((e) => e.id)"
-        ".filter((id, i, ids) => ids.indexOf(id) !== i)"
-    ) == [], "element ids are unique"
+    assert (
+        page.evaluate(
+            "[...document.querySelectorAll('[id]')].map((e) => e.id)"
+            ".filter((id, i, ids) => ids.indexOf(id) !== i)"
+        )
+        == []
+    ), "element ids are unique"
 
     # A 409 from the server: the app was free when the dialog opened, not when it was sent.
     dashboard.app_row("blog-c").get_by_role("button", name="Delete blog-c").click()
@@ -498,6 +501,112 @@ def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProc
     ).click()
     expect(dashboard.app_row("edit-a")).to_have_count(0)
     assert api_request(server, "GET", "/v1/apps/edit-a", token=TOKEN)[0] == 404
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[FodnsProcess]:
+    """A fodns of the test's own, for data that would crowd the other tests' views."""
+    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    yield running
+    assert running.stop() == 0
+
+
+def test_many_groups_are_found_by_words_and_drawn_a_hundred_at_a_time(
+    browser: Browser, own_server: FodnsProcess
+) -> None:
+    server = own_server
+    context = browser.new_context(viewport=DESKTOP)
+    dashboard = Dashboard(context, server, "desktop")
+    for number in range(130):
+        api(server, "POST", "/v1/groups", {"label": f"bulk-{number:03d}"}, 201)
+    fqdn = seed(
+        server,
+        "findme",
+        {"name": "needle-app", "web_servers": ["192.0.2.90"]},
+        {"name": "haystack-app", "web_servers": ["192.0.2.91"]},
+    )
+    total = len(api(server, "GET", "/v1/groups")["groups"])
+    page = dashboard.sign_in()
+    rows = page.locator("tr[data-group]")
+    more = page.get_by_role("button", name=re.compile(r"^Show \d+ more groups$"))
+    expect(rows).to_have_count(100)
+    expect(page.locator("#groups-shown")).to_have_text("Showing the first 100.")
+    expect(more).to_have_text(f"Show {min(100, total - 100)} more groups")
+    more.click()
+    expect(rows).to_have_count(min(200, total))
+
+    find = page.get_by_role("searchbox", name="Find groups")
+    find.fill("bulk-12")  # bulk-120 to bulk-129, not bulk-012
+    expect(rows).to_have_count(10)
+    expect(page.locator("#groups-shown")).to_have_text(f"10 of {total:,} groups match.")
+    expect(more).to_be_hidden()
+    for words, expected in [("needle", fqdn), ("192.0.2.90", fqdn), ("FINDME haystack", fqdn)]:
+        find.fill(words)  # by app, by the address answered now, every word, any case
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-group", expected)
+    find.fill("no-such-thing")
+    expect(page.locator("#groups-list")).to_contain_text("No group matches “no-such-thing”.")
+    dashboard.screenshot("groups-find", full_page=False)
+
+    # A switch made elsewhere shows in the filtered list too.
+    find.fill("findme")
+    api(server, "POST", "/v1/groups/findme/switch", {"to": "backup"})
+    expect(rows.first.get_by_role("radio", name="Backup haystack-app")).to_be_checked(timeout=6000)
+
+    dashboard.view("Apps")
+    page.get_by_role("searchbox", name="Find apps").fill("findme.fo")  # by the group using it
+    expect(page.locator("tr[data-app]")).to_have_count(2)
+    context.close()
+    assert not dashboard.problems, "\n".join(dashboard.problems)
+
+
+def test_history_shows_the_events_of_one_group_or_app(
+    dashboard: Dashboard, server: FodnsProcess
+) -> None:
+    fqdn = seed(
+        server,
+        "story",
+        {"name": "story-a", "web_servers": ["192.0.2.95"]},
+        {"name": "story-b", "web_servers": ["192.0.2.96"]},
+    )
+    api(server, "POST", "/v1/groups/story/switch", {"to": "backup", "reason": "drill"})
+    api(server, "POST", "/v1/apps", {"name": "story-other", "web_servers": ["192.0.2.97"]}, 201)
+    page = dashboard.sign_in()
+    page.get_by_role("searchbox", name="Find groups").fill("story")
+    dashboard.group_row(fqdn).get_by_role("link", name=f"History of {fqdn}").click()
+    expect(page.get_by_role("heading", name="Events", exact=True)).to_be_visible()
+    expect(page.locator("#events-filter")).to_have_text(
+        f"Only the events of {fqdn}. Show all events", use_inner_text=True
+    )
+    events = page.locator("#events-list tbody tr")
+    expect(events).to_have_count(2)  # created, switched
+    expect(events.first).to_contain_text(f"Switched {fqdn} to backup (story-b)")
+    expect(events.first).to_contain_text("drill")
+    dashboard.screenshot("events-of-a-group")
+
+    # Idle, the filtered view does not keep reloading everything.
+    lists: list[str] = []
+    page.on("request", lambda r: lists.append(r.url) if "/v1/groups" in r.url else None)
+    page.wait_for_timeout(2500)
+    assert lists == [], "a filtered Events view refreshes while nothing changes"
+    # A change elsewhere still arrives.
+    api(server, "POST", "/v1/groups/story/switch", {"to": "primary", "reason": "back"})
+    expect(events).to_have_count(3, timeout=6000)
+    expect(events.first).to_contain_text("back")
+
+    page.reload()  # the filter is in the address, so a reload or a shared link keeps it
+    expect(events).to_have_count(3)
+    page.get_by_role("link", name="Show all events").click()
+    expect(page.locator("#events-filter")).to_be_hidden()
+    expect(page.locator("#events-list")).to_contain_text("Created app story-other")
+
+    dashboard.view("Apps")
+    page.get_by_role("searchbox", name="Find apps").fill("story")
+    dashboard.app_row("story-a").get_by_role("link", name="History of story-a").click()
+    expect(page.locator("#events-subject")).to_have_text("story-a")
+    expect(events.first).to_contain_text("Switched story.fo.example.net to primary")
+    expect(page.locator("#events-list")).not_to_contain_text("story-other")
 
 
 # Roles a person operates; each needs a name a screen reader can say.
