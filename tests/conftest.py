@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,16 @@ def start_fodns(
     running = FodnsProcess(process, dns_address[0], dns_address[1], api_port, lines)
     threading.Thread(target=running.follow_log, daemon=True).start()
     return running
+
+
+@contextmanager
+def example_fodns(directory: Path, token: str) -> Iterator[FodnsProcess]:
+    """`fodns serve` of the example zone in `directory` with `token` as its admin
+    token; afterwards it must shut down cleanly."""
+    config = write_config(directory, [("fo.example.net", EXAMPLE_ZONE)])
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": token})
+    yield running
+    assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
 
 
 def _json_event(line: str) -> dict[str, object]:

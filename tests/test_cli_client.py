@@ -11,17 +11,15 @@ from pathlib import Path
 import dns.message
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns, write_config
+from tests.conftest import FodnsProcess, example_fodns
 
 TOKEN = "cli-test-token"
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[FodnsProcess]:
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
-    yield running
-    assert running.stop() == 0
+    with example_fodns(tmp_path, TOKEN) as running:
+        yield running
 
 
 def fodns(server: FodnsProcess, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:

@@ -29,14 +29,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import (
-    EXAMPLE_ZONE,
-    REPOSITORY,
-    FodnsProcess,
-    api_request,
-    start_fodns,
-    write_config,
-)
+from tests.conftest import REPOSITORY, FodnsProcess, api_request, example_fodns
 
 TOKEN = "dashboard-token-5c1e"
 ARTIFACTS = REPOSITORY / "test-artifacts" / "dashboard"
@@ -63,11 +56,8 @@ SHOW_TAB = """() => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
-    directory = tmp_path_factory.mktemp("dashboard")
-    config = write_config(directory, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
-    yield running
-    assert running.stop() == 0
+    with example_fodns(tmp_path_factory.mktemp("dashboard"), TOKEN) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -506,10 +496,8 @@ def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProc
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[FodnsProcess]:
     """A fodns of the test's own, for data that would crowd the other tests' views."""
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
-    yield running
-    assert running.stop() == 0
+    with example_fodns(tmp_path, TOKEN) as running:
+        yield running
 
 
 def test_many_groups_are_found_by_words_and_drawn_a_hundred_at_a_time(
