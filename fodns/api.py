@@ -390,18 +390,21 @@ async def delete_group(request: web.Request) -> web.Response:
 
 async def list_events(request: web.Request) -> web.Response:
     limit_text = request.query.get("limit", "100")
-    before_text = request.query.get("before")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
         raise Invalid("limit", "must be a whole number from 1 to 1000")
-    if before_text is not None and not before_text.isdigit():
-        raise Invalid("before", "must be an event seq")
+    bounds: dict[str, int | None] = {}
+    for name in ("before", "after"):
+        text = request.query.get(name)
+        if text is not None and not text.isdigit():
+            raise Invalid(name, "must be an event seq")
+        bounds[f"{name}_seq"] = int(text) if text else None
     events = await in_store(
         request,
         "events",
         group=request.query.get("group"),
         app=request.query.get("app"),
         limit=int(limit_text),
-        before_seq=int(before_text) if before_text else None,
+        **bounds,
     )
     return web.json_response({"events": [event.to_json() for event in events]})
 

@@ -345,6 +345,13 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "integer"},
                             "description": "Only events with a smaller seq (paging).",
                         },
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "schema": {"type": "integer"},
+                            "description": "Only events with a greater seq: what a client "
+                            "that has read up to this seq missed (still newest first).",
+                        },
                     ],
                 ),
             },

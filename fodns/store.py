@@ -244,11 +244,14 @@ class Store:
         app: str | None = None,
         limit: int = 100,
         before_seq: int | None = None,
+        after_seq: int | None = None,
     ) -> list[Event]:
-        """The log newest first, optionally about one group label or one app, paged by seq."""
+        """The log newest first, optionally about one group label or one app, paged by
+        seq: older than `before_seq`, newer than `after_seq` (what a follower missed)."""
         _check_int(limit, "limit", 1, EVENTS_PAGE_MAX)
-        if before_seq is not None:
-            _check_int(before_seq, "before_seq", 0, 2**63 - 1)
+        for bound, name in ((before_seq, "before_seq"), (after_seq, "after_seq")):
+            if bound is not None:
+                _check_int(bound, name, 0, 2**63 - 1)
 
         def read(db: Database) -> list[Event]:
             where, params = ["1"], list[Any]()
@@ -260,6 +263,9 @@ class Store:
             if before_seq is not None:
                 where.append("seq < ?")
                 params.append(before_seq)
+            if after_seq is not None:
+                where.append("seq > ?")
+                params.append(after_seq)
             sql = f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
             return [_event(row) for row in db.query(sql, [*params, limit])]
 

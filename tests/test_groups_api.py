@@ -106,6 +106,17 @@ def test_switching_to_the_active_side_records_nothing(server: FodnsProcess, api:
     assert served(server, "fo.example.net", "SOA")[1] == serial
 
 
+def test_a_follower_reads_the_events_it_missed(api: Api) -> None:
+    two_apps(api)
+    seen = api.ok("GET", "/v1/events?limit=1")["events"][0]["seq"]
+    assert api.ok("GET", f"/v1/events?after={seen}")["events"] == []
+    label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})
+    missed = api.ok("GET", f"/v1/events?after={seen}")["events"]
+    assert [e["action"] for e in missed] == ["group_switched", "group_created"]  # newest first
+    assert api.ok("GET", f"/v1/events?after={seen}&app=shop-us&limit=1")["events"] == missed[:1]
+
+
 def test_a_label_is_never_reused(server: FodnsProcess, api: Api) -> None:
     api.ok("POST", "/v1/groups", {"label": "shop"}, 201)
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
@@ -226,6 +237,9 @@ def test_a_missing_or_wrong_token_gets_401_and_changes_nothing(
         ("POST", "/v1/groups", {"label": "-bad-"}, "label"),
         ("POST", "/v1/groups", {"zone": 7}, "zone"),
         ("POST", "/v1/groups", [1, 2], "body"),
+        ("GET", "/v1/events?after=x", None, "after"),
+        ("GET", "/v1/events?before=-1", None, "before"),
+        ("GET", "/v1/events?limit=0", None, "limit"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(

@@ -541,6 +541,11 @@ def test_events_newest_first_filtered_by_group_and_app(store: Store) -> None:
     ]
     page = store.events(limit=3, before_seq=every[1].seq)
     assert [e.seq for e in page] == [every[2].seq, every[3].seq, every[4].seq]
+    missed = store.events(after_seq=every[3].seq)
+    assert [e.seq for e in missed] == [every[0].seq, every[1].seq, every[2].seq]
+    assert store.events(after_seq=every[0].seq) == []
+    between = store.events(after_seq=every[4].seq, before_seq=every[1].seq)
+    assert [e.seq for e in between] == [every[2].seq, every[3].seq]
     assert store.events_since(every[3].seq) == list(reversed(every[:3]))
     assert store.last_seq() == every[0].seq
 
