@@ -11,6 +11,11 @@ const EVENTS_PAGE = 100;
 // Rows drawn per list at first and per "Show more": a few thousand groups would
 // take seconds to lay out, and a find box is quicker than scrolling through them.
 const PAGE_ROWS = 100;
+// After a change, up to this many missed events are applied by fetching only the
+// groups and apps they touch (at most CATCH_UP_FETCHES of them); past either
+// limit the page reads everything again, which with 100,000 groups is 25 MB.
+const CATCH_UP_EVENTS = 200;
+const CATCH_UP_FETCHES = 50;
 const VIEWS = ["groups", "apps", "events"];
 const REJECTED = "That token was not accepted. Check it and enter it again.";
 
@@ -31,6 +36,7 @@ const state = {
   rows: { groups: PAGE_ROWS, apps: PAGE_ROWS }, // how many matching rows are drawn
   eventFilter: null, // {group, zone} or {app}: the Events view shows only those
   eventsLoading: false, // the filter changed and its events have not arrived yet
+  eventsKept: EVENTS_PAGE, // events kept as new ones arrive: a page, or more once asked for
 };
 
 // ---- signing in and out -----------------------------------------------------------
@@ -135,6 +141,111 @@ async function refresh() {
   }
 }
 
+/**
+ * Bring the page up to the newest event by reading the events it missed and then
+ * only the groups and apps they touch; everything, through refresh(), when that is
+ * less work or the events say something this page cannot follow piece by piece.
+ */
+async function catchUp() {
+  const since = state.seq;
+  const filter = state.eventFilter;
+  if (since === null) return refresh();
+  try {
+    const { events: missed } = await call("GET", `/v1/events?after=${since}&limit=${CATCH_UP_EVENTS}`);
+    if (!missed.length || missed.length >= CATCH_UP_EVENTS) return refresh(); // none: a new log
+    const touched = touchedBy(missed);
+    if (touched === null || touched.groups.size + touched.apps.size > CATCH_UP_FETCHES) return refresh();
+    const wanted = [...touched.groups.values()];
+    const [zones, groups, apps, shown] = await Promise.all([
+      call("GET", "/v1/zones"),
+      Promise.all(wanted.map((group) => readOrNull(path.group(group)))),
+      Promise.all([...touched.apps].map((name) => readOrNull(path.app(name)))),
+      filter ? call("GET", `${eventsPath(filter)}&after=${since}`).then((page) => page.events) : missed,
+    ]);
+    if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
+    state.zones = zones.zones;
+    state.groups = [...state.groups];
+    wanted.forEach((key, index) => putInOrder(state.groups, groupOrder, key, groups[index]));
+    state.apps = [...state.apps];
+    [...touched.apps].forEach((name, index) => putInOrder(state.apps, appOrder, { name }, apps[index]));
+    state.events = [...inZone(shown, filter), ...state.events];
+    if (state.events.length > state.eventsKept) {
+      state.events = state.events.slice(0, state.eventsKept);
+      state.moreEvents = true;
+    }
+    state.seq = missed[0].seq;
+    say($("page-error"), "");
+    render();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    failed(error);
+  }
+}
+
+/** The groups ("label zone" -> {label, zone}) and app names whose rows these events may
+ * have changed; null for an event this page does not know how to follow. */
+function touchedBy(events) {
+  const groups = new Map();
+  const apps = new Set();
+  const addGroup = (label, zone) => groups.set(`${label} ${zone}`, { label, zone });
+  for (const event of events) {
+    const states = [event.before, event.after].filter(Boolean);
+    if (event.group) {
+      addGroup(event.group, event.zone);
+      // The apps on either side, before and after: their failover status may have moved.
+      for (const group of states) for (const side of ["primary", "backup"]) if (group[side]) apps.add(group[side]);
+    } else if (event.app) {
+      const names = new Set([event.app, ...states.map((app) => app.name).filter(Boolean)]);
+      for (const name of names) apps.add(name);
+      if (event.action === "app_updated") {
+        // A new web head or name shows in every group that uses the app.
+        for (const group of state.groups) {
+          if (names.has(group.primary) || names.has(group.backup)) addGroup(group.label, group.zone);
+        }
+      }
+    } else {
+      return null;
+    }
+  }
+  return { groups, apps };
+}
+
+/** GET `path`: its JSON, or null when it is gone (404). */
+async function readOrNull(path) {
+  try {
+    return await call("GET", path);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
+}
+
+// The API's own orders (ORDER BY zone, label and ORDER BY name, byte-wise): a row put
+// in by catchUp() stands where a full refresh would put it.
+const byBytes = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+const groupOrder = (a, b) => byBytes(a.zone, b.zone) || byBytes(a.label, b.label);
+const appOrder = (a, b) => byBytes(a.name, b.name);
+
+/** Replace the item `order` finds equal to `key` with `item`, drop it (item null), or
+ * put `item` in where it belongs; `list` is sorted by `order`. */
+function putInOrder(list, order, key, item) {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (order(list[middle], key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  const found = low < list.length && order(list[low], key) === 0;
+  if (item === null) {
+    if (found) list.splice(low, 1);
+  } else if (found) {
+    list[low] = item;
+  } else {
+    list.splice(low, 0, item);
+  }
+}
+
 let pollTimer = null;
 
 function schedulePoll() {
@@ -154,7 +265,7 @@ async function poll() {
   try {
     const { events } = await call("GET", "/v1/events?limit=1");
     const seq = events.length ? events[0].seq : 0;
-    if (seq !== state.seq) await refresh();
+    if (seq !== state.seq) await catchUp();
     else say($("page-error"), "");
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -179,7 +290,13 @@ function showView() {
     const filter = eventFilterFrom(new URLSearchParams(query));
     filterChanged = filterKey(filter) !== filterKey(state.eventFilter);
     if (filterChanged) {
-      Object.assign(state, { eventFilter: filter, events: [], moreEvents: false, eventsLoading: true });
+      Object.assign(state, {
+        eventFilter: filter,
+        events: [],
+        moreEvents: false,
+        eventsLoading: true,
+        eventsKept: EVENTS_PAGE,
+      });
       renderEvents();
     }
   }
@@ -522,7 +639,7 @@ async function confirmSwitch(event) {
     render();
     $(`side-${domKey(group)}-${group.active}`)?.focus();
     announce(`${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.`);
-    await refresh();
+    await catchUp();
   } catch (error) {
     if (error.status === 401) return showSignIn(REJECTED);
     showError(form, error);
@@ -610,7 +727,7 @@ async function saveGroup(event) {
       : await call("POST", "/v1/groups", body);
     $("group-dialog").close();
     announce(editing ? `Saved ${group.fqdn}.` : `Created ${group.fqdn}.`);
-    await refresh();
+    await catchUp();
   } catch (error) {
     if (error.status === 401) return showSignIn(REJECTED);
     showError(form, error);
@@ -751,7 +868,7 @@ async function saveApp(event) {
       : await call("POST", "/v1/apps", body);
     $("app-dialog").close();
     announce(editing ? `Saved ${app.name}.` : `Created ${app.name}.`);
-    await refresh();
+    await catchUp();
   } catch (error) {
     if (error.status === 401) return showSignIn(REJECTED);
     showError(form, error);
@@ -786,7 +903,7 @@ async function confirmDelete(event) {
     await call("DELETE", kind === "group" ? path.group(item) : path.app(item.name));
     $("delete-dialog").close();
     announce(`Deleted ${kind === "group" ? item.fqdn : item.name}.`);
-    await refresh();
+    await catchUp();
   } catch (error) {
     if (error.status === 401) return showSignIn(REJECTED);
     showError(form, error);
@@ -894,6 +1011,7 @@ async function olderEvents() {
     const { events } = await call("GET", eventsPath(filter, oldest.seq));
     if (filter !== state.eventFilter) return;
     state.events = [...state.events, ...inZone(events, filter)];
+    state.eventsKept = Math.max(state.eventsKept, state.events.length);
     state.moreEvents = events.length === EVENTS_PAGE;
     renderEvents();
   } catch (error) {

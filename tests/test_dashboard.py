@@ -431,6 +431,57 @@ def test_changes_made_elsewhere_appear_without_a_reload(
     assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
 
 
+def test_changes_elsewhere_are_followed_without_reading_every_group_again(
+    dashboard: Dashboard, server: FodnsProcess
+) -> None:
+    """Each change fetches the groups and apps it touched, not the lists (25 MB with
+    100,000 groups), and the page ends up as a reload would show it."""
+    fqdn = seed(
+        server,
+        "follow",
+        {"name": "follow-a", "web_servers": ["192.0.2.100"]},
+        {"name": "follow-b", "web_servers": ["192.0.2.101"]},
+    )
+    api(server, "POST", "/v1/apps", {"name": "follow-c", "web_servers": ["192.0.2.102"]}, 201)
+    page = dashboard.sign_in()
+    lists: list[str] = []
+    whole = re.compile(r"/v1/(groups|apps)$")
+    page.on("request", lambda r: lists.append(r.url) if whole.search(r.url.split("?")[0]) else None)
+    row = dashboard.group_row(fqdn)
+
+    api(server, "POST", "/v1/groups/follow/switch", {"to": "backup"})
+    expect(row.get_by_role("radio", name="Backup follow-b")).to_be_checked(timeout=6000)
+    api(server, "PATCH", "/v1/apps/follow-b", {"web_servers": ["192.0.2.109"]})
+    expect(row).to_contain_text("192.0.2.109", timeout=6000)  # the group answers the new head
+    api(server, "PATCH", "/v1/apps/follow-b", {"name": "follow-b2"})
+    expect(row.get_by_role("radio", name="Backup follow-b2")).to_be_checked(timeout=6000)
+    api(server, "POST", "/v1/groups", {"label": "follow-new", "primary": "follow-c"}, 201)
+    new_row = dashboard.group_row("follow-new.fo.example.net")
+    expect(new_row).to_contain_text("192.0.2.102", timeout=6000)
+    api(server, "POST", "/v1/groups", {"label": "follow-gone"}, 201)
+    api(server, "DELETE", "/v1/groups/follow-gone", status=204)
+    expect(dashboard.group_row("follow-gone.fo.example.net")).to_have_count(0)
+    # And through the page itself: a switch here reads back only what it changed.
+    expect(new_row.get_by_role("radio", name="Backup no app")).to_be_disabled()
+    row.get_by_role("radio", name="Primary follow-a").check()
+    page.get_by_role("button", name="Switch traffic now").click()
+    expect(row.get_by_role("radio", name="Primary follow-a")).to_be_checked()
+    page.wait_for_timeout(2500)  # one more poll: nothing new, nothing read
+    assert lists == [], f"the page read whole lists to follow single changes: {lists}"
+
+    caught_up = [page.locator(f"#{list_id}").inner_text() for list_id in LISTS]
+    dashboard.view("Events")
+    events_caught_up = page.locator("#events-list tbody tr").all_inner_texts()
+    page.reload()
+    expect(page.locator("#events-list tbody tr").first).to_be_visible()
+    assert page.locator("#events-list tbody tr").all_inner_texts() == events_caught_up
+    dashboard.view("Groups")
+    assert [page.locator(f"#{list_id}").inner_text() for list_id in LISTS] == caught_up
+
+
+LISTS = ("groups-list", "apps-list")
+
+
 def test_edit_and_delete_apps_and_groups(dashboard: Dashboard, server: FodnsProcess) -> None:
     fqdn = seed(
         server,
