@@ -222,7 +222,7 @@ async def list_zones(request: web.Request) -> web.Response:
                 "group_ttl": request.app[STORE_KEY].group_ttl(name),
             }
         )
-    return web.json_response({"zones": zones})
+    return web.json_response({"zones": sorted(zones, key=lambda zone: zone["name"])})
 
 
 async def app_json(request: web.Request, app: App) -> dict[str, Any]:

@@ -199,7 +199,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/zones": {
                 "get": _operation(
-                    "Zones with SOA serial and counts",
+                    "Zones by name, with SOA serial, counts and the default group TTL",
                     {
                         "200": _json(
                             {

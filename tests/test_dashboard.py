@@ -29,7 +29,15 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import REPOSITORY, FodnsProcess, api_request, example_fodns
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    REPOSITORY,
+    TEST_ZONES,
+    FodnsProcess,
+    api_request,
+    example_fodns,
+    start_fodns,
+)
 
 TOKEN = "dashboard-token-5c1e"
 ARTIFACTS = REPOSITORY / "test-artifacts" / "dashboard"
@@ -646,6 +654,61 @@ def test_history_shows_the_events_of_one_group_or_app(
     expect(page.locator("#events-subject")).to_have_text("story-a")
     expect(events.first).to_contain_text("Switched story.fo.example.net to primary")
     expect(page.locator("#events-list")).not_to_contain_text("story-other")
+
+
+def test_two_zones_same_label_each_group_its_own(browser: Browser, tmp_path: Path) -> None:
+    """A label may exist in two zones: the page keeps them apart (radios, switches,
+    history), and the group form offers the zones with each one's default TTL."""
+    config = tmp_path / "fodns.toml"
+    config.write_text(
+        f'[dns]\nlisten = ["127.0.0.1:0"]\n[api]\nlisten = "127.0.0.1:0"\n'
+        f'[store]\npath = "{tmp_path / "fodns.db"}"\n'
+        f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
+        f'[[zones]]\nname = "test.example"\nfile = "{TEST_ZONES / "test.example.zone"}"\n'
+        "group_ttl = 60\n"
+    )
+    server = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    context = browser.new_context(viewport=DESKTOP)
+    dashboard = Dashboard(context, server, "desktop")
+    try:
+        api(server, "POST", "/v1/apps", {"name": "two-a", "web_servers": ["192.0.2.110"]}, 201)
+        api(server, "POST", "/v1/apps", {"name": "two-b", "web_servers": ["192.0.2.111"]}, 201)
+        for zone in ("fo.example.net", "test.example"):
+            body = {"zone": zone, "label": "shop", "primary": "two-a", "backup": "two-b"}
+            api(server, "POST", "/v1/groups", body, 201)
+        page = dashboard.sign_in()
+        net = dashboard.group_row("shop.fo.example.net")
+        test = dashboard.group_row("shop.test.example")
+        test.get_by_role("radio", name="Backup two-b").check()
+        page.get_by_role("button", name="Switch traffic now").click()
+        expect(page.get_by_role("dialog")).to_be_hidden()  # the API has answered
+        expect(test.locator("label.side.live")).to_contain_text("two-b")
+        expect(net.get_by_role("radio", name="Primary two-a")).to_be_checked()
+        assert served(server, "shop.test.example") == {"192.0.2.111"}
+        assert served(server, "shop.fo.example.net") == {"192.0.2.110"}
+
+        test.get_by_role("link", name="History of shop.test.example").click()
+        expect(page.locator("#events-list tbody tr")).to_have_count(2)
+        expect(page.locator("#events-list")).not_to_contain_text("shop.fo.example.net")
+
+        dashboard.view("Groups")
+        page.get_by_role("button", name="New group").click()
+        form = page.get_by_role("dialog", name="New group")
+        ttl = form.get_by_label("TTL in seconds")
+        expect(ttl).to_have_attribute("placeholder", "30")
+        form.get_by_label("Zone").select_option("test.example")
+        expect(form.locator("#group-label-suffix")).to_have_text(".test.example")
+        expect(ttl).to_have_attribute("placeholder", "60")
+        expect(ttl).to_have_accessible_description(re.compile(r"default \(60 s\)\.$"))
+        form.get_by_label("Label").fill("multi")
+        form.get_by_label("Primary app").select_option("two-a")
+        form.get_by_role("button", name="Create group").click()
+        expect(dashboard.group_row("multi.test.example")).to_contain_text("60 s")
+        assert served(server, "multi.test.example") == {"192.0.2.110"}
+    finally:
+        context.close()
+        assert server.stop() == 0
+    assert not dashboard.problems, "\n".join(dashboard.problems)
 
 
 # Roles a person operates; each needs a name a screen reader can say.
