@@ -711,6 +711,39 @@ def test_two_zones_same_label_each_group_its_own(browser: Browser, tmp_path: Pat
     assert not dashboard.problems, "\n".join(dashboard.problems)
 
 
+def test_switching_by_keyboard_alone(dashboard: Dashboard, server: FodnsProcess) -> None:
+    fqdn = seed(
+        server,
+        "keys",
+        {"name": "keys-a", "web_servers": ["192.0.2.120"]},
+        {"name": "keys-b", "web_servers": ["192.0.2.121"]},
+    )
+    page = dashboard.sign_in()
+    page.get_by_role("searchbox", name="Find groups").fill("keys")
+    primary = dashboard.group_row(fqdn).get_by_role("radio", name="Primary keys-a")
+    primary.focus()
+    page.keyboard.press("ArrowDown")  # to the backup radio: the confirmation opens
+    dialog = page.get_by_role("dialog", name=f"Switch {fqdn} to its backup?")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(primary).to_be_checked()
+    expect(primary).to_be_focused()
+    assert served(server, fqdn) == {"192.0.2.120"}
+
+    page.keyboard.press("ArrowDown")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Tab")  # Cancel -> Switch traffic now
+    expect(dialog.get_by_role("button", name="Switch traffic now")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    backup = dashboard.group_row(fqdn).get_by_role("radio", name="Backup keys-b")
+    expect(backup).to_be_focused()
+    expect(dashboard.group_row(fqdn).locator("label.side.live")).to_contain_text("keys-b")
+    assert served(server, fqdn) == {"192.0.2.121"}
+
+
 # Roles a person operates; each needs a name a screen reader can say.
 CONTROL_ROLES = {"button", "textbox", "combobox", "radio", "checkbox", "link", "spinbutton"}
 
