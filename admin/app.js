@@ -18,6 +18,7 @@ const CATCH_UP_EVENTS = 200;
 const CATCH_UP_FETCHES = 50;
 const VIEWS = ["groups", "apps", "events"];
 const REJECTED = "That token was not accepted. Check it and enter it again.";
+const STALE = `What this page shows may be out of date; it asks again every ${POLL_MS / 1000} seconds.`;
 
 const $ = (id) => document.getElementById(id);
 
@@ -104,6 +105,7 @@ function forgetToken() {
 /** A failed call outside a form: a rejected token signs out, anything else is shown. */
 function failed(error) {
   if (error.status === 401) showSignIn(REJECTED);
+  else if (error.status === 0) say($("page-error"), `${error.message} ${STALE}`);
   else say($("page-error"), error.message);
 }
 

@@ -744,6 +744,45 @@ def test_switching_by_keyboard_alone(dashboard: Dashboard, server: FodnsProcess)
     assert served(server, fqdn) == {"192.0.2.121"}
 
 
+def test_a_restart_of_fodns_is_said_and_then_followed(browser: Browser, tmp_path: Path) -> None:
+    """fodns goes away (a restart, a deploy) while the page is open: the page says the
+    API does not answer, keeps the token, and carries on once fodns is back."""
+    context = browser.new_context(viewport=DESKTOP)
+    with example_fodns(tmp_path, TOKEN) as first:
+        dashboard = Dashboard(context, first, "desktop")
+        fqdn = seed(
+            first,
+            "restart",
+            {"name": "restart-a", "web_servers": ["192.0.2.130"]},
+            {"name": "restart-b", "web_servers": ["192.0.2.131"]},
+        )
+        page = dashboard.sign_in()
+        api_port = first.api_port
+    alert = page.locator("#page-error")
+    expect(alert).to_contain_text("The admin API did not answer", timeout=6000)
+    expect(alert).to_contain_text("may be out of date; it asks again every 2 seconds.")
+    dashboard.screenshot("api-down", full_page=False)
+    # The same database and API address, as a restart under systemd would have.
+    again = start_fodns(
+        "--config",
+        str(tmp_path / "fodns.toml"),
+        "--api-listen",
+        f"127.0.0.1:{api_port}",
+        env={"FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    try:
+        api(again, "POST", "/v1/groups/restart/switch", {"to": "backup"})
+        row = dashboard.group_row(fqdn)
+        expect(row.locator("label.side.live")).to_contain_text("restart-b", timeout=6000)
+        expect(alert).to_be_hidden()
+        assert page.evaluate("sessionStorage.length") == 1, "the token was kept"
+    finally:
+        context.close()
+        assert again.stop() == 0
+    # Chromium logs the refused connections while fodns is down; nothing else may fail.
+    assert not [p for p in dashboard.problems if "ERR_CONNECTION_REFUSED" not in p]
+
+
 # Roles a person operates; each needs a name a screen reader can say.
 CONTROL_ROLES = {"button", "textbox", "combobox", "radio", "checkbox", "link", "spinbutton"}
 
