@@ -17,7 +17,6 @@ Everything binds 127.0.0.1 on ports the OS picks; each wait is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from groups import REPOSITORY, TOKEN, Server, fill_store, write_config
+from groups import TOKEN, Server, fill_store, write_config, write_results
 from playwright.sync_api import Page, Response, expect, sync_playwright
 
 
@@ -106,10 +105,7 @@ def main() -> int:
         "runs": runs,
         "median": {key: statistics.median(float(str(run[key])) for run in runs) for key in numbers},
     }
-    print(json.dumps(results, indent=2))
-    output = REPOSITORY / "benchmarks" / "out"
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "dashboard.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("dashboard", results)
     return 0
 
 

@@ -348,11 +348,16 @@ def main() -> int:
         "scale": measure_scale(args.apps, args.groups),
         "switches": measure_switches(args.switches),
     }
+    write_results("groups", results)
+    return 0
+
+
+def write_results(name: str, results: dict[str, object]) -> None:
+    """Print the results and keep them in benchmarks/out/NAME.json."""
     print(json.dumps(results, indent=2))
     output = REPOSITORY / "benchmarks" / "out"
     output.mkdir(parents=True, exist_ok=True)
-    (output / "groups.json").write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    (output / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
