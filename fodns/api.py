@@ -297,8 +297,12 @@ async def list_groups(request: web.Request) -> web.Response:
     store, zone = request.app[STORE_KEY], zone_param(request)
 
     def body() -> bytes:
-        groups, apps = store.groups_and_apps(zone)
-        return json_list_body("groups", (answer_json(group, apps) for group in groups))
+        return store.read_groups(  # type: ignore[no-any-return]
+            lambda groups, apps: json_list_body(
+                "groups", (answer_json(group, apps) for group in groups)
+            ),
+            zone,
+        )
 
     return await json_list_response(body)
 

@@ -331,10 +331,12 @@ def test_groups_and_apps_are_read_together(two_zone_store: Store) -> None:
     store.create_app("ops", "unused", web_servers=["192.0.2.2"])
     store.create_group("ops", ZONE, label="a", primary="dc1")
     store.create_group("ops", OTHER_ZONE, label="b")
-    groups, apps = store.groups_and_apps()
-    assert sorted((g.zone, g.label) for g in groups) == sorted([(OTHER_ZONE, "b"), (ZONE, "a")])
+    groups, apps = store.read_groups(lambda groups, apps: (list(groups), apps))
+    # In the API's order: by zone, then label.
+    assert [(g.zone, g.label) for g in groups] == sorted([(OTHER_ZONE, "b"), (ZONE, "a")])
     assert sorted(apps) == ["dc1", "unused"] and apps["dc1"].web_servers == ("192.0.2.1",)
-    assert [g.label for g in store.groups_and_apps(OTHER_ZONE.upper())[0]] == ["b"]
+    labels = store.read_groups(lambda groups, _: [g.label for g in groups], OTHER_ZONE.upper())
+    assert labels == ["b"]
     assert store.group_counts() == {ZONE: 1, OTHER_ZONE: 1}
 
 
