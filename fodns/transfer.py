@@ -36,7 +36,8 @@ import dns.tsigkeyring
 from fodns.config import TransferPeer, TsigKeyConfig, ZoneConfig
 from fodns.groups import GroupRecords
 from fodns.logs import get_logger
-from fodns.store import JournalEntry, JournalRecord
+from fodns.rows import JournalRecord
+from fodns.store import JournalEntry
 from fodns.table import AnswerTable
 from fodns.tsig import TSIG_SIGN, tsig_keyring
 from fodns.wire import NOTAUTH, POINTER_TO_QUESTION, error_reply, unsigned_tsig_error

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from fodns import store as store_module
+from fodns import rows as store_rows
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.migrations import LATEST, MIGRATIONS
 from fodns.model import Group
@@ -460,7 +460,7 @@ def test_a_web_head_change_journals_every_group_it_answers_for(store: Store) -> 
 def test_the_journal_keeps_only_the_newest_changes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "JOURNAL_DEPTH", 5)
+    monkeypatch.setattr(store_rows, "JOURNAL_DEPTH", 5)  # trim_journal reads it there
     add_apps(store)
     store.create_group("ops", label="www", primary="dc1", backup="dc2")
     for side in ["backup", "primary"] * 5:

@@ -1,0 +1,298 @@
+"""Rows of the store's tables to values and back, for the store's reads and writes.
+
+Groups hold app ids; names come from a join, so a rename shows at once. Also the
+event and journal rows, and the small checks and conversions the store's
+methods share. Every function takes the connection of the transaction it is
+part of; none opens one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from fodns.errors import Conflict, Invalid, NotFound
+from fodns.model import App, Event, Group, head_records
+
+# One record as the journal keeps it: (owner without the final dot, TTL, type, data).
+JournalRecord = tuple[str, int, str, str]
+# Serial changes kept per zone for IXFR (Knot's journal keeps 20 by default):
+# a secondary further behind than this is sent the whole zone.
+JOURNAL_DEPTH = 1000
+TEXT_MAX = 1000
+
+
+APP_SELECT = "SELECT id, name, load_balancer, web_servers FROM apps"
+GROUP_SELECT = """SELECT g.id, g.zone, g.label, g.primary_app_id, g.backup_app_id,
+    p.name AS primary_name, b.name AS backup_name, g.active, g.ttl
+FROM groups AS g
+LEFT JOIN apps AS p ON p.id = g.primary_app_id
+LEFT JOIN apps AS b ON b.id = g.backup_app_id"""
+EVENT_SELECT = (
+    "SELECT seq, at, actor, action, zone, group_label, app, before, after, reason FROM events"
+)
+
+
+@dataclass(frozen=True)
+class AppRow:
+    id: int
+    app: App
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    id: int
+    primary_id: int | None
+    backup_id: int | None
+    group: Group
+
+
+def select_apps(db: Database, where: str = "", params: Sequence[Any] = ()) -> list[AppRow]:
+    return [
+        AppRow(
+            int(row["id"]),
+            App(
+                str(row["name"]),
+                tuple(json.loads(row["load_balancer"])),
+                tuple(json.loads(row["web_servers"])),
+            ),
+        )
+        for row in db.query(f"{APP_SELECT} {where} ORDER BY name", list(params))
+    ]
+
+
+def find_app(db: Database, name: str, field: str | None = None) -> AppRow:
+    rows = select_apps(db, "WHERE name = ?", [name])
+    if not rows:
+        raise NotFound(f"{field + ': ' if field else ''}no app named {name!r}", field=field)
+    return rows[0]
+
+
+def select_groups(db: Database, where: str = "", params: Sequence[Any] = ()) -> list[GroupRow]:
+    return list(group_rows(db, where, params))
+
+
+def group_rows(db: Database, where: str = "", params: Sequence[Any] = ()) -> Iterator[GroupRow]:
+    """The groups as the cursor yields them, so a caller need not hold them all at once."""
+    # A plain cursor with tuple rows: start-up reads every group, and sqlite-utils'
+    # dict per row was a third of that. `active` is guaranteed by a CHECK constraint.
+    sql = f"{GROUP_SELECT} {where} ORDER BY g.zone, g.label"
+    rows = db.conn.execute(sql, list(params))
+    return (
+        GroupRow(
+            group_id,
+            primary_id,
+            backup_id,
+            Group(zone, label, primary_name, backup_name, active, ttl),
+        )
+        for (
+            group_id,
+            zone,
+            label,
+            primary_id,
+            backup_id,
+            primary_name,
+            backup_name,
+            active,
+            ttl,
+        ) in rows
+    )
+
+
+def find_group(db: Database, label: str, zone: str | None) -> GroupRow:
+    """The group with this label, in `zone` or (None) in the one zone that has it."""
+    label = label.lower()
+    if zone is None:
+        rows = select_groups(db, "WHERE g.label = ?", [label])
+    else:
+        rows = select_groups(db, "WHERE g.zone = ? AND g.label = ?", [zone, label])
+    if not rows:
+        raise NotFound(f"no group {label!r}" + (f" in zone {zone}" if zone else ""))
+    if len(rows) > 1:
+        zones = ", ".join(row.group.zone for row in rows)
+        raise Invalid("zone", f"group {label!r} exists in zones {zones}; name the zone")
+    return rows[0]
+
+
+def rows_using(db: Database, app: AppRow) -> list[GroupRow]:
+    return select_groups(db, "WHERE g.primary_app_id = ? OR g.backup_app_id = ?", [app.id, app.id])
+
+
+def id_of(row: AppRow | None) -> int | None:
+    return None if row is None else row.id
+
+
+def active_app_id(row: GroupRow) -> int | None:
+    return row.primary_id if row.group.active == "primary" else row.backup_id
+
+
+def apps_of(db: Database, groups: Iterable[Group]) -> dict[str, App]:
+    """The apps these groups reference, by name: what their answers are made of."""
+    names = sorted({name for g in groups for name in (g.primary, g.backup) if name is not None})
+    if not names:
+        return {}
+    marks = ", ".join("?" * len(names))
+    return {row.app.name: row.app for row in select_apps(db, f"WHERE name IN ({marks})", names)}
+
+
+def label_used(db: Database, zone: str, label: str) -> bool:
+    sql = "SELECT 1 FROM labels WHERE zone = ? AND label = ?"
+    return db.execute(sql, [zone, label]).fetchone() is not None
+
+
+def claimable_label(db: Database, zone: str, label: str) -> str:
+    if not label_used(db, zone, label):
+        return label
+    if db.execute("SELECT 1 FROM groups WHERE zone = ? AND label = ?", [zone, label]).fetchone():
+        raise Conflict(f"label {label!r} is taken by a group in zone {zone}", field="label")
+    raise Conflict(
+        f"label {label!r} in zone {zone} was used before and is never reused", field="label"
+    )
+
+
+def answer_records(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:
+    """The records a group answers with, its apps being `apps` (by name)."""
+    active = group.active_app
+    head = apps[active].web_head if active is not None and active in apps else ()
+    return {(group.fqdn, group.ttl, kind, data) for kind, data in head_records(head)}
+
+
+def journal_records(text: str) -> tuple[JournalRecord, ...]:
+    return tuple((str(o), int(t), str(k), str(d)) for o, t, k, d in json.loads(text))
+
+
+def store_serial(db: Database, zone: str, serial: int) -> None:
+    db.execute(
+        "INSERT INTO zone_serials VALUES (?, ?)"
+        " ON CONFLICT (zone) DO UPDATE SET serial = excluded.serial",
+        [zone, serial],
+    )
+
+
+def trim_journal(db: Database, zone: str) -> None:
+    """Keep the zone's newest JOURNAL_DEPTH entries."""
+    db.execute(
+        "DELETE FROM zone_journal WHERE zone = ? AND id <= (SELECT id FROM zone_journal"
+        " WHERE zone = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        [zone, zone, JOURNAL_DEPTH],
+    )
+
+
+def newest_seq(db: Database) -> int:
+    return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
+def app_filter(db: Database, app: str, params: list[Any]) -> str:
+    """SQL for "events about this app": by id across renames, or by name once it is gone."""
+    rows = select_apps(db, "WHERE name = ?", [app])
+    if rows:
+        params.append(rows[0].id)
+        return "seq IN (SELECT seq FROM event_apps WHERE app_id = ?)"
+    params.append(app)
+    return "app = ? COLLATE NOCASE"
+
+
+def group_event(
+    db: Database,
+    actor: str,
+    action: str,
+    before: GroupRow | None,
+    after: GroupRow | None,
+    reason: str | None,
+) -> Event:
+    rows = [row for row in (before, after) if row is not None]
+    group = rows[-1].group
+    return append_event(
+        db,
+        actor,
+        action,
+        zone=group.zone,
+        group=group.label,
+        before=None if before is None else before.group.to_json(),
+        after=None if after is None else after.group.to_json(),
+        reason=reason,
+        app_ids=[i for row in rows for i in (row.primary_id, row.backup_id)],
+    )
+
+
+def append_event(
+    db: Database,
+    actor: str,
+    action: str,
+    *,
+    zone: str | None = None,
+    group: str | None = None,
+    app: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+    app_ids: Iterable[int | None] = (),
+) -> Event:
+    at = utc_now()
+    cursor = db.execute(
+        "INSERT INTO events (at, actor, action, zone, group_label, app, before, after, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [at, actor, action, zone, group, app, dump_json(before), dump_json(after), reason],
+    )
+    seq = int(cursor.lastrowid or 0)
+    for app_id in sorted({i for i in app_ids if i is not None}):
+        db.execute("INSERT INTO event_apps VALUES (?, ?)", [app_id, seq])
+    return Event(seq, at, actor, action, zone, group, app, before, after, reason)
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    return Event(
+        seq=int(row["seq"]),
+        at=str(row["at"]),
+        actor=str(row["actor"]),
+        action=str(row["action"]),
+        zone=row["zone"],
+        group=row["group_label"],
+        app=row["app"],
+        before=None if row["before"] is None else json.loads(row["before"]),
+        after=None if row["after"] is None else json.loads(row["after"]),
+        reason=row["reason"],
+    )
+
+
+# Small checks and conversions.
+
+
+def canonical_zone(zone: str) -> str:
+    """Zones are compared as DNS compares names: case-blind, with or without the root dot."""
+    return zone.lower().rstrip(".")
+
+
+def check_change(actor: Any, reason: Any) -> None:
+    check_text(actor, "actor", required=True)
+    check_text(reason, "reason", required=False)
+
+
+def check_text(value: Any, field: str, *, required: bool) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value) > TEXT_MAX:
+        raise Invalid(field, f"must be text of 1 to {TEXT_MAX} characters")
+
+
+def check_int(value: Any, field: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Invalid(field, f"must be an integer from {low} to {high}")
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2024-11-22T06:19:00.123Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dump_list(values: tuple[str, ...]) -> str:
+    return json.dumps(list(values))
+
+
+def dump_json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,108 @@
+"""The store's one writer: a thread that owns the only write connection and runs each
+job as one BEGIN IMMEDIATE ... COMMIT (datasette's pattern), and how connections open.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from fodns.errors import FodnsError
+from fodns.migrations import migrate
+
+T = TypeVar("T")
+# How long a write waits for another process holding the write lock (a second
+# fodns on the same file, say) before giving up with "database is locked".
+BUSY_TIMEOUT = 10.0
+
+
+class Writer:
+    """The one thread that owns the write connection; each job is one committed transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Database], Any], Future[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.migrations_applied: list[int] = []
+        opened: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, opened), name="fodns-store-writer", daemon=True
+        )
+        self._thread.start()
+        opened.result()  # raises whatever kept the database from opening
+
+    def run(self, job: Callable[[Database], T]) -> T:
+        """Run `job` in a write transaction and return its result once committed."""
+        future: Future[T] = Future()
+        with self._lock:  # so no job is queued behind the stop sentinel
+            if self._closed:
+                raise FodnsError("the store is closed")
+            self._jobs.put((job, future))
+        return future.result()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self, path: Path, opened: Future[None]) -> None:
+        try:
+            db = connect(path, writer=True)
+            self.migrations_applied = migrate(db)
+        except BaseException as exc:
+            self._closed = True
+            opened.set_exception(exc)
+            return
+        opened.set_result(None)
+        try:
+            while (item := self._jobs.get()) is not None:
+                commit(db, *item)
+        finally:
+            db.close()
+
+
+def commit(db: Database, job: Callable[[Database], Any], future: Future[Any]) -> None:
+    """One job as BEGIN IMMEDIATE ... COMMIT; its caller gets the result or the error."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        result = job(db)
+        db.execute("COMMIT")
+    except BaseException as exc:  # the caller is blocked on the future: it must hear of it
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def connect(path: Path, *, writer: bool) -> Database:
+    # isolation_level=None: the driver opens no transactions of its own; we say BEGIN.
+    # Readers may be closed by close() from another thread, hence check_same_thread.
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=writer
+    )
+    db = Database(conn, execute_plugins=False)
+    if writer:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise FodnsError(f"{path}: SQLite cannot use WAL here (journal mode {mode})")
+        db.execute("PRAGMA foreign_keys = ON")
+    else:
+        db.execute("PRAGMA query_only = ON")
+    # FULL: a commit returns only after the WAL is fsynced, so an acknowledged
+    # change survives a crash of the process or the machine.
+    db.execute("PRAGMA synchronous = FULL")
+    return db
