@@ -1,0 +1,148 @@
+// The Apps view: a row per app with its web head, failover status and the groups
+// that use it, and the form that creates or edits an app.
+
+import { call, path } from "./api.js";
+import { clearErrors, h, idPart, showError, splitList } from "./dom.js";
+import { announce, openDelete, openDialog, setBusy, showSignIn } from "./app.js";
+import { cell, deleteButton, emptyState, historyLink, hostText, pageOf, table } from "./lists.js";
+import { $, REJECTED, state } from "./state.js";
+import { catchUp } from "./sync.js";
+
+export function renderApps() {
+  const list = $("apps-list");
+  $("apps-find").hidden = !state.apps.length;
+  if (!state.apps.length) {
+    $("more-apps").hidden = true;
+    list.replaceChildren(
+      emptyState(
+        "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
+        "Create the first app",
+        () => openAppForm(null),
+      ),
+    );
+    return;
+  }
+  // Which groups use each app, found in one pass (there may be 100,000 groups).
+  const uses = new Map();
+  for (const group of state.groups) {
+    for (const side of ["primary", "backup"]) {
+      if (group[side] === null) continue;
+      if (!uses.has(group[side])) uses.set(group[side], []);
+      uses.get(group[side]).push({ group, side });
+    }
+  }
+  const appText = (app) =>
+    [app.name, ...app.load_balancer, ...app.web_servers, ...(uses.get(app.name) ?? []).map((use) => use.group.fqdn)].join(" ");
+  const rows = pageOf("apps", state.apps, appText);
+  const headings = ["App", "Web head", "Failover status", "Groups", "Actions"];
+  list.replaceChildren(
+    rows.length
+      ? table("Apps", headings, rows.map((app) => appRow(app, uses.get(app.name) ?? [])), "apps")
+      : emptyState(`No app matches “${state.find.apps.trim()}”.`, null),
+  );
+}
+
+function appRow(app, using) {
+  const key = idPart(app.name);
+  const names = [...new Set(using.map(({ group }) => group.fqdn))];
+  const why = using.length
+    ? `In use by ${names.join(", ")}: take it out of ${names.length > 1 ? "those groups" : "that group"} first.`
+    : null;
+  return h(
+    "tr",
+    { "data-app": app.name },
+    cell("App", h("div", { class: "app-name" }, app.name)),
+    cell("Web head", webHead(app)),
+    cell("Failover status", h("span", { class: `badge status-${app.failover_status}` }, app.failover_status)),
+    cell(
+      "Groups",
+      using.length
+        ? h(
+            "ul",
+            { class: "plain" },
+            using.map(({ group, side }) =>
+              h("li", {}, h("code", {}, group.fqdn), ` (${side}${group.active === side ? ", live" : ""})`),
+            ),
+          )
+        : h("span", { class: "muted" }, "none"),
+    ),
+    cell(
+      "Actions",
+      h(
+        "div",
+        { class: "row-actions" },
+        h(
+          "button",
+          { type: "button", class: "button small", id: `edit-app-${key}`, onclick: () => openAppForm(app) },
+          "Edit",
+          h("span", { class: "visually-hidden" }, ` ${app.name}`),
+        ),
+        historyLink(`history-app-${key}`, { app: app.name }, app.name),
+        deleteButton(`delete-app-${key}`, app.name, why, () => openDelete("app", app)),
+      ),
+    ),
+  );
+}
+
+function webHead(app) {
+  const balancer = app.load_balancer.length > 0;
+  const row = (title, values, answers) =>
+    h(
+      "div",
+      { class: `head-row${answers ? " answers" : ""}` },
+      h("dt", {}, title),
+      h(
+        "dd",
+        {},
+        values.length ? h("code", {}, values.map(hostText).join(", ")) : h("span", { class: "muted" }, "none"),
+        answers && h("span", { class: "badge answers" }, "answers"),
+      ),
+    );
+  return h(
+    "dl",
+    { class: "head" },
+    row("Load balancer", app.load_balancer, balancer),
+    row("Web servers", app.web_servers, !balancer && app.web_servers.length > 0),
+  );
+}
+
+export function openAppForm(app) {
+  state.editing = app;
+  const form = $("app-form");
+  form.reset();
+  clearErrors(form);
+  $("app-form-title").textContent = app ? `Edit ${app.name}` : "New app";
+  $("app-submit").textContent = app ? "Save changes" : "Create app";
+  $("app-name").value = app?.name ?? "";
+  $("app-load-balancer").value = (app?.load_balancer ?? []).map(hostText).join(", ");
+  $("app-web-servers").value = (app?.web_servers ?? []).map(hostText).join(", ");
+  openDialog($("app-dialog"));
+}
+
+export async function saveApp(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const editing = state.editing;
+  const name = $("app-name").value.trim();
+  const body = {
+    load_balancer: splitList($("app-load-balancer").value),
+    web_servers: splitList($("app-web-servers").value),
+  };
+  if (!editing || name !== editing.name) body.name = name;
+  const button = $("app-submit");
+  const text = button.textContent;
+  setBusy(button, true, "Saving…");
+  try {
+    const app = editing
+      ? await call("PATCH", path.app(editing.name), body)
+      : await call("POST", "/v1/apps", body);
+    $("app-dialog").close();
+    announce(editing ? `Saved ${app.name}.` : `Created ${app.name}.`);
+    await catchUp();
+  } catch (error) {
+    if (error.status === 401) return showSignIn(REJECTED);
+    showError(form, error);
+  } finally {
+    setBusy(button, false, text);
+  }
+}

@@ -1,0 +1,296 @@
+// The Groups view: a row per group with a radio button per side (the live one
+// green), the confirmation before every switch, and the form that creates or edits
+// a group.
+
+import { call, path } from "./api.js";
+import { capitalise, clearErrors, h, idPart, showError } from "./dom.js";
+import { announce, copy, openDelete, openDialog, render, setBusy, showSignIn } from "./app.js";
+import {
+  cell,
+  deleteButton,
+  emptyState,
+  historyLink,
+  hostText,
+  pageOf,
+  recordsText,
+  table,
+  webHeadText,
+} from "./lists.js";
+import { $, REJECTED, state } from "./state.js";
+import { catchUp } from "./sync.js";
+
+export function renderGroups() {
+  const list = $("groups-list");
+  $("groups-find").hidden = !state.groups.length;
+  if (!state.groups.length) {
+    $("more-groups").hidden = true;
+    list.replaceChildren(
+      emptyState(
+        "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
+        "Create the first group",
+        () => openGroupForm(null),
+      ),
+    );
+    return;
+  }
+  const rows = pageOf("groups", state.groups, groupSearchText);
+  const headings = ["Group", "Traffic", "TTL", "Answering now", "Actions"];
+  list.replaceChildren(
+    rows.length
+      ? table("Failover groups", headings, rows.map(groupRow), "groups")
+      : emptyState(`No group matches “${state.find.groups.trim()}”.`, null),
+  );
+}
+
+const groupSearchText = (group) =>
+  [group.fqdn, group.primary, group.backup, ...group.answer.map((record) => record.data)].join(" ");
+
+const appNamed = (name) => state.apps.find((app) => app.name === name) ?? null;
+const domKey = (group) => idPart(group.fqdn);
+
+function groupRow(group) {
+  const key = domKey(group);
+  const deletable = group.primary === null && group.backup === null;
+  const why = `Points at apps: clear both sides with Edit before deleting.`;
+  return h(
+    "tr",
+    { "data-group": group.fqdn },
+    cell(
+      "Group",
+      h("div", { class: "group-label" }, group.label),
+      h(
+        "div",
+        { class: "fqdn-line" },
+        h("code", { class: "fqdn", id: `fqdn-${key}` }, group.fqdn),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "button small",
+            id: `copy-${key}`,
+            "aria-label": `Copy ${group.fqdn}`,
+            onclick: (event) => copy(group.fqdn, event.currentTarget, `fqdn-${key}`),
+          },
+          "Copy",
+        ),
+      ),
+    ),
+    cell(
+      "Traffic",
+      h(
+        "fieldset",
+        { class: "sides" },
+        h("legend", { class: "visually-hidden" }, `Traffic for ${group.fqdn}`),
+        ["primary", "backup"].map((side) => sideChoice(group, side, key)),
+      ),
+    ),
+    cell("TTL", h("span", { class: "ttl" }, `${group.ttl} s`)),
+    cell("Answering now", answerList(group.answer)),
+    cell(
+      "Actions",
+      h(
+        "div",
+        { class: "row-actions" },
+        h(
+          "button",
+          { type: "button", class: "button small", id: `edit-${key}`, onclick: () => openGroupForm(group) },
+          "Edit",
+          h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
+        ),
+        historyLink(`history-${key}`, { group: group.label, zone: group.zone }, group.fqdn),
+        deleteButton(`delete-${key}`, group.fqdn, deletable ? null : why, () =>
+          openDelete("group", group),
+        ),
+      ),
+    ),
+  );
+}
+
+function sideChoice(group, side, key) {
+  const app = group[side];
+  const live = group.active === side;
+  const pending = state.switching?.group.fqdn === group.fqdn ? state.switching.to : null;
+  const id = `side-${key}-${side}`;
+  return h(
+    "label",
+    {
+      class: `side${live ? " live" : ""}${app ? "" : " empty"}`,
+      for: id,
+      title: app ? null : `No app on the ${side} side: use Edit to add one`,
+    },
+    h("input", {
+      type: "radio",
+      name: `side-${key}`,
+      id,
+      value: side,
+      checked: (pending ?? group.active) === side,
+      disabled: !app,
+      onchange: () => openSwitch(group, side),
+    }),
+    h(
+      "span",
+      { class: "side-text" },
+      h("span", { class: "side-role" }, capitalise(side)),
+      h("span", { class: "side-app" }, app ?? "no app"),
+    ),
+    live && h("span", { class: "badge live" }, "live"),
+  );
+}
+
+function answerList(records) {
+  if (!records.length) return h("span", { class: "muted" }, "nothing (NODATA)");
+  return h(
+    "ul",
+    { class: "records" },
+    records.map((record) =>
+      h("li", {}, h("span", { class: "rtype" }, record.type), " ", h("code", {}, hostText(record.data))),
+    ),
+  );
+}
+
+// ---- the switch: a confirmation first -------------------------------------------------------
+
+function openSwitch(group, to) {
+  if (group.active === to) return;
+  state.switching = { group, to };
+  const from = group.active;
+  const target = appNamed(group[to]);
+  const now = recordsText(group.answer) || "nothing (NODATA)";
+  const next = webHeadText(target) || "nothing (NODATA: the app has no web head)";
+  $("switch-title").textContent = `Switch ${group.fqdn} to its ${to}?`;
+  $("switch-what").replaceChildren(
+    h("strong", {}, group.fqdn),
+    " will answer with ",
+    h("strong", { class: "answer-text" }, next),
+    " ",
+    h("span", { class: "keep" }, `(${group[to]}, ${to})`),
+    " instead of ",
+    h("strong", { class: "answer-text" }, now),
+    ...(group[from] ? [" ", h("span", { class: "keep" }, `(${group[from]}, ${from}).`)] : ["."]),
+  );
+  $("switch-when").textContent =
+    `fodns answers the new records at once. Resolvers that cached the old answer may keep ` +
+    `sending visitors to ${group[from] ?? "the old address"} for up to ${group.ttl} seconds ` +
+    `(the group's TTL).`;
+  const form = $("switch-form");
+  clearErrors(form);
+  $("switch-reason").value = "";
+  setBusy($("switch-confirm"), false, "Switch traffic now");
+  openDialog($("switch-dialog"));
+  $("switch-cancel").focus();
+}
+
+export async function confirmSwitch(event) {
+  event.preventDefault();
+  const pending = state.switching;
+  if (!pending) return;
+  const form = event.currentTarget;
+  const reason = $("switch-reason").value.trim();
+  setBusy($("switch-confirm"), true, "Switching…");
+  try {
+    const group = await call("POST", path.switchGroup(pending.group), {
+      to: pending.to,
+      ...(reason ? { reason } : {}),
+    });
+    state.groups = state.groups.map((g) => (g.fqdn === group.fqdn ? group : g));
+    state.switching = null;
+    $("switch-dialog").close("switched");
+    render();
+    $(`side-${domKey(group)}-${group.active}`)?.focus();
+    announce(`${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.`);
+    await catchUp();
+  } catch (error) {
+    if (error.status === 401) return showSignIn(REJECTED);
+    showError(form, error);
+    setBusy($("switch-confirm"), false, "Switch traffic now");
+  }
+}
+
+export function switchClosed() {
+  const pending = state.switching;
+  if (!pending) return;
+  // Cancelled (button or Escape): the radio goes back to the live side.
+  state.switching = null;
+  renderGroups();
+  const group = state.groups.find((g) => g.fqdn === pending.group.fqdn);
+  if (group) $(`side-${domKey(group)}-${group.active}`)?.focus();
+}
+
+// ---- group form --------------------------------------------------------------------------
+
+function appOptions(selected) {
+  return [
+    h("option", { value: "", selected: !selected }, "— no app —"),
+    ...state.apps.map((app) => h("option", { value: app.name, selected: app.name === selected }, app.name)),
+  ];
+}
+
+export function openGroupForm(group) {
+  state.editing = group;
+  const form = $("group-form");
+  form.reset();
+  clearErrors(form);
+  const creating = group === null;
+  $("group-form-title").textContent = creating ? "New group" : `Edit ${group.fqdn}`;
+  $("group-submit").textContent = creating ? "Create group" : "Save changes";
+  $("group-zone").replaceChildren(...state.zones.map((zone) => h("option", { value: zone.name }, zone.name)));
+  $("group-zone-field").hidden = !creating || state.zones.length < 2;
+  $("group-zone").disabled = !creating;
+  $("group-label-field").hidden = !creating;
+  $("group-label").disabled = !creating;
+  labelSuffix();
+  $("group-primary").replaceChildren(...appOptions(group?.primary));
+  $("group-backup").replaceChildren(...appOptions(group?.backup));
+  $("group-ttl").value = creating ? "" : String(group.ttl);
+  openDialog($("group-dialog"));
+}
+
+/** The chosen zone's name after the label, and what an empty TTL means (the zone's default). */
+export function labelSuffix() {
+  const zone = state.zones.find((candidate) => candidate.name === $("group-zone").value);
+  $("group-label-suffix").textContent = `.${$("group-zone").value}`;
+  const creating = state.editing === null;
+  $("group-ttl").placeholder = creating && zone ? String(zone.group_ttl) : "";
+  $("group-ttl-empty").textContent = !creating
+    ? "Empty: unchanged."
+    : `Empty: the zone's default${zone ? ` (${zone.group_ttl} s)` : ""}.`;
+}
+
+export async function saveGroup(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const editing = state.editing;
+  const ttlText = $("group-ttl").value.trim();
+  const ttl = /^\d+$/.test(ttlText) ? Number(ttlText) : ttlText;
+  const primary = $("group-primary").value || null;
+  const backup = $("group-backup").value || null;
+  let body;
+  if (editing) {
+    body = { primary, backup, ...(ttlText ? { ttl } : {}) };
+  } else {
+    const label = $("group-label").value.trim();
+    body = {
+      zone: $("group-zone").value,
+      ...(label ? { label } : {}),
+      ...(primary ? { primary } : {}),
+      ...(backup ? { backup } : {}),
+      ...(ttlText ? { ttl } : {}),
+    };
+  }
+  const button = $("group-submit");
+  const text = button.textContent;
+  setBusy(button, true, "Saving…");
+  try {
+    const group = editing
+      ? await call("PATCH", path.group(editing), body)
+      : await call("POST", "/v1/groups", body);
+    $("group-dialog").close();
+    announce(editing ? `Saved ${group.fqdn}.` : `Created ${group.fqdn}.`);
+    await catchUp();
+  } catch (error) {
+    if (error.status === 401) return showSignIn(REJECTED);
+    showError(form, error);
+  } finally {
+    setBusy(button, false, text);
+  }
+}

@@ -1,0 +1,124 @@
+// What the lists share: tables, cells and the empty state, the find box and "Show
+// more" (only the first PAGE_ROWS matching rows are drawn), a row's History link and
+// Delete button, and hosts, records and web heads as text.
+
+import { h } from "./dom.js";
+import { renderApps } from "./apps.js";
+import { eventsLink } from "./events.js";
+import { renderGroups } from "./groups.js";
+import { $, PAGE_ROWS, state } from "./state.js";
+
+// ---- tables ------------------------------------------------------------------------------
+
+export function table(caption, headings, rows, className) {
+  return h(
+    "table",
+    { class: `table ${className}` },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, headings.map((text) => h("th", { scope: "col" }, text)))),
+    h("tbody", {}, rows),
+  );
+}
+
+export function cell(label, ...children) {
+  return h("td", { "data-label": label }, ...children);
+}
+
+export function emptyState(text, buttonText, onclick) {
+  return h(
+    "div",
+    { class: "empty" },
+    h("p", {}, text),
+    buttonText && h("button", { type: "button", class: "button primary", onclick }, buttonText),
+  );
+}
+
+// ---- the find box and "Show more" ------------------------------------------------------
+
+// Search texts by object: state.groups and state.apps are new objects after each
+// refresh, so an entry lives exactly as long as the data it was made from.
+const searchTexts = new WeakMap();
+
+/**
+ * The rows of `kind` ("groups" or "apps") to draw: those whose search text holds every
+ * word in its find box, at most state.rows[kind] of them. Says how many match and how
+ * many are drawn next to the box, and shows "Show more" while some are not drawn.
+ */
+export function pageOf(kind, items, searchText) {
+  const words = state.find[kind].toLowerCase().split(/\s+/).filter(Boolean);
+  const text = (item) => {
+    let cached = searchTexts.get(item);
+    if (cached === undefined) searchTexts.set(item, (cached = searchText(item).toLowerCase()));
+    return cached;
+  };
+  const matching = words.length ? items.filter((item) => words.every((word) => text(item).includes(word))) : items;
+  const drawn = matching.slice(0, state.rows[kind]);
+  const noun = (count) => `${count.toLocaleString()} ${count === 1 ? kind.slice(0, -1) : kind}`;
+  let shown = "";
+  if (words.length) shown = `${matching.length.toLocaleString()} of ${noun(items.length)} match.`;
+  if (drawn.length < matching.length) {
+    shown = `${shown} Showing the first ${drawn.length.toLocaleString()}.`.trim();
+  }
+  $(`${kind}-shown`).textContent = shown;
+  const more = $(`more-${kind}`);
+  more.hidden = drawn.length >= matching.length;
+  more.textContent = `Show ${Math.min(PAGE_ROWS, matching.length - drawn.length).toLocaleString()} more ${kind}`;
+  return drawn;
+}
+
+export function findChanged(kind, value) {
+  state.find[kind] = value;
+  state.rows[kind] = PAGE_ROWS;
+  if (kind === "groups") renderGroups();
+  else renderApps();
+}
+
+export function showMore(kind) {
+  state.rows[kind] += PAGE_ROWS;
+  if (kind === "groups") renderGroups();
+  else renderApps();
+}
+
+// ---- a row's buttons --------------------------------------------------------------------
+
+/** A link to the Events view showing only the events of one group or app. */
+export function historyLink(id, filter, name) {
+  return h(
+    "a",
+    { class: "button small", id, href: eventsLink(filter) },
+    "History",
+    h("span", { class: "visually-hidden" }, ` of ${name}`),
+  );
+}
+
+export function deleteButton(id, name, whyNot, onclick) {
+  const whyId = `${id}-why`;
+  return [
+    h(
+      "button",
+      {
+        type: "button",
+        class: "button small danger",
+        id,
+        disabled: Boolean(whyNot),
+        title: whyNot,
+        "aria-describedby": whyNot ? whyId : null,
+        onclick,
+      },
+      "Delete",
+      h("span", { class: "visually-hidden" }, ` ${name}`),
+    ),
+    whyNot && h("span", { class: "why-not", id: whyId }, whyNot),
+  ];
+}
+
+// ---- as text -----------------------------------------------------------------------------
+
+/** An app's web head as text, or "" when it has none. */
+export function webHeadText(app) {
+  const head = app?.load_balancer?.length ? app.load_balancer : (app?.web_servers ?? []);
+  return head.map(hostText).join(", ");
+}
+
+export const hostText = (value) => value.replace(/\.$/, "");
+export const recordsText = (records) => records.map((record) => hostText(record.data)).join(", ");

@@ -1,0 +1,36 @@
+// What every module shares: the `state` the views are drawn from, the constants,
+// and `$`. Nothing here reads the API or draws anything.
+
+export const POLL_MS = 2000;
+export const EVENTS_PAGE = 100;
+// Rows drawn per list at first and per "Show more": a few thousand groups would
+// take seconds to lay out, and a find box is quicker than scrolling through them.
+export const PAGE_ROWS = 100;
+// After a change, up to this many missed events are applied by fetching only the
+// groups and apps they touch (at most CATCH_UP_FETCHES of them); past either
+// limit the page reads everything again, which with 100,000 groups is 25 MB.
+export const CATCH_UP_EVENTS = 200;
+export const CATCH_UP_FETCHES = 50;
+export const VIEWS = ["groups", "apps", "events"];
+export const REJECTED = "That token was not accepted. Check it and enter it again.";
+export const STALE = `What this page shows may be out of date; it asks again every ${POLL_MS / 1000} seconds.`;
+
+export const $ = (id) => document.getElementById(id);
+
+export const state = {
+  zones: [],
+  apps: [],
+  groups: [],
+  events: [],
+  moreEvents: false,
+  seq: null, // the newest event's seq when the data above was read
+  view: "groups",
+  switching: null, // {group, to} while the confirmation dialog is open
+  editing: null, // the group or app being edited, null when creating
+  deleting: null, // {kind, item}
+  find: { groups: "", apps: "" }, // what the find boxes hold
+  rows: { groups: PAGE_ROWS, apps: PAGE_ROWS }, // how many matching rows are drawn
+  eventFilter: null, // {group, zone} or {app}: the Events view shows only those
+  eventsLoading: false, // the filter changed and its events have not arrived yet
+  eventsKept: EVENTS_PAGE, // events kept as new ones arrive: a page, or more once asked for
+};
