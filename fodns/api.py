@@ -468,6 +468,13 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/v1/"):
+        # Groups, apps and events are the live state: no cache may keep a copy.
+        response.headers.setdefault("Cache-Control", "no-store")
+    elif request.path == "/" or request.path.startswith("/admin/"):
+        # The page is several modules: after an upgrade a browser must not run an old
+        # one beside a new one, so each is revalidated (a 304 by its ETag) every load.
+        response.headers.setdefault("Cache-Control", "no-cache")
 
 
 async def not_found(request: web.Request) -> web.Response:

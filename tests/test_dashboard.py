@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -781,6 +783,26 @@ def test_a_restart_of_fodns_is_said_and_then_followed(browser: Browser, tmp_path
         assert again.stop() == 0
     # Chromium logs the refused connections while fodns is down; nothing else may fail.
     assert not [p for p in dashboard.problems if "ERR_CONNECTION_REFUSED" not in p]
+
+
+def test_the_page_is_revalidated_and_the_api_never_cached(server: FodnsProcess) -> None:
+    """The dashboard is several modules: a browser must not run a stale one beside a
+    new one after an upgrade. The API's answers are live state."""
+    base = f"http://127.0.0.1:{server.api_port}"
+    for path in ("/", "/admin/app.js", "/admin/sync.js", "/admin/app.css"):
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            assert response.headers["Cache-Control"] == "no-cache", path
+            etag = response.headers["ETag"]
+            assert etag, f"{path} has no ETag to revalidate with"
+        request = urllib.request.Request(base + path, headers={"If-None-Match": etag})
+        with pytest.raises(urllib.error.HTTPError) as not_modified:
+            urllib.request.urlopen(request, timeout=10)
+        assert not_modified.value.code == 304, path  # revalidation costs no body
+    request = urllib.request.Request(
+        base + "/v1/zones", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Cache-Control"] == "no-store"
 
 
 # Roles a person operates; each needs a name a screen reader can say.
