@@ -151,21 +151,14 @@ export function openDelete(kind, item) {
 
 async function confirmDelete(event) {
   event.preventDefault();
-  const form = event.currentTarget;
   const { kind, item } = state.deleting;
-  const button = $("delete-confirm");
-  setBusy(button, true, "Deleting…");
-  try {
-    await call("DELETE", kind === "group" ? path.group(item) : path.app(item.name));
-    $("delete-dialog").close();
-    announce(`Deleted ${kind === "group" ? item.fqdn : item.name}.`);
-    await catchUp();
-  } catch (error) {
-    if (error.status === 401) return showSignIn(REJECTED);
-    showError(form, error);
-  } finally {
-    setBusy(button, false, `Delete ${kind}`);
-  }
+  await submit({
+    form: event.currentTarget,
+    button: $("delete-confirm"),
+    busyText: "Deleting…",
+    send: () => call("DELETE", kind === "group" ? path.group(item) : path.app(item.name)),
+    done: () => `Deleted ${kind === "group" ? item.fqdn : item.name}.`,
+  });
 }
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -184,6 +177,27 @@ export function openDialog(dialog) {
     { once: true },
   );
   dialog.showModal();
+}
+
+/**
+ * Send what a dialog's form asks for: its button busy meanwhile; then close the
+ * dialog, announce `done(result)` and follow the change, or show the error beside
+ * the field it names (a rejected token signs out instead).
+ */
+export async function submit({ form, button, busyText = "Saving…", send, done }) {
+  const text = button.textContent;
+  setBusy(button, true, busyText);
+  try {
+    const result = await send();
+    form.closest("dialog").close();
+    announce(done(result));
+    await catchUp();
+  } catch (error) {
+    if (error.status === 401) return showSignIn(REJECTED);
+    showError(form, error);
+  } finally {
+    setBusy(button, false, text);
+  }
 }
 
 export function setBusy(button, busy, text) {

@@ -2,26 +2,12 @@
 // that use it, and the form that creates or edits an app.
 
 import { call, path } from "./api.js";
-import { clearErrors, h, idPart, showError, splitList } from "./dom.js";
-import { announce, openDelete, openDialog, setBusy, showSignIn } from "./app.js";
-import { cell, deleteButton, emptyState, historyLink, hostText, pageOf, table } from "./lists.js";
-import { $, REJECTED, state } from "./state.js";
-import { catchUp } from "./sync.js";
+import { clearErrors, h, idPart, splitList } from "./dom.js";
+import { openDelete, openDialog, submit } from "./app.js";
+import { cell, deleteButton, drawList, historyLink, hostText } from "./lists.js";
+import { $, state } from "./state.js";
 
 export function renderApps() {
-  const list = $("apps-list");
-  $("apps-find").hidden = !state.apps.length;
-  if (!state.apps.length) {
-    $("more-apps").hidden = true;
-    list.replaceChildren(
-      emptyState(
-        "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
-        "Create the first app",
-        () => openAppForm(null),
-      ),
-    );
-    return;
-  }
   // Which groups use each app, found in one pass (there may be 100,000 groups).
   const uses = new Map();
   for (const group of state.groups) {
@@ -31,15 +17,17 @@ export function renderApps() {
       uses.get(group[side]).push({ group, side });
     }
   }
-  const appText = (app) =>
-    [app.name, ...app.load_balancer, ...app.web_servers, ...(uses.get(app.name) ?? []).map((use) => use.group.fqdn)].join(" ");
-  const rows = pageOf("apps", state.apps, appText);
-  const headings = ["App", "Web head", "Failover status", "Groups", "Actions"];
-  list.replaceChildren(
-    rows.length
-      ? table("Apps", headings, rows.map((app) => appRow(app, uses.get(app.name) ?? [])), "apps")
-      : emptyState(`No app matches “${state.find.apps.trim()}”.`, null),
-  );
+  const usesOf = (app) => uses.get(app.name) ?? [];
+  drawList("apps", {
+    items: state.apps,
+    searchText: (app) =>
+      [app.name, ...app.load_balancer, ...app.web_servers, ...usesOf(app).map((use) => use.group.fqdn)].join(" "),
+    caption: "Apps",
+    headings: ["App", "Web head", "Failover status", "Groups", "Actions"],
+    row: (app) => appRow(app, usesOf(app)),
+    none: "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
+    create: () => openAppForm(null),
+  });
 }
 
 function appRow(app, using) {
@@ -129,20 +117,10 @@ export async function saveApp(event) {
     web_servers: splitList($("app-web-servers").value),
   };
   if (!editing || name !== editing.name) body.name = name;
-  const button = $("app-submit");
-  const text = button.textContent;
-  setBusy(button, true, "Saving…");
-  try {
-    const app = editing
-      ? await call("PATCH", path.app(editing.name), body)
-      : await call("POST", "/v1/apps", body);
-    $("app-dialog").close();
-    announce(editing ? `Saved ${app.name}.` : `Created ${app.name}.`);
-    await catchUp();
-  } catch (error) {
-    if (error.status === 401) return showSignIn(REJECTED);
-    showError(form, error);
-  } finally {
-    setBusy(button, false, text);
-  }
+  await submit({
+    form,
+    button: $("app-submit"),
+    send: () => (editing ? call("PATCH", path.app(editing.name), body) : call("POST", "/v1/apps", body)),
+    done: (app) => (editing ? `Saved ${app.name}.` : `Created ${app.name}.`),
+  });
 }

@@ -4,42 +4,21 @@
 
 import { call, path } from "./api.js";
 import { capitalise, clearErrors, h, idPart, showError } from "./dom.js";
-import { announce, copy, openDelete, openDialog, render, setBusy, showSignIn } from "./app.js";
-import {
-  cell,
-  deleteButton,
-  emptyState,
-  historyLink,
-  hostText,
-  pageOf,
-  recordsText,
-  table,
-  webHeadText,
-} from "./lists.js";
+import { announce, copy, openDelete, openDialog, render, setBusy, showSignIn, submit } from "./app.js";
+import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
 import { $, REJECTED, state } from "./state.js";
 import { catchUp } from "./sync.js";
 
 export function renderGroups() {
-  const list = $("groups-list");
-  $("groups-find").hidden = !state.groups.length;
-  if (!state.groups.length) {
-    $("more-groups").hidden = true;
-    list.replaceChildren(
-      emptyState(
-        "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
-        "Create the first group",
-        () => openGroupForm(null),
-      ),
-    );
-    return;
-  }
-  const rows = pageOf("groups", state.groups, groupSearchText);
-  const headings = ["Group", "Traffic", "TTL", "Answering now", "Actions"];
-  list.replaceChildren(
-    rows.length
-      ? table("Failover groups", headings, rows.map(groupRow), "groups")
-      : emptyState(`No group matches “${state.find.groups.trim()}”.`, null),
-  );
+  drawList("groups", {
+    items: state.groups,
+    searchText: groupSearchText,
+    caption: "Failover groups",
+    headings: ["Group", "Traffic", "TTL", "Answering now", "Actions"],
+    row: groupRow,
+    none: "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
+    create: () => openGroupForm(null),
+  });
 }
 
 const groupSearchText = (group) =>
@@ -277,20 +256,10 @@ export async function saveGroup(event) {
       ...(ttlText ? { ttl } : {}),
     };
   }
-  const button = $("group-submit");
-  const text = button.textContent;
-  setBusy(button, true, "Saving…");
-  try {
-    const group = editing
-      ? await call("PATCH", path.group(editing), body)
-      : await call("POST", "/v1/groups", body);
-    $("group-dialog").close();
-    announce(editing ? `Saved ${group.fqdn}.` : `Created ${group.fqdn}.`);
-    await catchUp();
-  } catch (error) {
-    if (error.status === 401) return showSignIn(REJECTED);
-    showError(form, error);
-  } finally {
-    setBusy(button, false, text);
-  }
+  await submit({
+    form,
+    button: $("group-submit"),
+    send: () => (editing ? call("PATCH", path.group(editing), body) : call("POST", "/v1/groups", body)),
+    done: (group) => (editing ? `Saved ${group.fqdn}.` : `Created ${group.fqdn}.`),
+  });
 }

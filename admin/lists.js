@@ -40,11 +40,33 @@ export function emptyState(text, buttonText, onclick) {
 const searchTexts = new WeakMap();
 
 /**
+ * Draw the `kind` list ("groups" or "apps"): an invitation to create the first one
+ * when there is none, else the page of rows that match the find box (see pageOf),
+ * or a line saying that nothing matches.
+ */
+export function drawList(kind, { items, searchText, caption, headings, row, none, create }) {
+  const list = $(`${kind}-list`);
+  const one = kind.slice(0, -1);
+  $(`${kind}-find`).hidden = !items.length;
+  if (!items.length) {
+    $(`more-${kind}`).hidden = true;
+    list.replaceChildren(emptyState(none, `Create the first ${one}`, create));
+    return;
+  }
+  const rows = pageOf(kind, items, searchText);
+  list.replaceChildren(
+    rows.length
+      ? table(caption, headings, rows.map(row), kind)
+      : emptyState(`No ${one} matches “${state.find[kind].trim()}”.`, null),
+  );
+}
+
+/**
  * The rows of `kind` ("groups" or "apps") to draw: those whose search text holds every
  * word in its find box, at most state.rows[kind] of them. Says how many match and how
  * many are drawn next to the box, and shows "Show more" while some are not drawn.
  */
-export function pageOf(kind, items, searchText) {
+function pageOf(kind, items, searchText) {
   const words = state.find[kind].toLowerCase().split(/\s+/).filter(Boolean);
   const text = (item) => {
     let cached = searchTexts.get(item);

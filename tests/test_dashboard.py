@@ -752,13 +752,20 @@ def test_a_restart_of_fodns_is_said_and_then_followed(browser: Browser, tmp_path
     context = browser.new_context(viewport=DESKTOP)
     with example_fodns(tmp_path, TOKEN) as first:
         dashboard = Dashboard(context, first, "desktop")
+        page = dashboard.sign_in()  # a new fodns: nothing yet, the page invites to begin
+        expect(page.get_by_role("button", name="Create the first group")).to_be_visible()
+        expect(page.get_by_role("searchbox", name="Find groups")).to_be_hidden()
+        dashboard.screenshot("groups-empty", full_page=False)
         fqdn = seed(
             first,
             "restart",
             {"name": "restart-a", "web_servers": ["192.0.2.130"]},
             {"name": "restart-b", "web_servers": ["192.0.2.131"]},
         )
-        page = dashboard.sign_in()
+        expect(dashboard.group_row(fqdn)).to_be_visible(timeout=6000)  # followed from empty
+        dashboard.view("Apps")
+        expect(page.locator("tr[data-app]")).to_have_count(2)
+        dashboard.view("Groups")
         api_port = first.api_port
     alert = page.locator("#page-error")
     expect(alert).to_contain_text("The admin API did not answer", timeout=6000)
