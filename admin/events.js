@@ -102,7 +102,7 @@ export async function olderEvents() {
   const oldest = state.events[state.events.length - 1];
   const filter = state.eventFilter;
   try {
-    const { events } = await call("GET", eventsPath(filter, oldest.seq));
+    const { events } = await call("GET", eventsPath(filter, { before: oldest.seq }));
     if (filter !== state.eventFilter) return;
     state.events = [...state.events, ...inZone(events, filter)];
     state.eventsKept = Math.max(state.eventsKept, state.events.length);
@@ -131,11 +131,12 @@ export function eventsLink(filter) {
 }
 
 /** A page of events (older than `before` when given), about the filter's group or app. */
-export function eventsPath(filter, before = null) {
-  const params = new URLSearchParams({ limit: String(EVENTS_PAGE) });
+export function eventsPath(filter, { before = null, after = null, limit = EVENTS_PAGE } = {}) {
+  const params = new URLSearchParams({ limit: String(limit) });
   if (filter?.group) params.set("group", filter.group);
   if (filter?.app) params.set("app", filter.app);
   if (before !== null) params.set("before", String(before));
+  if (after !== null) params.set("after", String(after));
   return `/v1/events?${params}`;
 }
 

@@ -88,17 +88,17 @@ function pageOf(kind, items, searchText) {
   return drawn;
 }
 
+const redraw = (kind) => (kind === "groups" ? renderGroups() : renderApps());
+
 export function findChanged(kind, value) {
   state.find[kind] = value;
   state.rows[kind] = PAGE_ROWS;
-  if (kind === "groups") renderGroups();
-  else renderApps();
+  redraw(kind);
 }
 
 export function showMore(kind) {
   state.rows[kind] += PAGE_ROWS;
-  if (kind === "groups") renderGroups();
-  else renderApps();
+  redraw(kind);
 }
 
 // ---- a row's buttons --------------------------------------------------------------------

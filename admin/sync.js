@@ -50,7 +50,7 @@ export async function catchUp() {
   const filter = state.eventFilter;
   if (since === null) return refresh();
   try {
-    const { events: missed } = await call("GET", `/v1/events?after=${since}&limit=${CATCH_UP_EVENTS}`);
+    const { events: missed } = await call("GET", eventsPath(null, { after: since, limit: CATCH_UP_EVENTS }));
     if (!missed.length || missed.length >= CATCH_UP_EVENTS) return refresh(); // none: a new log
     const touched = touchedBy(missed);
     if (touched === null || touched.groups.size + touched.apps.size > CATCH_UP_FETCHES) return refresh();
@@ -59,7 +59,7 @@ export async function catchUp() {
       call("GET", "/v1/zones"),
       Promise.all(wanted.map((group) => readOrNull(path.group(group)))),
       Promise.all([...touched.apps].map((name) => readOrNull(path.app(name)))),
-      filter ? call("GET", `${eventsPath(filter)}&after=${since}`).then((page) => page.events) : missed,
+      filter ? call("GET", eventsPath(filter, { after: since })).then((page) => page.events) : missed,
     ]);
     if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
     state.zones = zones.zones;

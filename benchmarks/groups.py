@@ -151,20 +151,15 @@ class Server:
         return sizes
 
     def api(self, method: str, path: str, body: object = None) -> object:
+        return json.loads(self.api_bytes(path, method, body) or b"null")
+
+    def api_bytes(self, path: str, method: str = "GET", body: object = None) -> bytes:
+        """The reply body as it came, not parsed."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.api_port}{path}",
             method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-
-    def api_bytes(self, path: str) -> bytes:
-        """A GET's reply body, as it came."""
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}{path}",
-            headers={"Authorization": f"Bearer {TOKEN}"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return bytes(response.read())

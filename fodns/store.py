@@ -32,7 +32,7 @@ import enum
 import json
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -217,10 +217,8 @@ class Store:
     def failover_status(self, app: str) -> FailoverStatus:
         def read(db: Database) -> FailoverStatus:
             found = find_app(db, app)
-            using = rows_using(db, found)
-            if any(active_app_id(row) == found.id for row in using):
-                return "online"
-            return "offline" if using else "none"
+            sides = ((r.primary_id, r.backup_id, r.group.active) for r in rows_using(db, found))
+            return _failover_statuses(sides).get(found.id, "none")
 
         return self._read(read)
 
@@ -229,13 +227,8 @@ class Store:
         (there may be 100,000 of them), not once per app."""
 
         def read(db: Database) -> list[tuple[App, FailoverStatus]]:
-            statuses: dict[int, FailoverStatus] = {}
-            sql = "SELECT primary_app_id, backup_app_id, active FROM groups"
-            for primary_id, backup_id, active in db.conn.execute(sql):
-                live = primary_id if active == "primary" else backup_id
-                for app_id in (primary_id, backup_id):
-                    if app_id is not None and statuses.get(app_id) != "online":
-                        statuses[app_id] = "online" if app_id == live else "offline"
+            sides = db.conn.execute("SELECT primary_app_id, backup_app_id, active FROM groups")
+            statuses = _failover_statuses(sides)
             return [(row.app, statuses.get(row.id, "none")) for row in select_apps(db)]
 
         return self._read(read)
@@ -837,3 +830,18 @@ def _side_app_id(
     if value is UNSET:
         return current
     return None if value is None else find_app(db, value, side).id
+
+
+def _failover_statuses(
+    sides: Iterable[tuple[int | None, int | None, str]],
+) -> dict[int, FailoverStatus]:
+    """From groups' (primary app id, backup app id, active side): "online" for an app
+    active in one of them, "offline" for one in some but active in none. Apps in none
+    are absent (their status is "none")."""
+    statuses: dict[int, FailoverStatus] = {}
+    for primary_id, backup_id, active in sides:
+        live = primary_id if active == "primary" else backup_id
+        for app_id in (primary_id, backup_id):
+            if app_id is not None and statuses.get(app_id) != "online":
+                statuses[app_id] = "online" if app_id == live else "offline"
+    return statuses
