@@ -641,17 +641,9 @@ class RecordingProxy:
                     self._forwards_in_progress -= 1
                     self._forward_finished.notify_all()
 
-        with contextlib.suppress(OSError):
-            # A client that gave up (read timeout) still had its request served by moto,
-            # so the call is recorded either way.
-            handler.send_response(status)
-            for name, value in response_headers:
-                handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(response_body)))
-            handler.end_headers()
-            if method != "HEAD":
-                handler.wfile.write(response_body)
-            handler.wfile.flush()
+        # Logged before the answer is sent: a client that has its answer may read the log
+        # at once, and must find its call there. A client that gave up (read timeout) still
+        # had its request served by moto, so the call is recorded either way.
         call = ProxiedCall(
             started=started,
             finished=time.monotonic(),
@@ -664,6 +656,15 @@ class RecordingProxy:
         )
         with self._lock:
             self._calls.append(call)
+        with contextlib.suppress(OSError):
+            handler.send_response(status)
+            for name, value in response_headers:
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(response_body)))
+            handler.end_headers()
+            if method != "HEAD":
+                handler.wfile.write(response_body)
+            handler.wfile.flush()
 
     def _forward(
         self,
