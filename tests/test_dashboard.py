@@ -483,10 +483,13 @@ def test_changes_elsewhere_are_followed_without_reading_every_group_again(
     dashboard.view("Events")
     events_caught_up = page.locator("#events-list tbody tr").all_inner_texts()
     page.reload()
-    expect(page.locator("#events-list tbody tr").first).to_be_visible()
-    assert page.locator("#events-list tbody tr").all_inner_texts() == events_caught_up
+    # Retrying expectations: after the reload the lists are drawn when their reads finish.
+    expect(page.locator("#events-list tbody tr")).to_have_text(
+        events_caught_up, use_inner_text=True
+    )
     dashboard.view("Groups")
-    assert [page.locator(f"#{list_id}").inner_text() for list_id in LISTS] == caught_up
+    for list_id, text in zip(LISTS, caught_up, strict=True):
+        expect(page.locator(f"#{list_id}")).to_have_text(text, use_inner_text=True)
 
 
 LISTS = ("groups-list", "apps-list")
@@ -850,8 +853,16 @@ def test_every_control_has_an_accessible_name(dashboard: Dashboard, server: Fodn
 
     check("sign-in")
     dashboard.sign_in()
-    for view in ("Groups", "Apps", "Events"):
+    # Each view's heading shows before its list is drawn; a check made in between would
+    # pass without seeing the rows' controls.
+    drawn = {
+        "Groups": dashboard.group_row(fqdn),
+        "Apps": dashboard.app_row("a11y-b"),
+        "Events": page.locator("#events-list tbody tr").first,
+    }
+    for view, row in drawn.items():
         dashboard.view(view)
+        expect(row).to_be_visible()
         check(view)
     dashboard.view("Groups")
     dashboard.group_row(fqdn).get_by_role("radio", name="Backup a11y-b").check()
