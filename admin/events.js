@@ -130,7 +130,8 @@ export function eventsLink(filter) {
   return `#events?${params}`;
 }
 
-/** A page of events (older than `before` when given), about the filter's group or app. */
+/** A page of events about the filter's group or app (all when null): older than `before`,
+ * newer than `after`, each when given. */
 export function eventsPath(filter, { before = null, after = null, limit = EVENTS_PAGE } = {}) {
   const params = new URLSearchParams({ limit: String(limit) });
   if (filter?.group) params.set("group", filter.group);

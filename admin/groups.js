@@ -3,11 +3,10 @@
 // a group.
 
 import { call, path } from "./api.js";
-import { capitalise, clearErrors, h, idPart, showError } from "./dom.js";
-import { announce, copy, openDelete, openDialog, render, setBusy, showSignIn, submit } from "./app.js";
+import { capitalise, clearErrors, h, idPart } from "./dom.js";
+import { copy, openDelete, openDialog, render, setBusy, submit } from "./app.js";
 import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
-import { $, REJECTED, state } from "./state.js";
-import { catchUp } from "./sync.js";
+import { $, state } from "./state.js";
 
 export function renderGroups() {
   drawList("groups", {
@@ -163,26 +162,27 @@ export async function confirmSwitch(event) {
   event.preventDefault();
   const pending = state.switching;
   if (!pending) return;
-  const form = event.currentTarget;
   const reason = $("switch-reason").value.trim();
-  setBusy($("switch-confirm"), true, "Switching…");
-  try {
-    const group = await call("POST", path.switchGroup(pending.group), {
-      to: pending.to,
-      ...(reason ? { reason } : {}),
-    });
-    state.groups = state.groups.map((g) => (g.fqdn === group.fqdn ? group : g));
-    state.switching = null;
-    $("switch-dialog").close("switched");
-    render();
-    $(`side-${domKey(group)}-${group.active}`)?.focus();
-    announce(`${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.`);
-    await catchUp();
-  } catch (error) {
-    if (error.status === 401) return showSignIn(REJECTED);
-    showError(form, error);
-    setBusy($("switch-confirm"), false, "Switch traffic now");
-  }
+  await submit({
+    form: event.currentTarget,
+    button: $("switch-confirm"),
+    busyText: "Switching…",
+    send: async () => {
+      const group = await call("POST", path.switchGroup(pending.group), {
+        to: pending.to,
+        ...(reason ? { reason } : {}),
+      });
+      // Done, so the dialog closing is no cancel (see switchClosed): the new state is drawn.
+      state.switching = null;
+      state.groups = state.groups.map((g) => (g.fqdn === group.fqdn ? group : g));
+      render();
+      return group;
+    },
+    done: (group) => {
+      $(`side-${domKey(group)}-${group.active}`)?.focus();
+      return `${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.`;
+    },
+  });
 }
 
 export function switchClosed() {

@@ -151,9 +151,9 @@ class Server:
         return sizes
 
     def api(self, method: str, path: str, body: object = None) -> object:
-        return json.loads(self.api_bytes(path, method, body) or b"null")
+        return json.loads(self.api_bytes(method, path, body) or b"null")
 
-    def api_bytes(self, path: str, method: str = "GET", body: object = None) -> bytes:
+    def api_bytes(self, method: str, path: str, body: object = None) -> bytes:
         """The reply body as it came, not parsed."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.api_port}{path}",
@@ -236,7 +236,7 @@ def dns_during_lists(server: Server, paths: list[str], rounds: int = 3) -> dict[
             times = []
             for _ in range(rounds):
                 start = time.monotonic()
-                server.api_bytes(path)  # read, not parsed: the time is fodns's
+                server.api_bytes("GET", path)  # read, not parsed: the time is fodns's
                 times.append(time.monotonic() - start)
             seconds[path] = round(statistics.median(times), 2)
     finally:

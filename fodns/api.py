@@ -29,6 +29,7 @@ from fodns.notify import Notifier
 from fodns.openapi import openapi_document
 from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
+from fodns.store import Store
 from fodns.table import AnswerTable
 from fodns.zone import wire_key
 
@@ -204,6 +205,14 @@ def zone_param(request: web.Request) -> str | None:
     return request.query.get("zone")
 
 
+def seq_param(request: web.Request, name: str) -> int | None:
+    """An event seq given in the query as `name`, or None when it is not given."""
+    text = request.query.get(name)
+    if text is not None and not text.isdigit():
+        raise Invalid(name, "must be an event seq")
+    return None if text is None else int(text)
+
+
 # ---- zones and apps -------------------------------------------------------------------
 
 
@@ -231,7 +240,7 @@ async def app_json(request: web.Request, app: App) -> dict[str, Any]:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    store = request.app[STORE_KEY]
+    store: Store = request.app[STORE_KEY]
 
     def body() -> bytes:
         apps = store.apps_with_status()
@@ -294,10 +303,11 @@ async def get_app_status(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    store, zone = request.app[STORE_KEY], zone_param(request)
+    store: Store = request.app[STORE_KEY]
+    zone = zone_param(request)
 
     def body() -> bytes:
-        return store.read_groups(  # type: ignore[no-any-return]
+        return store.read_groups(
             lambda groups, apps: json_list_body(
                 "groups", (answer_json(group, apps) for group in groups)
             ),
@@ -396,19 +406,14 @@ async def list_events(request: web.Request) -> web.Response:
     limit_text = request.query.get("limit", "100")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
         raise Invalid("limit", "must be a whole number from 1 to 1000")
-    bounds: dict[str, int | None] = {}
-    for name in ("before", "after"):
-        text = request.query.get(name)
-        if text is not None and not text.isdigit():
-            raise Invalid(name, "must be an event seq")
-        bounds[f"{name}_seq"] = int(text) if text else None
     events = await in_store(
         request,
         "events",
         group=request.query.get("group"),
         app=request.query.get("app"),
         limit=int(limit_text),
-        **bounds,
+        before_seq=seq_param(request, "before"),
+        after_seq=seq_param(request, "after"),
     )
     return web.json_response({"events": [event.to_json() for event in events]})
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlite_utils import Database
 
 from fodns.errors import FodnsError
+from fodns.rows import utc_now
 
 # Migration N is MIGRATIONS[N - 1]: a tuple of statements run in one transaction.
 # Append new migrations; never edit one that has shipped, files out there ran it.
@@ -145,7 +144,7 @@ def migrate(db: Database) -> list[int]:
                 f"({LATEST}); run a newer fodns or restore an older database"
             )
         applied = list(range(current + 1, LATEST + 1))
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = utc_now()
         for version in applied:
             for statement in MIGRATIONS[version - 1]:
                 db.execute(statement)

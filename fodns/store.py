@@ -199,12 +199,8 @@ class Store:
         return self._read(lambda db: find_app(db, name).app)
 
     def groups(self, zone: str | None = None) -> list[Group]:
-        if zone is None:
-            return self._read(lambda db: [row.group for row in select_groups(db)])
-        key = canonical_zone(zone)
-        return self._read(
-            lambda db: [row.group for row in select_groups(db, "WHERE g.zone = ?", [key])]
-        )
+        where, params = _in_zone(zone)
+        return self._read(lambda db: [row.group for row in group_rows(db, where, params)])
 
     def group(self, label: str, zone: str | None = None) -> Group:
         """The group with this label; with zone None, in whichever zone has it."""
@@ -241,10 +237,9 @@ class Store:
         100,000 groups is never held whole; holding it made the garbage collector
         pause the process, DNS included, for about 100 ms at a time."""
 
+        where, params = _in_zone(zone)
+
         def read(db: Database) -> T:
-            where, params = (
-                ("", []) if zone is None else ("WHERE g.zone = ?", [canonical_zone(zone)])
-            )
             apps = {row.app.name: row.app for row in select_apps(db)}
             return consume((row.group for row in group_rows(db, where, params)), apps)
 
@@ -822,6 +817,11 @@ class Store:
             apps={name: apps[name] for name in (row.group.primary, row.group.backup) if name},
             serials=serials,
         )
+
+
+def _in_zone(zone: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (for group_rows) of the groups in `zone`, or of all (None)."""
+    return ("", []) if zone is None else ("WHERE g.zone = ?", [canonical_zone(zone)])
 
 
 def _side_app_id(
