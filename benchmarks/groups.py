@@ -42,7 +42,7 @@ import dns.query
 REPOSITORY = Path(__file__).resolve().parent.parent
 ZONE = REPOSITORY / "zones" / "fo.example.net.zone"
 FODNS = REPOSITORY / ".venv" / "bin" / "fodns"
-TOKEN = "benchmark-token"
+TOKEN = "benchmark-token-5d3e"
 NOW = "2026-11-22T00:00:00.000Z"
 
 

@@ -52,7 +52,7 @@ from tests.secondaries import (  # noqa: E402
     find_executable,
 )
 
-TOKEN = "benchmark-token"
+TOKEN = "benchmark-token-5d3e"
 GROUP = f"shop.{ZONE}"
 EU, US = "192.0.2.10", "198.51.100.7"
 POLL_EVERY = 0.001

@@ -2,26 +2,30 @@
 
 Every /v1 call needs `Authorization: Bearer <token>`; errors are JSON
 `{"error": {"code", "message", "field"?}}` with the status of the FodnsError
-behind them. A write returns once the store has committed it durably and the
-DNS table serves it (the table is updated on this event loop before replying).
+behind them, whatever went wrong (a bug is a JSON 500, never a traceback page).
+A write returns once the store has committed it durably and every DNS worker
+serves it; a change that is durable but not served within the deadline is
+answered 202 with `"served": false`, never 200.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import ipaddress
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-import dns.exception
-import dns.name
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fodns.config import REPOSITORY_ROOT
-from fodns.errors import Conflict, FodnsError, Invalid, NotFound
-from fodns.groups import answer_json, follow
+from fodns.errors import FodnsError, Invalid, NotFound
+from fodns.groups import answer_json
+from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
 from fodns.model import App, Group
@@ -30,8 +34,6 @@ from fodns.openapi import openapi_document
 from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Store
-from fodns.table import AnswerTable
-from fodns.zone import wire_key
 
 log = get_logger()
 
@@ -39,12 +41,11 @@ HealthCheck = Callable[[], dict[str, Any]]
 REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 HEALTH_KEY: web.AppKey[HealthCheck] = web.AppKey("health")
 STORE_KEY: web.AppKey[Any] = web.AppKey("store")
-# The table this process serves DNS from, if any: a function, as SIGHUP replaces it.
-CurrentTable = Callable[[], AnswerTable | None]
-TABLE_KEY: web.AppKey[CurrentTable] = web.AppKey("table")
 TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
+# Waits until every DNS worker serves event `seq`; False if one does not in time.
 Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
+ALLOWED_HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
 MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
@@ -57,6 +58,12 @@ MIRROR_TIMEOUT = 120.0  # a plan lists every record set; a sync may send many ba
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOT_SERVED = (
+    "the change is committed and durable, but not every DNS worker served it in time; "
+    "they will serve it when they catch up (see /healthz)"
+)
+# Query parameters that are counts or event seqs: ASCII digits only ("²".isdigit()).
+DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 
 # ---- cross-cutting: errors and tokens ---------------------------------------------------
@@ -81,6 +88,41 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise  # the client went away: nothing to answer
+    except Exception:
+        # A bug: say so in JSON like every other error, and log it with its traceback.
+        log.exception("api_request_failed", method=request.method, path=request.path)
+        return error_response(500, "internal", "internal error (logged as api_request_failed)")
+
+
+@web.middleware
+async def known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only answer for an IP address, localhost or a configured name in Host, so a web
+    page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) cannot read
+    /metrics, /healthz or the dashboard from a browser on this host."""
+    host = request.headers.get("Host")
+    if host is not None and not host_allowed(host, request.app[ALLOWED_HOSTS_KEY]):
+        return error_response(
+            421, "unknown_host", "this server does not answer for that Host", "Host"
+        )
+    return await handler(request)
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8053
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:  # 127.0.0.1:8053 or localhost:8053
+        name = name.rpartition(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name in allowed:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 @web.middleware
@@ -97,12 +139,7 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
 async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every /v1 call needs a known token; the token's name is the actor in events."""
     if request.path.startswith("/v1"):
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        actor = None
-        if scheme.lower() == "bearer":
-            for token, name in request.app[TOKENS_KEY].items():
-                if hmac.compare_digest(presented.encode(), token.encode()):
-                    actor = name
+        actor = token_name(request.headers.get("Authorization", ""), request.app[TOKENS_KEY])
         if actor is None:
             return error_response(
                 401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required"
@@ -111,16 +148,39 @@ async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def token_name(authorization: str, tokens: dict[str, str]) -> str | None:
+    """The name of the token an Authorization header presents, or None."""
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return None
+    # Headers arrive as text decoded with surrogateescape: bytes that are not
+    # UTF-8 survive as surrogates and can never equal a (checked, ASCII) token.
+    offered = presented.strip().encode("utf-8", "surrogateescape")
+    actor = None
+    for token, name in tokens.items():
+        if hmac.compare_digest(offered, token.encode()):
+            actor = name
+    return actor
+
+
 async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     """The request's JSON object; unknown fields are errors, so typos cannot pass silently."""
+    raw = await request.read()  # at most MAX_BODY bytes, else 413
     try:
-        body = await request.json(loads=json.loads)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("body", f"not UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Invalid("body", f"not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # Integers past Python's digit limit; arrays nested thousands deep.
+        raise Invalid("body", f"not usable JSON: {type(exc).__name__}") from None
     if not isinstance(body, dict):
         raise Invalid("body", "must be a JSON object")
     for field in sorted(set(body) - allowed):
-        raise Invalid(field, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        raise Invalid(field[:100], f"unknown field (allowed: {', '.join(sorted(allowed))})")
     return body
 
 
@@ -156,49 +216,58 @@ async def in_store(request: web.Request, method: str, *args: Any, **kwargs: Any)
     return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
 
 
-async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Run a store write for the caller and put its effect on the wire before replying."""
+async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """Run a store write for the caller and wait until DNS serves it: the change, and
+    whether every DNS worker served it in time (False: durable, not yet served)."""
     change = await in_store(request, method, request[ACTOR], *args, **kwargs)
     event = change.event
-    if event is not None:
-        # The change itself, as a fact with its fields: who, what, before and after.
-        log.info(
-            event.action,
-            seq=event.seq,
-            actor=event.actor,
-            zone=event.zone,
-            group=event.group,
-            app=event.app,
-            before=event.before,
-            after=event.after,
-            reason=event.reason,
-        )
+    if event is None:
+        return change, True  # nothing changed: nothing to serve
+    # The change itself, as a fact with its fields: who, what, before and after.
+    log.info(
+        event.action,
+        seq=event.seq,
+        actor=event.actor,
+        zone=event.zone,
+        group=event.group,
+        app=event.app,
+        before=event.before,
+        after=event.after,
+        reason=event.reason,
+    )
     metrics = request.app[METRICS_KEY]
-    if event is not None:
-        metrics.table_changes.inc()
-        if event.action == "group_switched":
-            metrics.switches.inc()
-    table = request.app[TABLE_KEY]()
-    if table is not None:
-        follow(table, change)  # this process answers DNS: serve it before replying
+    metrics.table_changes.inc()
+    if event.action == "group_switched":
+        metrics.switches.inc()
     served = request.app[SERVED_KEY]
-    if served is not None and change.event is not None and not await served(change.event.seq):
-        log.error("change_not_served_in_time", seq=change.event.seq)
+    is_served = served is None or await served(event.seq)
+    if not is_served:
+        metrics.changes_not_served.inc()
+        log.error("change_not_served_in_time", seq=event.seq)
     notifier = request.app[NOTIFIER_KEY]
     if notifier is not None:
         for zone in change.serials:
             notifier.changed(zone)  # RFC 1996: the secondaries fetch the new serial
     mirror = request.app[MIRROR_KEY]
-    if mirror is not None and change.event is not None:
+    if mirror is not None:
         mirror.changed()
-    return change
+    return change, is_served
 
 
-async def group_reply(request: web.Request, group: Group, status: int = 200) -> web.Response:
+def change_response(body: dict[str, Any] | None, status: int, served: bool) -> web.Response:
+    """The reply to a write: as asked when DNS serves it, else 202 saying exactly that."""
+    if served:
+        return (
+            web.Response(status=status) if body is None else web.json_response(body, status=status)
+        )
+    return web.json_response({**(body or {}), "served": False, "message": NOT_SERVED}, status=202)
+
+
+async def group_json(request: web.Request, group: Group) -> dict[str, Any]:
     apps: dict[str, App] = {}
     if group.active_app is not None:
         apps[group.active_app] = await in_store(request, "app", group.active_app)
-    return web.json_response(answer_json(group, apps), status=status)
+    return answer_json(group, apps)
 
 
 def zone_param(request: web.Request) -> str | None:
@@ -208,7 +277,7 @@ def zone_param(request: web.Request) -> str | None:
 def seq_param(request: web.Request, name: str) -> int | None:
     """An event seq given in the query as `name`, or None when it is not given."""
     text = request.query.get(name)
-    if text is not None and not text.isdigit():
+    if text is not None and not DIGITS.match(text):
         raise Invalid(name, "must be an event seq")
     return None if text is None else int(text)
 
@@ -217,21 +286,7 @@ def seq_param(request: web.Request, name: str) -> int | None:
 
 
 async def list_zones(request: web.Request) -> web.Response:
-    table = request.app[TABLE_KEY]()
-    counts: dict[str, int] = await in_store(request, "group_counts")
-    zones = []
-    for zone in table.zones.values() if table is not None else ():
-        name = zone.origin.to_text(omit_final_dot=True)
-        zones.append(
-            {
-                "name": name,
-                "serial": zone.serial,
-                "groups": counts.get(name, 0),
-                "names": len(zone.names),
-                "group_ttl": request.app[STORE_KEY].group_ttl(name),
-            }
-        )
-    return web.json_response({"zones": sorted(zones, key=lambda zone: zone["name"])})
+    return web.json_response({"zones": await in_store(request, "zone_summaries")})
 
 
 async def app_json(request: web.Request, app: App) -> dict[str, Any]:
@@ -255,7 +310,7 @@ async def post_app(request: web.Request) -> web.Response:
     body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
     if "name" not in body:
         raise Invalid("name", "is required")
-    change = await write(
+    change, served = await write(
         request,
         "create_app",
         body["name"],
@@ -264,7 +319,7 @@ async def post_app(request: web.Request) -> web.Response:
         reason=optional_str(body, "reason"),
     )
     app = change.apps[body["name"]]
-    return web.json_response(await app_json(request, app), status=201)
+    return change_response(await app_json(request, app), 201, served)
 
 
 async def get_app(request: web.Request) -> web.Response:
@@ -276,7 +331,7 @@ async def patch_app(request: web.Request) -> web.Response:
     body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
     name = request.match_info["name"]
     new_name = optional_str(body, "name")
-    await write(
+    _, served = await write(
         request,
         "update_app",
         name,
@@ -286,12 +341,12 @@ async def patch_app(request: web.Request) -> web.Response:
         reason=optional_str(body, "reason"),
     )
     app = await in_store(request, "app", new_name or name)
-    return web.json_response(await app_json(request, app))
+    return change_response(await app_json(request, app), 200, served)
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    await write(request, "delete_app", request.match_info["name"])
-    return web.Response(status=204)
+    _, served = await write(request, "delete_app", request.match_info["name"])
+    return change_response(None, 204, served)
 
 
 async def get_app_status(request: web.Request) -> web.Response:
@@ -319,43 +374,22 @@ async def list_groups(request: web.Request) -> web.Response:
 
 async def post_group(request: web.Request) -> web.Response:
     body = await json_body(request, {"zone", "label", "primary", "backup", "ttl", "reason"})
-    zone, label = optional_str(body, "zone"), optional_str(body, "label")
-    table = request.app[TABLE_KEY]()
-    if label is not None and table is not None:
-        refuse_static_name(table, label, zone)
-    change = await write(
+    change, served = await write(
         request,
         "create_group",
-        zone=zone,
-        label=label,
+        zone=optional_str(body, "zone"),
+        label=optional_str(body, "label"),
         primary=optional_str(body, "primary"),
         backup=optional_str(body, "backup"),
         ttl=body.get("ttl"),
         reason=optional_str(body, "reason"),
     )
-    return await group_reply(request, change.groups[0], status=201)
-
-
-def refuse_static_name(table: AnswerTable, label: str, zone: str | None) -> None:
-    """A group may not take a name the zone file already uses (its records would vanish)."""
-    for data in table.zones.values():
-        name = data.origin.to_text(omit_final_dot=True)
-        if zone is not None and zone.rstrip(".").lower() != name:
-            continue
-        try:
-            key = wire_key(dns.name.from_text(label, data.origin))
-        except dns.exception.DNSException:
-            return  # the store rejects the label itself, naming the field
-        # Only the file's own names: a group's name is the store's to refuse, saying so.
-        if key in data.file_names:
-            raise Conflict(
-                f"{label}.{name} is a name in the zone file; choose another label", field="label"
-            )
+    return change_response(await group_json(request, change.groups[0]), 201, served)
 
 
 async def get_group(request: web.Request) -> web.Response:
     group = await in_store(request, "group", request.match_info["label"], zone_param(request))
-    return await group_reply(request, group)
+    return web.json_response(await group_json(request, group))
 
 
 async def patch_group(request: web.Request) -> web.Response:
@@ -364,7 +398,7 @@ async def patch_group(request: web.Request) -> web.Response:
     for side, value in sides.items():
         if value is not None and not isinstance(value, str):
             raise Invalid(side, "must be an app name or null")
-    change = await write(
+    change, served = await write(
         request,
         "update_group",
         request.match_info["label"],
@@ -374,14 +408,14 @@ async def patch_group(request: web.Request) -> web.Response:
         ttl=body.get("ttl"),
         reason=optional_str(body, "reason"),
     )
-    return await group_reply(request, change.groups[0])
+    return change_response(await group_json(request, change.groups[0]), 200, served)
 
 
 async def post_switch(request: web.Request) -> web.Response:
     body = await json_body(request, {"to", "reason"})
     if "to" not in body:
         raise Invalid("to", 'is required: "primary" or "backup"')
-    change = await write(
+    change, served = await write(
         request,
         "switch",
         request.match_info["label"],
@@ -394,17 +428,19 @@ async def post_switch(request: web.Request) -> web.Response:
         if change.groups
         else await in_store(request, "group", request.match_info["label"], zone_param(request))
     )
-    return await group_reply(request, group)
+    return change_response(await group_json(request, group), 200, served)
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    await write(request, "delete_group", request.match_info["label"], zone_param(request))
-    return web.Response(status=204)
+    _, served = await write(
+        request, "delete_group", request.match_info["label"], zone_param(request)
+    )
+    return change_response(None, 204, served)
 
 
 async def list_events(request: web.Request) -> web.Response:
     limit_text = request.query.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= 1000:
         raise Invalid("limit", "must be a whole number from 1 to 1000")
     events = await in_store(
         request,
@@ -431,7 +467,10 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
     if mirror is None:
         raise NotFound("the Route53 mirror is not enabled ([route53] enabled = true)")
     try:
-        plans = await asyncio.wait_for(asyncio.wrap_future(mirror.request(kind)), MIRROR_TIMEOUT)
+        # shield: on timeout the request is abandoned, not cancelled under the mirror's
+        # thread, which answers it when it can (and must never die doing so).
+        future = asyncio.wrap_future(mirror.request(kind))
+        plans = await asyncio.wait_for(asyncio.shield(future), MIRROR_TIMEOUT)
     except TimeoutError:
         return error_response(
             504, "route53_timeout", f"Route53 did not answer in {MIRROR_TIMEOUT:.0f} s"
@@ -489,35 +528,56 @@ async def not_found(request: web.Request) -> web.Response:
 def create_app(
     registry: CollectorRegistry,
     health: HealthCheck,
-    store: Any = None,
-    table: CurrentTable | None = None,
+    store: Store | None = None,
     tokens: dict[str, str] | None = None,
     served: Served | None = None,
     notifier: Notifier | None = None,
     mirror: Route53Mirror | None = None,
+    allowed_hosts: frozenset[str] = frozenset(),
 ) -> web.Application:
-    """The admin app; `tokens` maps each accepted token to its name (the events' actor)."""
+    """The admin app; `tokens` maps each accepted token to its name (the events' actor),
+    `allowed_hosts` are names besides IP addresses and localhost it answers for."""
     app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[count_requests, json_errors, bearer_token]
+        client_max_size=MAX_BODY,
+        middlewares=[count_requests, json_errors, known_host, bearer_token],
     )
     app[METRICS_KEY] = ApiMetrics(registry)
     app[REGISTRY_KEY] = registry
     app[HEALTH_KEY] = health
     app[STORE_KEY] = store
-    app[TABLE_KEY] = table or (lambda: None)
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
     app[NOTIFIER_KEY] = notifier
     app[MIRROR_KEY] = mirror
+    app[ALLOWED_HOSTS_KEY] = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.on_response_prepare.append(security_headers)
     if store is not None:
+        app.cleanup_ctx.append(store_heartbeat)
         add_v1_routes(app)
         if (DASHBOARD / "index.html").exists():
             app.router.add_get("/", dashboard)
             app.router.add_static("/admin/", DASHBOARD, append_version=False)
     return app
+
+
+async def store_heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """While the app runs, prove now and then that the database takes writes (a full
+    disk or a read-only mount shows in /healthz before anyone needs a switch)."""
+    store: Store = app[STORE_KEY]
+
+    async def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a failure is in store.write_health
+                await asyncio.to_thread(store.heartbeat)
+            await asyncio.sleep(STORE_HEARTBEAT_INTERVAL)
+
+    task = asyncio.get_running_loop().create_task(beat())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def add_v1_routes(app: web.Application) -> None:

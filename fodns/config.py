@@ -8,6 +8,7 @@ silently ignored. Relative paths in a file are relative to that file's folder.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ DEFAULT_DNS_LISTEN = "127.0.0.1:5353"
 DEFAULT_API_LISTEN = "127.0.0.1:8053"
 DEFAULT_DB_PATH = "var/fodns.db"
 GROUP_TTL_RANGE = (5, 86400)
+HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
 UDP_PAYLOAD_RANGE = (512, 4096)
 
@@ -67,6 +69,9 @@ class DnsConfig:
 class ApiConfig:
     listen: ListenAddress
     token: str | None = None
+    # Host names the API answers for besides IP addresses and localhost (behind a
+    # reverse proxy, say); any other Host header gets 421 (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class _Reader:
         listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
         if not listen:
             raise self.fail("dns.listen", "needs at least one address")
-        api = self.table(raw, "api", {"listen", "token"})
+        api = self.table(raw, "api", {"listen", "token", "allowed_hosts"})
         store = self.table(raw, "store", {"path"})
         zones = raw.get("zones", [])
         if not isinstance(zones, list) or not zones:
@@ -254,6 +259,7 @@ class _Reader:
                     f"{self.path}: api.listen",
                 ),
                 token=self.typed(api, "token", str, None, "api"),
+                allowed_hosts=self.host_names(api),
             ),
             store_path=self.resolve(self.typed(store, "path", str, DEFAULT_DB_PATH, "store")),
             zones=zone_configs,
@@ -261,6 +267,13 @@ class _Reader:
             route53=self.route53(raw, zone_configs),
             source=str(self.path),
         )
+
+    def host_names(self, api: dict[str, Any]) -> list[str]:
+        names = self.typed(api, "allowed_hosts", list, [], "api")
+        for index, name in enumerate(names):
+            if not isinstance(name, str) or not HOST_NAME.match(name):
+                raise self.fail(f"api.allowed_hosts[{index}]", f"{name!r} is not a host name")
+        return [name.lower().rstrip(".") for name in names]
 
     def zone(self, raw: Any, index: int, keys: dict[str, TsigKeyConfig]) -> ZoneConfig:
         where = f"zones[{index}]"

@@ -53,3 +53,10 @@ class Conflict(FodnsError):
 
     status = 409
     code = "conflict"
+
+
+class StoreUnavailable(FodnsError):
+    """The database did not take a write (locked, full, read-only): nothing changed (HTTP 503)."""
+
+    status = 503
+    code = "store_unavailable"

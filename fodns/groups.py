@@ -11,7 +11,7 @@ import functools
 import socket
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import dns.name
@@ -21,9 +21,11 @@ import dns.rdatatype
 import dns.rrset
 
 from fodns import querystats
-from fodns.errors import NotFound
+from fodns.logs import get_logger
 from fodns.lookup import Outcome
-from fodns.model import App, Group, head_records
+from fodns.model import App, Group
+from fodns.records import group_answer, head_records
+from fodns.store import Touched
 from fodns.table import AnswerTable
 from fodns.wire import POINTER_TO_QUESTION, Template, make_template
 from fodns.zone import (
@@ -38,33 +40,7 @@ from fodns.zone import (
 )
 
 IN = dns.rdataclass.IN
-
-
-class GroupChange(Protocol):
-    """What the store reports of a committed write (see store.Change)."""
-
-    @property
-    def groups(self) -> tuple[Group, ...]: ...
-
-    @property
-    def deleted_groups(self) -> tuple[tuple[str, str], ...]: ...
-
-    @property
-    def apps(self) -> dict[str, App]: ...
-
-    @property
-    def serials(self) -> dict[str, int]: ...
-
-
-def active_head(group: Group, apps: Mapping[str, App]) -> tuple[str, ...]:
-    """The web head the group answers with now: its active app's, or none."""
-    active = group.active_app
-    return apps[active].web_head if active is not None and active in apps else ()
-
-
-def web_head_records(group: Group, apps: Mapping[str, App]) -> list[tuple[str, str]]:
-    """(type, data) of every record the group serves now, e.g. [("A", "192.0.2.10")]."""
-    return head_records(active_head(group, apps))
+log = get_logger()
 
 
 class GroupRecords(Mapping[int, RRset]):
@@ -168,7 +144,8 @@ _RR_AFTER_OWNER = struct.Struct("!HHIH")
 
 def group_rrsets(group: Group, apps: Mapping[str, App]) -> GroupRecords:
     """The group's records by type, as the answer table takes them (empty is NODATA)."""
-    return GroupRecords(group.fqdn, group.ttl, active_head(group, apps))
+    answer = group_answer(group, apps)
+    return GroupRecords(answer.fqdn, answer.ttl, answer.values)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -197,7 +174,7 @@ def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
     """A group as the API shows it: its fields and the records it answers with now."""
     return {
         **group.to_json(),
-        "answer": [{"type": t, "data": d} for t, d in web_head_records(group, apps)],
+        "answer": [{"type": t, "data": d} for t, d in group_answer(group, apps).records],
     }
 
 
@@ -252,61 +229,60 @@ def _label_key(label: str, origin_key: bytes) -> bytes:
     return bytes((len(encoded),)) + encoded + origin_key
 
 
-def follow(table: AnswerTable, change: GroupChange) -> None:
-    """Apply one committed store change to the table."""
-    apply_groups(table, change.groups, change.apps, change.serials, change.deleted_groups)
+class TouchedSource(Protocol):
+    """The store's read that following its log needs (see store.Store.touched_since)."""
+
+    def touched_since(self, seq: int) -> Touched: ...
 
 
-class GroupSource(Protocol):
-    """The reads of the store that following its log needs (see store.Store)."""
+class TableFollower:
+    """Keeps a process's answer table in step with the store's event log.
 
-    def events_since(self, seq: int) -> list[Any]: ...
-
-    def group(self, label: str, zone: str | None = None) -> Group: ...
-
-    def groups_using(self, app: str) -> list[Group]: ...
-
-    def app(self, name: str) -> App: ...
-
-    def serial(self, zone: str) -> int: ...
-
-
-def catch_up(table: AnswerTable, store: GroupSource, applied_seq: int) -> int:
-    """Apply every event after `applied_seq` to the table; the last seq applied.
-
-    Events say which group or app changed; the records come from the store's
-    current state, so however many events are read at once, the table ends up
-    as the store is (the log orders, the state answers).
+    It holds a cursor, the seq of the last event applied, and on `catch_up` reads
+    what the events after it touched (in their state now, read at one moment)
+    and applies that: in sequence order, never an older state over a newer one,
+    however changes and wake-ups interleave. If a batch cannot be built, its
+    groups are applied one by one and any that still fail are left as they were,
+    logged and counted, so one bad group never holds up the others.
     """
-    events = store.events_since(applied_seq)
-    if not events:
-        return applied_seq
-    changed: dict[tuple[str, str], Group] = {}
-    deleted: set[tuple[str, str]] = set()
-    app_names: set[str] = set()
-    for event in events:
-        if event.group is not None and event.zone is not None:
-            key = (event.zone, event.group)
-            try:
-                changed[key] = store.group(event.group, event.zone)
-                deleted.discard(key)
-            except NotFound:
-                changed.pop(key, None)
-                deleted.add(key)
-        if event.app is not None:
-            current = (event.after or {}).get("name", event.app)
-            app_names.add(current)
-    for name in app_names:
+
+    def __init__(
+        self, table: Callable[[], AnswerTable], store: TouchedSource, applied_seq: int
+    ) -> None:
+        self.table = table
+        self.store = store
+        self.applied_seq = applied_seq
+        self.failed_groups = 0  # groups skipped because their answers could not be built
+
+    def catch_up(self) -> int:
+        """Apply every event after the cursor; the new cursor."""
+        while True:
+            touched = self.store.touched_since(self.applied_seq)
+            if not touched.events:
+                return self.applied_seq
+            self._apply(touched)
+            self.applied_seq = touched.last_seq
+
+    def _apply(self, touched: Touched) -> None:
+        table = self.table()
         try:
-            for group in store.groups_using(name):
-                changed[(group.zone, group.label)] = group
-        except NotFound:
-            continue
-    apps: dict[str, App] = {}
-    for group in changed.values():
-        if group.active_app is not None and group.active_app not in apps:
-            apps[group.active_app] = store.app(group.active_app)
-    zones = {zone for zone, _ in changed} | {zone for zone, _ in deleted}
-    serials = {zone: store.serial(zone) for zone in zones}
-    apply_groups(table, changed.values(), apps, serials, deleted)
-    return int(events[-1].seq)
+            apply_groups(
+                table, touched.groups, touched.apps, touched.serials, touched.deleted_groups
+            )
+            return
+        except Exception:
+            log.exception("table_update_failed", seq=touched.last_seq, retry="group by group")
+        for group in touched.groups:
+            try:
+                apply_groups(table, [group], touched.apps, touched.serials)
+            except Exception as exc:
+                self.failed_groups += 1
+                log.error(
+                    "group_not_served",
+                    zone=group.zone,
+                    group=group.label,
+                    seq=touched.last_seq,
+                    error=str(exc),
+                    kept="its previous answer",
+                )
+        apply_groups(table, [], {}, touched.serials, touched.deleted_groups)

@@ -84,6 +84,38 @@ class ApiMetrics:
             "Committed changes applied to the answer table (each an incremental rebuild)",
             registry=registry,
         )
+        self.changes_not_served = Counter(
+            "fodns_api_changes_not_served",
+            "Changes committed but not served by every DNS worker in time (answered 202)",
+            registry=registry,
+        )
+
+
+class ServiceCollector(Collector):
+    """fodns's own health: readiness, worker restarts, the store's failed writes,
+    stored values that cannot be served."""
+
+    def __init__(self, state: Callable[[], dict[str, float]]) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        state = self.state()
+        ready = GaugeMetricFamily("fodns_ready", "1 when /healthz says ready, else 0")
+        ready.add_metric([], state["ready"])
+        restarts = CounterMetricFamily(
+            "fodns_dns_worker_restarts", "DNS worker processes replaced after dying"
+        )
+        restarts.add_metric([], state["worker_restarts"])
+        failures = CounterMetricFamily(
+            "fodns_store_write_failures", "Writes the database failed (disk full, I/O, read-only)"
+        )
+        failures.add_metric([], state["store_write_failures"])
+        unservable = GaugeMetricFamily(
+            "fodns_groups_unservable_values",
+            "Stored web-head values that cannot be put on the wire (left out of answers)",
+        )
+        unservable.add_metric([], state["unservable_values"])
+        yield from (ready, restarts, failures, unservable)
 
 
 class Route53Collector(Collector):
@@ -131,10 +163,14 @@ class MirrorHealth(Protocol):
 
 
 def build_registry(
-    counter_sources: Callable[[], list[list[int]]], mirror: MirrorHealth | None = None
+    counter_sources: Callable[[], list[list[int]]],
+    mirror: MirrorHealth | None = None,
+    service: Callable[[], dict[str, float]] | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(QueryCollector(counter_sources))
     if mirror is not None:
         registry.register(Route53Collector(mirror.health))
+    if service is not None:
+        registry.register(ServiceCollector(service))
     return registry

@@ -121,6 +121,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (zone, name, type)
         ) WITHOUT ROWID""",
     ),
+    (
+        # Labels a group may not take in a zone because someone else's records are
+        # there: the zone file's names ('zone_file') and, with the Route53 mirror,
+        # record sets of the hosted zone that fodns did not write ('route53'). Kept
+        # in the store so that the rule holds in every process, whatever the mode.
+        """CREATE TABLE reserved_labels (
+            zone TEXT NOT NULL,
+            label TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (zone, label, source)
+        ) WITHOUT ROWID""",
+        # How many names with records the zone file has (for GET /v1/zones).
+        "ALTER TABLE zone_files ADD COLUMN names INTEGER NOT NULL DEFAULT 0",
+        # One row, rewritten now and then: proof that the database still takes
+        # writes (a full disk or a read-only mount shows here before a switch).
+        "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

@@ -27,6 +27,13 @@ APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Group labels: one DNS label of letters, digits and hyphens (RFC 1123 §2.1),
 # stored lower-case; generated ones look like 414-262-781.
 GROUP_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# A web head's answer must fit in one UDP reply of the EDNS size most resolvers
+# use (1,232 bytes, DNS Flag Day 2020), or resolvers fall back to TCP for every
+# lookup. 32 AAAA records take 32 x 28 = 896 bytes; with a 12-byte header, the
+# longest question (259 bytes) and an OPT record (11) that is 1,178 bytes.
+WEB_HEAD_MAX = 32
+WEB_HEAD_ANSWER_BYTES = 1232
 
 
 @dataclass(frozen=True)
@@ -110,18 +117,6 @@ class Event:
         }
 
 
-def head_records(head: Sequence[str]) -> list[tuple[str, str]]:
-    """(type, data) of each value of a web head, e.g. [("A", "192.0.2.10")].
-
-    Web heads are stored checked and normalised: a hostname ends in a dot, an
-    IPv6 address has colons, anything else is IPv4.
-    """
-    return [
-        ("CNAME" if value.endswith(".") else "AAAA" if ":" in value else "A", value)
-        for value in head
-    ]
-
-
 def check_app_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or not APP_NAME.match(name):
         raise Invalid(
@@ -154,7 +149,7 @@ def check_side(side: Any, field: str = "to") -> Side:
 
 
 def check_web_head(values: Any, field: str) -> tuple[str, ...]:
-    """A load balancer or web servers: one hostname, or one or more IP addresses.
+    """A load balancer or web servers: one hostname, or one to WEB_HEAD_MAX IP addresses.
 
     Addresses are normalised (2001:DB8::1 -> 2001:db8::1); a hostname is made
     absolute and lower-case. An empty list means "none".
@@ -165,12 +160,19 @@ def check_web_head(values: Any, field: str) -> tuple[str, ...]:
         values = [values]
     if not isinstance(values, Sequence) or not all(isinstance(v, str) for v in values):
         raise Invalid(field, "must be a list of IP addresses or one hostname")
+    if len(values) > WEB_HEAD_MAX:
+        raise Invalid(
+            field,
+            f"has {len(values)} values; at most {WEB_HEAD_MAX} addresses fit in one "
+            f"{WEB_HEAD_ANSWER_BYTES}-byte UDP answer",
+        )
     addresses: list[str] = []
     hostnames: list[str] = []
     for value in values:
-        try:
-            addresses.append(str(ipaddress.ip_address(value.strip())))
-        except ValueError:
+        address = _check_address(value.strip(), field)
+        if address is not None:
+            addresses.append(address)
+        else:
             hostnames.append(_check_hostname(value.strip(), field))
     if hostnames and (addresses or len(hostnames) > 1):
         raise Invalid(field, "must be one hostname or only IP addresses, not a mix")
@@ -179,14 +181,38 @@ def check_web_head(values: Any, field: str) -> tuple[str, ...]:
     return tuple(hostnames) if hostnames else tuple(addresses)
 
 
+def _check_address(value: str, field: str) -> str | None:
+    """The normalised address, or None when `value` is not an IP address at all."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # fe80::1%eth0: the zone after % names an interface of one host (RFC 4007 §11);
+        # it has no meaning in DNS and cannot be written as AAAA data.
+        raise Invalid(field, f"{_shown(value)} is a scoped address; give it without the %zone")
+    if address.is_unspecified or address.is_multicast:
+        raise Invalid(field, f"{_shown(value)} cannot be a web head (unspecified or multicast)")
+    return str(address)
+
+
 def _check_hostname(value: str, field: str) -> str:
     try:
         name = dns.name.from_text(value)
     except dns.exception.DNSException as exc:
-        raise Invalid(field, f"{value!r} is neither an IP address nor a hostname: {exc}") from None
-    if len(name.labels) < 3 or not all(
-        re.match(r"^[A-Za-z0-9_-]+$", label.decode("ascii", "replace"))
-        for label in name.labels[:-1]
-    ):
-        raise Invalid(field, f"{value!r} is neither an IP address nor a hostname")
+        raise Invalid(
+            field, f"{_shown(value)} is neither an IP address nor a hostname: {exc}"
+        ) from None
+    labels = [label.decode("ascii", "replace") for label in name.labels[:-1]]
+    if len(labels) < 2 or not all(HOSTNAME_LABEL.match(label) for label in labels):
+        raise Invalid(field, f"{_shown(value)} is neither an IP address nor a hostname")
+    if labels[-1].isdigit():
+        # RFC 1123 §2.1 and RFC 3696 §2: a top-level label is never all digits, so
+        # 192.0.2.300 is a mistyped address, not a hostname.
+        raise Invalid(field, f"{_shown(value)} is not a valid IP address (nor a hostname)")
     return name.to_text().lower()
+
+
+def _shown(value: str) -> str:
+    """A value quoted for an error message, cut short: the input may be huge."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")

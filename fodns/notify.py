@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -47,6 +49,8 @@ class Notifier:
         self._dirty: set[str] = set()
         self._rounds: dict[str, asyncio.Task[None]] = {}
         self.sent = 0  # NOTIFY messages sent, resends included (for tests and metrics)
+        # The last outcome per (zone, target): "answered", "refused" or "unanswered".
+        self.outcomes: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     def changed(self, zone: str) -> None:
         """The zone's serial moved: make sure a round will tell its secondaries."""
@@ -75,14 +79,42 @@ class Notifier:
             rcode = await self._send_once(zone, target, wait)
             if rcode == dns.rcode.NOERROR:
                 target_log.info("notify_answered", attempt=attempt)
+                self._outcome(zone, serial, target, "answered")
                 return
             if rcode is not None:
                 # An answer, so resending would be the same: a key or ACL mismatch
                 # the operator must fix (the secondary still refreshes on its timer).
                 target_log.warning("notify_refused", rcode=dns.rcode.to_text(rcode))
+                self._outcome(zone, serial, target, "refused", dns.rcode.to_text(rcode))
                 return
             wait = min(MAX_WAIT, wait * 2) * random.uniform(0.9, 1.1)
         target_log.warning("notify_unanswered", tries=MAX_TRIES)
+        self._outcome(zone, serial, target, "unanswered")
+
+    def _outcome(
+        self, zone: str, serial: int, target: NotifyTarget, outcome: str, rcode: str | None = None
+    ) -> None:
+        self.outcomes[(zone, target.host, target.port)] = {
+            "outcome": outcome,
+            "serial": serial,
+            "rcode": rcode,
+            "at": time.time(),
+        }
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each secondary's last NOTIFY outcome, for /healthz."""
+        now = time.time()
+        return [
+            {
+                "zone": zone,
+                "target": f"{host}:{port}",
+                "outcome": state["outcome"],
+                "serial": state["serial"],
+                "rcode": state["rcode"],
+                "seconds_ago": round(now - state["at"], 3),
+            }
+            for (zone, host, port), state in sorted(self.outcomes.items())
+        ]
 
     async def _send_once(
         self, zone: str, target: NotifyTarget, timeout: float

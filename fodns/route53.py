@@ -30,7 +30,8 @@ from typing import Any
 from fodns.config import Route53Config, ZoneConfig
 from fodns.errors import NotFound
 from fodns.logs import get_logger
-from fodns.model import App, Group, head_records
+from fodns.model import App, Group
+from fodns.records import group_answer
 from fodns.store import MirrorKey, MirrorValue, Store
 
 log = get_logger()
@@ -120,12 +121,11 @@ def diff(
 
 def group_records(group: Group, apps: Mapping[str, App]) -> dict[MirrorKey, MirrorValue]:
     """The record sets a group answers with, as Route53 holds them."""
-    active = group.active_app
-    head = apps[active].web_head if active is not None and active in apps else ()
+    answer = group_answer(group, apps)
     by_type: dict[str, list[str]] = {}
-    for kind, data in head_records(head):
+    for kind, data in answer.records:
         by_type.setdefault(kind, []).append(data)
-    name = f"{group.fqdn}."
+    name = f"{answer.fqdn}."
     return {(name, kind): (group.ttl, tuple(sorted(values))) for kind, values in by_type.items()}
 
 
@@ -241,6 +241,10 @@ class Route53Mirror:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        """Whether the mirror's thread still runs."""
+        return self._thread.is_alive()
 
     def changed(self) -> None:
         """A change was committed: look at the log now rather than at the next poll."""

@@ -17,7 +17,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, Invalid, NotFound
-from fodns.model import App, Event, Group, head_records
+from fodns.model import App, Event, Group
+from fodns.records import group_answer
 
 # One record as the journal keeps it: (owner without the final dot, TTL, type, data).
 JournalRecord = tuple[str, int, str, str]
@@ -123,6 +124,26 @@ def rows_using(db: Database, app: AppRow) -> list[GroupRow]:
     return select_groups(db, "WHERE g.primary_app_id = ? OR g.backup_app_id = ?", [app.id, app.id])
 
 
+def rows_using_apps(db: Database, app_ids: Sequence[int]) -> list[GroupRow]:
+    """Every group whose primary or backup is one of the apps."""
+    if not app_ids:
+        return []
+    marks = ", ".join("?" * len(app_ids))
+    where = f"WHERE g.primary_app_id IN ({marks}) OR g.backup_app_id IN ({marks})"
+    return select_groups(db, where, [*app_ids, *app_ids])
+
+
+def app_ids_of(db: Database, seqs: Sequence[int]) -> list[int]:
+    """The ids of the apps these events touched (event_apps)."""
+    ids: set[int] = set()
+    for start in range(0, len(seqs), 500):  # SQLite's limit on bound parameters
+        chunk = seqs[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT app_id FROM event_apps WHERE seq IN ({marks})"
+        ids.update(int(row[0]) for row in db.execute(sql, list(chunk)))
+    return sorted(ids)
+
+
 def id_of(row: AppRow | None) -> int | None:
     return None if row is None else row.id
 
@@ -156,10 +177,10 @@ def claimable_label(db: Database, zone: str, label: str) -> str:
 
 
 def answer_records(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:
-    """The records a group answers with, its apps being `apps` (by name)."""
-    active = group.active_app
-    head = apps[active].web_head if active is not None and active in apps else ()
-    return {(group.fqdn, group.ttl, kind, data) for kind, data in head_records(head)}
+    """The records a group answers with, its apps being `apps` (by name), as the
+    journal keeps them."""
+    answer = group_answer(group, apps)
+    return {(answer.fqdn, answer.ttl, kind, data) for kind, data in answer.records}
 
 
 def journal_records(text: str) -> tuple[JournalRecord, ...]:
@@ -278,6 +299,19 @@ def check_text(value: Any, field: str, *, required: bool) -> None:
         return
     if not isinstance(value, str) or not value.strip() or len(value) > TEXT_MAX:
         raise Invalid(field, f"must be text of 1 to {TEXT_MAX} characters")
+    if "\x00" in value or not is_utf8(value):
+        # JSON can carry a lone surrogate ("\ud800") or a NUL, which SQLite, the
+        # logs and every reader of the event log would then choke on.
+        raise Invalid(field, "must be valid UTF-8 text without NUL characters")
+
+
+def is_utf8(value: str) -> bool:
+    """False for a str holding lone surrogates, which have no UTF-8 form."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_int(value: Any, field: str, low: int, high: int) -> None:
@@ -288,6 +322,11 @@ def check_int(value: Any, field: str, low: int, high: int) -> None:
 def utc_now() -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2024-11-22T06:19:00.123Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seconds_since(at: str) -> float:
+    """Seconds from a utc_now() timestamp until now."""
+    return (datetime.now(UTC) - datetime.fromisoformat(at.replace("Z", "+00:00"))).total_seconds()
 
 
 def dump_list(values: tuple[str, ...]) -> str:

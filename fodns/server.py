@@ -1,22 +1,16 @@
-"""The DNS server: UDP and TCP listeners, their protocols, reload, and worker processes.
+"""The DNS server: UDP and TCP listeners, their protocols, the table they answer from,
+and reloading it.
 
-One process (workers = 1) runs DNS and the admin API on one event loop. With
-workers = N the main process runs the API and supervises N spawned worker
-processes; each binds every listen address itself with SO_REUSEPORT (the
-kernel spreads queries over them), loads the zones and builds its own table,
-and reports its counters to the main process once a second.
+One process (workers = 1) runs DNS and the admin API on one event loop; with
+workers = N each worker process runs a DnsServer of its own (see workers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import gc
-import multiprocessing
-import multiprocessing.connection
-import os
 import signal
 import socket
 import time
@@ -27,13 +21,12 @@ from typing import Any
 from fodns import batchio
 from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
-from fodns.groups import catch_up, load_groups
-from fodns.logs import configure_logging, get_logger
+from fodns.groups import load_groups
+from fodns.logs import get_logger
 from fodns.query import QueryHandler, name_end
 from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
 from fodns.transfer import Transfers
-from fodns.tsig import tsig_keyring
 from fodns.zone import ZoneData, load_zone_file
 
 log = get_logger()
@@ -44,38 +37,38 @@ TCP_LENGTH_PREFIX = 2  # RFC 1035 §4.2.2: two-octet length before each message
 TCP_PENDING_LIMIT = 64 * 1024
 # Transfer messages (~16 KB each) rendered before other work gets the loop.
 TRANSFER_MESSAGES_PER_TURN = 4
-COUNTER_REPORT_INTERVAL = 1.0
-# Workers look for new events this often: a change is served by every worker
-# within about this long after it is committed.
-STORE_POLL_INTERVAL = 0.005
 
 
 def load_zones(zones: Iterable[ZoneConfig]) -> list[ZoneData]:
     return [load_zone_file(zone.file, zone.name) for zone in zones]
 
 
-def build_table(config: Config, store: Store | None = None) -> AnswerTable:
-    """The zone files' data, and on top of it every group of the store."""
-    table = AnswerTable(load_zones(config.zones))
-    add_groups(table, store)
-    return table
+def record_zone_files(store: Store, zones: Iterable[ZoneData]) -> None:
+    """Tell the store what each zone file holds: it settles the serial (at least the
+    file's, moved on if the file's records changed since the last load) and keeps
+    the labels the file uses, which no group may take, whichever process asks."""
+    for zone in zones:
+        store.zone_loaded(
+            zone.origin.to_text(omit_final_dot=True),
+            zone.serial,
+            zone.file_digest,
+            zone.file_labels(),
+            len(zone.file_names),
+        )
 
 
-def add_groups(table: AnswerTable, store: Store | None) -> None:
-    """Every group of the store on top of the zone files' data, then frozen."""
-    if store is not None:
-        for zone in table.zones.values():
-            # The store settles the serial: at least the file's, and moved on if
-            # the file's records changed since the last load.
-            name = zone.origin.to_text(omit_final_dot=True)
-            store.zone_loaded(name, zone.serial, zone.file_digest)
-        groups, apps, serials, _ = store.snapshot()
-        load_groups(table, groups, apps, serials)
+def build_table(zones: list[ZoneData], store: Store) -> tuple[AnswerTable, int]:
+    """The zone files' data and, on top of it, every group of the store: the table
+    and the seq of the last event it includes (where its follower starts)."""
+    table = AnswerTable(zones)
+    groups, apps, serials, seq = store.snapshot()
+    load_groups(table, groups, apps, serials)
     # The table is hundreds of thousands of long-lived objects: move them out of
     # the collector's reach, so full collections stop pausing queries (measured:
     # a 70 ms worst case under dnsperf before, with a 10,000-name zone).
     gc.collect()
     gc.freeze()
+    return table, seq
 
 
 def zone_serials(table: AnswerTable) -> dict[str, int]:
@@ -350,21 +343,23 @@ class DnsServer:
             await server.wait_closed()
 
 
-def open_store(config: Config, table: AnswerTable) -> Store:
-    """The store, told each zone's file serial (from `table`) and default group TTL."""
-    serials = zone_serials(table)
-    zones = {
+def open_store(config: Config, zones: list[ZoneData]) -> Store:
+    """The store, told each zone's file serial and default group TTL."""
+    serials = {zone.origin.to_text(omit_final_dot=True): zone.serial for zone in zones}
+    defaults = {
         zone.name: ZoneDefaults(serial=serials[zone.name], group_ttl=zone.group_ttl)
         for zone in config.zones
     }
-    return Store(config.store_path, zones)
+    return Store(config.store_path, defaults)
 
 
-def reload_zones(handler: QueryHandler, config: Config, store: Store | None = None) -> bool:
+def reload_zones(handler: QueryHandler, config: Config, store: Store) -> bool:
     """SIGHUP: rebuild the table from the zone files and the store; on any error keep
     serving the old one."""
     try:
-        table = build_table(config, store)
+        zones = load_zones(config.zones)
+        record_zone_files(store, zones)
+        table, _ = build_table(zones, store)
     except Exception as exc:
         log.error("zone_reload_failed", error=str(exc), kept="previous table")
         return False
@@ -390,211 +385,3 @@ def install_signal_handlers(stop: asyncio.Event, on_reload: Callable[[], object]
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
-
-
-def worker_main(
-    config: Config,
-    index: int,
-    report: multiprocessing.connection.Connection,
-    listen_from: multiprocessing.connection.Connection | None = None,
-) -> None:
-    """A worker process: its own table, its own SO_REUSEPORT sockets, counters to the parent.
-
-    With `listen_from`, the worker builds its table, then waits there for the
-    addresses to bind (worker 0 picks any port given as 0), so that all workers
-    build at once instead of one after another.
-    """
-    configure_logging()
-    worker_log = log.bind(worker=index, pid=os.getpid())
-
-    async def serve() -> None:
-        table = AnswerTable(load_zones(config.zones))
-        store = open_store(config, table)
-        applied = store.last_seq()
-        add_groups(table, store)
-        handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
-        dns_config = config.dns
-        if listen_from is not None:
-            addresses = await asyncio.to_thread(listen_from.recv)
-            dns_config = dataclasses.replace(
-                dns_config, listen=[ListenAddress(host, port) for host, port in addresses]
-            )
-        server = DnsServer(
-            handler,
-            dns_config,
-            reuse_port=True,
-            transfers=Transfers(lambda: handler.table, config.zones, config.tsig, store.journal),
-        )
-        try:
-            bound = await server.start()
-        except ListenError as exc:
-            report.send(("failed", str(exc)))
-            return
-        report.send(("ready", [(a.host, a.port) for a in bound]))
-        stop = asyncio.Event()
-
-        def reload() -> None:
-            reloaded = reload_zones(handler, config, store)
-            with contextlib.suppress(OSError):
-                report.send(("reloaded", zone_serials(handler.table) if reloaded else None))
-
-        install_signal_handlers(stop, reload)
-        worker_log.info("worker_started", listen=[str(a) for a in bound])
-        next_report = time.monotonic()
-        while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), STORE_POLL_INTERVAL)
-            # Follow the change log: the store is the spine, every worker reads it.
-            if store.last_seq() > applied:
-                applied = catch_up(handler.table, store, applied)
-                with contextlib.suppress(OSError):
-                    report.send(("applied", applied))
-            if time.monotonic() >= next_report:
-                next_report += COUNTER_REPORT_INTERVAL
-                with contextlib.suppress(OSError):
-                    report.send(("counters", handler.counters))
-        await server.close()
-        store.close()
-
-    try:
-        run_event_loop(serve)
-    except Exception as exc:  # building the table failed, or worse: tell the parent
-        with contextlib.suppress(OSError):
-            report.send(("failed", str(exc)))
-        raise
-
-
-@dataclass
-class Worker:
-    index: int
-    process: multiprocessing.process.BaseProcess
-    report: multiprocessing.connection.Connection
-    counters: list[int] = field(default_factory=list)
-    applied_seq: int = 0
-    reloads: int = 0  # SIGHUP reloads finished (or failed), to wait for the next one
-    # Where the parent sends the addresses to bind, for a worker started before
-    # worker 0 had picked its port.
-    instructions: multiprocessing.connection.Connection | None = None
-
-
-class WorkerPool:
-    """Spawns and supervises DNS worker processes; restarts one that dies unexpectedly."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.workers: dict[int, Worker] = {}
-        self.context = multiprocessing.get_context("spawn")
-        self.stopping = False
-        self.listen: list[ListenAddress] = []
-
-    def start(self) -> list[ListenAddress]:
-        """Start every worker at once; worker 0 binds first, and if a port was 0 the
-        others are told the port it got before they bind the same."""
-        needs_port = any(address.port == 0 for address in self.config.dns.listen)
-        first = self._spawn(0, self.config)
-        others = [
-            self._spawn(index, self.config, wait_for_listen=needs_port)
-            for index in range(1, self.config.dns.workers)
-        ]
-        self.listen = [ListenAddress(h, p) for h, p in self._wait_ready(first)]
-        self.config = _with_listen(self.config, self.listen)  # replacements bind these
-        for worker in others:
-            if worker.instructions is not None:
-                worker.instructions.send([(a.host, a.port) for a in self.listen])
-        for worker in others:
-            self._wait_ready(worker)
-        return self.listen
-
-    def _spawn(self, index: int, config: Config, wait_for_listen: bool = False) -> Worker:
-        receive, send = self.context.Pipe(duplex=False)
-        listen_from, instructions = (
-            self.context.Pipe(duplex=False) if wait_for_listen else (None, None)
-        )
-        process = self.context.Process(
-            target=worker_main,
-            args=(config, index, send, listen_from),
-            name=f"fodns-dns-{index}",
-            daemon=True,
-        )
-        process.start()
-        send.close()
-        if listen_from is not None:
-            listen_from.close()
-        worker = Worker(index, process, receive, instructions=instructions)
-        self.workers[index] = worker
-        return worker
-
-    def _wait_ready(self, worker: Worker, timeout: float = 60.0) -> list[tuple[str, int]]:
-        if not worker.report.poll(timeout):
-            raise ListenError(f"DNS worker {worker.index} did not start within {timeout:.0f} s")
-        try:
-            kind, payload = worker.report.recv()
-        except EOFError:
-            raise ListenError(f"DNS worker {worker.index} exited while starting") from None
-        if kind != "ready":
-            raise ListenError(str(payload))
-        return payload  # type: ignore[no-any-return]
-
-    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        for worker in self.workers.values():
-            loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
-
-    def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-        try:
-            kind, payload = worker.report.recv()
-        except (EOFError, OSError):
-            loop.remove_reader(worker.report.fileno())
-            worker.report.close()
-            if not self.stopping:
-                log.error("worker_died", worker=worker.index, exitcode=worker.process.exitcode)
-                replacement = self._spawn(worker.index, self.config)
-                loop.add_reader(replacement.report.fileno(), self._on_report, loop, replacement)
-            return
-        if kind == "counters":
-            worker.counters = payload
-        elif kind == "applied":
-            worker.applied_seq = payload
-        elif kind == "reloaded":
-            worker.reloads += 1
-
-    async def served(self, seq: int, timeout: float = 2.0) -> bool:
-        """Wait until every worker has applied event `seq`; False if one has not in time."""
-        deadline = time.monotonic() + timeout
-        while any(w.applied_seq < seq for w in self.workers.values()):
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.001)
-        return True
-
-    async def reload(self, timeout: float = 120.0) -> bool:
-        """SIGHUP every worker and wait until each has reloaded its zone files (or
-        kept its old table); False if one has not in time."""
-        wanted = {index: worker.reloads + 1 for index, worker in self.workers.items()}
-        self.signal_all(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while any(w.reloads < wanted.get(i, 0) for i, w in self.workers.items()):
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
-
-    def counters(self) -> list[list[int]]:
-        return [w.counters for w in self.workers.values() if w.counters]
-
-    def signal_all(self, signum: int) -> None:
-        for worker in self.workers.values():
-            if worker.process.pid is not None and worker.process.is_alive():
-                os.kill(worker.process.pid, signum)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping = True
-        self.signal_all(signal.SIGTERM)
-        for worker in self.workers.values():
-            worker.process.join(timeout)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-
-
-def _with_listen(config: Config, listen: list[ListenAddress]) -> Config:
-    return dataclasses.replace(config, dns=dataclasses.replace(config.dns, listen=listen))

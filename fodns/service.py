@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -13,18 +14,21 @@ from aiohttp import web
 from fodns.api import create_app
 from fodns.config import Config, ListenAddress
 from fodns.errors import ListenError
+from fodns.groups import TableFollower
+from fodns.health import HealthSources, health_report
 from fodns.logs import get_logger
 from fodns.metrics import build_registry
 from fodns.notify import Notifier
 from fodns.query import QueryHandler
+from fodns.records import head_records, unservable_values
 from fodns.route53 import Route53Mirror
 from fodns.server import (
     DnsServer,
-    WorkerPool,
-    add_groups,
     build_table,
     install_signal_handlers,
+    load_zones,
     open_store,
+    record_zone_files,
     reload_zones,
     run_event_loop,
     zone_serials,
@@ -33,15 +37,21 @@ from fodns.store import Store
 from fodns.tokens import admin_tokens
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
+from fodns.workers import WorkerPool
 
 log = get_logger()
+# With workers = 1, the table also looks at the log this often, for changes no
+# request of this process waited for.
+FOLLOW_INTERVAL = 1.0
 
 
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
-    table = build_table(config)  # zone errors stop start-up here, before any socket or database
-    store = open_store(config, table)
-    tokens = admin_tokens(config.api.token, config.store_path)
+    zones = load_zones(config.zones)  # zone errors stop start-up here, before any socket
+    tokens = admin_tokens(config.api.token, config.store_path)  # so do empty or short tokens
+    store = open_store(config, zones)
+    record_zone_files(store, zones)
+    check_stored_values(store)
     for name in set(tokens.values()):
         store.ensure_token_name(name)  # events name their actor by the token's name
     mirror = Route53Mirror(store, config.route53, config.zones) if config.route53.enabled else None
@@ -49,11 +59,14 @@ def serve(config: Config) -> None:
         if mirror is not None:
             mirror.start()  # its own thread: Route53 never holds up DNS or the API
         if config.dns.workers == 1:
-            add_groups(table, store)
+            table, applied = build_table(zones, store)
             handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
-            run_event_loop(lambda: _serve_in_process(config, handler, store, tokens, mirror))
+            follower = TableFollower(lambda: handler.table, store, applied)
+            run_event_loop(
+                lambda: _serve_in_process(config, handler, follower, store, tokens, mirror)
+            )
         else:
-            del table  # each worker builds its own
+            del zones  # each worker loads its own
             run_event_loop(lambda: _serve_with_workers(config, store, tokens, mirror))
     finally:
         if mirror is not None:
@@ -61,9 +74,18 @@ def serve(config: Config) -> None:
         store.close()
 
 
+def check_stored_values(store: Store) -> None:
+    """Look at every stored web-head value once at start: any that cannot be served is
+    logged (record_unservable) and counted now, not first when a group answers with it."""
+    for app in store.apps():
+        head_records(app.load_balancer)
+        head_records(app.web_servers)
+
+
 async def _serve_in_process(
     config: Config,
     handler: QueryHandler,
+    follower: TableFollower,
     store: Store,
     tokens: dict[str, str],
     mirror: Route53Mirror | None,
@@ -71,18 +93,45 @@ async def _serve_in_process(
     transfers = Transfers(lambda: handler.table, config.zones, config.tsig, store.journal)
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
-    registry = build_registry(lambda: [handler.counters], mirror)
+
+    def catch_up() -> bool:
+        try:
+            follower.catch_up()
+        except Exception:  # the database could not be read: /healthz shows the lag
+            log.exception("table_catch_up_failed", applied=follower.applied_seq)
+            return False
+        return True
+
+    async def served(seq: int) -> bool:
+        # This process answers DNS: apply the log up to the change before replying.
+        return catch_up() and follower.applied_seq >= seq
+
+    def dns_states() -> list[dict[str, Any]]:
+        return [
+            {
+                "index": 0,
+                "pid": os.getpid(),
+                "serving": True,
+                "applied_seq": follower.applied_seq,
+                "serials": zone_serials(handler.table),
+                "last_report_seconds_ago": 0.0,
+            }
+        ]
+
     # The API follows its writes into whichever table this process serves now
     # (SIGHUP replaces it), so it asks the handler at each request.
     notifier = Notifier(config.zones, config.tsig, lambda zone: zone_serials(handler.table)[zone])
+    sources = _health_sources(config, store, 1, dns_states, listen, mirror, notifier)
+    registry = build_registry(lambda: [handler.counters], mirror, _service_state(sources))
     app = create_app(
         registry,
-        lambda: _health(handler, listen, 1, mirror),
+        lambda: health_report(sources),
         store=store,
-        table=lambda: handler.table,
         tokens=tokens,
+        served=served,
         notifier=notifier,
         mirror=mirror,
+        allowed_hosts=frozenset(config.api.allowed_hosts),
     )
     runner = await _start_api(config, app)
     stop = asyncio.Event()
@@ -92,10 +141,17 @@ async def _serve_in_process(
         reload_zones(handler, config, store)
         _notify_moved(notifier, before, zone_serials(handler.table))
 
+    async def follow_log() -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            catch_up()
+
     install_signal_handlers(stop, reload)
+    follower_task = asyncio.get_running_loop().create_task(follow_log())
     _announce(config, listen, zone_serials(handler.table))
     await stop.wait()
     log.info("stopping")
+    follower_task.cancel()
     await runner.cleanup()
     await dns_server.close()
 
@@ -108,16 +164,20 @@ async def _serve_with_workers(
     listen = await loop.run_in_executor(None, pool.start)
     try:
         pool.watch(loop)
-        registry = build_registry(pool.counters, mirror)
         notifier = Notifier(config.zones, config.tsig, store.serial)
+        sources = _health_sources(
+            config, store, config.dns.workers, pool.states, listen, mirror, notifier
+        )
+        registry = build_registry(pool.counters, mirror, _service_state(sources, pool))
         app = create_app(
             registry,
-            lambda: _health(None, listen, len(pool.workers), mirror),
+            lambda: health_report(sources),
             store=store,
             tokens=tokens,
             served=pool.served,
             notifier=notifier,
             mirror=mirror,
+            allowed_hosts=frozenset(config.api.allowed_hosts),
         )
         runner = await _start_api(config, app)
         stop = asyncio.Event()
@@ -146,6 +206,40 @@ async def _serve_with_workers(
         await loop.run_in_executor(None, pool.stop)
 
 
+def _health_sources(
+    config: Config,
+    store: Store,
+    workers: int,
+    dns_states: Callable[[], list[dict[str, Any]]],
+    listen: list[ListenAddress],
+    mirror: Route53Mirror | None,
+    notifier: Notifier,
+) -> HealthSources:
+    return HealthSources(
+        store=store,
+        zones=[zone.name for zone in config.zones],
+        workers_wanted=workers,
+        dns_states=dns_states,
+        listen=[str(a) for a in listen],
+        mirror=mirror,
+        notifier=notifier if any(zone.notify for zone in config.zones) else None,
+    )
+
+
+def _service_state(
+    sources: HealthSources, pool: WorkerPool | None = None
+) -> Callable[[], dict[str, float]]:
+    def state() -> dict[str, float]:
+        return {
+            "ready": float(health_report(sources)["ready"]),
+            "worker_restarts": pool.restarts if pool is not None else 0,
+            "store_write_failures": sources.store.write_health.failures,
+            "unservable_values": len(unservable_values()),
+        }
+
+    return state
+
+
 def _notify_moved(notifier: Notifier, before: dict[str, int], after: dict[str, int]) -> None:
     """After a reload: NOTIFY the secondaries of each zone whose serial moved."""
     for zone, serial in after.items():
@@ -169,19 +263,6 @@ async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
             host, port = sock.getsockname()[:2]
             config.api.listen = ListenAddress(host, port)
     return runner
-
-
-def _health(
-    handler: QueryHandler | None,
-    listen: list[ListenAddress],
-    workers: int,
-    mirror: Route53Mirror | None,
-) -> dict[str, Any]:
-    zones = zone_serials(handler.table) if handler else {}
-    health = {"ready": True, "dns": [str(a) for a in listen], "workers": workers, "zones": zones}
-    if mirror is not None:
-        health["route53"] = mirror.health()
-    return health
 
 
 def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str]) -> None:

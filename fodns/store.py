@@ -58,6 +58,7 @@ from fodns.rows import (
     active_app_id,
     answer_records,
     app_filter,
+    app_ids_of,
     append_event,
     apps_of,
     canonical_zone,
@@ -76,13 +77,15 @@ from fodns.rows import (
     label_used,
     newest_seq,
     rows_using,
+    rows_using_apps,
+    seconds_since,
     select_apps,
     select_groups,
     store_serial,
     trim_journal,
     utc_now,
 )
-from fodns.writer import Writer, connect
+from fodns.writer import WriteHealth, Writer, connect
 
 T = TypeVar("T")
 FailoverStatus = Literal["online", "offline", "none"]
@@ -90,6 +93,12 @@ WebHead = Sequence[str] | str
 SERIAL_MAX = 2**32 - 1  # RFC 1982: serials are unsigned 32-bit numbers
 LABEL_ATTEMPTS = 1000  # 10**9 labels: a thousand misses in a row means something is wrong
 EVENTS_PAGE_MAX = 1000
+# Who holds a reserved label (see _refuse_reserved).
+# Events read at once by touched_since: a follower far behind catches up in steps.
+TOUCHED_EVENTS_MAX = 10_000
+RESERVED_BY_ZONE_FILE = "zone_file"
+RESERVED_BY_ROUTE53 = "route53"
+RESERVED_BY_NESTED_ZONE = "nested_zone"
 
 
 class Unset(enum.Enum):
@@ -141,6 +150,19 @@ class Change:
     deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of groups that no longer exist
     apps: dict[str, App] = field(default_factory=dict)  # the apps those groups reference, by name
     serials: dict[str, int] = field(default_factory=dict)  # new SOA serial of each changed zone
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What the events after a cursor touched, each in its state now, all read at one
+    moment: how the DNS tables (and every other follower of the log) catch up."""
+
+    last_seq: int  # the newest event included; the cursor to ask from next time
+    events: tuple[Event, ...] = ()
+    groups: tuple[Group, ...] = ()  # touched groups that exist, as they are now
+    deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of those that are gone
+    apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
+    serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
 
 
 class Store:
@@ -288,6 +310,58 @@ class Store:
         sql = f"{EVENT_SELECT} WHERE seq > ? ORDER BY seq"
         return self._read(lambda db: [event_from_row(row) for row in db.query(sql, [seq])])
 
+    def touched_since(self, seq: int, limit: int = TOUCHED_EVENTS_MAX) -> Touched:
+        """The events after `seq` (at most `limit`, oldest first) and everything they
+        touched, as it is now, in one read transaction.
+
+        The log orders, the state answers: however many events are read at once,
+        a follower that applies the result ends up as the store is, and never
+        applies an older state over a newer one. A group event touches its group;
+        an app event every group that refers to the app (by id, across renames).
+        """
+
+        def read(db: Database) -> Touched:
+            events = tuple(
+                event_from_row(row)
+                for row in db.query(
+                    f"{EVENT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+                )
+            )
+            if not events:
+                return Touched(last_seq=seq)
+            keys = {(e.zone, e.group) for e in events if e.group is not None and e.zone is not None}
+            app_seqs = [e.seq for e in events if e.action.startswith("app_")]
+            groups: dict[tuple[str, str], Group] = {}
+            for row in rows_using_apps(db, app_ids_of(db, app_seqs)):
+                groups[(row.group.zone, row.group.label)] = row.group
+            deleted = []
+            for zone, label in sorted(keys - set(groups)):
+                found = select_groups(db, "WHERE g.zone = ? AND g.label = ?", [zone, label])
+                if found:
+                    groups[(zone, label)] = found[0].group
+                else:
+                    deleted.append((zone, label))
+            zones = {zone for zone, _ in groups} | {zone for zone, _ in deleted}
+            return Touched(
+                last_seq=events[-1].seq,
+                events=events,
+                groups=tuple(groups.values()),
+                deleted_groups=tuple(deleted),
+                apps=apps_of(db, groups.values()),
+                serials={zone: self._served_serial(db, zone) for zone in sorted(zones)},
+            )
+
+        return self._read(read)
+
+    def event_age(self, seq: int) -> float | None:
+        """Seconds since event `seq` was committed, or None if there is no such event."""
+
+        def read(db: Database) -> float | None:
+            row = db.execute("SELECT at FROM events WHERE seq = ?", [seq]).fetchone()
+            return None if row is None else seconds_since(str(row[0]))
+
+        return self._read(read)
+
     def last_seq(self) -> int:
         return self._read(newest_seq)
 
@@ -400,15 +474,25 @@ class Store:
 
         self._writer.run(write)
 
-    def zone_loaded(self, zone: str, file_serial: int, digest: str) -> int:
+    def zone_loaded(
+        self,
+        zone: str,
+        file_serial: int,
+        digest: str,
+        labels: Iterable[str] = (),
+        names: int = 0,
+    ) -> int:
         """A zone file was (re)loaded: the serial to serve with it.
 
         At least the file's serial. When the file's records differ from the last
         load (`digest` is content_digest of the file's records), the serial moves
         on by one, so secondaries fetch the edit even if the operator did not
         raise the file's serial past fodns's, and the journal starts afresh.
+        `labels` are the labels just below the apex that the file uses (no group
+        may take one) and `names` how many names with records it has.
         """
         key = canonical_zone(zone)
+        file_labels = {label.lower() for label in labels}
 
         def write(db: Database) -> int:
             row = db.execute("SELECT digest FROM zone_files WHERE zone = ?", [key]).fetchone()
@@ -418,16 +502,64 @@ class Store:
                 if serial > SERIAL_MAX:
                     raise FodnsError(f"the SOA serial of zone {key} would pass {SERIAL_MAX}")
                 db.execute("DELETE FROM zone_journal WHERE zone = ?", [key])
-            if row is None or row[0] != digest:
-                db.execute(
-                    "INSERT INTO zone_files VALUES (?, ?)"
-                    " ON CONFLICT (zone) DO UPDATE SET digest = excluded.digest",
-                    [key, digest],
-                )
+            db.execute(
+                "INSERT INTO zone_files (zone, digest, names) VALUES (?, ?, ?)"
+                " ON CONFLICT (zone) DO UPDATE SET digest = excluded.digest,"
+                " names = excluded.names",
+                [key, digest, names],
+            )
+            _replace_reserved(db, key, RESERVED_BY_ZONE_FILE, file_labels)
             store_serial(db, key, serial)
             return serial
 
         return self._writer.run(write)
+
+    def replace_reserved_labels(self, zone: str, source: str, labels: Iterable[str]) -> None:
+        """The labels `source` ("route53": records of the hosted zone fodns did not
+        write) holds in the zone now; no new group may take one."""
+        key = canonical_zone(zone)
+        wanted = {label.lower() for label in labels}
+        self._writer.run(lambda db: _replace_reserved(db, key, source, wanted))
+
+    def reserved_labels(self, zone: str) -> dict[str, str]:
+        """Every label of the zone held by records that are not fodns's: label -> source."""
+        key = canonical_zone(zone)
+        # Ascending, so that the zone file (named last) wins where both hold a label.
+        sql = "SELECT label, source FROM reserved_labels WHERE zone = ? ORDER BY source"
+        return self._read(lambda db: {str(lb): str(src) for lb, src in db.execute(sql, [key])})
+
+    def zone_summaries(self) -> list[dict[str, Any]]:
+        """Every configured zone by name: its SOA serial, groups, names with records
+        (the zone file's and the groups') and the TTL of new groups, at one moment."""
+
+        def read(db: Database) -> list[dict[str, Any]]:
+            groups = dict(db.execute("SELECT zone, COUNT(*) FROM groups GROUP BY zone").fetchall())
+            names = dict(db.execute("SELECT zone, names FROM zone_files").fetchall())
+            return [
+                {
+                    "name": zone,
+                    "serial": self._served_serial(db, zone),
+                    "groups": int(groups.get(zone, 0)),
+                    "names": int(names.get(zone, 0)) + int(groups.get(zone, 0)),
+                    "group_ttl": defaults.group_ttl,
+                }
+                for zone, defaults in sorted(self._zones.items())
+            ]
+
+        return self._read(read)
+
+    def heartbeat(self) -> None:
+        """Write one row: raises if the database no longer takes writes (disk full,
+        read-only, locked), which /healthz reports."""
+        now = utc_now()
+        self._writer.run(
+            lambda db: db.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [now])
+        )
+
+    @property
+    def write_health(self) -> WriteHealth:
+        """The outcome of the most recent write (see writer.Writer)."""
+        return self._writer.health
 
     def ensure_token_name(self, name: str) -> None:
         """Record the name of an API token (the actor of its changes), if it is new."""
@@ -596,6 +728,7 @@ class Store:
             if wanted is None:
                 new_label = self._new_label(db, zone_name)
             else:
+                self._refuse_reserved(db, zone_name, wanted)
                 new_label = claimable_label(db, zone_name, wanted)
             now = utc_now()
             db.execute("INSERT INTO labels VALUES (?, ?, ?)", [zone_name, new_label, now])
@@ -755,13 +888,42 @@ class Store:
         return key
 
     def _new_label(self, db: Database, zone: str) -> str:
-        """Nine random digits as NNN-NNN-NNN, never a label the zone has used before."""
+        """Nine random digits as NNN-NNN-NNN, never a label the zone has used before
+        nor one that someone else's records hold."""
         for _ in range(LABEL_ATTEMPTS):
             number = self._rng.randrange(10**9)
             label = f"{number // 10**6:03d}-{number // 1000 % 1000:03d}-{number % 1000:03d}"
-            if not label_used(db, zone, label):
+            if not label_used(db, zone, label) and self._reserved_by(db, zone, label) is None:
                 return label
         raise FodnsError(f"no unused label found in zone {zone} after {LABEL_ATTEMPTS} draws")
+
+    def _refuse_reserved(self, db: Database, zone: str, label: str) -> None:
+        """A group may not take a name that other records hold: they would vanish
+        behind it (a zone file's name, an apex NS's glue, another served zone, a
+        record in the Route53 hosted zone that fodns did not write)."""
+        source = self._reserved_by(db, zone, label)
+        if source is None:
+            return
+        fqdn = f"{label}.{zone}"
+        if source == RESERVED_BY_ZONE_FILE:
+            why = f"{fqdn} is a name in the zone file"
+        elif source == RESERVED_BY_NESTED_ZONE:
+            why = f"{fqdn} is at or above another zone fodns serves"
+        else:
+            why = f"{fqdn} exists in the {source} hosted zone as a record fodns did not write"
+        raise Conflict(f"{why}; choose another label", field="label")
+
+    def _reserved_by(self, db: Database, zone: str, label: str) -> str | None:
+        """Who holds `label` in `zone` besides fodns's groups, or None."""
+        fqdn = f"{label}.{zone}"
+        if any(other == fqdn or other.endswith("." + fqdn) for other in self._zones):
+            return RESERVED_BY_NESTED_ZONE
+        row = db.execute(
+            "SELECT source FROM reserved_labels WHERE zone = ? AND label = ?"
+            " ORDER BY source DESC LIMIT 1",
+            [zone, label],
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def _served_serial(self, db: Database, zone: str) -> int:
         row = db.execute("SELECT serial FROM zone_serials WHERE zone = ?", [zone]).fetchone()
@@ -817,6 +979,19 @@ class Store:
             apps={name: apps[name] for name in (row.group.primary, row.group.backup) if name},
             serials=serials,
         )
+
+
+def _replace_reserved(db: Database, zone: str, source: str, labels: set[str]) -> None:
+    """Make `source`'s reserved labels in `zone` exactly `labels` (writes only the difference)."""
+    sql = "SELECT label FROM reserved_labels WHERE zone = ? AND source = ?"
+    present = {str(row[0]) for row in db.execute(sql, [zone, source])}
+    for label in sorted(present - labels):
+        db.execute(
+            "DELETE FROM reserved_labels WHERE zone = ? AND label = ? AND source = ?",
+            [zone, label, source],
+        )
+    for label in sorted(labels - present):
+        db.execute("INSERT INTO reserved_labels VALUES (?, ?, ?)", [zone, label, source])
 
 
 def _in_zone(zone: str | None) -> tuple[str, list[Any]]:

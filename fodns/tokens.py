@@ -1,36 +1,88 @@
-"""The admin token: from the config, else FODNS_ADMIN_TOKEN, else generated once and kept."""
+"""The admin token: from the config, else FODNS_ADMIN_TOKEN, else generated once and kept.
+
+Whatever its source, a token must be at least TOKEN_MIN_LENGTH characters of
+RFC 6750's b64token alphabet: an empty or short token (a config typo, a file
+a full disk left empty) would let anyone in, so start-up stops instead, naming
+the source. A generated token is written to a temporary file, fsynced and
+renamed into place, so a crash never leaves a partial or empty token file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 
+from fodns.errors import ConfigError
 from fodns.logs import get_logger
 
 log = get_logger()
 ADMIN = "admin"  # the token's name: the actor recorded in events
 TOKEN_FILE = "admin-token"  # beside the database
+TOKEN_MIN_LENGTH = 16
+# RFC 6750 §2.1: what a bearer token may be made of.
+B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 
 
 def admin_tokens(configured: str | None, database: Path) -> dict[str, str]:
     """{token: name} for the API. A generated token is written with mode 0600 beside
-    the database on first start, reused after, and its path (never its value) logged."""
-    if configured:
-        return {configured: ADMIN}
+    the database on first start, reused after, and its path (never its value) logged.
+    Raises ConfigError for an empty, short or malformed token from any source."""
+    if configured is not None:
+        return {check_token(configured, "api.token in the config"): ADMIN}
     from_environment = os.environ.get("FODNS_ADMIN_TOKEN")
-    if from_environment:
-        return {from_environment: ADMIN}
+    if from_environment:  # set but empty counts as unset, as shells often leave it
+        return {check_token(from_environment, "FODNS_ADMIN_TOKEN"): ADMIN}
     path = database.parent / TOKEN_FILE
     if path.exists():
-        token = path.read_text().strip()
+        try:
+            token = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the admin token: {exc}") from None
+        check_token(token, str(path), remedy=f"delete {path} to have a new one generated")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
-        # O_EXCL and mode 0600 at creation: never readable by others, even briefly.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(token + "\n")
+        write_token_file(path, token)
         log.info("admin_token_generated", path=str(path))
     log.info("admin_token_file", path=str(path))
     return {token: ADMIN}
+
+
+def check_token(token: str, source: str, remedy: str | None = None) -> str:
+    """The token if it is long enough and well formed, else ConfigError naming `source`."""
+    if not token:
+        problem = "is empty"
+    elif len(token) < TOKEN_MIN_LENGTH:
+        problem = f"is {len(token)} characters long; at least {TOKEN_MIN_LENGTH} are needed"
+    elif not B64TOKEN.match(token):
+        problem = "may only hold letters, digits and -._~+/ (RFC 6750), with = at the end"
+    else:
+        return token
+    advice = remedy or "e.g. `openssl rand -base64 32`"
+    raise ConfigError(f"the admin token from {source} {problem} ({advice})")
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Write `token` to `path` atomically with mode 0600: a temporary file, fsynced,
+    renamed into place, and the folder fsynced so the rename itself is durable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # O_EXCL and mode 0600 at creation: never readable by others, even briefly.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

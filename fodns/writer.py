@@ -4,34 +4,53 @@ job as one BEGIN IMMEDIATE ... COMMIT (datasette's pattern), and how connections
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from fodns.errors import FodnsError
+from fodns.errors import FodnsError, StoreUnavailable
+from fodns.logs import get_logger
 from fodns.migrations import migrate
 
 T = TypeVar("T")
+log = get_logger()
 # How long a write waits for another process holding the write lock (a second
 # fodns on the same file, say) before giving up with "database is locked".
 BUSY_TIMEOUT = 10.0
+
+
+@dataclass
+class WriteHealth:
+    """How the store's writes are going, for /healthz: a write that failed in the
+    database (disk full, read-only, I/O error) makes `ok` false until one succeeds.
+    A write refused by the rules of groups is not a failure of the store."""
+
+    ok: bool = True
+    error: str | None = None
+    last_success: float | None = None  # time.time() of the last committed write
+    failures: int = 0
 
 
 class Writer:
     """The one thread that owns the write connection; each job is one committed transaction."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._jobs: queue.SimpleQueue[tuple[Callable[[Database], Any], Future[Any]] | None]
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self.migrations_applied: list[int] = []
+        self.health = WriteHealth()
         opened: Future[None] = Future()
         self._thread = threading.Thread(
             target=self._run, args=(path, opened), name="fodns-store-writer", daemon=True
@@ -46,7 +65,11 @@ class Writer:
             if self._closed:
                 raise FodnsError("the store is closed")
             self._jobs.put((job, future))
-        return future.result()
+        try:
+            return future.result()
+        except sqlite3.Error as exc:
+            # The database failed, not the request: say so (503), nothing was committed.
+            raise StoreUnavailable(f"the database did not take the change: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -57,6 +80,7 @@ class Writer:
         self._thread.join()
 
     def _run(self, path: Path, opened: Future[None]) -> None:
+        db: Database | None
         try:
             db = connect(path, writer=True)
             self.migrations_applied = migrate(db)
@@ -67,25 +91,67 @@ class Writer:
         opened.set_result(None)
         try:
             while (item := self._jobs.get()) is not None:
-                commit(db, *item)
+                job, future = item
+                if db is None:
+                    db = self._reconnect(future)
+                    if db is None:
+                        continue
+                if not commit(db, job, future, self.health):
+                    # The transaction could not even be rolled back: the connection's
+                    # state is unknown, so it is replaced before the next job rather
+                    # than letting this thread end and every later write hang.
+                    log.error("store_connection_reset", path=str(path))
+                    with contextlib.suppress(Exception):
+                        db.close()
+                    db = None
         finally:
-            db.close()
+            if db is not None:
+                db.close()
+
+    def _reconnect(self, future: Future[Any]) -> Database | None:
+        try:
+            return connect(self._path, writer=True)
+        except Exception as exc:
+            _failed(self.health, exc)
+            future.set_exception(FodnsError(f"the database cannot be opened for writing: {exc}"))
+            return None
 
 
-def commit(db: Database, job: Callable[[Database], Any], future: Future[Any]) -> None:
-    """One job as BEGIN IMMEDIATE ... COMMIT; its caller gets the result or the error."""
+def commit(
+    db: Database,
+    job: Callable[[Database], Any],
+    future: Future[Any],
+    health: WriteHealth | None = None,
+) -> bool:
+    """One job as BEGIN IMMEDIATE ... COMMIT; its caller gets the result or the error.
+    False when the connection can no longer be trusted (ROLLBACK itself failed)."""
     if not future.set_running_or_notify_cancel():
-        return
+        return True
     try:
         db.execute("BEGIN IMMEDIATE")
         result = job(db)
         db.execute("COMMIT")
     except BaseException as exc:  # the caller is blocked on the future: it must hear of it
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if health is not None and isinstance(exc, (sqlite3.Error, OSError)):
+            _failed(health, exc)
+        connection_usable = True
+        try:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+        except Exception:
+            connection_usable = False
         future.set_exception(exc)
-    else:
-        future.set_result(result)
+        return connection_usable
+    if health is not None:
+        health.ok, health.error, health.last_success = True, None, time.time()
+    future.set_result(result)
+    return True
+
+
+def _failed(health: WriteHealth, exc: BaseException) -> None:
+    health.ok, health.error = False, f"{type(exc).__name__}: {exc}"
+    health.failures += 1
+    log.error("store_write_failed", error=health.error)
 
 
 def connect(path: Path, *, writer: bool) -> Database:

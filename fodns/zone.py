@@ -97,6 +97,20 @@ class ZoneData:
     def serial(self) -> int:
         return int(self.soa[0].serial)
 
+    def file_labels(self) -> frozenset[str]:
+        """The labels just below the apex that the zone file's names use (`www` for
+        www.zone and for a.www.zone): names no failover group may take."""
+        labels = set()
+        for key in self.file_names:
+            if key == self.origin_key:
+                continue
+            relative = key[: len(key) - len(self.origin_key)]
+            index = 0
+            while index + relative[index] + 1 < len(relative):  # walk to the last label
+                index += relative[index] + 1
+            labels.add(relative[index + 1 : index + 1 + relative[index]].decode("ascii", "replace"))
+        return frozenset(labels)
+
     def rrset(self, key: bytes, rdtype: int) -> RRset | None:
         return self.records.get(key, {}).get(rdtype)
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import FodnsProcess, example_fodns
 
-TOKEN = "cli-test-token"
+TOKEN = "cli-test-token-2f9b"
 
 
 @pytest.fixture

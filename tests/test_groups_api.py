@@ -17,9 +17,16 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, api_request, start_fodns, write_config
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    wait_for,
+    write_config,
+)
 
-TOKEN = "test-token-7f3a"
+TOKEN = "groups-test-token-7f3a"
 
 
 class Api:
@@ -41,16 +48,26 @@ class Api:
         return payload
 
 
-def start(tmp_path: Path, dns_extra: str = "") -> FodnsProcess:
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra=dns_extra)
+def start(tmp_path: Path, workers: int = 1) -> FodnsProcess:
+    config = write_config(
+        tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra=f"workers = {workers}"
+    )
     return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
 
 
+@pytest.fixture(params=[pytest.param(1, id="workers1"), pytest.param(2, id="workers2")])
+def workers(request: pytest.FixtureRequest) -> int:
+    """Every rule of groups holds with one DNS process and with several."""
+    return int(request.param)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[FodnsProcess]:
-    running = start(tmp_path)
-    yield running
-    assert running.stop() == 0
+def server(tmp_path: Path, workers: int) -> Iterator[FodnsProcess]:
+    running = start(tmp_path, workers)
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0
 
 
 @pytest.fixture
@@ -287,8 +304,8 @@ def test_the_soa_serial_moves_with_every_change(server: FodnsProcess, api: Api) 
     assert zones[0]["group_ttl"] == 30  # the default of a zone that sets none
 
 
-def test_a_restart_serves_the_same_state(tmp_path: Path) -> None:
-    running = start(tmp_path)
+def test_a_restart_serves_the_same_state(tmp_path: Path, workers: int) -> None:
+    running = start(tmp_path, workers)
     api = Api(running)
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)
@@ -296,7 +313,7 @@ def test_a_restart_serves_the_same_state(tmp_path: Path) -> None:
     before = served(running, group["fqdn"]), served(running, "fo.example.net", "SOA")
     assert running.stop() == 0
 
-    again = start(tmp_path)
+    again = start(tmp_path, workers)
     try:
         assert (served(again, group["fqdn"]), served(again, "fo.example.net", "SOA")) == before
         assert Api(again).ok("GET", f"/v1/groups/{group['label']}")["active"] == "backup"
@@ -305,7 +322,7 @@ def test_a_restart_serves_the_same_state(tmp_path: Path) -> None:
 
 
 def test_every_worker_serves_a_switch_before_the_api_answers(tmp_path: Path) -> None:
-    running = start(tmp_path, dns_extra="workers = 2")
+    running = start(tmp_path, workers=2)
     try:
         api = Api(running)
         two_apps(api)
@@ -377,11 +394,11 @@ def test_a_generated_token_is_kept_beside_the_database(tmp_path: Path) -> None:
         assert running.stop() == 0
 
 
-def test_every_acknowledged_switch_survives_kill_9(tmp_path: Path) -> None:
+def test_every_acknowledged_switch_survives_kill_9(tmp_path: Path, workers: int) -> None:
     """Switches stream in; the server is SIGKILLed mid-stream; after a restart on the
     same database every acknowledged switch is served. At most one request was in
     flight at the kill: its group may show either side."""
-    running = start(tmp_path)
+    running = start(tmp_path, workers)
     api = Api(running)
     two_apps(api)
     labels = [
@@ -409,7 +426,7 @@ def test_every_acknowledged_switch_survives_kill_9(tmp_path: Path) -> None:
     assert killed and len(acknowledged) == len(labels)
     running.process.wait(10)
 
-    again = start(tmp_path)
+    again = start(tmp_path, workers)
     try:
         expected = {"backup": {"198.51.100.7"}, "primary": {"192.0.2.10", "192.0.2.11"}}
         for label in labels:
@@ -434,13 +451,20 @@ def test_metrics_count_switches_requests_changes_and_answer_latency(
     api.call("GET", "/v1/groups/000-000-000")
     for _ in range(20):
         served(server, f"{label}.fo.example.net")
-    status, text = server.http_get("/metrics")
-    assert status == 200
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+
+    def scrape() -> dict[str, float]:
+        status, text = server.http_get("/metrics")
+        assert status == 200
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+
+    # Workers report their counters once a second.
+    key = 'fodns_dns_queries_total{qtype="A",rcode="NOERROR"}'
+    assert wait_for(lambda: scrape().get(key, 0) >= 20, 5)
+    samples = scrape()
     assert samples["fodns_groups_switches_total"] == 1
     assert samples["fodns_table_changes_total"] == 4  # two apps, a group, a switch
     switch_route = (

@@ -760,3 +760,30 @@ def _run_and_kill(path: Path, labels: list[str], acknowledgements: int) -> list[
         seen.append(line)
     assert seen[0] == "ready\n"
     return [line for line in seen if line.endswith("\n")]  # a cut-off last line was no ack
+
+
+def test_the_writer_outlives_a_transaction_it_cannot_roll_back(tmp_path: Path) -> None:
+    """A job that leaves the connection unusable (here: closed, so even ROLLBACK
+    fails) gets its error, and every later write still commits: the writer thread
+    replaces its connection instead of ending, which would hang every later write."""
+    with Store(tmp_path / "fodns.db", ONE_ZONE) as store:
+
+        def breaks_the_connection(db: Any) -> None:
+            db.conn.close()
+            raise RuntimeError("the job failed")
+
+        outcomes: list[object] = []
+
+        def attempt() -> None:
+            try:
+                store._writer.run(breaks_the_connection)
+            except Exception as exc:
+                outcomes.append(exc)
+            outcomes.append(store.create_app("admin", "after", (), ["192.0.2.1"]))
+
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(15)
+        assert not worker.is_alive(), "a write hung after a failed rollback"
+        assert isinstance(outcomes[0], RuntimeError)
+        assert store.app("after").web_servers == ("192.0.2.1",)

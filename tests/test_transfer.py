@@ -28,7 +28,7 @@ from tests.conftest import (
 SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
 KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
 WRONG = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==")})
-TOKEN = "xfr-test-token"
+TOKEN = "xfr-test-token-91c2"
 
 
 ALLOW_KEY = '{ address = "127.0.0.1/32", key = "xfr" }'
@@ -225,6 +225,8 @@ def test_every_worker_answers_ixfr_from_the_journal(tmp_path: Path) -> None:
                 secondary.replace_rdataset(name, rdataset)
             ixfr(running, secondary)
             assert {r.to_text() for r in secondary.find_rdataset("shop", "A")} == {"192.0.2.20"}
+        # Each worker logs its transfer on its own stderr: wait for all nine lines.
+        assert wait_for(lambda: len(running.log_events("zone_transferred")) == 9)
         transfers = running.log_events("zone_transferred")[1:]
         assert [t["style"] for t in transfers] == ["incremental"] * 8
     finally:
@@ -269,7 +271,7 @@ def test_an_unsigned_request_is_refused_where_a_key_is_required(server: FodnsPro
     with pytest.raises(dns.query.TransferError) as refused:
         pull(server, keyring=None)
     assert refused.value.rcode == dns.rcode.REFUSED
-    assert server.log_events("transfer_refused")
+    assert wait_for(lambda: server.log_events("transfer_refused"))
 
 
 def test_an_address_not_listed_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,350 @@
+"""DNS worker processes (workers = N): each worker's life, and the pool that supervises them.
+
+With workers = N the main process runs the admin API and N spawned worker
+processes answer DNS. Each binds every listen address itself with SO_REUSEPORT
+(the kernel spreads queries over them), loads the zones, builds its own table,
+follows the store's event log, and reports to the main process: "ready" once it
+serves, "applied" after each catch-up, its counters once a second. A worker
+that dies is replaced after a wait that grows while replacements keep dying, so
+a fault that kills every new worker cannot turn into a tight respawn loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fodns.config import Config, ListenAddress
+from fodns.errors import ListenError
+from fodns.groups import TableFollower
+from fodns.logs import configure_logging, get_logger
+from fodns.query import QueryHandler
+from fodns.server import (
+    DnsServer,
+    build_table,
+    install_signal_handlers,
+    load_zones,
+    open_store,
+    record_zone_files,
+    reload_zones,
+    run_event_loop,
+    zone_serials,
+)
+from fodns.transfer import Transfers
+from fodns.tsig import tsig_keyring
+
+log = get_logger()
+COUNTER_REPORT_INTERVAL = 1.0
+# Workers look for new events this often: a change is served by every worker
+# within about this long after it is committed.
+STORE_POLL_INTERVAL = 0.005
+# A replacement that dies within this many seconds of its start counts as a
+# failed restart: the wait before the next one doubles, from the first to the last.
+RESTART_QUICK_DEATH = 60.0
+RESTART_WAIT_FIRST = 0.5
+RESTART_WAIT_MAX = 30.0
+# A worker whose last report is older than this is not counted as serving.
+REPORT_STALE_AFTER = 5.0
+
+
+def worker_main(
+    config: Config,
+    index: int,
+    report: multiprocessing.connection.Connection,
+    listen_from: multiprocessing.connection.Connection | None = None,
+) -> None:
+    """A worker process: its own table, its own SO_REUSEPORT sockets, reports to the parent.
+
+    With `listen_from`, the worker builds its table, then waits there for the
+    addresses to bind (worker 0 picks any port given as 0), so that all workers
+    build at once instead of one after another.
+    """
+    configure_logging()
+    worker_log = log.bind(worker=index, pid=os.getpid())
+
+    def send(message: tuple[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            report.send(message)
+
+    async def serve() -> None:
+        zones = load_zones(config.zones)
+        store = open_store(config, zones)
+        # A replacement may start after the zone files were edited: the store
+        # must know what this worker serves, and move the serial if it differs.
+        record_zone_files(store, zones)
+        table, applied = build_table(zones, store)
+        handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
+        follower = TableFollower(lambda: handler.table, store, applied)
+        dns_config = config.dns
+        if listen_from is not None:
+            addresses = await asyncio.to_thread(listen_from.recv)
+            dns_config = dataclasses.replace(
+                dns_config, listen=[ListenAddress(host, port) for host, port in addresses]
+            )
+        server = DnsServer(
+            handler,
+            dns_config,
+            reuse_port=True,
+            transfers=Transfers(lambda: handler.table, config.zones, config.tsig, store.journal),
+        )
+        try:
+            bound = await server.start()
+        except ListenError as exc:
+            send(("failed", str(exc)))
+            return
+        send(("ready", _state(bound, follower.applied_seq, handler)))
+        stop = asyncio.Event()
+
+        def reload() -> None:
+            reloaded = reload_zones(handler, config, store)
+            send(("reloaded", zone_serials(handler.table) if reloaded else None))
+
+        install_signal_handlers(stop, reload)
+        worker_log.info("worker_started", listen=[str(a) for a in bound])
+        next_report = time.monotonic()
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), STORE_POLL_INTERVAL)
+            # Follow the change log: the store is the spine, every worker reads it.
+            try:
+                if store.last_seq() > follower.applied_seq:
+                    follower.catch_up()
+                    send(("applied", (follower.applied_seq, zone_serials(handler.table))))
+            except Exception:
+                # The database could not be read (locked, I/O error): keep serving
+                # what this worker has and try again; the parent sees it lag.
+                worker_log.exception("worker_catch_up_failed", applied=follower.applied_seq)
+                await asyncio.sleep(1.0)
+            if time.monotonic() >= next_report:
+                next_report += COUNTER_REPORT_INTERVAL
+                send(("counters", handler.counters))
+        await server.close()
+        store.close()
+
+    try:
+        run_event_loop(serve)
+    except Exception as exc:  # building the table failed, or worse: tell the parent
+        send(("failed", str(exc)))
+        raise
+
+
+def _state(bound: list[ListenAddress], applied: int, handler: QueryHandler) -> dict[str, Any]:
+    return {
+        "listen": [(a.host, a.port) for a in bound],
+        "applied": applied,
+        "serials": zone_serials(handler.table),
+    }
+
+
+@dataclass
+class Worker:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    report: multiprocessing.connection.Connection
+    counters: list[int] = field(default_factory=list)
+    ready: bool = False  # serving DNS (its sockets are bound and its table built)
+    applied_seq: int = 0
+    serials: dict[str, int] = field(default_factory=dict)  # zone -> SOA serial it serves
+    reloads: int = 0  # SIGHUP reloads finished (or failed), to wait for the next one
+    started: float = field(default_factory=time.monotonic)
+    last_report: float = field(default_factory=time.monotonic)
+    # Where the parent sends the addresses to bind, for a worker started before
+    # worker 0 had picked its port.
+    instructions: multiprocessing.connection.Connection | None = None
+
+    def serving(self, now: float) -> bool:
+        """Alive, ready, and heard from lately."""
+        return (
+            self.ready and self.process.is_alive() and now - self.last_report <= REPORT_STALE_AFTER
+        )
+
+
+class WorkerPool:
+    """Spawns and supervises DNS worker processes; replaces one that dies, with backoff."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workers: dict[int, Worker] = {}
+        self.context = multiprocessing.get_context("spawn")
+        self.stopping = False
+        self.listen: list[ListenAddress] = []
+        self.restarts = 0  # workers replaced after dying (fodns_dns_worker_restarts_total)
+        self._quick_deaths: dict[int, int] = {}  # per slot: replacements that died young
+
+    def start(self) -> list[ListenAddress]:
+        """Start every worker at once; worker 0 binds first, and if a port was 0 the
+        others are told the port it got before they bind the same."""
+        needs_port = any(address.port == 0 for address in self.config.dns.listen)
+        first = self._spawn(0, self.config)
+        others = [
+            self._spawn(index, self.config, wait_for_listen=needs_port)
+            for index in range(1, self.config.dns.workers)
+        ]
+        self.listen = [ListenAddress(h, p) for h, p in self._wait_ready(first)]
+        self.config = _with_listen(self.config, self.listen)  # replacements bind these
+        for worker in others:
+            if worker.instructions is not None:
+                worker.instructions.send([(a.host, a.port) for a in self.listen])
+        for worker in others:
+            self._wait_ready(worker)
+        return self.listen
+
+    def _spawn(self, index: int, config: Config, wait_for_listen: bool = False) -> Worker:
+        receive, send = self.context.Pipe(duplex=False)
+        listen_from, instructions = (
+            self.context.Pipe(duplex=False) if wait_for_listen else (None, None)
+        )
+        process = self.context.Process(
+            target=worker_main,
+            args=(config, index, send, listen_from),
+            name=f"fodns-dns-{index}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        if listen_from is not None:
+            listen_from.close()
+        worker = Worker(index, process, receive, instructions=instructions)
+        self.workers[index] = worker
+        return worker
+
+    def _wait_ready(self, worker: Worker, timeout: float = 60.0) -> list[tuple[str, int]]:
+        if not worker.report.poll(timeout):
+            raise ListenError(f"DNS worker {worker.index} did not start within {timeout:.0f} s")
+        try:
+            kind, payload = worker.report.recv()
+        except EOFError:
+            raise ListenError(f"DNS worker {worker.index} exited while starting") from None
+        if kind != "ready":
+            raise ListenError(str(payload))
+        self._became_ready(worker, payload)
+        return payload["listen"]  # type: ignore[no-any-return]
+
+    def _became_ready(self, worker: Worker, state: dict[str, Any]) -> None:
+        worker.ready = True
+        worker.applied_seq = state["applied"]
+        worker.serials = state["serials"]
+        worker.last_report = time.monotonic()
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        for worker in self.workers.values():
+            loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
+
+    def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        try:
+            kind, payload = worker.report.recv()
+        except (EOFError, OSError):
+            loop.remove_reader(worker.report.fileno())
+            worker.report.close()
+            if not self.stopping:
+                self._died(loop, worker)
+            return
+        worker.last_report = time.monotonic()
+        if kind == "counters":
+            worker.counters = payload
+        elif kind == "applied":
+            worker.applied_seq, worker.serials = payload
+        elif kind == "ready":
+            self._became_ready(worker, payload)
+            log.info("worker_replaced", worker=worker.index, pid=worker.process.pid)
+        elif kind == "reloaded":
+            worker.reloads += 1
+            if payload is not None:
+                worker.serials = payload
+        elif kind == "failed":
+            log.error("worker_failed", worker=worker.index, error=payload)
+
+    def _died(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        """Replace a dead worker, after a wait that doubles while replacements die young."""
+        worker.ready = False
+        worker.process.join(0.2)  # its exit code, if it has finished exiting
+        lived = time.monotonic() - worker.started
+        quick = self._quick_deaths.get(worker.index, 0) + 1 if lived < RESTART_QUICK_DEATH else 1
+        self._quick_deaths[worker.index] = quick
+        wait = min(RESTART_WAIT_MAX, RESTART_WAIT_FIRST * 2 ** (quick - 1))
+        self.restarts += 1
+        log.error(
+            "worker_died",
+            worker=worker.index,
+            pid=worker.process.pid,
+            exitcode=worker.process.exitcode,
+            lived_seconds=round(lived, 3),
+            restart_in=wait,
+        )
+        loop.call_later(wait, self._replace, loop, worker.index)
+
+    def _replace(self, loop: asyncio.AbstractEventLoop, index: int) -> None:
+        if self.stopping:
+            return
+        replacement = self._spawn(index, self.config)
+        loop.add_reader(replacement.report.fileno(), self._on_report, loop, replacement)
+
+    async def served(self, seq: int, timeout: float = 2.0) -> bool:
+        """Wait until every serving worker has applied event `seq`; False if one has not
+        in time, or none is serving. A worker being replaced does not count: its
+        sockets are closed, and its replacement starts from the store's state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            live = [w for w in self.workers.values() if w.serving(now)]
+            if live and all(w.applied_seq >= seq for w in live):
+                return True
+            if now > deadline:
+                return False
+            await asyncio.sleep(0.001)
+
+    async def reload(self, timeout: float = 120.0) -> bool:
+        """SIGHUP every worker and wait until each has reloaded its zone files (or
+        kept its old table); False if one has not in time."""
+        wanted = {index: worker.reloads + 1 for index, worker in self.workers.items()}
+        self.signal_all(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while any(w.reloads < wanted.get(i, 0) for i, w in self.workers.items() if w.ready):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    def counters(self) -> list[list[int]]:
+        return [w.counters for w in self.workers.values() if w.counters]
+
+    def states(self) -> list[dict[str, Any]]:
+        """Each worker slot as /healthz shows it."""
+        now = time.monotonic()
+        return [
+            {
+                "index": w.index,
+                "pid": w.process.pid,
+                "serving": w.serving(now),
+                "applied_seq": w.applied_seq,
+                "serials": dict(w.serials),
+                "last_report_seconds_ago": round(now - w.last_report, 3),
+            }
+            for w in sorted(self.workers.values(), key=lambda w: w.index)
+        ]
+
+    def signal_all(self, signum: int) -> None:
+        for worker in self.workers.values():
+            if worker.process.pid is not None and worker.process.is_alive():
+                os.kill(worker.process.pid, signum)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping = True
+        self.signal_all(signal.SIGTERM)
+        for worker in self.workers.values():
+            worker.process.join(timeout)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+
+def _with_listen(config: Config, listen: list[ListenAddress]) -> Config:
+    return dataclasses.replace(config, dns=dataclasses.replace(config.dns, listen=listen))
