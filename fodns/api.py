@@ -12,6 +12,8 @@ import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import dns.exception
@@ -19,7 +21,6 @@ import dns.name
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from fodns.config import REPOSITORY_ROOT
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.groups import answer_json, follow
 from fodns.logs import get_logger
@@ -48,7 +49,8 @@ SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
 MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
-DASHBOARD = REPOSITORY_ROOT / "admin"
+# Shipped inside the package (see pyproject.toml), so a `pip install .` serves it too.
+DASHBOARD = Path(str(files("fodns") / "admin"))
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -514,9 +516,11 @@ def create_app(
     app.on_response_prepare.append(security_headers)
     if store is not None:
         add_v1_routes(app)
-        if (DASHBOARD / "index.html").exists():
+        if (DASHBOARD / "index.html").is_file():
             app.router.add_get("/", dashboard)
             app.router.add_static("/admin/", DASHBOARD, append_version=False)
+        else:  # a broken install: the API still works, so keep serving it, but say so
+            log.warning("dashboard_missing", path=str(DASHBOARD))
     return app
 
 
