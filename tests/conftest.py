@@ -218,6 +218,19 @@ def _json_event(line: str) -> dict[str, object]:
     return event if isinstance(event, dict) else {}
 
 
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual login umask, under which new files are readable by everyone: what fodns
+    creates must be private anyway (outside systemd there is no UMask=0077)."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def file_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
     """One fodns serving the example zone and the test zones, shared by the wire tests."""
