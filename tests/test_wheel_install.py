@@ -127,13 +127,16 @@ def test_fodns_is_imported_from_the_venv_with_nothing_pointing_into_the_checkout
 ) -> None:
     report = json.loads(
         installed.python(
-            "import json, fodns, importlib.metadata as m\n"
+            "import json, fodns, fodns.api, fodns.config, importlib.metadata as m\n"
             "d = m.distribution('fodns')\n"
             "print(json.dumps({'module': fodns.__file__,"
+            " 'dashboard': str(fodns.api.DASHBOARD),"
+            " 'example_zone': str(fodns.config.EXAMPLE_ZONE_FILE),"
             " 'files': [str(d.locate_file(f)) for f in d.files or []]}))"
         )
     )
-    assert Path(report["module"]).is_relative_to(installed.site_packages)
+    for used in ("module", "dashboard", "example_zone"):
+        assert Path(report[used]).is_relative_to(installed.site_packages), report[used]
     files = [Path(name).resolve() for name in report["files"]]
     for path in files:
         assert path.is_relative_to(installed.venv.resolve()), path
