@@ -17,12 +17,13 @@ import ipaddress
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from fodns.config import REPOSITORY_ROOT
 from fodns.errors import FodnsError, Invalid, NotFound
 from fodns.groups import answer_json
 from fodns.health import STORE_HEARTBEAT_INTERVAL
@@ -49,7 +50,8 @@ ALLOWED_HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
 MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
-DASHBOARD = REPOSITORY_ROOT / "admin"
+# Shipped inside the package (see pyproject.toml), so a `pip install .` serves it too.
+DASHBOARD = Path(str(files("fodns") / "admin"))
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -556,9 +558,11 @@ def create_app(
     if store is not None:
         app.cleanup_ctx.append(store_heartbeat)
         add_v1_routes(app)
-        if (DASHBOARD / "index.html").exists():
+        if (DASHBOARD / "index.html").is_file():
             app.router.add_get("/", dashboard)
             app.router.add_static("/admin/", DASHBOARD, append_version=False)
+        else:  # a broken install: the API still works, so keep serving it, but say so
+            log.warning("dashboard_missing", path=str(DASHBOARD))
     return app
 
 

@@ -11,13 +11,15 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fodns.errors import ConfigError
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ZONE_NAME = "fo.example.net"
+# Shipped inside the package (see pyproject.toml), so a `pip install .` has it too.
+EXAMPLE_ZONE_FILE = Path(str(files("fodns") / "zones" / f"{EXAMPLE_ZONE_NAME}.zone"))
 DEFAULT_DNS_LISTEN = "127.0.0.1:5353"
 DEFAULT_API_LISTEN = "127.0.0.1:8053"
 DEFAULT_DB_PATH = "var/fodns.db"
@@ -156,14 +158,11 @@ def load_config(
 
 def default_config() -> Config:
     """No config file: serve the example zone on loopback, as `make run` promises."""
-    zone_file = Path("zones") / f"{EXAMPLE_ZONE_NAME}.zone"
-    if not zone_file.exists():
-        zone_file = REPOSITORY_ROOT / zone_file
     return Config(
         dns=DnsConfig(listen=[ListenAddress.parse(DEFAULT_DNS_LISTEN, "default")]),
         api=ApiConfig(listen=ListenAddress.parse(DEFAULT_API_LISTEN, "default")),
         store_path=Path(DEFAULT_DB_PATH),
-        zones=[ZoneConfig(name=EXAMPLE_ZONE_NAME, file=zone_file)],
+        zones=[ZoneConfig(name=EXAMPLE_ZONE_NAME, file=EXAMPLE_ZONE_FILE)],
     )
 
 

@@ -48,8 +48,12 @@ FOLLOW_INTERVAL = 1.0
 def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
     zones = load_zones(config.zones)  # zone errors stop start-up here, before any socket
-    tokens = admin_tokens(config.api.token, config.store_path)  # so do empty or short tokens
     store = open_store(config, zones)
+    try:
+        tokens = admin_tokens(config.api.token, config.store_path)  # empty or short: stop
+    except BaseException:
+        store.close()
+        raise
     record_zone_files(store, zones)
     check_stored_values(store)
     for name in set(tokens.values()):

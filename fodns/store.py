@@ -189,7 +189,13 @@ class Store:
         self._readers: list[Database] = []
         self._readers_lock = threading.Lock()
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A folder fodns creates is private (the admin token is kept here too) whatever
+        # the umask; one that exists keeps the mode its operator gave it.
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot create the database folder: {exc.strerror}"
+            raise FodnsError(f"{self.path.parent}: {problem}") from None
         self._writer = Writer(self.path)
         self.migrations_applied: list[int] = self._writer.migrations_applied
 

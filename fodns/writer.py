@@ -5,6 +5,7 @@ job as one BEGIN IMMEDIATE ... COMMIT (datasette's pattern), and how connections
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -155,6 +156,8 @@ def _failed(health: WriteHealth, exc: BaseException) -> None:
 
 
 def connect(path: Path, *, writer: bool) -> Database:
+    if writer:
+        create_private(path)
     # isolation_level=None: the driver opens no transactions of its own; we say BEGIN.
     # Readers may be closed by close() from another thread, hence check_same_thread.
     conn = sqlite3.connect(
@@ -172,3 +175,17 @@ def connect(path: Path, *, writer: bool) -> Database:
     # change survives a crash of the process or the machine.
     db.execute("PRAGMA synchronous = FULL")
     return db
+
+
+def create_private(path: Path) -> None:
+    """Create the database file with mode 0600 if it does not exist yet. SQLite would
+    create it 0644 less the umask, and gives the -wal and -shm files the database
+    file's mode, so all three are private from the start. A file that exists keeps the
+    mode its operator gave it. (An empty file is an empty SQLite database.)"""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise FodnsError(f"{path}: cannot create the database: {exc.strerror}") from None
+    os.close(descriptor)

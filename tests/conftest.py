@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,11 +160,15 @@ def api_request(
 
 
 def start_fodns(
-    *args: str, cwd: Path = REPOSITORY, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path = REPOSITORY,
+    env: dict[str, str] | None = None,
+    program: Sequence[str] = (sys.executable, "-m", "fodns"),
 ) -> FodnsProcess:
-    """Start `fodns serve ARGS` and wait for its dns_listening and api_listening events."""
+    """Start `fodns serve ARGS` and wait for its dns_listening and api_listening events.
+    `program` is how fodns is run: this checkout's, or an installed `fodns` script."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "fodns", "serve", *args],
+        [*program, "serve", *args],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -212,6 +216,19 @@ def _json_event(line: str) -> dict[str, object]:
     except json.JSONDecodeError:
         return {}
     return event if isinstance(event, dict) else {}
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual login umask, under which new files are readable by everyone: what fodns
+    creates must be private anyway (outside systemd there is no UMask=0077)."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def file_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from tests.conftest import (
     EXAMPLE_ZONE,
     REPOSITORY,
     TEST_ZONES,
+    file_mode,
     start_fodns,
     wait_for,
     write_config,
@@ -120,6 +121,19 @@ def test_a_missing_zone_file_is_named(tmp_path: Path) -> None:
     assert f"{tmp_path / 'absent.zone'}: zone file not found" in result.stderr
 
 
+def test_a_database_that_cannot_be_created_is_named(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    for database, message in [
+        (in_the_way / "fodns.db", f"{in_the_way}: cannot create the database folder"),
+        (Path("/proc/fodns.db"), "/proc/fodns.db: cannot create the database"),
+    ]:
+        result = run_serve("--dns-listen", "127.0.0.1:0", "--db", str(database))
+        assert result.returncode == 2, result.stderr
+        assert f"fodns: error: {message}: " in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
 def test_a_port_in_use_says_so(kind: int, tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, kind) as taken:
@@ -185,6 +199,29 @@ def test_with_no_config_it_serves_the_example_zone_to_dig(tmp_path: Path) -> Non
         assert status == 200 and '"fo.example.net": 2026112201' in body
     finally:
         assert running.stop() == 0
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_what_fodns_creates_on_disk_is_private(tmp_path: Path) -> None:
+    """Outside systemd (no UMask=0077): the database's folder, the database with its
+    -wal and -shm, and the generated admin token beside them."""
+    state = tmp_path / "state"
+    running = start_fodns(
+        "--dns-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+        "--db", str(state / "fodns.db"),
+        env={"FODNS_ADMIN_TOKEN": ""},
+    )  # fmt: skip
+    try:
+        modes = {file.name: file_mode(file) for file in state.iterdir()}
+    finally:
+        assert running.stop() == 0
+    assert file_mode(state) == 0o700
+    assert modes == {
+        "fodns.db": 0o600,
+        "fodns.db-wal": 0o600,
+        "fodns.db-shm": 0o600,
+        "admin-token": 0o600,
+    }
 
 
 def test_sighup_reloads_zone_files_and_keeps_the_old_table_when_one_is_broken(

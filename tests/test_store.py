@@ -24,6 +24,7 @@ from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.migrations import LATEST, MIGRATIONS
 from fodns.model import Group
 from fodns.store import UNSET, Change, Store, ZoneDefaults
+from tests.conftest import file_mode
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ZONE = "fo.example.net"
@@ -633,6 +634,33 @@ def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert store.app("dc1").web_servers == ("192.0.2.1",)
         store.create_group("ops", primary="dc1", label="shop")
         assert store.journal(ZONE, ZONE_SERIAL, ZONE_SERIAL + 1) is not None
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_the_database_and_its_folder_are_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "fodns.db"
+    with Store(path, ONE_ZONE) as store:
+        store.create_app("ops", "dc1")  # open and written to: -wal and -shm exist
+        modes = {file.name: file_mode(file) for file in path.parent.iterdir()}
+    assert file_mode(path.parent) == 0o700
+    assert modes == {"fodns.db": 0o600, "fodns.db-wal": 0o600, "fodns.db-shm": 0o600}
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_an_existing_folder_and_database_keep_their_modes(tmp_path: Path) -> None:
+    """An operator's choice (a backup job's group may read the database, say) stands;
+    SQLite gives the -wal and -shm files the database file's mode."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o750)
+    path = folder / "fodns.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o640)
+    with Store(path, ONE_ZONE) as store:
+        store.create_app("ops", "dc1")
+        modes = {file.name: file_mode(file) for file in folder.iterdir()}
+    assert file_mode(folder) == 0o750
+    assert modes == {"fodns.db": 0o640, "fodns.db-wal": 0o640, "fodns.db-shm": 0o640}
 
 
 def test_closed_store_refuses_calls(tmp_path: Path) -> None:
