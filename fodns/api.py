@@ -89,7 +89,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        if "Allow" in exc.headers:  # RFC 9110 §15.5.6: a 405 says which methods are allowed
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except (asyncio.CancelledError, ConnectionResetError):
         raise  # the client went away: nothing to answer
     except Exception:

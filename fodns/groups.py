@@ -197,8 +197,20 @@ def load_groups(
     apps: Mapping[str, App],
     serials: Mapping[str, int],
 ) -> None:
-    """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key)."""
+    """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key).
+
+    A zone file edited to use a name that a group already has (the API refuses
+    the other way round) loses that name to the group: customers' CNAMEs point
+    at the group. It is said loudly, once per load, so the operator can rename.
+    """
     for origin_key, names, serial in _by_zone(table, groups, apps, serials):
+        zone = table.zones[origin_key]
+        for key in names.keys() & zone.file_names:
+            log.error(
+                "zone_name_taken_by_group",
+                name=dns.name.from_wire(key, 0)[0].to_text(),
+                served="the group's answer; the zone file's records there are not served",
+            )
         table.load_by_key(origin_key, names, serial)
 
 

@@ -506,3 +506,33 @@ def test_concurrent_changes_are_served_in_the_order_they_committed(
         stored = ok(server, "GET", "/v1/groups/race")["ttl"]
         reply = server.udp(dns.message.make_query("race.fo.example.net", "A"))
         assert reply.answer[0].ttl == stored, (round_, stored, reply.answer[0].ttl)
+
+
+def test_a_zone_file_name_that_a_group_already_has_is_reported(tmp_path: Path) -> None:
+    """The other way round from the API's 409: the zone file is edited to use a
+    group's label. The group keeps answering (customers point at it), and the
+    reload says so."""
+    zone_file = tmp_path / "fo.example.net.zone"
+    zone_file.write_text(EXAMPLE_ZONE.read_text())
+    config = write_config(tmp_path, [("fo.example.net", zone_file)])
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    try:
+        ok(running, "POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]}, 201)
+        ok(running, "POST", "/v1/groups", {"label": "shop", "primary": "eu"}, 201)
+        zone_file.write_text(zone_file.read_text() + "shop 300 IN A 203.0.113.99\n")
+        running.process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: running.log_events("zone_name_taken_by_group"))
+        assert running.log_events("zone_name_taken_by_group")[0]["name"] == "shop.fo.example.net."
+        assert answers(running, "shop.fo.example.net") == {"192.0.2.10"}
+    finally:
+        assert running.stop() == 0
+
+
+def test_a_method_not_allowed_says_which_are(server: FodnsProcess) -> None:
+    status, headers, body = raw_http(
+        server,
+        f"PUT /v1/groups HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n".encode(),
+    )
+    assert status == 405 and json.loads(body)["error"]["code"] == "method_not_allowed"
+    assert set(headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
