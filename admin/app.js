@@ -190,7 +190,9 @@ export async function submit({ form, button, busyText = "Saving…", send, done 
   try {
     const result = await send();
     form.closest("dialog").close();
-    announce(done(result));
+    // 202: saved and durable, but not every DNS worker served it in time (see /healthz).
+    const pending = result?.served === false ? ` Saved, but not yet served everywhere: ${result.message}` : "";
+    announce(done(result) + pending);
     await catchUp();
   } catch (error) {
     if (error.status === 401) return showSignIn(REJECTED);
