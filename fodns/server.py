@@ -32,7 +32,7 @@ from fodns.logs import configure_logging, get_logger
 from fodns.query import QueryHandler
 from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
-from fodns.tcp import TcpProtocol
+from fodns.tcp import TcpConnections, TcpProtocol
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
 from fodns.zone import ZoneData, load_zone_file
@@ -168,11 +168,14 @@ class DnsServer:
     config: DnsConfig
     reuse_port: bool = False
     transfers: Transfers | None = None
-    tcp_connections: int = 0
     bound: list[ListenAddress] = field(default_factory=list)
+    tcp: TcpConnections = field(init=False)
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _readers: list[socket.socket] = field(default_factory=list)
     _servers: list[asyncio.AbstractServer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tcp = TcpConnections(self.config, self.handler.counters)
 
     async def start(self) -> list[ListenAddress]:
         loop = asyncio.get_running_loop()
@@ -193,7 +196,11 @@ class DnsServer:
                     lambda: UdpProtocol(self.handler), sock=udp
                 )
                 self._transports.append(transport)
-            self._servers.append(await loop.create_server(lambda: TcpProtocol(self), sock=tcp))
+            self._servers.append(
+                await loop.create_server(
+                    lambda: TcpProtocol(self.handler, self.transfers, self.tcp), sock=tcp
+                )
+            )
             host, port = udp.getsockname()[:2]
             self.bound.append(ListenAddress(host, port))
         return self.bound
