@@ -27,6 +27,8 @@ GROUP_TTL_RANGE = (5, 86400)
 HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
 UDP_PAYLOAD_RANGE = (512, 4096)
+TCP_TIMEOUT_RANGE = (0.1, 3600.0)  # seconds, for each of the TCP timeouts
+TCP_CONNECTIONS_RANGE = (1, 100_000)
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,32 @@ class DnsConfig:
     listen: list[ListenAddress]
     workers: int = 1
     udp_payload: int = 1232
-    # RFC 7766 §6.2.3: idle TCP connections are closed after a while...
+    # RFC 7766 §6.2.3: idle TCP connections are closed after a while (Knot's
+    # tcp-idle-timeout is 10 s too). Idle: no complete message in, nothing in progress.
     tcp_idle_timeout: float = 10.0
-    # ...and §6.2.2: the number of open connections is capped.
+    # Once the first byte of a message is in, the rest must follow within this; the
+    # idle timer is not moved by bytes, so a client trickling a message that never
+    # completes (slowloris) holds its connection this long, not for ever. RFC 7766
+    # §6.2.3 asks for timeouts of "at least a few seconds"; a query is one segment, and
+    # 5 s still covers two retransmissions from a fresh connection (RFC 6298: 1 s
+    # initial RTO, doubled). Knot times one message at 500 ms (tcp-io-timeout), BIND
+    # gives a new connection 30 s for its first one (tcp-initial-timeout), NSD has one
+    # 120 s timeout for everything (tcp-timeout).
+    tcp_message_timeout: float = 5.0
+    # A peer that takes none of our replies (or of a zone transfer, which it paces by
+    # reading) for this long is cut. Generous, as transfers go to trusted secondaries
+    # that may pause; BIND allows an outgoing transfer 60 minutes without progress
+    # (max-transfer-idle-out), NSD 120 s (tcp-timeout, which covers transfers).
+    tcp_write_timeout: float = 60.0
+    # RFC 7766 §6.2.2: the number of open connections is capped, per DNS worker; a
+    # newcomer over the cap closes the connection idle the longest (§6.2.3 lets a
+    # loaded server drop idle connections) unless all are sending zone transfers.
     tcp_max_connections: int = 1000
+    # ...and per source (an IPv4 address, an IPv6 /64), per worker, "much looser" than
+    # the one or two connections a client should open (§6.2.2), as a source may be a
+    # NAT or a resolver farm: a tenth of the default total, so no one source takes
+    # more than 10 % of the slots. Knot, NSD and BIND have no such cap.
+    tcp_max_connections_per_source: int = 100
 
 
 @dataclass
@@ -210,6 +234,16 @@ class _Reader:
             raise self.fail(key, f"{value} is outside {low}-{high}")
         return value
 
+    def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
+        """A [dns] duration in seconds: an integer or a float, within TCP_TIMEOUT_RANGE."""
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(f"dns.{key}", f"must be a number of seconds, not {value!r}")
+        low, high = TCP_TIMEOUT_RANGE
+        if not low <= value <= high:
+            raise self.fail(f"dns.{key}", f"{value} is outside {low:g}-{high:g} seconds")
+        return float(value)
+
     def resolve(self, text: str) -> Path:
         path = Path(text)
         return path if path.is_absolute() else self.base / path
@@ -220,7 +254,16 @@ class _Reader:
         dns = self.table(
             raw,
             "dns",
-            {"listen", "workers", "udp_payload", "tcp_idle_timeout", "tcp_max_connections"},
+            {
+                "listen",
+                "workers",
+                "udp_payload",
+                "tcp_idle_timeout",
+                "tcp_message_timeout",
+                "tcp_write_timeout",
+                "tcp_max_connections",
+                "tcp_max_connections_per_source",
+            },
         )
         listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
         if not listen:
@@ -230,7 +273,6 @@ class _Reader:
         zones = raw.get("zones", [])
         if not isinstance(zones, list) or not zones:
             raise self.fail("zones", "needs at least one [[zones]] entry")
-        idle = self.typed(dns, "tcp_idle_timeout", (int, float), 10.0, "dns")  # type: ignore[arg-type]
         keys = self.tsig(raw)
         zone_configs = [self.zone(z, index, keys) for index, z in enumerate(zones)]
         return Config(
@@ -244,12 +286,30 @@ class _Reader:
                     *UDP_PAYLOAD_RANGE,
                     "dns.udp_payload",
                 ),
-                tcp_idle_timeout=float(idle),
+                tcp_idle_timeout=self.seconds(dns, "tcp_idle_timeout", DnsConfig.tcp_idle_timeout),
+                tcp_message_timeout=self.seconds(
+                    dns, "tcp_message_timeout", DnsConfig.tcp_message_timeout
+                ),
+                tcp_write_timeout=self.seconds(
+                    dns, "tcp_write_timeout", DnsConfig.tcp_write_timeout
+                ),
                 tcp_max_connections=self.ranged(
-                    self.typed(dns, "tcp_max_connections", int, 1000, "dns"),
-                    1,
-                    100_000,
+                    self.typed(
+                        dns, "tcp_max_connections", int, DnsConfig.tcp_max_connections, "dns"
+                    ),
+                    *TCP_CONNECTIONS_RANGE,
                     "dns.tcp_max_connections",
+                ),
+                tcp_max_connections_per_source=self.ranged(
+                    self.typed(
+                        dns,
+                        "tcp_max_connections_per_source",
+                        int,
+                        DnsConfig.tcp_max_connections_per_source,
+                        "dns",
+                    ),
+                    *TCP_CONNECTIONS_RANGE,
+                    "dns.tcp_max_connections_per_source",
                 ),
             ),
             api=ApiConfig(

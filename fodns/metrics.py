@@ -47,6 +47,24 @@ class QueryCollector(Collector):
         workers.add_metric([], len(sources))
         yield workers
         yield self._latency(totals)
+        yield from self._tcp(totals)
+
+    @staticmethod
+    def _tcp(totals: list[int]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        closed = CounterMetricFamily(
+            "fodns_dns_tcp_connections_closed",
+            "TCP connections the server closed or refused, by reason (idle, message_timeout,"
+            " write_timeout, evicted to make room, over source_cap, over total_cap)",
+            labels=["reason"],
+        )
+        for reason, index in querystats.TCP_CLOSED.items():
+            closed.add_metric([reason], totals[index])
+        yield closed
+        open_now = GaugeMetricFamily(
+            "fodns_dns_tcp_connections", "TCP connections open, summed over DNS workers"
+        )
+        open_now.add_metric([], totals[querystats.TCP_OPEN])
+        yield open_now
 
     @staticmethod
     def _latency(totals: list[int]) -> HistogramMetricFamily:

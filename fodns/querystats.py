@@ -1,4 +1,5 @@
-"""Per-query counters cheap enough for the hot path: one list index bump per reply.
+"""Per-query counters cheap enough for the hot path: one list index bump per reply
+(and a few per TCP connection).
 
 Counters are plain integers in a flat list, slot = qtype bucket x rcode bucket,
 so the hot path never calls into a metrics library; the metrics module turns
@@ -69,6 +70,20 @@ LATENCY_BOUNDS: tuple[float, ...] = (
 )
 LATENCY_BASE = DROPPED + 1
 LATENCY_SUM = LATENCY_BASE + len(LATENCY_BOUNDS) + 1  # microseconds, summed over queries
+# TCP connections the server closed (or refused), by why: bumped per connection, never
+# per query. See fodns.tcp for what each reason means.
+TCP_CLOSE_REASONS: tuple[str, ...] = (
+    "idle",
+    "message_timeout",
+    "write_timeout",
+    "evicted",
+    "source_cap",
+    "total_cap",
+)
+TCP_CLOSED: dict[str, int] = {
+    reason: LATENCY_SUM + 1 + index for index, reason in enumerate(TCP_CLOSE_REASONS)
+}
+TCP_OPEN = LATENCY_SUM + 1 + len(TCP_CLOSE_REASONS)  # a gauge: connections open now
 
 
 def latency_bucket(seconds: float) -> int:
@@ -85,7 +100,7 @@ def slot(qtype: int, rcode: int) -> int:
 
 
 def new_counters() -> list[int]:
-    return [0] * (LATENCY_SUM + 1)
+    return [0] * (TCP_OPEN + 1)
 
 
 def labelled(counters: list[int]) -> list[tuple[str, str, int]]:

@@ -54,6 +54,22 @@ ZONE_LINE = f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
         ("[dns]\nworkers = 0\n" + ZONE_LINE, "dns.workers: 0 is outside 1-64"),
         ("[dns]\nudp_payload = 100\n" + ZONE_LINE, "dns.udp_payload: 100 is outside 512-4096"),
         ('[dns]\nworkers = "two"\n' + ZONE_LINE, "dns.workers: must be int"),
+        (
+            "[dns]\ntcp_message_timeout = 0\n" + ZONE_LINE,
+            "dns.tcp_message_timeout: 0 is outside 0.1-3600 seconds",
+        ),
+        (
+            "[dns]\ntcp_write_timeout = 7200\n" + ZONE_LINE,
+            "dns.tcp_write_timeout: 7200 is outside 0.1-3600 seconds",
+        ),
+        (
+            '[dns]\ntcp_idle_timeout = "10s"\n' + ZONE_LINE,
+            "dns.tcp_idle_timeout: must be a number of seconds, not '10s'",
+        ),
+        (
+            "[dns]\ntcp_max_connections_per_source = 0\n" + ZONE_LINE,
+            "dns.tcp_max_connections_per_source: 0 is outside 1-100000",
+        ),
         (ZONE_LINE.replace("file", "group_ttl = 3\nfile"), "zones[0].group_ttl: 3 is outside"),
         ('[[zones]]\nname = "fo.example.net"\n', "zones[0].file: is required"),
         ("[dns]\n", "zones: needs at least one"),
