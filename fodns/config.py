@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.name
+
 from fodns.errors import ConfigError
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +83,15 @@ class TransferPeer:
         peer = ipaddress.ip_address(address)
         return peer.version == self.network.version and peer in self.network
 
-    def admits(self, address: str, key: str | None) -> bool:
-        return self.covers(address) and (self.key is None or self.key == key)
+    def admits(self, address: str, key: dns.name.Name | None) -> bool:
+        """`address` is in the network and, if the entry names a key, signed with it.
+
+        RFC 8945 §4.2: a key name is a domain name, so `XFR.` is the key `xfr`
+        (dns.name.Name compares case-insensitively, and is always absolute).
+        """
+        if not self.covers(address):
+            return False
+        return self.key is None or (key is not None and key == dns.name.from_text(self.key))
 
 
 @dataclass(frozen=True)
@@ -105,9 +115,15 @@ class ZoneConfig:
 
 @dataclass
 class TsigKeyConfig:
-    name: str
+    name: str  # canonical: lower case, no final dot (see key_name)
     algorithm: str
-    secret: str
+    secret: str  # base64, from the config, a file or a systemd credential
+
+
+def key_name(text: str) -> str:
+    """A TSIG key name in one spelling: RFC 8945 §4.2 makes key names domain names,
+    which compare case-insensitively and are absolute, so `XFR.` and `xfr` are one key."""
+    return dns.name.from_text(text).canonicalize().to_text(omit_final_dot=True)
 
 
 @dataclass
@@ -307,8 +323,10 @@ class _Reader:
             except ValueError:
                 raise self.fail(f"{place}.address", "is not an address or network") from None
             key = entry.get("key")
-            if key is not None and key not in keys:
-                raise self.fail(f"{place}.key", f"no [tsig.{key}] in this file")
+            if key is not None:
+                key = self.key_name(str(key), f"{place}.key")
+                if key not in keys:
+                    raise self.fail(f"{place}.key", f"no [tsig.{key}] in this file")
             peers.append(TransferPeer(network, key))
         return peers
 
@@ -323,12 +341,23 @@ class _Reader:
             targets.append(NotifyTarget(address.host, address.port, key))
         return targets
 
+    def key_name(self, text: str, where: str) -> str:
+        try:
+            return key_name(text)
+        except dns.exception.DNSException as exc:
+            raise self.fail(where, f"{text!r} is not a domain name: {exc}") from None
+
     def tsig(self, raw: dict[str, Any]) -> dict[str, TsigKeyConfig]:
-        keys = {}
-        for name, key in self.table(raw, "tsig", set(raw.get("tsig", {}))).items():
-            where = f"tsig.{name}"
+        keys: dict[str, TsigKeyConfig] = {}
+        spelled: dict[str, str] = {}  # canonical name -> the table that defined it
+        for table_name, key in self.table(raw, "tsig", set(raw.get("tsig", {}))).items():
+            where = f"tsig.{table_name}"
             if not isinstance(key, dict):
                 raise self.fail(where, "must be a table")
+            name = self.key_name(table_name, where)
+            if name in spelled:
+                raise self.fail(where, f"the same key name as tsig.{spelled[name]}")
+            spelled[name] = table_name
             secret = self.typed(key, "secret", str, None, where)
             if not secret:
                 raise self.fail(f"{where}.secret", "is required")

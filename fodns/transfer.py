@@ -89,10 +89,9 @@ class Transfers:
         question = query.question[0]
         zone = self.table().zones.get(wire_key(question.name))
         key = query.keyname if query.had_tsig else None
-        key_name = key.to_text(omit_final_dot=True) if key else None
         if zone is None:
             return iter([self._refuse(query, peer, key, "not a zone of this server")])
-        if not any(p.admits(peer, key_name) for p in self.allowed.get(zone.origin_key, [])):
+        if not any(p.admits(peer, key) for p in self.allowed.get(zone.origin_key, [])):
             return iter([self._refuse(query, peer, key, "peer or key not in allow_transfer")])
         if question.rdtype == dns.rdatatype.IXFR:
             if not query.authority or query.authority[0].rdtype != SOA:
