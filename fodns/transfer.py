@@ -39,7 +39,16 @@ from fodns.logs import get_logger
 from fodns.rows import JournalRecord
 from fodns.store import JournalEntry
 from fodns.table import AnswerTable
-from fodns.tsig import TSIG_SIGN, tsig_keyring
+from fodns.tsig import (
+    BADKEY,
+    BADSIG,
+    BADTIME,
+    TSIG_SIGN,
+    Verdict,
+    check_request,
+    sign_reply,
+    tsig_keyring,
+)
 from fodns.wire import NOTAUTH, POINTER_TO_QUESTION, error_reply, unsigned_tsig_error
 from fodns.zone import SOA, RRset, ZoneData, name_to_wire, wire_key
 
@@ -79,13 +88,14 @@ class Transfers:
         rendered as the iterator is advanced.
         """
         try:
-            query = dns.message.from_wire(wire, keyring=self.keyring or False)
-        except dns.message.UnknownTSIGKey:
-            return iter([_tsig_error(wire, dns.rcode.BADKEY, peer)])
-        except (dns.tsig.BadSignature, dns.tsig.BadTime):
-            return iter([_tsig_error(wire, dns.rcode.BADSIG, peer)])
+            query = dns.message.from_wire(wire, keyring=False)  # read now, verified below
         except dns.exception.DNSException:
             return iter([])
+        if query.had_tsig:
+            verdict = check_request(wire, query, self.keyring)
+            if verdict.error:
+                return iter([_tsig_error(wire, query, verdict, peer)])
+            query = verdict.request
         question = query.question[0]
         zone = self.table().zones.get(wire_key(question.name))
         key = query.keyname if query.had_tsig else None
@@ -271,18 +281,34 @@ def _stream(query: dns.message.Message, items: Iterable[RRset | RawRecords]) -> 
         yield message(batch)
 
 
-def _tsig_error(wire: bytes, error: int, peer: str) -> bytes:
-    """NOTAUTH with an unsigned TSIG carrying the error (RFC 8945 §5.2)."""
-    query = dns.message.from_wire(wire, keyring=False)
+_TSIG_REFUSALS = {
+    BADKEY: "unknown TSIG key",
+    BADSIG: "bad TSIG signature",
+    BADTIME: "TSIG time outside the fudge (clocks apart?)",
+}
+
+
+def _tsig_error(wire: bytes, query: dns.message.Message, verdict: Verdict, peer: str) -> bytes:
+    """NOTAUTH with a TSIG carrying the error (RFC 8945 §5.2): unsigned for a key or
+    MAC that did not check out, signed, with our time, for BADTIME (§5.2.3)."""
     assert query.keyname is not None and query.tsig is not None
     log.warning(
         "transfer_refused",
         zone=query.question[0].name.to_text() if query.question else None,
         peer=peer,
         key=query.keyname.to_text(),
-        reason="unknown TSIG key" if error == dns.rcode.BADKEY else "bad TSIG signature",
+        reason=_TSIG_REFUSALS[verdict.error],
     )
-    tsig = unsigned_tsig_error(query.keyname, query.tsig[0], error)
-    question = query.question[0]
-    question_wire = name_to_wire(question.name) + question.rdtype.to_bytes(2, "big") + b"\x00\x01"
+    question_wire = b""
+    if query.question:
+        question = query.question[0]
+        question_wire = (
+            name_to_wire(question.name)
+            + question.rdtype.to_bytes(2, "big")
+            + question.rdclass.to_bytes(2, "big")
+        )
+    if verdict.key is not None:
+        reply = error_reply(wire, NOTAUTH, question_wire)
+        return sign_reply(reply, verdict.key, query.tsig[0], query.mac or b"", verdict.error)
+    tsig = unsigned_tsig_error(query.keyname, query.tsig[0], verdict.error)
     return error_reply(wire, NOTAUTH, question_wire, b"", tsig)

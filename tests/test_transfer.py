@@ -114,8 +114,17 @@ def ixfr(server: FodnsProcess, zone: dns.zone.Zone, serial: int | None = 0) -> N
 
 
 def last_transfer(server: FodnsProcess) -> dict[str, object]:
-    assert wait_for(lambda: server.log_events("zone_transferred"))
-    return server.log_events("zone_transferred")[-1]
+    """The log event of the IXFR just made. The log is read by a thread, so the AXFR
+    made before it may still be the newest event read: wait for the IXFR's own."""
+
+    def newest() -> dict[str, object] | None:
+        events = server.log_events("zone_transferred")
+        return events[-1] if events and events[-1]["type"] == "IXFR" else None
+
+    assert wait_for(newest)
+    event = newest()
+    assert event is not None
+    return event
 
 
 def same_records(left: dns.zone.Zone, right: dns.zone.Zone) -> bool:
