@@ -244,3 +244,19 @@ def test_a_smaller_client_fudge_is_honoured(server: FodnsProcess) -> None:
     when = int(time.time()) - 60
     wire, mac = signed_at(soa_query(), when, fudge=10)
     assert_badtime(exchange(server, wire, "udp"), when, 10, mac)
+
+
+@pytest.mark.parametrize("kind", sorted(REQUESTS))
+def test_the_right_key_with_another_algorithm_is_badkey(server: FodnsProcess, kind: str) -> None:
+    """RFC 8945 §5.2.1: a key the server has, but not with that algorithm, is a key it
+    does not know: BADKEY, unsigned."""
+    make, transport = REQUESTS[kind]
+    request = make()
+    request.use_tsig(
+        dns.tsigkeyring.from_text({"xfr.": ("hmac-sha512", SECRET)}),
+        keyname="xfr.",
+        algorithm=dns.tsig.HMAC_SHA512,
+    )
+    message = dns.message.from_wire(exchange(server, request.to_wire(), transport), keyring=False)
+    assert message.rcode() == NOTAUTH
+    assert (message.tsig[0].error, message.tsig[0].mac) == (dns.rcode.BADKEY, b"")
