@@ -68,7 +68,9 @@ async def _serve_in_process(
     tokens: dict[str, str],
     mirror: Route53Mirror | None,
 ) -> None:
-    transfers = Transfers(lambda: handler.table, config.zones, config.tsig, store.journal)
+    transfers = Transfers(
+        lambda: handler.table, config.zones, config.tsig, store.journal, handler.counters
+    )
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
     registry = build_registry(lambda: [handler.counters], mirror)
