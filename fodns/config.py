@@ -3,11 +3,18 @@
 Every key is checked for type and range and unknown keys are errors, so a typo
 stops start-up with a message naming the file and the key instead of being
 silently ignored. Relative paths in a file are relative to that file's folder.
+
+Secrets need not be in the file, which the systemd unit (DynamicUser=) needs
+world-readable: a TSIG secret may come from a file of its own or from a systemd
+credential (LoadCredential=, read from $CREDENTIALS_DIRECTORY).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,11 @@ DEFAULT_DB_PATH = "var/fodns.db"
 GROUP_TTL_RANGE = (5, 86400)
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
 UDP_PAYLOAD_RANGE = (512, 4096)
+# Where systemd puts a service's credentials (systemd.exec(5), "Credentials").
+CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
+ADMIN_TOKEN_CREDENTIAL = "admin-token"  # LoadCredential=admin-token:/etc/fodns/admin-token
+# A [tsig.NAME] table takes its secret from exactly one of these.
+SECRET_SOURCES = ("secret", "secret_file", "credential")
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,37 @@ class TsigKeyConfig:
     name: str  # canonical: lower case, no final dot (see key_name)
     algorithm: str
     secret: str  # base64, from the config, a file or a systemd credential
+
+
+def credential_path(name: str) -> Path | None:
+    """The file of systemd credential `name` (LoadCredential=NAME:SOURCE in the unit),
+    or None when this process was given no credentials."""
+    directory = os.environ.get(CREDENTIALS_DIRECTORY)
+    return Path(directory) / name if directory else None
+
+
+def admin_token_credential() -> str | None:
+    """The admin token from the credential `admin-token`, when systemd passes one."""
+    path = credential_path(ADMIN_TOKEN_CREDENTIAL)
+    if path is None or not path.exists():
+        return None
+    return _read_secret(path, f"credential {ADMIN_TOKEN_CREDENTIAL}")
+
+
+def _read_secret(path: Path, what: str) -> str:
+    """The text of a secret file, surrounding whitespace dropped; it must hold some."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: {path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}: {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what}: {path}: not text") from None
+    secret = text.strip()
+    if not secret:
+        raise ConfigError(f"{what}: {path}: is empty")
+    return secret
 
 
 def key_name(text: str) -> str:
@@ -358,12 +401,57 @@ class _Reader:
             if name in spelled:
                 raise self.fail(where, f"the same key name as tsig.{spelled[name]}")
             spelled[name] = table_name
-            secret = self.typed(key, "secret", str, None, where)
-            if not secret:
-                raise self.fail(f"{where}.secret", "is required")
+            for unknown in sorted(set(key) - {"algorithm", *SECRET_SOURCES}):
+                raise self.fail(f"{where}.{unknown}", "unknown key")
             algorithm = self.typed(key, "algorithm", str, "hmac-sha256", where)
-            keys[name] = TsigKeyConfig(name, algorithm, secret)
+            keys[name] = TsigKeyConfig(name, algorithm, self.tsig_secret(key, where))
         return keys
+
+    def tsig_secret(self, key: dict[str, Any], where: str) -> str:
+        """The base64 secret of one [tsig.NAME] table: `secret` inline, `secret_file`
+        (a path, relative to this file's folder) or `credential` (a systemd
+        credential's name, for LoadCredential=), exactly one of them."""
+        given = [source for source in SECRET_SOURCES if source in key]
+        if len(given) != 1:
+            found = f" (it has {' and '.join(given)})" if given else ""
+            raise self.fail(where, f"needs exactly one of {', '.join(SECRET_SOURCES)}{found}")
+        [source] = given
+        value: str = self.typed(key, source, str, None, where)
+        place = f"{where}.{source}"
+        if source == "secret":
+            secret, what = value.strip(), place
+            if not secret:
+                raise self.fail(place, "is empty")
+        elif source == "secret_file":
+            path = self.resolve(value)
+            secret, what = self.secret_from(path, place), f"{place}: {path}"
+        else:
+            path = self.credential(value, place)
+            secret, what = self.secret_from(path, place), f"{place}: {path}"
+        try:
+            if not base64.b64decode(secret, validate=True):
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise self.fail(what, "is not base64 (`openssl rand -base64 32` makes one)") from None
+        return secret
+
+    def secret_from(self, path: Path, place: str) -> str:
+        try:
+            return _read_secret(path, place)
+        except ConfigError as error:
+            raise ConfigError(f"{self.path}: {error}") from None
+
+    def credential(self, name: str, place: str) -> Path:
+        if not name or "/" in name or name in (".", ".."):
+            raise self.fail(place, f"{name!r} is not a credential name (LoadCredential=NAME:...)")
+        path = credential_path(name)
+        if path is None:
+            raise self.fail(
+                place,
+                f"${CREDENTIALS_DIRECTORY} is not set: run under systemd with "
+                f"LoadCredential={name}:/path/to/file, or use secret_file",
+            )
+        return path
 
     def route53(self, raw: dict[str, Any], zones: list[ZoneConfig]) -> Route53Config:
         section = self.table(

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from fodns.api import create_app
-from fodns.config import Config, ListenAddress
+from fodns.config import Config, ListenAddress, admin_token_credential
 from fodns.errors import ListenError
 from fodns.logs import get_logger
 from fodns.metrics import build_registry
@@ -41,7 +41,9 @@ def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT. Raises FodnsError for anything that stops start-up."""
     table = build_table(config)  # zone errors stop start-up here, before any socket or database
     store = open_store(config, table)
-    tokens = admin_tokens(config.api.token, config.store_path)
+    # [api] token, else the systemd credential admin-token, else (tokens.py)
+    # FODNS_ADMIN_TOKEN, else a generated one.
+    tokens = admin_tokens(config.api.token or admin_token_credential(), config.store_path)
     for name in set(tokens.values()):
         store.ensure_token_name(name)  # events name their actor by the token's name
     mirror = Route53Mirror(store, config.route53, config.zones) if config.route53.enabled else None

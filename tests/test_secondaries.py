@@ -28,6 +28,8 @@ from tests.conftest import (
     write_config,
 )
 from tests.secondaries import (
+    GUIDE,
+    GUIDE_SECRET,
     SECRET,
     ZONE,
     KnotSecondary,
@@ -256,10 +258,21 @@ def test_the_guide_blocks_pass_the_daemons_own_checks(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_guide_fodns_block_is_a_valid_config(tmp_path: Path) -> None:
-    """The primary's block loads, and its NOTIFYs are signed with the transfer key."""
+def test_the_guide_fodns_block_is_a_valid_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary's block loads, with its secret from the credential the guide sets up
+    (as systemd lays it out in $CREDENTIALS_DIRECTORY), and its NOTIFYs are signed with
+    the transfer key."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "tsig-xfr").write_text(GUIDE_SECRET + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    block = guide_block("toml title=fodns.toml")
+    assert GUIDE_SECRET not in block, "the guide's fodns.toml must hold no secret"
+    assert "LoadCredential=tsig-xfr:/etc/fodns/tsig-xfr.key" in GUIDE.read_text()
     config_file = tmp_path / "fodns.toml"
-    config_file.write_text(guide_block("toml title=fodns.toml"))
+    config_file.write_text(block)
     config = load_config(config_file)
     [zone] = config.zones
     assert zone.name == ZONE
@@ -268,4 +281,7 @@ def test_the_guide_fodns_block_is_a_valid_config(tmp_path: Path) -> None:
         ("198.51.100.1", 53, "xfr"),
         ("198.51.100.2", 53, "xfr"),
     ]
-    assert config.tsig["xfr"].algorithm == "hmac-sha256"
+    assert (config.tsig["xfr"].algorithm, config.tsig["xfr"].secret) == (
+        "hmac-sha256",
+        GUIDE_SECRET,
+    )
