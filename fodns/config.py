@@ -3,17 +3,27 @@
 Every key is checked for type and range and unknown keys are errors, so a typo
 stops start-up with a message naming the file and the key instead of being
 silently ignored. Relative paths in a file are relative to that file's folder.
+
+Secrets need not be in the file, which the systemd unit (DynamicUser=) needs
+world-readable: a TSIG secret may come from a file of its own or from a systemd
+credential (LoadCredential=, read from $CREDENTIALS_DIRECTORY).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+import dns.exception
+import dns.name
 
 from fodns.errors import ConfigError
 
@@ -29,6 +39,11 @@ HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{
 UDP_PAYLOAD_RANGE = (512, 4096)
 TCP_TIMEOUT_RANGE = (0.1, 3600.0)  # seconds, for each of the TCP timeouts
 TCP_CONNECTIONS_RANGE = (1, 100_000)
+# Where systemd puts a service's credentials (systemd.exec(5), "Credentials").
+CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
+ADMIN_TOKEN_CREDENTIAL = "admin-token"  # LoadCredential=admin-token:/etc/fodns/admin-token
+# A [tsig.NAME] table takes its secret from exactly one of these.
+SECRET_SOURCES = ("secret", "secret_file", "credential")
 
 
 @dataclass(frozen=True)
@@ -111,8 +126,15 @@ class TransferPeer:
         peer = ipaddress.ip_address(address)
         return peer.version == self.network.version and peer in self.network
 
-    def admits(self, address: str, key: str | None) -> bool:
-        return self.covers(address) and (self.key is None or self.key == key)
+    def admits(self, address: str, key: dns.name.Name | None) -> bool:
+        """`address` is in the network and, if the entry names a key, signed with it.
+
+        RFC 8945 §4.2: a key name is a domain name, so `XFR.` is the key `xfr`
+        (dns.name.Name compares case-insensitively, and is always absolute).
+        """
+        if not self.covers(address):
+            return False
+        return self.key is None or (key is not None and key == dns.name.from_text(self.key))
 
 
 @dataclass(frozen=True)
@@ -136,9 +158,46 @@ class ZoneConfig:
 
 @dataclass
 class TsigKeyConfig:
-    name: str
+    name: str  # canonical: lower case, no final dot (see key_name)
     algorithm: str
-    secret: str
+    secret: str  # base64, from the config, a file or a systemd credential
+
+
+def credential_path(name: str) -> Path | None:
+    """The file of systemd credential `name` (LoadCredential=NAME:SOURCE in the unit),
+    or None when this process was given no credentials."""
+    directory = os.environ.get(CREDENTIALS_DIRECTORY)
+    return Path(directory) / name if directory else None
+
+
+def admin_token_credential() -> str | None:
+    """The admin token from the credential `admin-token`, when systemd passes one."""
+    path = credential_path(ADMIN_TOKEN_CREDENTIAL)
+    if path is None or not path.exists():
+        return None
+    return _read_secret(path, f"credential {ADMIN_TOKEN_CREDENTIAL}")
+
+
+def _read_secret(path: Path, what: str) -> str:
+    """The text of a secret file, surrounding whitespace dropped; it must hold some."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: {path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}: {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what}: {path}: not text") from None
+    secret = text.strip()
+    if not secret:
+        raise ConfigError(f"{what}: {path}: is empty")
+    return secret
+
+
+def key_name(text: str) -> str:
+    """A TSIG key name in one spelling: RFC 8945 §4.2 makes key names domain names,
+    which compare case-insensitively and are absolute, so `XFR.` and `xfr` are one key."""
+    return dns.name.from_text(text).canonicalize().to_text(omit_final_dot=True)
 
 
 @dataclass
@@ -379,8 +438,10 @@ class _Reader:
             except ValueError:
                 raise self.fail(f"{place}.address", "is not an address or network") from None
             key = entry.get("key")
-            if key is not None and key not in keys:
-                raise self.fail(f"{place}.key", f"no [tsig.{key}] in this file")
+            if key is not None:
+                key = self.key_name(str(key), f"{place}.key")
+                if key not in keys:
+                    raise self.fail(f"{place}.key", f"no [tsig.{key}] in this file")
             peers.append(TransferPeer(network, key))
         return peers
 
@@ -395,18 +456,74 @@ class _Reader:
             targets.append(NotifyTarget(address.host, address.port, key))
         return targets
 
+    def key_name(self, text: str, where: str) -> str:
+        try:
+            return key_name(text)
+        except dns.exception.DNSException as exc:
+            raise self.fail(where, f"{text!r} is not a domain name: {exc}") from None
+
     def tsig(self, raw: dict[str, Any]) -> dict[str, TsigKeyConfig]:
-        keys = {}
-        for name, key in self.table(raw, "tsig", set(raw.get("tsig", {}))).items():
-            where = f"tsig.{name}"
+        keys: dict[str, TsigKeyConfig] = {}
+        spelled: dict[str, str] = {}  # canonical name -> the table that defined it
+        for table_name, key in self.table(raw, "tsig", set(raw.get("tsig", {}))).items():
+            where = f"tsig.{table_name}"
             if not isinstance(key, dict):
                 raise self.fail(where, "must be a table")
-            secret = self.typed(key, "secret", str, None, where)
-            if not secret:
-                raise self.fail(f"{where}.secret", "is required")
+            name = self.key_name(table_name, where)
+            if name in spelled:
+                raise self.fail(where, f"the same key name as tsig.{spelled[name]}")
+            spelled[name] = table_name
+            for unknown in sorted(set(key) - {"algorithm", *SECRET_SOURCES}):
+                raise self.fail(f"{where}.{unknown}", "unknown key")
             algorithm = self.typed(key, "algorithm", str, "hmac-sha256", where)
-            keys[name] = TsigKeyConfig(name, algorithm, secret)
+            keys[name] = TsigKeyConfig(name, algorithm, self.tsig_secret(key, where))
         return keys
+
+    def tsig_secret(self, key: dict[str, Any], where: str) -> str:
+        """The base64 secret of one [tsig.NAME] table: `secret` inline, `secret_file`
+        (a path, relative to this file's folder) or `credential` (a systemd
+        credential's name, for LoadCredential=), exactly one of them."""
+        given = [source for source in SECRET_SOURCES if source in key]
+        if len(given) != 1:
+            found = f" (it has {' and '.join(given)})" if given else ""
+            raise self.fail(where, f"needs exactly one of {', '.join(SECRET_SOURCES)}{found}")
+        [source] = given
+        value: str = self.typed(key, source, str, None, where)
+        place = f"{where}.{source}"
+        if source == "secret":
+            secret, what = value.strip(), place
+            if not secret:
+                raise self.fail(place, "is empty")
+        elif source == "secret_file":
+            path = self.resolve(value)
+            secret, what = self.secret_from(path, place), f"{place}: {path}"
+        else:
+            path = self.credential(value, place)
+            secret, what = self.secret_from(path, place), f"{place}: {path}"
+        try:
+            if not base64.b64decode(secret, validate=True):
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise self.fail(what, "is not base64 (`openssl rand -base64 32` makes one)") from None
+        return secret
+
+    def secret_from(self, path: Path, place: str) -> str:
+        try:
+            return _read_secret(path, place)
+        except ConfigError as error:
+            raise ConfigError(f"{self.path}: {error}") from None
+
+    def credential(self, name: str, place: str) -> Path:
+        if not name or "/" in name or name in (".", ".."):
+            raise self.fail(place, f"{name!r} is not a credential name (LoadCredential=NAME:...)")
+        path = credential_path(name)
+        if path is None:
+            raise self.fail(
+                place,
+                f"${CREDENTIALS_DIRECTORY} is not set: run under systemd with "
+                f"LoadCredential={name}:/path/to/file, or use secret_file",
+            )
+        return path
 
     def route53(self, raw: dict[str, Any], zones: list[ZoneConfig]) -> Route53Config:
         section = self.table(

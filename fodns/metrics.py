@@ -43,6 +43,12 @@ class QueryCollector(Collector):
         )
         dropped.add_metric([], totals[querystats.DROPPED])
         yield dropped
+        left_out = CounterMetricFamily(
+            "fodns_transfer_records_left_out",
+            "Records left out of zone transfers: too large for any DNS message (64 KiB)",
+        )
+        left_out.add_metric([], totals[querystats.TRANSFER_RECORDS_LEFT_OUT])
+        yield left_out
         workers = GaugeMetricFamily("fodns_dns_workers", "DNS worker processes reporting")
         workers.add_metric([], len(sources))
         yield workers

@@ -12,17 +12,15 @@ and answers FORMERR, NOTIMP, BADVERS, REFUSED or nothing as the RFCs say.
 from __future__ import annotations
 
 import dns.edns
-import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.tsig
 
 from fodns import querystats
 from fodns.table import AnswerTable
-from fodns.tsig import MAX_MAC_SIZE, Keyring, sign_reply
+from fodns.tsig import MAX_MAC_SIZE, Keyring, check_request, sign_reply
 from fodns.wire import (
     BADVERS,
     CLASS_IN,
@@ -49,9 +47,6 @@ _ONE_ADDITIONAL = b"\x00\x01"
 _OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
 MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
 EDNS_FORMS_REMEMBERED = 4096  # distinct payload/DO combinations seen; bounded against floods
-# RFC 8945 §5.3.2: TSIG errors for a bad MAC, a key the server does not know, a
-# time outside the fudge.
-BADSIG, BADKEY, BADTIME = 16, 17, 18
 # QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
 # the fast path's miss branch: the slow path gives each its own reply.
 _SPECIAL_QTYPES = frozenset({41, 249, 250, 251, 252, 253, 254})
@@ -211,20 +206,18 @@ class QueryHandler:
         # RFC 8945 §5.2: check the signature; a good one gets a signed reply (§5.3).
         question = self._question_bytes(data, message)
         qtype = message.question[0].rdtype if len(message.question) == 1 else 0
-        key = self.keyring.get(message.keyname) if self.keyring else None
-        error = BADKEY  # §5.2.2: NOTAUTH with an unsigned TSIG carrying the error
-        if key is not None:
-            try:
-                dns.message.from_wire(data, keyring=self.keyring)
-                error = 0
-            except dns.tsig.BadTime:
-                error = BADTIME
-            except dns.exception.DNSException:
-                error = BADSIG
-        if key is None or error:
+        verdict = check_request(data, message, self.keyring)
+        key = verdict.key
+        if verdict.error:
             opt = self._our_opt(message)[0]
-            tsig = unsigned_tsig_error(message.keyname, message.tsig[0], error)
+            if key is not None:
+                # BADTIME: the MAC was good, so the error is signed (§5.2.3).
+                refusal = self._error(data, NOTAUTH, qtype, question, opt)
+                return sign_reply(refusal, key, message.tsig[0], message.mac or b"", verdict.error)
+            # §5.2.1, §5.2.2: NOTAUTH with an unsigned TSIG carrying the error.
+            tsig = unsigned_tsig_error(message.keyname, message.tsig[0], verdict.error)
             return self._error(data, NOTAUTH, qtype, question, opt, tsig=tsig)
+        assert key is not None
         # Room for our TSIG record: the query's, with a MAC of up to 64 octets.
         reserve = len(unsigned_tsig_error(message.keyname, message.tsig[0], 0)) + MAX_MAC_SIZE
         reply = self._answer_parsed(data, udp, message, reserve if udp else 0)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from fodns.api import create_app
-from fodns.config import Config, ListenAddress
+from fodns.config import Config, ListenAddress, admin_token_credential
 from fodns.errors import ListenError
 from fodns.groups import TableFollower
 from fodns.health import HealthSources, health_report
@@ -50,7 +50,11 @@ def serve(config: Config) -> None:
     zones = load_zones(config.zones)  # zone errors stop start-up here, before any socket
     store = open_store(config, zones)
     try:
-        tokens = admin_tokens(config.api.token, config.store_path)  # empty or short: stop
+        # [api] token, else the systemd credential admin-token, else (tokens.py)
+        # FODNS_ADMIN_TOKEN, else a generated one; empty or short ones stop start-up.
+        configured = config.api.token
+        configured = configured if configured is not None else admin_token_credential()
+        tokens = admin_tokens(configured, config.store_path)
     except BaseException:
         store.close()
         raise
@@ -94,7 +98,9 @@ async def _serve_in_process(
     tokens: dict[str, str],
     mirror: Route53Mirror | None,
 ) -> None:
-    transfers = Transfers(lambda: handler.table, config.zones, config.tsig, store.journal)
+    transfers = Transfers(
+        lambda: handler.table, config.zones, config.tsig, store.journal, handler.counters
+    )
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
 

@@ -93,7 +93,9 @@ def worker_main(
             handler,
             dns_config,
             reuse_port=True,
-            transfers=Transfers(lambda: handler.table, config.zones, config.tsig, store.journal),
+            transfers=Transfers(
+                lambda: handler.table, config.zones, config.tsig, store.journal, handler.counters
+            ),
         )
         try:
             bound = await server.start()

@@ -1,6 +1,7 @@
 """Real Knot DNS and NSD secondaries of a fodns primary, configured with the blocks
 docs/secondaries.md gives operators: every switch reaches them by NOTIFY and IXFR
-well within 2 seconds, and a secondary with the wrong TSIG secret gets nothing."""
+well within 2 seconds, a record set larger than a DNS message reaches them whole,
+and a secondary with the wrong TSIG secret gets nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.zone
 import pytest
 
 from fodns.config import load_config
@@ -26,6 +28,8 @@ from tests.conftest import (
     write_config,
 )
 from tests.secondaries import (
+    GUIDE,
+    GUIDE_SECRET,
     SECRET,
     ZONE,
     KnotSecondary,
@@ -34,6 +38,7 @@ from tests.secondaries import (
     find_executable,
     guide_block,
 )
+from tests.test_transfer import addresses, fill_store
 
 TOKEN = "secondaries-test-token"
 WRONG_SECRET = "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="
@@ -164,6 +169,55 @@ def test_every_switch_reaches_the_secondary_by_ixfr(
     assert not missing, f"serials fodns served that {secondary.name} did not take: {missing}"
 
 
+class NsdWritingItsZoneFile(NsdSecondary):
+    """NSD that writes each zone it transfers to its zone file within a second (by
+    default it does so hourly), so that a test can read what it took in."""
+
+    def preamble(self) -> str:
+        # After `database:`, or the database's default wins (nsd.conf(5)).
+        database = '    database: ""\n'
+        assert database in super().preamble()
+        return super().preamble().replace(database, database + "    zonefiles-write: 1\n")
+
+
+def secondary_zone_file(secondary: Secondary) -> dns.zone.Zone | None:
+    """The zone as the secondary wrote it to its own zone file, once it is complete."""
+    path = secondary.directory / f"{ZONE}.zone"
+    try:
+        return dns.zone.from_file(str(path), origin=f"{ZONE}.", relativize=True)
+    except (OSError, dns.exception.DNSException):
+        return None  # not there yet, or being written
+
+
+@pytest.mark.parametrize("name", sorted(SECONDARIES))
+def test_a_record_set_larger_than_a_message_reaches_the_secondary(
+    tmp_path: Path, name: str
+) -> None:
+    """A group whose app has 3,000 IPv6 addresses is 120 KB of records, more than a
+    DNS message holds: fodns spreads the set over several messages (RFC 5936 §2.2),
+    and the secondary takes it whole (it can serve it only as TC or SERVFAIL, so its
+    own copy of the zone is read from the zone file it writes)."""
+    huge = addresses(6, 3000)
+    fill_store(tmp_path / "fodns.db", {"huge": huge, "eu": [EU]}, {"huge": "huge", "shop": "eu"})
+    kind = NsdWritingItsZoneFile if name == "nsd" else SECONDARIES[name]
+    secondary = kind(tmp_path / name)
+    primary = start_primary(tmp_path, secondary)
+    try:
+        secondary.start(primary.dns_port)
+        assert secondary.wait_serial(primary_serial(primary), timeout=10), log_tail(secondary)
+        assert answers(secondary, EU)
+
+        def taken_whole() -> bool:
+            zone = secondary_zone_file(secondary)
+            rdataset = zone.get_rdataset("huge", "AAAA") if zone else None
+            return rdataset is not None and {r.to_text() for r in rdataset} == set(huge)
+
+        assert wait_for(taken_whole, timeout=10), log_tail(secondary)
+    finally:
+        secondary.stop()
+        assert primary.stop() == 0
+
+
 @pytest.mark.parametrize("name", sorted(SECONDARIES))
 def test_a_secondary_with_the_wrong_secret_gets_nothing(tmp_path: Path, name: str) -> None:
     secondary = SECONDARIES[name](tmp_path / name, secret=WRONG_SECRET)
@@ -204,10 +258,21 @@ def test_the_guide_blocks_pass_the_daemons_own_checks(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_guide_fodns_block_is_a_valid_config(tmp_path: Path) -> None:
-    """The primary's block loads, and its NOTIFYs are signed with the transfer key."""
+def test_the_guide_fodns_block_is_a_valid_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary's block loads, with its secret from the credential the guide sets up
+    (as systemd lays it out in $CREDENTIALS_DIRECTORY), and its NOTIFYs are signed with
+    the transfer key."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "tsig-xfr").write_text(GUIDE_SECRET + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    block = guide_block("toml title=fodns.toml")
+    assert GUIDE_SECRET not in block, "the guide's fodns.toml must hold no secret"
+    assert "LoadCredential=tsig-xfr:/etc/fodns/tsig-xfr.key" in GUIDE.read_text()
     config_file = tmp_path / "fodns.toml"
-    config_file.write_text(guide_block("toml title=fodns.toml"))
+    config_file.write_text(block)
     config = load_config(config_file)
     [zone] = config.zones
     assert zone.name == ZONE
@@ -216,4 +281,7 @@ def test_the_guide_fodns_block_is_a_valid_config(tmp_path: Path) -> None:
         ("198.51.100.1", 53, "xfr"),
         ("198.51.100.2", 53, "xfr"),
     ]
-    assert config.tsig["xfr"].algorithm == "hmac-sha256"
+    assert (config.tsig["xfr"].algorithm, config.tsig["xfr"].secret) == (
+        "hmac-sha256",
+        GUIDE_SECRET,
+    )

@@ -82,6 +82,11 @@ ZONE_LINE = f'[[zones]]\nname = "fo.example.net"\nfile = "{EXAMPLE_ZONE}"\n'
             "zones[0].allow_transfer[0].key: no [tsig.xfr] in this file",
         ),
         (ZONE_LINE + 'notify = ["somewhere"]\n', "notify[0]: 'somewhere' is not HOST:PORT"),
+        (
+            # RFC 8945 §4.2: key names are domain names, so these two are one key.
+            ZONE_LINE + '[tsig.xfr]\nsecret = "c2VjcmV0"\n[tsig."XFR."]\nsecret = "c2VjcmV0"\n',
+            "tsig.XFR.: the same key name as tsig.xfr",
+        ),
     ],
 )
 def test_a_bad_config_stops_start_up_naming_file_and_key(

@@ -267,3 +267,63 @@ def test_example_config_paths_fall_inside_the_units_directories() -> None:
     exec_start = last_value(settings, "Service", "ExecStart").split()
     config_argument = Path(exec_start[exec_start.index("--config") + 1])
     assert config_argument.is_relative_to(configuration_directory)
+
+
+def commented_credentials(unit_text: str) -> dict[str, str]:
+    """The unit's example LoadCredential= lines (commented out): name -> source file."""
+    credentials = {}
+    for line in unit_text.splitlines():
+        if line.startswith("#LoadCredential="):
+            name, _, source = line.removeprefix("#LoadCredential=").partition(":")
+            credentials[name] = source
+    return credentials
+
+
+def test_unit_credential_examples_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit_text = with_runnable_exec_start(UNIT_PATH.read_text(encoding="utf-8"))
+    credentials = commented_credentials(unit_text)
+    assert set(credentials) == {"admin-token", "tsig-xfr"}
+    for source in credentials.values():
+        # Root-only files in the configuration directory, read by systemd as root.
+        assert Path(source).parent == Path("/etc/fodns"), source
+    uncommented = unit_text.replace("#LoadCredential=", "LoadCredential=")
+    returncode, problems = verify_unit(uncommented, tmp_path)
+    assert problems == []
+    assert returncode == 0
+
+
+def test_example_config_tsig_block_reads_the_units_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uncommented, the example's transfer block loads, its TSIG secret and the admin
+    token coming from the credentials the unit's example LoadCredential= lines pass
+    (as systemd would lay them out in $CREDENTIALS_DIRECTORY)."""
+    from fodns.config import admin_token_credential, load_config
+
+    secret = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
+    credentials_directory = tmp_path / "credentials"
+    credentials_directory.mkdir()
+    names = commented_credentials(UNIT_PATH.read_text(encoding="utf-8"))
+    (credentials_directory / "tsig-xfr").write_text(secret + "\n")
+    (credentials_directory / "admin-token").write_text("admin-token-from-a-credential\n")
+    assert set(names) == {p.name for p in credentials_directory.iterdir()}
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials_directory))
+
+    example = EXAMPLE_CONFIG_PATH.read_text(encoding="utf-8")
+    uncommented = re.sub(
+        r"^# ((allow_transfer|notify|algorithm|credential) = |\[tsig\.)",
+        r"\1",
+        example,
+        flags=re.MULTILINE,
+    )
+    assert uncommented.count("\n# ") < example.count("\n# ")
+    config_file = tmp_path / "fodns.toml"
+    config_file.write_text(uncommented)
+    config = load_config(config_file)
+    assert config.tsig["xfr"].secret == secret
+    assert [peer.key for peer in config.zones[0].allow_transfer] == ["xfr"]
+    assert [target.key for target in config.zones[0].notify] == ["xfr"]
+    assert tomllib.loads(uncommented)["tsig"] == {
+        "xfr": {"algorithm": "hmac-sha256", "credential": "tsig-xfr"}
+    }, "no secret in the world-readable config"
+    assert admin_token_credential() == "admin-token-from-a-credential"

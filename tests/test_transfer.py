@@ -3,7 +3,10 @@ allow_transfer list: dnspython's transfer client plays the secondary."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from fodns.store import Store, ZoneDefaults
 from tests.conftest import (
     EXAMPLE_ZONE,
     FodnsProcess,
@@ -114,8 +118,17 @@ def ixfr(server: FodnsProcess, zone: dns.zone.Zone, serial: int | None = 0) -> N
 
 
 def last_transfer(server: FodnsProcess) -> dict[str, object]:
-    assert wait_for(lambda: server.log_events("zone_transferred"))
-    return server.log_events("zone_transferred")[-1]
+    """The log event of the IXFR just made. The log is read by a thread, so the AXFR
+    made before it may still be the newest event read: wait for the IXFR's own."""
+
+    def newest() -> dict[str, object] | None:
+        events = server.log_events("zone_transferred")
+        return events[-1] if events and events[-1]["type"] == "IXFR" else None
+
+    assert wait_for(newest)
+    event = newest()
+    assert event is not None
+    return event
 
 
 def same_records(left: dns.zone.Zone, right: dns.zone.Zone) -> bool:
@@ -339,3 +352,159 @@ def test_a_query_signed_with_a_wrong_secret_is_notauth_badsig(server: FodnsProce
     assert reply.rcode() == dns.rcode.NOTAUTH
     assert reply.tsig is not None and reply.tsig[0].error == dns.rcode.BADSIG
     assert not reply.answer
+
+
+# ---- record sets of any size ------------------------------------------------------
+# A TCP message holds at most 65,535 octets (RFC 1035 §4.2.2). RFC 5936 §2.2 leaves
+# the grouping of records into messages to the server ("clients MUST accept any
+# ordering and grouping of the non-SOA RRs"), so no set, however large, may stop a
+# transfer.
+
+NOW = "2026-11-22T00:00:00.000Z"
+
+
+def addresses(version: int, count: int) -> list[str]:
+    base = ipaddress.ip_address("10.0.0.0" if version == 4 else "2001:db8::")
+    return [str(base + 1 + index) for index in range(count)]
+
+
+def fill_store(path: Path, apps: dict[str, list[str]], groups: dict[str, str]) -> None:
+    """Apps with web heads of any size, and groups on them, written straight into the
+    database of a server not yet started: the admin API caps a web head's size, the
+    store and the transfer must not depend on that."""
+    Store(path, {"fo.example.net": ZoneDefaults(serial=1)}).close()
+    ids = {name: index + 1 for index, name in enumerate(apps)}
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO apps (id, name, web_servers, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(ids[name], name, json.dumps(head), NOW, NOW) for name, head in apps.items()],
+        )
+        db.executemany(
+            "INSERT INTO labels VALUES ('fo.example.net', ?, ?)", [(g, NOW) for g in groups]
+        )
+        db.executemany(
+            "INSERT INTO groups (zone, label, primary_app_id, active, ttl, created_at,"
+            " updated_at) VALUES ('fo.example.net', ?, ?, 'primary', 30, ?, ?)",
+            [(label, ids[app], NOW, NOW) for label, app in groups.items()],
+        )
+
+
+def transfer_messages(server: FodnsProcess) -> list[dns.message.Message]:
+    """Every message of a signed AXFR; dnspython checks each one's TSIG (RFC 8945
+    §5.3.1) and that the stream ends with the SOA."""
+    return list(
+        dns.query.xfr(
+            "127.0.0.1",
+            "fo.example.net",
+            port=server.dns_port,
+            keyring=KEYRING,
+            keyname="xfr.",
+            timeout=20,
+        )
+    )
+
+
+def served(zone: dns.zone.Zone, name: str, rdtype: str) -> set[str]:
+    rdataset = zone.get_rdataset(name, rdtype)
+    return {r.to_text() for r in rdataset} if rdataset else set()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_groups_on_an_app_with_thousands_of_addresses_transfer_whole(
+    tmp_path: Path, workers: int
+) -> None:
+    """An app with 1,000 IPv4 and 1,000 IPv6 addresses: each group on it is 68 KB of
+    records, more than one message holds, so its A and AAAA sets go in separate
+    messages; one with 3,000 IPv6 addresses is a set of 120 KB, larger than any
+    message, so its records are spread over several."""
+    wide = addresses(4, 1000) + addresses(6, 1000)
+    huge = addresses(6, 3000)
+    fill_store(
+        tmp_path / "fodns.db",
+        {"wide": wide, "huge": huge, "eu": ["192.0.2.10"]},
+        {"wide-1": "wide", "shop": "eu", "wide-2": "wide", "huge": "huge", "after": "eu"},
+    )
+    running = start(tmp_path, workers=workers)
+    try:
+        messages = transfer_messages(running)
+        zone = dns.zone.from_xfr(iter(messages))
+        for label in ("wide-1", "wide-2"):
+            assert served(zone, label, "A") == set(addresses(4, 1000)), label
+            assert served(zone, label, "AAAA") == set(addresses(6, 1000)), label
+        assert served(zone, "huge", "AAAA") == set(huge)
+        assert served(zone, "shop", "A") == served(zone, "after", "A") == {"192.0.2.10"}
+        assert served(zone, "www", "A") == {"192.0.2.10", "192.0.2.11"}
+        assert not running.log_events("transfer_failed")
+    finally:
+        assert running.stop() == 0
+
+
+def test_ixfr_of_a_switch_to_a_huge_web_head_arrives_whole(tmp_path: Path) -> None:
+    """The same splitting for IXFR's difference sequences (RFC 1995 §4)."""
+    huge = addresses(6, 3000)
+    # Enough groups that 3,001 changed records do not outweigh the zone (RFC 1995 §4).
+    small = {f"g{index}": "eu" for index in range(3100)}
+    fill_store(
+        tmp_path / "fodns.db",
+        {"eu": ["192.0.2.10"], "huge": huge},
+        {"shop": "eu", **small},
+    )
+    running = start(tmp_path)
+    try:
+        secondary = pull(running)
+        status, payload = api_request(
+            running, "PATCH", "/v1/groups/shop", {"backup": "huge"}, TOKEN
+        )
+        assert status == 200, payload
+        api(running, "/v1/groups/shop/switch", {"to": "backup"})
+        ixfr(running, secondary)
+        assert last_transfer(running)["style"] == "incremental"
+        assert served(secondary, "shop", "AAAA") == set(huge)
+        assert served(secondary, "shop", "A") == set()
+        assert same_records(secondary, pull(running))
+    finally:
+        assert running.stop() == 0
+
+
+def metric(server: FodnsProcess, name: str) -> float:
+    status, text = server.http_get("/metrics")
+    assert status == 200
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_record_too_big_for_any_message_is_left_out_and_reported(
+    tmp_path: Path, workers: int
+) -> None:
+    """A TXT record of 65,530 octets of data fits in no message with a header and the
+    question: the transfer goes on without it, and says so once, with a counter."""
+    strings = " ".join(['"' + "x" * 255 + '"'] * 255 + ['"' + "y" * 249 + '"'])
+    zone_file = tmp_path / "fo.example.net.zone"
+    zone_file.write_text(EXAMPLE_ZONE.read_text() + f"huge 300 IN TXT {strings}\n")
+    running = start(tmp_path, workers=workers, zone_file=zone_file)
+    try:
+        add_shop(running)
+        zone = dns.zone.from_xfr(iter(transfer_messages(running)))
+        assert zone.get_rdataset("huge", "TXT") is None
+        assert served(zone, "shop", "A") == {"192.0.2.10"}
+        original = dns.zone.from_file(str(EXAMPLE_ZONE), origin="fo.example.net.")
+        for name, node in original.nodes.items():
+            for rdataset in node.rdatasets:
+                if rdataset.rdtype != dns.rdatatype.SOA:
+                    assert zone.find_rdataset(name, rdataset.rdtype) == rdataset, name
+        assert wait_for(lambda: running.log_events("transfer_records_left_out"))
+        [event] = running.log_events("transfer_records_left_out")
+        assert (event["zone"], event["owner"], event["type"], event["records"]) == (
+            "fo.example.net.",
+            "huge.fo.example.net.",
+            "TXT",
+            1,
+        )
+        assert wait_for(lambda: metric(running, "fodns_transfer_records_left_out_total") == 1)
+        assert not running.log_events("transfer_failed")
+    finally:
+        assert running.stop() == 0
