@@ -489,12 +489,12 @@ def test_configured_host_names_are_answered(tmp_path: Path) -> None:
 def test_concurrent_changes_are_served_in_the_order_they_committed(
     server: FodnsProcess,
 ) -> None:
-    """Twenty TTL changes to one group at once, several rounds: what DNS serves
+    """Forty TTL changes to one group at once, thirty rounds: what DNS serves
     afterwards is always what the store holds, never an older change."""
     ok(server, "POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]}, 201)
     ok(server, "POST", "/v1/groups", {"label": "race", "primary": "eu"}, 201)
-    for round_ in range(5):
-        ttls = [60 + round_ * 100 + n for n in range(20)]
+    for round_ in range(30):
+        ttls = [60 + round_ * 100 + n for n in range(40)]
         threads = [
             threading.Thread(target=call, args=(server, "PATCH", "/v1/groups/race", {"ttl": ttl}))
             for ttl in ttls
