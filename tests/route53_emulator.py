@@ -435,8 +435,10 @@ class RecordingProxy:
 
     With `route53_rules` (the default) a change batch that Route53 would refuse is
     answered 400 InvalidChangeBatch without reaching moto, which would accept it: a
-    CREATE of a record set that exists, and a CNAME sharing its name with any other
-    record set (RFC 1034 §3.6.2). moto stores the first as a second record set."""
+    CREATE of a record set that exists, a CNAME sharing its name with any other
+    record set (RFC 1034 §3.6.2), a batch over Route53's size limits. moto stores the
+    first as a second record set. A CREATE that passes goes to moto as an UPSERT: moto
+    wrongly refuses to create again a record set it once held."""
 
     def __init__(self, target_url: str, unique_change_ids: bool = True, route53_rules: bool = True):
         _require_loopback(target_url)
@@ -683,8 +685,17 @@ class RecordingProxy:
             response_headers = [("Content-Type", "text/xml")]
         else:
             try:
+                forwarded_body = request_body
+                if action == "ChangeResourceRecordSets" and self.route53_rules:
+                    # The rules above refused a CREATE of a record set that exists. moto
+                    # refuses one more: a CREATE it has seen before, of a record set
+                    # deleted since (it looks for any record at or after the name). As an
+                    # UPSERT, such a CREATE does in moto what Route53 does.
+                    forwarded_body = request_body.replace(
+                        b"<Action>CREATE</Action>", b"<Action>UPSERT</Action>"
+                    )
                 status, response_headers, response_body = self._forward(
-                    method, handler.path, handler.headers.items(), request_body, action
+                    method, handler.path, handler.headers.items(), forwarded_body, action
                 )
             finally:
                 with self._lock:

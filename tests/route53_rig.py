@@ -125,7 +125,7 @@ class Rig:
         self,
         name: str,
         rtype: str,
-        value: str,
+        value: str | list[str],
         action: str = "UPSERT",
         zone: str = ZONE,
         ttl: int = 300,
@@ -141,7 +141,9 @@ class Rig:
                             "Name": name,
                             "Type": rtype,
                             "TTL": ttl,
-                            "ResourceRecords": [{"Value": value}],
+                            "ResourceRecords": [
+                                {"Value": v} for v in ([value] if isinstance(value, str) else value)
+                            ],
                         },
                     }
                 ]

@@ -45,29 +45,34 @@ def test_create_switch_web_head_change_and_delete_are_mirrored(rig: Rig) -> None
     assert rig.health()["errors"] == {}
 
 
-def test_a_sync_touches_only_what_fodns_owns(rig: Rig) -> None:
-    # Someone else's records, one of them at a name fodns will use, of a type it never serves.
-    rig.manual_record("manual.fo.example.net.", "A", "203.0.113.1")
-    rig.manual_record("shop.fo.example.net.", "TXT", '"verification=abc"')
+def test_a_sync_touches_only_what_fodns_wrote(rig: Rig) -> None:
+    # Ownership is what fodns wrote, not the names it uses (see test_route53_ownership).
+    rig.manual_record("manual.fo.example.net.", "A", "203.0.113.1")  # someone else's
     rig.start_fodns()
     add_apps(rig)
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
-    rig.api("POST", "/v1/groups", {"label": "gone", "primary": "eu"})
+    for label in ("gone", "spare"):
+        rig.api("POST", "/v1/groups", {"label": label, "primary": "eu"})
     manual = {("manual.fo.example.net.", "A"): (300, frozenset({"203.0.113.1"}))}
     assert rig.mirrored(extra=manual)
-    rig.api("PATCH", "/v1/groups/gone", {"primary": None})
-    rig.api("DELETE", "/v1/groups/gone")
+    for label in ("gone", "spare"):
+        rig.api("PATCH", f"/v1/groups/{label}", {"primary": None})
+        rig.api("DELETE", f"/v1/groups/{label}")
     assert rig.mirrored(extra=manual)
-    # Route53 drifts behind fodns's back: a stale answer for a live group, and a record
-    # left for the deleted group's label (fodns owns that name for ever).
+    # Records appear behind fodns's back: at a live group's name someone's TXT, and an
+    # edit of fodns's own A; at deleted groups' names fodns's old record set (back from a
+    # restore, say) and someone's own A.
+    rig.manual_record("shop.fo.example.net.", "TXT", '"verification=abc"')
     rig.manual_record("shop.fo.example.net.", "A", "192.0.2.99")
-    rig.manual_record("gone.fo.example.net.", "A", "192.0.2.98")
+    rig.manual_record("gone.fo.example.net.", "A", ["192.0.2.10", "192.0.2.11"], ttl=30)
+    rig.manual_record("spare.fo.example.net.", "A", "203.0.113.2")
     result = rig.client("route53", "sync")
     assert "~ shop.fo.example.net." in result and "- gone.fo.example.net." in result, result
-    assert rig.mirrored(extra=manual)
+    assert "spare" not in result, result
+    spare = {("spare.fo.example.net.", "A"): (300, frozenset({"203.0.113.2"}))}
+    assert rig.mirrored(extra={**manual, **spare})
     everything = rig.moto.records(rig.zone_id)
     assert everything[("shop.fo.example.net.", "TXT")] == (300, {'"verification=abc"'})
-    assert everything[("manual.fo.example.net.", "A")] == (300, {"203.0.113.1"})
     assert ("fo.example.net.", "SOA") in everything and ("fo.example.net.", "NS") in everything
 
 
@@ -122,7 +127,9 @@ def test_route53_coming_back_with_stale_data_is_corrected(rig: Rig) -> None:
     assert rig.mirrored()
     zone_ids = restart_route53_empty(rig.moto, rig.proxy, [ZONE])
     assert zone_ids[ZONE] == rig.zone_id
-    rig.manual_record("shop.fo.example.net.", "CNAME", "stale.example.com.")
+    # A stale value in fodns's own record set (a CNAME fodns never wrote there would be
+    # someone else's, and left alone: see test_route53_ownership).
+    rig.manual_record("shop.fo.example.net.", "A", "192.0.2.50")
     rig.manual_record("other.fo.example.net.", "A", "203.0.113.7")  # not fodns's
     assert rig.mirrored(
         timeout=15, extra={("other.fo.example.net.", "A"): (300, frozenset({"203.0.113.7"}))}

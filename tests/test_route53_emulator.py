@@ -295,3 +295,21 @@ def test_a_batch_over_route53s_limits_is_refused(moto: MotoServer, proxy: Record
     assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
     change(client, zone_id, upsert("big.limits.test.", addresses[:500]))  # exactly 1,000
     assert len(moto.records(zone_id)[("big.limits.test.", "A")][1]) == 500
+
+
+def test_a_record_set_deleted_can_be_created_again_beside_others(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("again.test")
+    client = single_attempt_client(moto, proxy)
+    create = {**upsert("www.again.test.", ["192.0.2.1"]), "Action": "CREATE"}
+    delete = {**create, "Action": "DELETE"}
+    change(client, zone_id, create)
+    beside = upsert("www.again.test.", ["2001:db8::1"])
+    beside["ResourceRecordSet"]["Type"] = "AAAA"  # type: ignore[index]
+    change(client, zone_id, beside)
+    change(client, zone_id, delete)
+
+    change(client, zone_id, create)  # moto alone: "already exists"
+
+    assert moto.records(zone_id)[("www.again.test.", "A")] == (60, frozenset({"192.0.2.1"}))
