@@ -63,6 +63,9 @@ INSYNC_POLL_MAX = 5.0
 INSYNC_TIMEOUT = 300.0  # Route53 documents INSYNC within 60 s
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 20.0
+# What Route53 answers a change batch it will not take (as opposed to a failure of
+# the service): in a full sync, the batch is halved to find the change at fault.
+REFUSAL_CODES = frozenset({"InvalidChangeBatch", "InvalidInput"})
 LIST_PAGES_MAX = 10_000  # a hosted zone holds 10,000 record sets by default, 300 a page
 OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 # Keys of a record set that fodns never writes: alias, routing policies, traffic flow.
@@ -616,18 +619,7 @@ class Route53Mirror:
         status = self.status[zone]
         _refresh(status.skipped, result.skipped, names)
         _refresh(status.conflicts, result.conflicts, names)
-        for key, (value, why) in result.skipped.items():
-            if (zone, key, why) not in self._reported:
-                self._reported.add((zone, key, why))
-                log.warning(
-                    "route53_record_set_skipped",
-                    zone=zone,
-                    name=key[0],
-                    type=key[1],
-                    values=len(value[1]),
-                    reason=why,
-                    mirrored="the rest of the zone",
-                )
+        self._report_skipped(zone, result.skipped)
         for key, theirs in result.conflicts.items():
             what = "conflict " + " ".join(theirs)
             if (zone, key, what) not in self._reported:
@@ -639,6 +631,22 @@ class Route53Mirror:
                     type=key[1],
                     held_by=list(theirs),
                     left="record sets fodns did not write are never changed or deleted",
+                )
+
+    def _report_skipped(
+        self, zone: str, skipped: Mapping[MirrorKey, tuple[MirrorValue, str]]
+    ) -> None:
+        for key, (value, why) in skipped.items():
+            if (zone, key, why) not in self._reported:
+                self._reported.add((zone, key, why))
+                log.warning(
+                    "route53_record_set_skipped",
+                    zone=zone,
+                    name=key[0],
+                    type=key[1],
+                    values=len(value[1]),
+                    reason=why,
+                    mirrored="the rest of the zone",
                 )
 
     def _list(self, zone: str) -> list[Listed]:
@@ -665,27 +673,26 @@ class Route53Mirror:
 
     def _apply(self, zone: str, result: Plan, seq: int, *, full: bool = False) -> None:
         """Send the plan batch by batch, each waited on until INSYNC, remembering what
-        each batch set; then move the cursor to `seq`."""
+        each batch set; then move the cursor to `seq`. In a full sync, a change Route53
+        refuses is found and left out (see `_send`); elsewhere a refusal means fodns's
+        idea of Route53 is wrong, and the zone's next attempt is a full sync."""
         status = self.status[zone]
+        refused: dict[MirrorKey, str] | None = {} if full else None
         for batch in batches(result.changes()):
-            sent = {_key(change): _value(change) for change in batch}
-            # Written down before it goes out: should Route53 take it and fodns never
-            # hear so, the record set is still known to be fodns's.
-            self.store.remember_route53_written(
-                zone, {key: sent[key] for key in sent if _action(batch, key) != "DELETE"}
-            )
-            response = self._call(
-                "change_resource_record_sets",
-                HostedZoneId=self.hosted_zones[zone],
-                ChangeBatch={"Comment": f"fodns {zone} up to event {seq}", "Changes": batch},
-            )
-            status.batches += 1
-            self._wait_insync(response["ChangeInfo"])
-            self.store.save_mirror(
-                zone,
-                {key: None if _action(batch, key) == "DELETE" else sent[key] for key in sent},
-            )
-        if full:
+            self._send(zone, batch, seq, refused)
+        if refused:
+            after = result.after()
+            for key, why in refused.items():
+                before = result.held.get(key)
+                if before is None:
+                    after.pop(key, None)
+                else:
+                    after[key] = before
+                value = result.add.get(key) or result.remove.get(key) or result.change[key][1]
+                status.skipped[key] = (value, why)
+            self._report_skipped(zone, {key: status.skipped[key] for key in refused})
+            self.store.save_mirror(zone, after, seq, replace=True)
+        elif full:
             self.store.save_mirror(zone, result.after(), seq, replace=True)
         else:
             self.store.save_mirror(zone, {}, seq)
@@ -701,6 +708,46 @@ class Route53Mirror:
                 upserts=len(result.change),
                 deletes=len(result.remove),
             )
+
+    def _send(
+        self,
+        zone: str,
+        batch: list[dict[str, Any]],
+        seq: int,
+        refused: dict[MirrorKey, str] | None,
+    ) -> None:
+        """One change batch, waited on until INSYNC, then remembered. With `refused`
+        (a full sync, so fodns's view of the hosted zone is fresh), a batch Route53
+        refuses as invalid is halved until the changes it refuses stand alone: those
+        go into `refused`, every other change is sent. One record set Route53 will not
+        take never keeps the rest of the zone out."""
+        sent = {_key(change): _value(change) for change in batch}
+        # Written down before it goes out: should Route53 take it and fodns never
+        # hear so, the record set is still known to be fodns's.
+        self.store.remember_route53_written(
+            zone, {key: sent[key] for key in sent if _action(batch, key) != "DELETE"}
+        )
+        try:
+            response = self._call(
+                "change_resource_record_sets",
+                HostedZoneId=self.hosted_zones[zone],
+                ChangeBatch={"Comment": f"fodns {zone} up to event {seq}", "Changes": batch},
+            )
+        except MirrorError as error:
+            if refused is None or error.kind not in REFUSAL_CODES:
+                raise
+            if len(batch) == 1:
+                refused[_key(batch[0])] = f"Route53 refused it: {error.kind}: {error}"[:500]
+                return
+            half = len(batch) // 2
+            self._send(zone, batch[:half], seq, refused)
+            self._send(zone, batch[half:], seq, refused)
+            return
+        self.status[zone].batches += 1
+        self._wait_insync(response["ChangeInfo"])
+        self.store.save_mirror(
+            zone, {key: None if _action(batch, key) == "DELETE" else sent[key] for key in sent}
+        )
 
     def _wait_insync(self, change_info: Mapping[str, Any]) -> None:
         wait = INSYNC_POLL_FIRST

@@ -448,6 +448,7 @@ class RecordingProxy:
         self._delay = 0.0
         self._delayed_action: str | None = None
         self._failing_paths: dict[str, str] = {}  # path fragment -> error code
+        self._refused_values: set[str] = set()
         self._rules_client: Any = None
         self._lock = threading.Lock()
         # Signalled whenever a forward to moto finishes, for `held_down` to wait on.
@@ -504,6 +505,15 @@ class RecordingProxy:
                 self._failing_paths.pop(fragment, None)
             else:
                 self._failing_paths[fragment] = code
+
+    def refuse_values(self, fragment: str, refuse: bool = True) -> None:
+        """Change batches with a value containing `fragment` get 400 InvalidChangeBatch,
+        as Route53 answers a value it will not take (False: accepted again)."""
+        with self._lock:
+            if refuse:
+                self._refused_values.add(fragment)
+            else:
+                self._refused_values.discard(fragment)
 
     def start(self) -> None:
         if self._server is not None:
@@ -736,6 +746,13 @@ class RecordingProxy:
             changes = parse_change_batch(body)
         except ElementTree.ParseError:
             return None  # moto answers malformed bodies itself
+        with self._lock:
+            refused_values = set(self._refused_values)
+        for change in changes:
+            if change.action != "DELETE" and any(
+                fragment in value for fragment in refused_values for value in change.values
+            ):
+                return f"Invalid Resource Record: FATAL problem: {change.values} (refused)"
         # Route53's request limits, an UPSERT counting twice (see BATCH_LIMIT_*).
         weights = [2 if change.action == "UPSERT" else 1 for change in changes]
         records = sum(w * len(change.values) for w, change in zip(weights, changes, strict=True))

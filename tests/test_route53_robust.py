@@ -96,3 +96,36 @@ def test_a_failing_hosted_zone_never_stalls_another(rig: Rig) -> None:
     rig.proxy.fail_path(other_id, None)
     assert rig.mirrored(zone=OTHER_ZONE, timeout=30)  # after its backoff, a full sync
     assert wait_for(lambda: rig.health()["zones"][OTHER_ZONE]["consecutive_failures"] == 0, 5)
+
+
+def test_a_record_set_route53_refuses_is_skipped_and_the_rest_mirrored(rig: Rig) -> None:
+    # A value fodns serves but Route53 will not take (here: refused by the emulator).
+    rig.proxy.refuse_values("odd.example.com")
+    rig.start_fodns()
+    add_apps(rig)
+    rig.api("POST", "/v1/apps", {"name": "odd", "load_balancer": ["odd.example.com"]})
+    for index in range(6):
+        rig.api("POST", "/v1/groups", {"label": f"g{index}", "primary": "eu", "backup": "us"})
+    rig.api("POST", "/v1/groups", {"label": "odd", "primary": "odd"})
+    # The refusal brings a full sync, which halves the batch until the change at fault
+    # stands alone; a sync on demand does the same.
+    rig.client("route53", "sync")
+    odd = ("odd.fo.example.net.", "CNAME")
+    assert rig.owned() == {key: value for key, value in rig.expected().items() if key != odd}
+    skipped = rig.health()["zones"][ZONE]["skipped_record_sets"]
+    assert [(s["name"], s["type"]) for s in skipped] == [odd]
+    assert "Route53 refused it: InvalidChangeBatch" in skipped[0]["reason"]
+    # Later changes go on being mirrored.
+    rig.api("POST", "/v1/groups/g3/switch", {"to": "backup"})
+    assert wait_for(
+        lambda: (
+            rig.owned().get(("g3.fo.example.net.", "CNAME"))
+            == (30, frozenset({"lb.us.example.com."}))
+        ),
+        10,
+    )
+    # Once Route53 takes it, the next comparison sends it.
+    rig.proxy.refuse_values("odd.example.com", refuse=False)
+    rig.client("route53", "sync")
+    assert rig.mirrored()
+    assert rig.health()["zones"][ZONE]["skipped_record_sets"] == []
