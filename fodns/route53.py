@@ -658,7 +658,7 @@ class Route53Mirror:
             page = self._call("list_resource_record_sets", **parameters)
             for rrset in page.get("ResourceRecordSets", []):
                 try:
-                    listed.append(_listed(rrset))
+                    listed.append(listed_record_set(rrset))
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
                     log.warning("route53_record_set_unreadable", zone=zone, error=repr(error))
             if not page.get("IsTruncated"):
@@ -799,7 +799,7 @@ def _action(batch: list[dict[str, Any]], key: MirrorKey) -> str:
     return next(str(change["Action"]) for change in batch if _key(change) == key)
 
 
-def _listed(rrset: Mapping[str, Any]) -> Listed:
+def listed_record_set(rrset: Mapping[str, Any]) -> Listed:
     name = _unescape(str(rrset["Name"])).lower()
     if not name.endswith("."):
         name += "."
