@@ -66,6 +66,7 @@ BACKOFF_MAX = 20.0
 # What Route53 answers a change batch it will not take (as opposed to a failure of
 # the service): in a full sync, the batch is halved to find the change at fault.
 REFUSAL_CODES = frozenset({"InvalidChangeBatch", "InvalidInput"})
+REFUSALS_MAX = 20  # refused changes one full sync isolates before it fails instead
 LIST_PAGES_MAX = 10_000  # a hosted zone holds 10,000 record sets by default, 300 a page
 OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 # Keys of a record set that fodns never writes: alias, routing policies, traffic flow.
@@ -617,8 +618,8 @@ class Route53Mirror:
         """Keep the zone's skipped record sets and conflicts as the plan found them (for
         the names it looked at: all of them, or `names`); log each new one once."""
         status = self.status[zone]
-        _refresh(status.skipped, result.skipped, names)
-        _refresh(status.conflicts, result.conflicts, names)
+        status.skipped = _refreshed(status.skipped, result.skipped, names)
+        status.conflicts = _refreshed(status.conflicts, result.conflicts, names)
         self._report_skipped(zone, result.skipped)
         for key, theirs in result.conflicts.items():
             what = "conflict " + " ".join(theirs)
@@ -682,6 +683,7 @@ class Route53Mirror:
             self._send(zone, batch, seq, refused)
         if refused:
             after = result.after()
+            found: dict[MirrorKey, tuple[MirrorValue, str]] = {}
             for key, why in refused.items():
                 before = result.held.get(key)
                 if before is None:
@@ -689,8 +691,9 @@ class Route53Mirror:
                 else:
                     after[key] = before
                 value = result.add.get(key) or result.remove.get(key) or result.change[key][1]
-                status.skipped[key] = (value, why)
-            self._report_skipped(zone, {key: status.skipped[key] for key in refused})
+                found[key] = (value, why)
+            status.skipped = {**status.skipped, **found}
+            self._report_skipped(zone, found)
             self.store.save_mirror(zone, after, seq, replace=True)
         elif full:
             self.store.save_mirror(zone, result.after(), seq, replace=True)
@@ -736,6 +739,8 @@ class Route53Mirror:
         except MirrorError as error:
             if refused is None or error.kind not in REFUSAL_CODES:
                 raise
+            if len(refused) >= REFUSALS_MAX:
+                raise  # Route53 refuses everything (the hosted zone of another domain?)
             if len(batch) == 1:
                 refused[_key(batch[0])] = f"Route53 refused it: {error.kind}: {error}"[:500]
                 return
@@ -774,14 +779,13 @@ class Route53Mirror:
         return result
 
 
-def _refresh(
-    known: dict[MirrorKey, T], found: Mapping[MirrorKey, T], names: set[str] | None
-) -> None:
-    """Make `known` what `found` says, for the keys of `names` (all keys: None)."""
-    for key in [k for k in known if names is None or k[0] in names]:
-        if key not in found:
-            del known[key]
-    known.update(found)
+def _refreshed(
+    known: Mapping[MirrorKey, T], found: Mapping[MirrorKey, T], names: set[str] | None
+) -> dict[MirrorKey, T]:
+    """`known` with what `found` says for the keys of `names` (all keys: None). A new
+    dict, never an edit: /healthz reads the old one from another thread meanwhile."""
+    kept = {k: v for k, v in known.items() if names is not None and k[0] not in names}
+    return {**kept, **found}
 
 
 def _key(change: Mapping[str, Any]) -> MirrorKey:
