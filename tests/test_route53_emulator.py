@@ -275,13 +275,13 @@ def test_delay_and_failing_paths_touch_only_what_they_name(
     proxy.fail_path(failing, None)
     client.list_resource_record_sets(HostedZoneId=failing)
 
-    proxy.set_delay(0.5, action="ListResourceRecordSets")
+    proxy.set_delay(2.0, action="ListResourceRecordSets")
     proxy.clear()
     client.list_resource_record_sets(HostedZoneId=working)
     change(client, working, upsert("fast.working.test.", ["192.0.2.1"]))
     listed, changed = proxy.calls("ListResourceRecordSets"), proxy.calls("ChangeResourceRecordSets")
-    assert listed[0].finished - listed[0].started >= 0.5
-    assert changed[0].finished - changed[0].started < 0.5
+    assert listed[0].finished - listed[0].started >= 2.0
+    assert changed[0].finished - changed[0].started < 2.0  # not delayed (moto takes ms)
 
 
 def test_a_batch_over_route53s_limits_is_refused(moto: MotoServer, proxy: RecordingProxy) -> None:
