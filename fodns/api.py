@@ -56,7 +56,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-MIRROR_TIMEOUT = 120.0  # a plan lists every record set; a sync may send many batches
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -471,14 +470,21 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
     mirror = request.app[MIRROR_KEY]
     if mirror is None:
         raise NotFound("the Route53 mirror is not enabled ([route53] enabled = true)")
+    # [route53] request_timeout: a plan lists every record set, a sync may send many batches.
+    timeout = mirror.config.request_timeout
     try:
         # shield: on timeout the request is abandoned, not cancelled under the mirror's
         # thread, which answers it when it can (and must never die doing so).
         future = asyncio.wrap_future(mirror.request(kind))
-        plans = await asyncio.wait_for(asyncio.shield(future), MIRROR_TIMEOUT)
+        # An abandoned answer that is an error must not be logged as never retrieved.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        plans = await asyncio.wait_for(asyncio.shield(future), timeout)
     except TimeoutError:
         return error_response(
-            504, "route53_timeout", f"Route53 did not answer in {MIRROR_TIMEOUT:.0f} s"
+            504,
+            "route53_timeout",
+            f"Route53 did not answer in {timeout} s ([route53] request_timeout);"
+            " the mirror finishes the work in the background",
         )
     except MirrorError as error:
         return error_response(502, "route53_error", f"Route53: {error.kind}: {error}")

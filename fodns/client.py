@@ -164,6 +164,15 @@ def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:
             lines.append(f"  ~ {rrset(change['before'])}")
             lines.append(f"    -> {rrset(change['after'])}")
         lines += [f"  - {rrset(r)}" for r in plan["remove"]]
+        lines += [
+            f"  ! {r['name']} {r['type']}: not sent, {r['reason']} ({r['values']} values)"
+            for r in plan.get("skipped", [])
+        ]
+        lines += [
+            f"  ! {r['name']} {r['type']}: left alone, in the way: {', '.join(r['held_by'])}"
+            " record sets fodns did not write"
+            for r in plan.get("conflicts", [])
+        ]
         counts = (len(plan["add"]), len(plan["change"]), len(plan["remove"]))
         verb = "applied" if applied else "to apply"
         summary = f"{counts[0]} to add, {counts[1]} to change, {counts[2]} to remove ({verb})"

@@ -209,6 +209,9 @@ class Route53Config:
     # Seconds between full comparisons of each hosted zone with fodns (0: only at
     # start, after failures and on demand).
     full_sync_interval: int = 3600
+    # Seconds an API call to the mirror (GET /v1/route53/plan, POST .../sync) waits for
+    # its answer before it replies 504; the mirror goes on with the work regardless.
+    request_timeout: int = 120
 
 
 @dataclass
@@ -527,7 +530,16 @@ class _Reader:
 
     def route53(self, raw: dict[str, Any], zones: list[ZoneConfig]) -> Route53Config:
         section = self.table(
-            raw, "route53", {"enabled", "region", "endpoint_url", "profile", "full_sync_interval"}
+            raw,
+            "route53",
+            {
+                "enabled",
+                "region",
+                "endpoint_url",
+                "profile",
+                "full_sync_interval",
+                "request_timeout",
+            },
         )
         config = Route53Config(
             enabled=self.typed(section, "enabled", bool, False, "route53"),
@@ -539,6 +551,12 @@ class _Reader:
                 0,
                 7 * 86400,
                 "route53.full_sync_interval",
+            ),
+            request_timeout=self.ranged(
+                self.typed(section, "request_timeout", int, 120, "route53"),
+                1,
+                3600,
+                "route53.request_timeout",
             ),
         )
         if config.enabled and not any(z.route53_hosted_zone_id for z in zones):

@@ -26,8 +26,9 @@ SERVED_DEADLINE = 2.0
 STORE_HEARTBEAT_INTERVAL = 10.0
 STORE_SILENCE_LIMIT = 3 * STORE_HEARTBEAT_INTERVAL + 5.0
 # The Route53 mirror counts as degraded when its oldest unmirrored change is
-# older than this.
+# older than this, or when a zone's calls have failed this many times in a row.
 ROUTE53_LAG_LIMIT = 60.0
+ROUTE53_FAILURES_LIMIT = 3
 
 
 class MirrorState(Protocol):
@@ -117,6 +118,22 @@ def health_report(sources: HealthSources) -> dict[str, Any]:
         for zone, state in mirror["zones"].items():
             if state["lag_seconds"] > ROUTE53_LAG_LIMIT:
                 degraded.append(f"Route53 is {state['lag_seconds']:.0f} s behind for {zone}")
+            if state["consecutive_failures"] >= ROUTE53_FAILURES_LIMIT:
+                error = state["last_error"] or {}
+                degraded.append(
+                    f"Route53 calls for {zone} failed {state['consecutive_failures']} times"
+                    f" in a row ({error.get('kind')})"
+                )
+            if state["skipped_record_sets"]:
+                degraded.append(
+                    f"{len(state['skipped_record_sets'])} record set(s) of {zone} are too big"
+                    " for Route53 and are not mirrored"
+                )
+            if state["conflicts"]:
+                degraded.append(
+                    f"{len(state['conflicts'])} record set(s) of {zone} are not mirrored:"
+                    " records fodns did not write are in the way in the hosted zone"
+                )
     if sources.notifier is not None:
         notify = sources.notifier.health()
         report["notify"] = notify

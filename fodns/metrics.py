@@ -143,7 +143,8 @@ class ServiceCollector(Collector):
 
 
 class Route53Collector(Collector):
-    """The Route53 mirror's state per zone: pending events, lag, last success, errors."""
+    """The Route53 mirror's state per zone: pending events, lag, last success, errors,
+    record sets it leaves alone (too big for Route53, or others' records in the way)."""
 
     def __init__(self, health: Callable[[], dict[str, Any]]) -> None:
         self.health = health
@@ -168,18 +169,40 @@ class Route53Collector(Collector):
         batches = CounterMetricFamily(
             "fodns_route53_batches", "Change batches Route53 accepted", labels=["zone"]
         )
+        zone_errors = CounterMetricFamily(
+            "fodns_route53_zone_errors", "Failed Route53 calls per zone", labels=["zone"]
+        )
+        failing = GaugeMetricFamily(
+            "fodns_route53_consecutive_failures",
+            "Route53 calls for the zone that failed since the last success (0: working)",
+            labels=["zone"],
+        )
+        skipped = GaugeMetricFamily(
+            "fodns_route53_skipped_record_sets",
+            "Record sets too big for one Route53 request, not mirrored",
+            labels=["zone"],
+        )
+        conflicts = GaugeMetricFamily(
+            "fodns_route53_conflicts",
+            "Record sets fodns cannot write because records it did not write are in the way",
+            labels=["zone"],
+        )
         for zone, state in health["zones"].items():
             pending.add_metric([zone], state["pending_events"])
             lag.add_metric([zone], state["lag_seconds"])
             ago = state["last_success_seconds_ago"]
             since.add_metric([zone], float("nan") if ago is None else ago)
             batches.add_metric([zone], state["batches"])
+            zone_errors.add_metric([zone], state["errors"])
+            failing.add_metric([zone], state["consecutive_failures"])
+            skipped.add_metric([zone], len(state["skipped_record_sets"]))
+            conflicts.add_metric([zone], len(state["conflicts"]))
         errors = CounterMetricFamily(
             "fodns_route53_errors", "Failed Route53 calls by error kind", labels=["kind"]
         )
         for kind, count in health["errors"].items():
             errors.add_metric([kind], count)
-        yield from (pending, lag, since, batches, errors)
+        yield from (pending, lag, since, batches, errors, zone_errors, failing, skipped, conflicts)
 
 
 class MirrorHealth(Protocol):

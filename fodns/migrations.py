@@ -138,6 +138,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # writes (a full disk or a read-only mount shows here before a switch).
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)",
     ),
+    (
+        # Every record set the Route53 mirror has sent (the newest few per name and
+        # type), written before the batch goes out: a record set found in the hosted
+        # zone is fodns's only if fodns wrote it, even when Route53 took a batch whose
+        # answer fodns never saw. Seeded with what the mirror believed it had written.
+        """CREATE TABLE route53_written (
+            zone TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            ttl INTEGER NOT NULL,
+            record_values TEXT NOT NULL,
+            UNIQUE (zone, name, type, ttl, record_values)
+        )""",
+        """INSERT OR IGNORE INTO route53_written (zone, name, type, ttl, record_values)
+        SELECT zone, name, type, ttl, record_values FROM route53_records""",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

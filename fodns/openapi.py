@@ -358,13 +358,22 @@ def openapi_document() -> dict[str, Any]:
             "/v1/route53/plan": {
                 "get": _operation(
                     "The Route53 mirror's differences, per zone; changes nothing "
-                    "(404 when [route53] is not enabled, 502 when Route53 fails)",
-                    {"200": _json({"type": "object"}, "Per zone: add, change, remove, unchanged")},
+                    "(404 when [route53] is not enabled, 502 when Route53 fails, "
+                    "504 after [route53] request_timeout)",
+                    {
+                        "200": _json(
+                            {"type": "object"},
+                            "Per zone: add, change, remove, unchanged, and what is left "
+                            "alone: skipped (too big for Route53, or refused by it) and "
+                            "conflicts (records fodns did not write are in the way)",
+                        )
+                    },
                 ),
             },
             "/v1/route53/sync": {
                 "post": _operation(
-                    "Compare every record fodns owns in Route53 now and fix the differences",
+                    "Compare every record set fodns wrote in Route53 now and fix the "
+                    "differences; records fodns did not write are never changed",
                     {"200": _json({"type": "object"}, "Per zone: what was applied")},
                 ),
             },

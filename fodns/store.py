@@ -480,6 +480,44 @@ class Store:
 
         self._writer.run(write)
 
+    def remember_route53_written(
+        self, zone: str, records: Mapping[MirrorKey, MirrorValue], keep: int = 16
+    ) -> None:
+        """Record sets the mirror is about to send to Route53 (see route53_written);
+        only the newest `keep` of each name and type are kept."""
+        key = canonical_zone(zone)
+
+        def write(db: Database) -> None:
+            for (name, rtype), (ttl, values) in records.items():
+                # REPLACE gives a value sent again a new rowid: rowid order is age.
+                db.execute(
+                    "INSERT OR REPLACE INTO route53_written"
+                    " (zone, name, type, ttl, record_values) VALUES (?, ?, ?, ?, ?)",
+                    [key, name, rtype, ttl, json.dumps(sorted(values))],
+                )
+                db.execute(
+                    "DELETE FROM route53_written WHERE zone = ? AND name = ? AND type = ?"
+                    " AND rowid NOT IN (SELECT rowid FROM route53_written"
+                    " WHERE zone = ? AND name = ? AND type = ? ORDER BY rowid DESC LIMIT ?)",
+                    [key, name, rtype, key, name, rtype, keep],
+                )
+
+        self._writer.run(write)
+
+    def route53_written(self, zone: str) -> set[tuple[str, str, int, tuple[str, ...]]]:
+        """(name, type, TTL, sorted values) of every record set the mirror remembers
+        sending to the zone's hosted zone."""
+        key = canonical_zone(zone)
+        sql = "SELECT name, type, ttl, record_values FROM route53_written WHERE zone = ?"
+
+        def read(db: Database) -> set[tuple[str, str, int, tuple[str, ...]]]:
+            return {
+                (str(name), str(rtype), int(ttl), tuple(sorted(json.loads(values))))
+                for name, rtype, ttl, values in db.execute(sql, [key])
+            }
+
+        return self._read(read)
+
     def zone_loaded(
         self,
         zone: str,

@@ -51,6 +51,10 @@ MOTO_START_ATTEMPTS = 4
 FORWARD_TIMEOUT = 15.0
 # An accepted connection that never sends a request must not pin a proxy thread forever.
 PROXY_IDLE_TIMEOUT = 10.0
+# ChangeResourceRecordSets limits per request (Route53's quotas page): ResourceRecord
+# elements and characters of all Value elements, an UPSERT counting twice. moto has none.
+BATCH_LIMIT_RECORDS = 1000
+BATCH_LIMIT_CHARACTERS = 32_000
 # Guards against a server that keeps answering IsTruncated=true.
 MAX_LIST_PAGES = 10_000
 
@@ -420,18 +424,32 @@ def parse_change_info(response_body: bytes) -> tuple[str, str] | None:
 
 
 class RecordingProxy:
-    """HTTP forwarder on 127.0.0.1 that logs each Route53 call and can fake failures.
+    """HTTP forwarder on 127.0.0.1 that logs each Route53 call and can fake failures,
+    slowness, and the ChangeResourceRecordSets rules moto lacks.
 
     With `unique_change_ids` (the default) each successful ChangeResourceRecordSets answer
     gets its own change id and the status PENDING, as real Route53 gives: moto answers
     every batch INSYNC with the same constant id, which would make "which batch is
     INSYNC" unanswerable. GetChange for such
-    an id is forwarded with moto's original id and the answer mapped back."""
+    an id is forwarded with moto's original id and the answer mapped back.
 
-    def __init__(self, target_url: str, unique_change_ids: bool = True):
+    With `route53_rules` (the default) a change batch that Route53 would refuse is
+    answered 400 InvalidChangeBatch without reaching moto, which would accept it: a
+    CREATE of a record set that exists, a CNAME sharing its name with any other
+    record set (RFC 1034 §3.6.2), a batch over Route53's size limits. moto stores the
+    first as a second record set. A CREATE that passes goes to moto as an UPSERT: moto
+    wrongly refuses to create again a record set it once held."""
+
+    def __init__(self, target_url: str, unique_change_ids: bool = True, route53_rules: bool = True):
         _require_loopback(target_url)
         self._target_url = target_url
         self.unique_change_ids = unique_change_ids
+        self.route53_rules = route53_rules
+        self._delay = 0.0
+        self._delayed_action: str | None = None
+        self._failing_paths: dict[str, str] = {}  # path fragment -> error code
+        self._refused_values: set[str] = set()
+        self._rules_client: Any = None
         self._lock = threading.Lock()
         # Signalled whenever a forward to moto finishes, for `held_down` to wait on.
         self._forward_finished = threading.Condition(self._lock)
@@ -460,6 +478,7 @@ class RecordingProxy:
         _require_loopback(url)
         with self._lock:
             self._target_url = url
+            self._rules_client = None
 
     def set_down(self, down: bool) -> None:
         """While down every request gets 503 ServiceUnavailable and is not forwarded."""
@@ -470,6 +489,31 @@ class RecordingProxy:
         """The next `count` requests get 400 Throttling and are not forwarded."""
         with self._lock:
             self._throttled_requests_left = count
+
+    def set_delay(self, seconds: float, action: str | None = None) -> None:
+        """Every request (or every one of `action`, e.g. "ListResourceRecordSets") waits
+        `seconds` before it is forwarded: a slow Route53."""
+        with self._lock:
+            self._delay, self._delayed_action = seconds, action
+
+    def fail_path(self, fragment: str, code: str | None = "ServiceUnavailable") -> None:
+        """Requests whose path contains `fragment` (a hosted zone id, say) get `code`
+        (503 ServiceUnavailable, or 400 for any other code) and are not forwarded;
+        code None forwards them again."""
+        with self._lock:
+            if code is None:
+                self._failing_paths.pop(fragment, None)
+            else:
+                self._failing_paths[fragment] = code
+
+    def refuse_values(self, fragment: str, refuse: bool = True) -> None:
+        """Change batches with a value containing `fragment` get 400 InvalidChangeBatch,
+        as Route53 answers a value it will not take (False: accepted again)."""
+        with self._lock:
+            if refuse:
+                self._refused_values.add(fragment)
+            else:
+                self._refused_values.discard(fragment)
 
     def start(self) -> None:
         if self._server is not None:
@@ -604,10 +648,17 @@ class RecordingProxy:
 
         return Handler
 
-    def _decide_failure(self) -> tuple[int, bytes] | None:
+    def _decide_failure(self, path: str) -> tuple[int, bytes] | None:
         """A simulated failure to answer with, or None after counting the request as a
         forward in progress (the caller must then call `_forward`)."""
         with self._lock:
+            for fragment, code in self._failing_paths.items():
+                if fragment in path:
+                    if code == "ServiceUnavailable":
+                        return 503, route53_error_body(
+                            "Receiver", code, "Service unavailable (simulated by RecordingProxy)"
+                        )
+                    return 400, route53_error_body("Sender", code, "refused by RecordingProxy")
             if self._down:
                 return 503, route53_error_body(
                     "Receiver",
@@ -627,14 +678,34 @@ class RecordingProxy:
         length = int(handler.headers.get("Content-Length") or 0)
         request_body = handler.rfile.read(length) if length else b""
 
-        failure = self._decide_failure()
+        with self._lock:
+            delay = self._delay if self._delayed_action in (None, action) else 0.0
+        if delay:
+            time.sleep(delay)
+        failure = self._decide_failure(handler.path)
+        if failure is None and action == "ChangeResourceRecordSets" and self.route53_rules:
+            refusal = self._route53_refusal(handler.path, request_body)
+            if refusal is not None:
+                with self._lock:
+                    self._forwards_in_progress -= 1
+                    self._forward_finished.notify_all()
+                failure = 400, route53_error_body("Sender", "InvalidChangeBatch", refusal)
         if failure is not None:
             status, response_body = failure
             response_headers = [("Content-Type", "text/xml")]
         else:
             try:
+                forwarded_body = request_body
+                if action == "ChangeResourceRecordSets" and self.route53_rules:
+                    # The rules above refused a CREATE of a record set that exists. moto
+                    # refuses one more: a CREATE it has seen before, of a record set
+                    # deleted since (it looks for any record at or after the name). As an
+                    # UPSERT, such a CREATE does in moto what Route53 does.
+                    forwarded_body = request_body.replace(
+                        b"<Action>CREATE</Action>", b"<Action>UPSERT</Action>"
+                    )
                 status, response_headers, response_body = self._forward(
-                    method, handler.path, handler.headers.items(), request_body, action
+                    method, handler.path, handler.headers.items(), forwarded_body, action
                 )
             finally:
                 with self._lock:
@@ -665,6 +736,63 @@ class RecordingProxy:
             if method != "HEAD":
                 handler.wfile.write(response_body)
             handler.wfile.flush()
+
+    def _route53_refusal(self, path: str, body: bytes) -> str | None:
+        """Why Route53 would refuse this change batch where moto accepts it, or None."""
+        zone_match = re.search(r"/hostedzone/([^/]+)/rrset", urlsplit(path).path)
+        if zone_match is None:
+            return None
+        try:
+            changes = parse_change_batch(body)
+        except ElementTree.ParseError:
+            return None  # moto answers malformed bodies itself
+        with self._lock:
+            refused_values = set(self._refused_values)
+        for change in changes:
+            if change.action != "DELETE" and any(
+                fragment in value for fragment in refused_values for value in change.values
+            ):
+                return f"Invalid Resource Record: FATAL problem: {change.values} (refused)"
+        # Route53's request limits, an UPSERT counting twice (see BATCH_LIMIT_*).
+        weights = [2 if change.action == "UPSERT" else 1 for change in changes]
+        records = sum(w * len(change.values) for w, change in zip(weights, changes, strict=True))
+        characters = sum(
+            w * sum(map(len, change.values)) for w, change in zip(weights, changes, strict=True)
+        )
+        if records > BATCH_LIMIT_RECORDS:
+            return f"Number of records limit of {BATCH_LIMIT_RECORDS} exceeded."
+        if characters > BATCH_LIMIT_CHARACTERS:
+            return f"Number of characters limit of {BATCH_LIMIT_CHARACTERS} exceeded."
+        if self._rules_client is None:
+            self._rules_client = route53_client(self.target_url)
+        response = self._rules_client.list_resource_record_sets(
+            HostedZoneId=zone_match.group(1), MaxItems="1000"
+        )
+        types_at: dict[str, set[str]] = {}
+        for record_set in response["ResourceRecordSets"]:
+            name = _decode_route53_name(record_set["Name"]).lower().rstrip(".") + "."
+            types_at.setdefault(name, set()).add(record_set["Type"])
+        touched = set()
+        for change in changes:
+            name = change.name.lower().rstrip(".") + "."
+            present = types_at.setdefault(name, set())
+            touched.add(name)
+            if change.action == "DELETE":
+                present.discard(change.type)
+            elif change.action == "CREATE" and change.type in present:
+                return (
+                    f"Tried to create resource record set [name='{name}', type='{change.type}']"
+                    " but it already exists"
+                )
+            else:
+                present.add(change.type)
+        for name in sorted(touched):
+            if "CNAME" in types_at[name] and len(types_at[name]) > 1:
+                return (
+                    f"RRSet of type CNAME with DNS name {name} is not permitted as it conflicts"
+                    " with other records with the same DNS name"
+                )
+        return None
 
     def _forward(
         self,

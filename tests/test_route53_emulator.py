@@ -215,3 +215,101 @@ def test_unreachable_target_is_a_bad_gateway(moto: MotoServer, proxy: RecordingP
 def test_only_loopback_targets_are_accepted() -> None:
     with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
         RecordingProxy("http://192.0.2.1:8080")
+
+
+def test_a_create_of_an_existing_record_set_is_refused_as_route53_does(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("create.test")
+    client = single_attempt_client(moto, proxy)
+    change(client, zone_id, upsert("www.create.test.", ["192.0.2.1"]))
+    create = {**upsert("www.create.test.", ["192.0.2.2"]), "Action": "CREATE"}
+
+    with pytest.raises(ClientError) as refused:
+        change(client, zone_id, create)
+
+    assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    # moto alone would now hold two A record sets at that name.
+    assert moto.records(zone_id)[("www.create.test.", "A")] == (60, frozenset({"192.0.2.1"}))
+    # Deleted first in the same batch, it may be created again.
+    delete = {**upsert("www.create.test.", ["192.0.2.1"]), "Action": "DELETE"}
+    change(client, zone_id, delete, create)
+    assert moto.records(zone_id)[("www.create.test.", "A")] == (60, frozenset({"192.0.2.2"}))
+
+
+def test_a_cname_beside_other_records_is_refused_as_route53_does(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("cname.test")
+    client = single_attempt_client(moto, proxy)
+    change(client, zone_id, upsert("www.cname.test.", ["192.0.2.1"]))
+    cname = {
+        "Action": "UPSERT",
+        "ResourceRecordSet": {
+            "Name": "www.cname.test.",
+            "Type": "CNAME",
+            "TTL": 60,
+            "ResourceRecords": [{"Value": "elsewhere.example."}],
+        },
+    }
+
+    with pytest.raises(ClientError) as refused:
+        change(client, zone_id, cname)
+
+    assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert ("www.cname.test.", "CNAME") not in moto.records(zone_id)
+
+
+def test_delay_and_failing_paths_touch_only_what_they_name(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    failing = moto.create_zone("failing.test")
+    working = moto.create_zone("working.test")
+    client = single_attempt_client(moto, proxy)
+
+    proxy.fail_path(failing)
+    with pytest.raises(ClientError) as refused:
+        client.list_resource_record_sets(HostedZoneId=failing)
+    assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+    client.list_resource_record_sets(HostedZoneId=working)
+    proxy.fail_path(failing, None)
+    client.list_resource_record_sets(HostedZoneId=failing)
+
+    proxy.set_delay(2.0, action="ListResourceRecordSets")
+    proxy.clear()
+    client.list_resource_record_sets(HostedZoneId=working)
+    change(client, working, upsert("fast.working.test.", ["192.0.2.1"]))
+    listed, changed = proxy.calls("ListResourceRecordSets"), proxy.calls("ChangeResourceRecordSets")
+    assert listed[0].finished - listed[0].started >= 2.0
+    assert changed[0].finished - changed[0].started < 2.0  # not delayed (moto takes ms)
+
+
+def test_a_batch_over_route53s_limits_is_refused(moto: MotoServer, proxy: RecordingProxy) -> None:
+    zone_id = moto.create_zone("limits.test")
+    client = single_attempt_client(moto, proxy)
+    addresses = [f"198.18.{i // 256}.{i % 256}" for i in range(501)]
+
+    with pytest.raises(ClientError) as refused:
+        change(client, zone_id, upsert("big.limits.test.", addresses))  # 1,002 as an UPSERT
+
+    assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    change(client, zone_id, upsert("big.limits.test.", addresses[:500]))  # exactly 1,000
+    assert len(moto.records(zone_id)[("big.limits.test.", "A")][1]) == 500
+
+
+def test_a_record_set_deleted_can_be_created_again_beside_others(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("again.test")
+    client = single_attempt_client(moto, proxy)
+    create = {**upsert("www.again.test.", ["192.0.2.1"]), "Action": "CREATE"}
+    delete = {**create, "Action": "DELETE"}
+    change(client, zone_id, create)
+    beside = upsert("www.again.test.", ["2001:db8::1"])
+    beside["ResourceRecordSet"]["Type"] = "AAAA"  # type: ignore[index]
+    change(client, zone_id, beside)
+    change(client, zone_id, delete)
+
+    change(client, zone_id, create)  # moto alone: "already exists"
+
+    assert moto.records(zone_id)[("www.again.test.", "A")] == (60, frozenset({"192.0.2.1"}))
