@@ -125,6 +125,10 @@ def test_route53_coming_back_with_stale_data_is_corrected(rig: Rig) -> None:
     add_apps(rig)
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
     assert rig.mirrored()
+    # Route53 holding the record is not enough: fodns must have seen the batch INSYNC
+    # (and so know the record set is its own) before Route53 loses everything.
+    assert rig.fodns is not None
+    assert wait_for(lambda: rig.fodns is not None and rig.fodns.log_events("route53_mirrored"))
     zone_ids = restart_route53_empty(rig.moto, rig.proxy, [ZONE])
     assert zone_ids[ZONE] == rig.zone_id
     # A stale value in fodns's own record set (a CNAME fodns never wrote there would be
