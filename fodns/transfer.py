@@ -40,7 +40,13 @@ from fodns.rows import JournalRecord
 from fodns.store import JournalEntry
 from fodns.table import AnswerTable
 from fodns.tsig import TSIG_SIGN, tsig_keyring
-from fodns.wire import NOTAUTH, POINTER_TO_QUESTION, error_reply, unsigned_tsig_error
+from fodns.wire import (
+    FORMERR,
+    NOTAUTH,
+    POINTER_TO_QUESTION,
+    error_reply,
+    unsigned_tsig_error,
+)
 from fodns.zone import SOA, RRset, ZoneData, name_to_wire, wire_key
 
 log = get_logger()
@@ -79,13 +85,19 @@ class Transfers:
         rendered as the iterator is advanced.
         """
         try:
-            query = dns.message.from_wire(wire, keyring=self.keyring or False)
-        except dns.message.UnknownTSIGKey:
-            return iter([_tsig_error(wire, dns.rcode.BADKEY, peer)])
-        except (dns.tsig.BadSignature, dns.tsig.BadTime):
-            return iter([_tsig_error(wire, dns.rcode.BADSIG, peer)])
+            # Read before verifying: a query that does not parse is FORMERR like any
+            # other (RFC 1035 §4.1.1), a TSIG that cannot be read included (RFC 8945
+            # §5.2); dnspython stops at an unknown key before reading to the end.
+            query = dns.message.from_wire(wire, keyring=False)
         except dns.exception.DNSException:
-            return iter([])
+            return iter([error_reply(wire, FORMERR)])
+        if query.had_tsig and self.keyring:
+            try:
+                query = dns.message.from_wire(wire, keyring=self.keyring)
+            except dns.message.UnknownTSIGKey:
+                return iter([_tsig_error(wire, query, dns.rcode.BADKEY, peer)])
+            except dns.exception.DNSException:  # a bad MAC or time
+                return iter([_tsig_error(wire, query, dns.rcode.BADSIG, peer)])
         question = query.question[0]
         zone = self.table().zones.get(wire_key(question.name))
         key = query.keyname if query.had_tsig else None
@@ -272,9 +284,9 @@ def _stream(query: dns.message.Message, items: Iterable[RRset | RawRecords]) -> 
         yield message(batch)
 
 
-def _tsig_error(wire: bytes, error: int, peer: str) -> bytes:
-    """NOTAUTH with an unsigned TSIG carrying the error (RFC 8945 §5.2)."""
-    query = dns.message.from_wire(wire, keyring=False)
+def _tsig_error(wire: bytes, query: dns.message.Message, error: int, peer: str) -> bytes:
+    """NOTAUTH with an unsigned TSIG carrying the error (RFC 8945 §5.2); `query` is
+    `wire` as read without verifying its TSIG."""
     assert query.keyname is not None and query.tsig is not None
     log.warning(
         "transfer_refused",

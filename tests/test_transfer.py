@@ -4,6 +4,8 @@ allow_transfer list: dnspython's transfer client plays the secondary."""
 from __future__ import annotations
 
 import signal
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.conftest import (
     EXAMPLE_ZONE,
     FodnsProcess,
     api_request,
+    recv_exactly,
     start_fodns,
     wait_for,
     write_config,
@@ -337,3 +340,48 @@ def test_a_query_signed_with_a_wrong_secret_is_notauth_badsig(server: FodnsProce
     assert reply.rcode() == dns.rcode.NOTAUTH
     assert reply.tsig is not None and reply.tsig[0].error == dns.rcode.BADSIG
     assert not reply.answer
+
+
+def tcp_exchange(sock: socket.socket, wire: bytes) -> bytes | None:
+    """One framed message out, one framed reply back; None when the server closed."""
+    sock.sendall(len(wire).to_bytes(2, "big") + wire)
+    prefix = recv_exactly(sock, 2)
+    return None if prefix is None else recv_exactly(sock, int.from_bytes(prefix, "big"))
+
+
+def signed_axfr(keyring: object, keyname: str) -> bytes:
+    query = dns.message.make_query("fo.example.net", "AXFR")
+    query.use_tsig(keyring, keyname=keyname)
+    return query.to_wire()
+
+
+UNKNOWN_KEY = dns.tsigkeyring.from_text({"nobody.": ("hmac-sha256", SECRET)})
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        dns.message.make_query("fo.example.net", "AXFR").to_wire() + b"\x00",
+        signed_axfr(KEYRING, "xfr.") + b"\x00",
+        signed_axfr(UNKNOWN_KEY, "nobody.") + b"\x00",
+        signed_axfr(UNKNOWN_KEY, "nobody.")[:-3],
+    ],
+    ids=["unsigned", "signed", "unknown key", "unknown key, cut short"],
+)
+def test_a_malformed_transfer_query_is_formerr_and_the_connection_stays(
+    server: FodnsProcess, wire: bytes
+) -> None:
+    """A transfer query that does not parse (here: a byte after its last record, or its
+    TSIG cut short) is FORMERR like any malformed query with a readable header
+    (RFC 8945 §5.2: a TSIG that cannot be interpreted makes the message corrupt), not
+    a closed connection, and not an exception in the log."""
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=5) as sock:
+        reply = tcp_exchange(sock, wire)
+        assert reply is not None, "connection closed instead of FORMERR"
+        assert reply[:2] == wire[:2]
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+        soa = dns.message.make_query("fo.example.net", "SOA")
+        after = tcp_exchange(sock, soa.to_wire())
+        assert after is not None and dns.message.from_wire(after).answer
+    time.sleep(0.1)  # let the log reader catch up
+    assert server.log_events("transfer_failed") == []
