@@ -297,5 +297,10 @@ def _tsig_error(wire: bytes, query: dns.message.Message, error: int, peer: str) 
     )
     tsig = unsigned_tsig_error(query.keyname, query.tsig[0], error)
     question = query.question[0]
-    question_wire = name_to_wire(question.name) + question.rdtype.to_bytes(2, "big") + b"\x00\x01"
+    # The question as asked, its class too (RFC 1035 §7.1).
+    question_wire = (
+        name_to_wire(question.name)
+        + question.rdtype.to_bytes(2, "big")
+        + question.rdclass.to_bytes(2, "big")
+    )
     return error_reply(wire, NOTAUTH, question_wire, b"", tsig)

@@ -13,6 +13,8 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.tsigkeyring
 import dns.xfr
 import dns.zone
@@ -385,3 +387,20 @@ def test_a_malformed_transfer_query_is_formerr_and_the_connection_stays(
         assert after is not None and dns.message.from_wire(after).answer
     time.sleep(0.1)  # let the log reader catch up
     assert server.log_events("transfer_failed") == []
+
+
+@pytest.mark.parametrize("keyring", [UNKNOWN_KEY, WRONG], ids=["unknown key", "wrong secret"])
+def test_a_tsig_error_echoes_the_question_as_asked(server: FodnsProcess, keyring: object) -> None:
+    """NOTAUTH to a transfer query with a bad TSIG carries the query's own question,
+    its class and letter case included (RFC 1035 §7.1)."""
+    query = dns.message.make_query("Fo.Example.NET", "AXFR", rdclass="CH")
+    keyname = "nobody." if keyring is UNKNOWN_KEY else "xfr."
+    query.use_tsig(keyring, keyname=keyname)
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=5) as sock:
+        wire = tcp_exchange(sock, query.to_wire())
+    assert wire is not None
+    reply = dns.message.from_wire(wire, keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH
+    [question] = reply.question
+    assert question.name.labels == (b"Fo", b"Example", b"NET", b"")
+    assert (question.rdtype, question.rdclass) == (dns.rdatatype.AXFR, dns.rdataclass.CH)
