@@ -17,6 +17,7 @@ import selectors
 import socket
 import struct
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -397,10 +398,10 @@ class Findings:
         self.counts: collections.Counter[str] = collections.Counter()
         self.examples: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
 
-    def add(self, kind: str, **example: Any) -> None:
-        self.counts[kind] += 1
-        if len(self.examples[kind]) < FINDING_EXAMPLES:
-            self.examples[kind].append(example)
+    def add(self, problem: str, **example: Any) -> None:
+        self.counts[problem] += 1
+        if len(self.examples[problem]) < FINDING_EXAMPLES:
+            self.examples[problem].append(example)
 
     def merge(self, other: dict[str, Any]) -> None:
         for kind, count in other["counts"].items():
@@ -775,7 +776,11 @@ async def tcp_fuzz_async(job: ClientJob) -> Tally:
             # Reserved before the await, so that the connections together stop at the count.
             budget = min(job.count - sent, TCP_MESSAGES_PER_CONNECTION)
             sent += budget
-            used = await tcp_connection(job.port, lane_rng, packets, budget, tally)
+            try:
+                used = await tcp_connection(job.port, lane_rng, packets, budget, tally)
+            except Exception:  # a bug of the fuzzer's own: say so, keep going
+                tally.findings.add("tcp: fuzzer error", error=traceback.format_exc(limit=-3))
+                used = budget
             sent -= budget - min(used, budget)
 
     await asyncio.gather(
