@@ -204,6 +204,14 @@ def build_corpus(labels: list[str]) -> list[bytes]:
             signed = dns.message.make_query(f"www.{ORIGIN}" if qtype == "A" else ORIGIN, qtype)
             signed.use_tsig(keyring, keyname=keyname, algorithm=dns.tsig.HMAC_SHA256)
             corpus.append(signed.to_wire())
+    # Signed answers too big for UDP: truncated with room kept for our TSIG.
+    for label in labels:
+        for payload in (None, 512, 1232, 4096):
+            signed = dns.message.make_query(
+                f"{label}.{ORIGIN}", "A", use_edns=payload is not None, payload=payload or 1232
+            )
+            signed.use_tsig(good, keyname=TSIG_NAME, algorithm=dns.tsig.HMAC_SHA256)
+            corpus.append(signed.to_wire())
     # The longest legal name, and one byte longer.
     long_labels = ".".join(["a" * 63] * 3)
     corpus.append(raw_query(f"{'b' * 47}.{long_labels}.{ORIGIN}"))
