@@ -315,6 +315,7 @@ def fuzz_server(workers: int, args: argparse.Namespace, directory: Path) -> dict
         "workers": workers,
         "dns_port": server.dns_port,
         "seconds": round(dns_seconds, 1),
+        "packets_asked": args.count,
         "packets_sent": total,
         "packets_per_second": round(total / dns_seconds),
         "corpus_queries": len(corpus),
@@ -342,7 +343,6 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
                     "replies_checked": 0,
                     "no_reply_expected": 0,
                     "lost": 0,
-                    "notes": collections.Counter(),
                     "findings": Findings(),
                 },
             )
@@ -350,7 +350,6 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
             into["client_seconds"] = max(into.get("client_seconds", 0), round(tally["seconds"], 1))
             into["sent"].update(tally["sent"])
             into["rcodes"].update(tally["rcodes"])
-            into["notes"].update(tally["notes"])
             for key in ("replies_checked", "no_reply_expected", "lost"):
                 into[key] += tally[key]
             into["findings"].merge(tally["findings"])
@@ -360,7 +359,6 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         )
         into["sent"] = dict(into["sent"])
         into["rcodes"] = dict(into["rcodes"])
-        into["notes"] = dict(into["notes"])
         into["findings"] = into["findings"].to_json()
     return combined
 
@@ -368,6 +366,8 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_findings(run: dict[str, Any]) -> list[str]:
     """One line per problem of a run, for the summary and the exit status."""
     lines = []
+    if run["packets_sent"] < run["packets_asked"]:
+        lines.append(f"stopped at --max-seconds after {run['packets_sent']:,} packets")
     for transport in ("udp", "tcp"):
         result = run["dns"].get(transport, {})
         for kind, count in result.get("findings", {}).get("counts", {}).items():

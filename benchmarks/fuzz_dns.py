@@ -431,8 +431,6 @@ class Tally:
     no_reply_expected: int = 0
     lost: int = 0
     findings: Findings = dataclasses.field(default_factory=Findings)
-    # Behaviour worth knowing that the checks do not count as a problem.
-    notes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     def judge(self, transport: str, kind: str, packet: bytes, replies: list[bytes]) -> None:
         udp = transport == "udp"
@@ -470,7 +468,6 @@ class Tally:
             "replies_checked": self.replies,
             "no_reply_expected": self.no_reply_expected,
             "lost": self.lost,
-            "notes": dict(self.notes),
             "rcodes": {
                 dns.rcode.to_text(dns.rcode.Rcode(int(rcode))): count
                 for rcode, count in sorted(self.rcodes.items(), key=lambda item: int(item[0]))

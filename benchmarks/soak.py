@@ -19,7 +19,8 @@ Reported (and written to benchmarks/out/soak.json): the capacity; queries sent,
 answered and lost, and dnsperf's per-interval rate; switches made and failed, with
 the API's latency; per process, resident memory at the end of the warm-up, at the
 end and at most, and whether every sample after the warm-up stayed within 10% of
-the first; the worker PIDs before and after; the load average of the machine.
+the first; the worker PIDs before and after; errors in fodns's log; the load
+average of the machine. Exit status 1 if the memory was not flat or anything failed.
 """
 
 from __future__ import annotations
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         and not result["groups_answering_a_wrong_side_at_end"]
         and result["server_alive_at_end"]
         and result["worker_pids_before"] == result["worker_pids_after"]
+        and not result["server_log_errors"]
     )
     print(f"written: {output / 'soak.json'}")
     return 0 if ok else 1
