@@ -56,6 +56,7 @@ from fodns.tsig import (
     tsig_keyring,
 )
 from fodns.wire import (
+    FORMERR,
     MAX_TCP_MESSAGE,
     NOTAUTH,
     POINTER_TO_QUESTION,
@@ -106,9 +107,12 @@ class Transfers:
         rendered as the iterator is advanced.
         """
         try:
-            query = dns.message.from_wire(wire, keyring=False)  # read now, verified below
+            # Read before verifying: a query that does not parse is FORMERR like any
+            # other (RFC 1035 §4.1.1), a TSIG that cannot be read included (RFC 8945
+            # §5.2); the signature is checked below.
+            query = dns.message.from_wire(wire, keyring=False)
         except dns.exception.DNSException:
-            return iter([])
+            return iter([error_reply(wire, FORMERR)])
         if query.had_tsig:
             verdict = check_request(wire, query, self.keyring)
             if verdict.error:

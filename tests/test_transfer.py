@@ -6,7 +6,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import signal
+import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.tsigkeyring
 import dns.xfr
 import dns.zone
@@ -24,6 +28,7 @@ from tests.conftest import (
     EXAMPLE_ZONE,
     FodnsProcess,
     api_request,
+    recv_exactly,
     start_fodns,
     wait_for,
     write_config,
@@ -508,3 +513,65 @@ def test_a_record_too_big_for_any_message_is_left_out_and_reported(
         assert not running.log_events("transfer_failed")
     finally:
         assert running.stop() == 0
+
+
+def tcp_exchange(sock: socket.socket, wire: bytes) -> bytes | None:
+    """One framed message out, one framed reply back; None when the server closed."""
+    sock.sendall(len(wire).to_bytes(2, "big") + wire)
+    prefix = recv_exactly(sock, 2)
+    return None if prefix is None else recv_exactly(sock, int.from_bytes(prefix, "big"))
+
+
+def signed_axfr(keyring: object, keyname: str) -> bytes:
+    query = dns.message.make_query("fo.example.net", "AXFR")
+    query.use_tsig(keyring, keyname=keyname)
+    return query.to_wire()
+
+
+UNKNOWN_KEY = dns.tsigkeyring.from_text({"nobody.": ("hmac-sha256", SECRET)})
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        dns.message.make_query("fo.example.net", "AXFR").to_wire() + b"\x00",
+        signed_axfr(KEYRING, "xfr.") + b"\x00",
+        signed_axfr(UNKNOWN_KEY, "nobody.") + b"\x00",
+        signed_axfr(UNKNOWN_KEY, "nobody.")[:-3],
+    ],
+    ids=["unsigned", "signed", "unknown key", "unknown key, cut short"],
+)
+def test_a_malformed_transfer_query_is_formerr_and_the_connection_stays(
+    server: FodnsProcess, wire: bytes
+) -> None:
+    """A transfer query that does not parse (here: a byte after its last record, or its
+    TSIG cut short) is FORMERR like any malformed query with a readable header
+    (RFC 8945 §5.2: a TSIG that cannot be interpreted makes the message corrupt), not
+    a closed connection, and not an exception in the log."""
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=5) as sock:
+        reply = tcp_exchange(sock, wire)
+        assert reply is not None, "connection closed instead of FORMERR"
+        assert reply[:2] == wire[:2]
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+        soa = dns.message.make_query("fo.example.net", "SOA")
+        after = tcp_exchange(sock, soa.to_wire())
+        assert after is not None and dns.message.from_wire(after).answer
+    time.sleep(0.1)  # let the log reader catch up
+    assert server.log_events("transfer_failed") == []
+
+
+@pytest.mark.parametrize("keyring", [UNKNOWN_KEY, WRONG], ids=["unknown key", "wrong secret"])
+def test_a_tsig_error_echoes_the_question_as_asked(server: FodnsProcess, keyring: object) -> None:
+    """NOTAUTH to a transfer query with a bad TSIG carries the query's own question,
+    its class and letter case included (RFC 1035 §7.1)."""
+    query = dns.message.make_query("Fo.Example.NET", "AXFR", rdclass="CH")
+    keyname = "nobody." if keyring is UNKNOWN_KEY else "xfr."
+    query.use_tsig(keyring, keyname=keyname)
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=5) as sock:
+        wire = tcp_exchange(sock, query.to_wire())
+    assert wire is not None
+    reply = dns.message.from_wire(wire, keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH
+    [question] = reply.question
+    assert question.name.labels == (b"Fo", b"Example", b"NET", b"")
+    assert (question.rdtype, question.rdclass) == (dns.rdatatype.AXFR, dns.rdataclass.CH)
