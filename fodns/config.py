@@ -23,6 +23,35 @@ DEFAULT_DB_PATH = "var/fodns.db"
 GROUP_TTL_RANGE = (5, 86400)
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
 UDP_PAYLOAD_RANGE = (512, 4096)
+# Response rate limiting (fodns/rrl.py). On by default, with NSD's defaults: 200
+# identical replies a second to one source network, every second reply over it
+# sent truncated (slip 2). A resolver asks a name again only when its cache
+# expires (30 s for a group), so even a large resolver farm behind one /24 stays
+# far below 200 a second for any one question, while a reflection attack needs
+# thousands. Loopback is exempt: a packet with a loopback source address never
+# arrives from the network (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3; Linux drops such
+# "martian" packets), so replies to it can only reach this host and amplify
+# nothing, and local tools (a resolver on the same host, monitoring, dnsperf)
+# would otherwise be limited.
+RRL_DEFAULT_RESPONSES_PER_SECOND = 200
+RRL_DEFAULT_SLIP = 2
+RRL_DEFAULT_IPV4_PREFIX = 24  # NSD's and Knot's /24
+RRL_DEFAULT_IPV6_PREFIX = 56  # Knot's /56: a site's allocation (NSD takes /64)
+# Distinct (source network, response) pairs counted per second per worker; about
+# what one worker answers in a second, so only a flood past the worker's capacity
+# fills it (then new pairs go uncounted until the next second).
+RRL_DEFAULT_TABLE_SIZE = 100_000
+RRL_DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
+RRL_KEYS = frozenset(
+    {
+        "rrl_responses_per_second",
+        "rrl_slip",
+        "rrl_ipv4_prefix",
+        "rrl_ipv6_prefix",
+        "rrl_table_size",
+        "rrl_exempt",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,27 @@ class ListenAddress:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class RateLimitConfig:
+    """Response rate limiting of UDP replies (fodns/rrl.py); the `rrl_*` keys of [dns]."""
+
+    responses_per_second: int = RRL_DEFAULT_RESPONSES_PER_SECOND  # 0: off
+    slip: int = RRL_DEFAULT_SLIP  # every slip-th limited reply goes out truncated; 0: none
+    ipv4_prefix: int = RRL_DEFAULT_IPV4_PREFIX
+    ipv6_prefix: int = RRL_DEFAULT_IPV6_PREFIX
+    table_size: int = RRL_DEFAULT_TABLE_SIZE
+    exempt: list[Network] = field(
+        default_factory=lambda: [ipaddress.ip_network(n) for n in RRL_DEFAULT_EXEMPT]
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.responses_per_second > 0
+
+
 @dataclass
 class DnsConfig:
     listen: list[ListenAddress]
@@ -61,6 +111,7 @@ class DnsConfig:
     tcp_idle_timeout: float = 10.0
     # ...and §6.2.2: the number of open connections is capped.
     tcp_max_connections: int = 1000
+    rrl: RateLimitConfig = field(default_factory=RateLimitConfig)
 
 
 @dataclass
@@ -216,7 +267,14 @@ class _Reader:
         dns = self.table(
             raw,
             "dns",
-            {"listen", "workers", "udp_payload", "tcp_idle_timeout", "tcp_max_connections"},
+            {
+                "listen",
+                "workers",
+                "udp_payload",
+                "tcp_idle_timeout",
+                "tcp_max_connections",
+                *RRL_KEYS,
+            },
         )
         listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
         if not listen:
@@ -247,6 +305,7 @@ class _Reader:
                     100_000,
                     "dns.tcp_max_connections",
                 ),
+                rrl=self.rate_limit(dns),
             ),
             api=ApiConfig(
                 listen=ListenAddress.parse(
@@ -260,6 +319,31 @@ class _Reader:
             tsig=keys,
             route53=self.route53(raw, zone_configs),
             source=str(self.path),
+        )
+
+    def rate_limit(self, dns: dict[str, Any]) -> RateLimitConfig:
+        def number(key: str, default: int, low: int, high: int) -> int:
+            return self.ranged(self.typed(dns, key, int, default, "dns"), low, high, f"dns.{key}")
+
+        exempt = []
+        for index, text in enumerate(
+            self.typed(dns, "rrl_exempt", list, list(RRL_DEFAULT_EXEMPT), "dns")
+        ):
+            try:
+                exempt.append(ipaddress.ip_network(str(text), strict=False))
+            except ValueError:
+                raise self.fail(
+                    f"dns.rrl_exempt[{index}]", f"{text!r} is not an address or network"
+                ) from None
+        return RateLimitConfig(
+            responses_per_second=number(
+                "rrl_responses_per_second", RRL_DEFAULT_RESPONSES_PER_SECOND, 0, 1_000_000
+            ),
+            slip=number("rrl_slip", RRL_DEFAULT_SLIP, 0, 100),
+            ipv4_prefix=number("rrl_ipv4_prefix", RRL_DEFAULT_IPV4_PREFIX, 0, 32),
+            ipv6_prefix=number("rrl_ipv6_prefix", RRL_DEFAULT_IPV6_PREFIX, 0, 128),
+            table_size=number("rrl_table_size", RRL_DEFAULT_TABLE_SIZE, 100, 10_000_000),
+            exempt=exempt,
         )
 
     def zone(self, raw: Any, index: int, keys: dict[str, TsigKeyConfig]) -> ZoneConfig:

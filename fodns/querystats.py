@@ -69,6 +69,11 @@ LATENCY_BOUNDS: tuple[float, ...] = (
 )
 LATENCY_BASE = DROPPED + 1
 LATENCY_SUM = LATENCY_BASE + len(LATENCY_BOUNDS) + 1  # microseconds, summed over queries
+# Response rate limiting (see rrl): replies dropped, replies sent truncated instead
+# ("slipped"), and a gauge: source networks over the limit in the last second.
+RRL_DROPPED = LATENCY_SUM + 1
+RRL_SLIPPED = RRL_DROPPED + 1
+RRL_LIMITED_PREFIXES = RRL_SLIPPED + 1
 
 
 def latency_bucket(seconds: float) -> int:
@@ -85,7 +90,7 @@ def slot(qtype: int, rcode: int) -> int:
 
 
 def new_counters() -> list[int]:
-    return [0] * (LATENCY_SUM + 1)
+    return [0] * (RRL_LIMITED_PREFIXES + 1)
 
 
 def labelled(counters: list[int]) -> list[tuple[str, str, int]]:

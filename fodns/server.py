@@ -24,16 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fodns import batchio
+from fodns import batchio, rrl
 from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
 from fodns.groups import catch_up, load_groups
 from fodns.logs import configure_logging, get_logger
-from fodns.query import QueryHandler, name_end
+from fodns.query import QueryHandler
 from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
+from fodns.wire import name_end, slip_reply
 from fodns.zone import ZoneData, load_zone_file
 
 log = get_logger()
@@ -87,10 +88,14 @@ def zone_serials(table: AnswerTable) -> dict[str, int]:
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    """One datagram in, at most one datagram out; nothing is awaited."""
+    """One datagram in, at most one datagram out; nothing is awaited. Used where
+    batched I/O is missing (see batchio), which also rate limits its replies."""
 
-    def __init__(self, handler: QueryHandler) -> None:
+    def __init__(
+        self, handler: QueryHandler, limiter: rrl.ResponseRateLimiter | None = None
+    ) -> None:
         self.handler = handler
+        self.limiter = limiter
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,6 +104,13 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             reply = self.handler.answer(data, True)
+            if reply is not None and self.limiter is not None:
+                self.limiter.new_second(int(time.perf_counter()))
+                verdict = self.limiter.judge(rrl.host_source(addr[0]), self.handler.limit_key)
+                if verdict == rrl.DROP:
+                    return
+                if verdict == rrl.SLIP:
+                    reply = slip_reply(reply)
         except Exception:  # a bug must cost one query, never the server
             log.exception("query_failed", transport="udp", size=len(data))
             return
@@ -301,7 +313,12 @@ def is_transfer_query(message: bytes) -> bool:
 
 @dataclass
 class DnsServer:
-    """UDP and TCP listeners on every address, answering from one QueryHandler."""
+    """UDP and TCP listeners on every address, answering from one QueryHandler.
+
+    UDP replies pass response rate limiting (see rrl) unless `config.rrl` turns
+    it off; one limiter serves every UDP socket of the process. TCP is never
+    limited: a client that completes a handshake is who it says it is.
+    """
 
     handler: QueryHandler
     config: DnsConfig
@@ -309,27 +326,27 @@ class DnsServer:
     transfers: Transfers | None = None
     tcp_connections: int = 0
     bound: list[ListenAddress] = field(default_factory=list)
+    limiter: rrl.ResponseRateLimiter | None = None
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _readers: list[socket.socket] = field(default_factory=list)
     _servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    _second_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> list[ListenAddress]:
         loop = asyncio.get_running_loop()
+        if self.config.rrl.enabled:
+            self.limiter = rrl.ResponseRateLimiter(self.config.rrl, self.handler.counters)
+            self._next_second()
         sockets = [bind_pair(address, self.reuse_port) for address in self.config.listen]
         for udp, tcp in sockets:
             if batchio.available():
                 # recvmmsg/sendmmsg: a batch of datagrams per system call (see batchio).
-                reader = batchio.BatchedUdpReader(
-                    udp,
-                    self.handler.answer,
-                    self.handler.answer_oversized,
-                    self.handler.counters,
-                )
+                reader = batchio.BatchedUdpReader(udp, self.handler, self.limiter)
                 loop.add_reader(udp.fileno(), reader.on_readable)
                 self._readers.append(udp)
             else:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.handler), sock=udp
+                    lambda: UdpProtocol(self.handler, self.limiter), sock=udp
                 )
                 self._transports.append(transport)
             self._servers.append(await loop.create_server(lambda: TcpProtocol(self), sock=tcp))
@@ -337,7 +354,16 @@ class DnsServer:
             self.bound.append(ListenAddress(host, port))
         return self.bound
 
+    def _next_second(self) -> None:
+        """Turn the limiter's second even when no query arrives, so its gauge of limited
+        networks and its log lines do not wait for traffic."""
+        assert self.limiter is not None
+        self.limiter.new_second(int(time.perf_counter()))
+        self._second_timer = asyncio.get_running_loop().call_later(1.0, self._next_second)
+
     async def close(self) -> None:
+        if self._second_timer is not None:
+            self._second_timer.cancel()
         loop = asyncio.get_running_loop()
         for sock in self._readers:
             loop.remove_reader(sock.fileno())
