@@ -89,7 +89,7 @@ def zone_serials(table: AnswerTable) -> dict[str, int]:
 
 class UdpProtocol(asyncio.DatagramProtocol):
     """One datagram in, at most one datagram out; nothing is awaited. Used where
-    batched I/O is missing (see batchio), which also rate limits its replies."""
+    batched I/O (batchio) is missing; replies are rate limited the same way."""
 
     def __init__(
         self, handler: QueryHandler, limiter: rrl.ResponseRateLimiter | None = None
@@ -336,7 +336,6 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         if self.config.rrl.enabled:
             self.limiter = rrl.ResponseRateLimiter(self.config.rrl, self.handler.counters)
-            self._next_second()
         sockets = [bind_pair(address, self.reuse_port) for address in self.config.listen]
         for udp, tcp in sockets:
             if batchio.available():
@@ -352,6 +351,8 @@ class DnsServer:
             self._servers.append(await loop.create_server(lambda: TcpProtocol(self), sock=tcp))
             host, port = udp.getsockname()[:2]
             self.bound.append(ListenAddress(host, port))
+        if self.limiter is not None:
+            self._next_second()
         return self.bound
 
     def _next_second(self) -> None:

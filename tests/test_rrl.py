@@ -29,7 +29,7 @@ import pytest
 from fodns import querystats
 from fodns.config import RateLimitConfig
 from fodns.query import QueryHandler
-from fodns.rrl import ResponseRateLimiter
+from fodns.rrl import DROP, ERROR_KEY, PASS, ResponseRateLimiter, ipv4_source
 from fodns.server import UdpProtocol
 from fodns.table import AnswerTable
 from fodns.zone import load_zone_file
@@ -373,3 +373,23 @@ def test_a_bad_rrl_setting_stops_start_up_naming_the_key(
     )
     assert result.returncode == 2
     assert f"fodns: error: {config}: {expected}" in result.stderr
+
+
+def test_a_full_table_fails_open_until_the_next_second() -> None:
+    """The counts are bounded: once the table holds `rrl_table_size` pairs, a new pair
+    goes uncounted (never limited) for the rest of that second, then counts again."""
+    counters = querystats.new_counters()
+    limits = RateLimitConfig(responses_per_second=1, slip=0, table_size=100, exempt=[])
+    limiter = ResponseRateLimiter(limits, counters)
+    limiter.new_second(1)
+    for network in range(100):
+        assert limiter.judge(ipv4_source(bytes([10, network, 0, 1])), ERROR_KEY) == PASS
+    late = ipv4_source(bytes([10, 200, 0, 1]))
+    assert [limiter.judge(late, ERROR_KEY) for _ in range(5)] == [PASS] * 5
+    assert limiter.judge(ipv4_source(bytes([10, 0, 0, 9])), ERROR_KEY) == DROP  # counted
+
+    limiter.new_second(2)
+    assert [limiter.judge(late, ERROR_KEY) for _ in range(3)] == [PASS, DROP, DROP]
+    limiter.new_second(3)
+    assert counters[querystats.RRL_LIMITED_PREFIXES] == 1  # 10.200.0.0/24, in second 2
+    assert counters[querystats.RRL_DROPPED] == 3
