@@ -182,6 +182,7 @@ class BatchedUdpReader:
         limiter = self.limiter
         if limiter is not None:
             limiter.new_second(int(arrived))
+            judge = limiter.judge
             address_words = self._address_words
             stride = self._address_stride
             ipv6 = self.ipv6
@@ -206,7 +207,7 @@ class BatchedUdpReader:
                     source = address_words[word] | address_words[word + 1] << 64 | rrl.IPV6
                 else:
                     source = address_words[index * stride + 1]
-                verdict = limiter.judge(source, handler.limit_key)
+                verdict = judge(source, handler.limit_key)
                 if verdict:
                     if verdict == rrl.DROP:
                         continue
