@@ -182,10 +182,13 @@ class BatchedUdpReader:
         limiter = self.limiter
         if limiter is not None:
             limiter.new_second(int(arrived))
-            judge = limiter.judge
+            counts = limiter.sent  # this second's, as new_second left it
+            rate, table_size = limiter.rate, limiter.table_size
             address_words = self._address_words
             stride = self._address_stride
             ipv6 = self.ipv6
+            exempt = limiter.exempt_ipv6 if ipv6 else limiter.exempt_ipv4
+            network_mask = limiter.ipv6_mask if ipv6 else limiter.ipv4_mask
         ready = 0
         for index in range(count):
             start = index * QUERY_BUFFER
@@ -201,17 +204,28 @@ class BatchedUdpReader:
             if reply is None:
                 continue
             if limiter is not None:
-                # Inline rather than a method: this runs for every reply.
+                # Response rate limiting: rrl.ResponseRateLimiter.judge written out,
+                # as it runs for every reply and the call would cost as much as the
+                # counting; anything but "count it and send" is over_limit's.
                 if ipv6:
                     word = index * stride + 1
                     source = address_words[word] | address_words[word + 1] << 64 | rrl.IPV6
                 else:
                     source = address_words[index * stride + 1]
-                verdict = judge(source, handler.limit_key)
-                if verdict:
-                    if verdict == rrl.DROP:
-                        continue
-                    reply = slip_reply(reply)
+                for exempt_mask, exempt_network in exempt:
+                    if source & exempt_mask == exempt_network:
+                        break
+                else:
+                    key = (source & network_mask, handler.limit_key)
+                    sent = counts.get(key, 0) + 1
+                    if sent <= rate and (sent > 1 or len(counts) < table_size):
+                        counts[key] = sent
+                    else:
+                        verdict = limiter.over_limit(key, sent)
+                        if verdict == rrl.DROP:
+                            continue
+                        if verdict == rrl.SLIP:
+                            reply = slip_reply(reply)
             if ready != index:
                 # An earlier query was dropped: aim this reply at its own sender.
                 self._send[ready].msg_hdr.msg_name = self._address_base + index * SOCKADDR_SPACE

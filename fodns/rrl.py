@@ -174,7 +174,11 @@ class ResponseRateLimiter:
         self.table_full_warned = -TABLE_FULL_WARNING_INTERVAL
 
     def judge(self, source: int, limit_key: bytes) -> int:
-        """PASS, DROP or SLIP for a reply of kind `limit_key` to `source`."""
+        """PASS, DROP or SLIP for a reply of kind `limit_key` to `source`.
+
+        batchio writes the common case of this out in its loop (a call costs as
+        much as the counting); both leave everything else to `over_limit`.
+        """
         if source < IPV6:
             exempt = self.exempt_ipv4
             network = source & self.ipv4_mask
@@ -186,16 +190,20 @@ class ResponseRateLimiter:
                 return PASS
         key = (network, limit_key)
         sent = self.sent.get(key, 0) + 1
-        if sent <= self.rate:
-            if sent == 1 and len(self.sent) >= self.table_size:
-                self.table_full = True  # uncounted until the next second
-                return PASS
+        if sent <= self.rate and (sent > 1 or len(self.sent) < self.table_size):
             self.sent[key] = sent
             return PASS
-        self.sent[key] = sent
-        return self._over_limit(network, limit_key, sent - self.rate)
+        return self.over_limit(key, sent)
 
-    def _over_limit(self, network: int, limit_key: bytes, excess: int) -> int:
+    def over_limit(self, key: tuple[int, bytes], sent: int) -> int:
+        """The `sent`-th reply of this second for `key`, when it is not simply counted:
+        over the limit (DROP or SLIP), or new while the table is full (PASS, uncounted)."""
+        if sent <= self.rate:
+            self.table_full = True  # uncounted until the next second
+            return PASS
+        self.sent[key] = sent
+        network, limit_key = key
+        excess = sent - self.rate
         if excess == 1 and network not in self.limited:
             self.limited.add(network)
             if network not in self.limited_before:
