@@ -216,14 +216,12 @@ class BatchedUdpReader:
                     if source & exempt_mask == exempt_network:
                         break
                 else:
-                    network = source & network_mask
-                    limit_key = handler.limit_key
-                    pair = network ^ hash(limit_key)
-                    sent = counts.get(pair, 0) + 1
+                    key = (source & network_mask, handler.limit_key)
+                    sent = counts.get(key, 0) + 1
                     if sent <= rate and (sent > 1 or len(counts) < table_size):
-                        counts[pair] = sent
+                        counts[key] = sent
                     else:
-                        verdict = limiter.over_limit(pair, sent, network, limit_key)
+                        verdict = limiter.over_limit(key, sent)
                         if verdict == rrl.DROP:
                             continue
                         if verdict == rrl.SLIP:

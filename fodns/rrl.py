@@ -32,12 +32,7 @@ client behind the network asks again over TCP.
 
 Counting is a dict from (network, limit key) to replies sent in the current
 second, started afresh each second: a token bucket of `rate` tokens refilled
-once a second, for one dict read and one write per reply. The pair is one
-integer, the network XOR the limit key's hash: cheaper to hash and compare than
-a tuple (measured: a third of RRL's cost under dnsperf). Two pairs collide only
-if their 64-bit hashes do, and Python's bytes hash is keyed at random in each
-process, so no one can aim for that; Knot and NSD likewise count a name by its
-hash. It is bounded: once
+once a second, for one dict read and one write per reply. It is bounded: once
 it holds `table_size` pairs, pairs not in it go uncounted until the next second
 (a flood that large fails open, as the forced reuse of a bucket does in Knot's
 and NSD's fixed tables). Each worker process counts on its own, as each NSD
@@ -170,7 +165,7 @@ class ResponseRateLimiter:
         self.exempt_ipv6 = tuple(_exempt(n) for n in config.exempt if n.version == 6)
         self.counters = counters  # the query handler's: reported like the rest
         self.second = -1
-        self.sent: dict[int, int] = {}  # (network, limit key) as one integer -> replies
+        self.sent: dict[tuple[int, bytes], int] = {}
         self.limited: set[int] = set()  # networks over the limit this second
         self.limited_before: set[int] = set()  # ...and in the second before
         self.starts_logged = 0
@@ -193,21 +188,21 @@ class ResponseRateLimiter:
         for mask, value in exempt:
             if source & mask == value:
                 return PASS
-        pair = network ^ hash(limit_key)
-        sent = self.sent.get(pair, 0) + 1
+        key = (network, limit_key)
+        sent = self.sent.get(key, 0) + 1
         if sent <= self.rate and (sent > 1 or len(self.sent) < self.table_size):
-            self.sent[pair] = sent
+            self.sent[key] = sent
             return PASS
-        return self.over_limit(pair, sent, network, limit_key)
+        return self.over_limit(key, sent)
 
-    def over_limit(self, pair: int, sent: int, network: int, limit_key: bytes) -> int:
-        """The `sent`-th reply of this second for (`network`, `limit_key`), counted as
-        `pair`, when it is not simply counted: over the limit (DROP or SLIP), or new
-        while the table is full (PASS, uncounted)."""
+    def over_limit(self, key: tuple[int, bytes], sent: int) -> int:
+        """The `sent`-th reply of this second for `key`, when it is not simply counted:
+        over the limit (DROP or SLIP), or new while the table is full (PASS, uncounted)."""
         if sent <= self.rate:
             self.table_full = True  # uncounted until the next second
             return PASS
-        self.sent[pair] = sent
+        self.sent[key] = sent
+        network, limit_key = key
         excess = sent - self.rate
         if excess == 1 and network not in self.limited:
             self.limited.add(network)
