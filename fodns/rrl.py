@@ -163,6 +163,13 @@ class ResponseRateLimiter:
         self.ipv6_mask = prefix_mask(config.ipv6_prefix, 6)
         self.exempt_ipv4 = tuple(_exempt(n) for n in config.exempt if n.version == 4)
         self.exempt_ipv6 = tuple(_exempt(n) for n in config.exempt if n.version == 6)
+        # The first exempt network of each family is checked inline (the default
+        # has one per family), the others only when there are any; (0, 1) never
+        # matches.
+        self.exempt_first_ipv4 = self.exempt_ipv4[0] if self.exempt_ipv4 else (0, 1)
+        self.exempt_more_ipv4 = len(self.exempt_ipv4) > 1
+        self.exempt_first_ipv6 = self.exempt_ipv6[0] if self.exempt_ipv6 else (0, 1)
+        self.exempt_more_ipv6 = len(self.exempt_ipv6) > 1
         self.counters = counters  # the query handler's: reported like the rest
         self.second = -1
         self.sent: dict[tuple[int, bytes], int] = {}
@@ -176,33 +183,44 @@ class ResponseRateLimiter:
     def judge(self, source: int, limit_key: bytes) -> int:
         """PASS, DROP or SLIP for a reply of kind `limit_key` to `source`.
 
-        batchio writes the common case of this out in its loop (a call costs as
-        much as the counting); both leave everything else to `over_limit`.
+        batchio writes this out in its loop (a call would cost as much as the
+        counting); both leave the rare cases to `first_reply` and `over_limit`.
         """
         if source < IPV6:
-            exempt = self.exempt_ipv4
-            network = source & self.ipv4_mask
+            (mask, value), more = self.exempt_first_ipv4, self.exempt_more_ipv4
+            pair = (source & self.ipv4_mask, limit_key)
         else:
-            exempt = self.exempt_ipv6
-            network = source & self.ipv6_mask
-        for mask, value in exempt:
-            if source & mask == value:
-                return PASS
-        key = (network, limit_key)
-        sent = self.sent.get(key, 0) + 1
-        if sent <= self.rate and (sent > 1 or len(self.sent) < self.table_size):
-            self.sent[key] = sent
+            (mask, value), more = self.exempt_first_ipv6, self.exempt_more_ipv6
+            pair = (source & self.ipv6_mask, limit_key)
+        if source & mask == value or (more and self.exempt(source)):
             return PASS
-        return self.over_limit(key, sent)
+        sent = self.sent.get(pair)
+        if sent is None:
+            return self.first_reply(pair)
+        if sent < self.rate:
+            self.sent[pair] = sent + 1
+            return PASS
+        return self.over_limit(pair, sent + 1)
 
-    def over_limit(self, key: tuple[int, bytes], sent: int) -> int:
-        """The `sent`-th reply of this second for `key`, when it is not simply counted:
-        over the limit (DROP or SLIP), or new while the table is full (PASS, uncounted)."""
-        if sent <= self.rate:
+    def exempt(self, source: int) -> bool:
+        for mask, value in self.exempt_ipv4 if source < IPV6 else self.exempt_ipv6:
+            if source & mask == value:
+                return True
+        return False
+
+    def first_reply(self, pair: tuple[int, bytes]) -> int:
+        """The first reply of a (network, limit key) pair this second: counted from 1,
+        or, with the table full, not counted."""
+        if len(self.sent) >= self.table_size:
             self.table_full = True  # uncounted until the next second
             return PASS
-        self.sent[key] = sent
-        network, limit_key = key
+        self.sent[pair] = 1
+        return PASS if self.rate >= 1 else self.over_limit(pair, 1)
+
+    def over_limit(self, pair: tuple[int, bytes], sent: int) -> int:
+        """The `sent`-th reply of this second for `pair`, over the limit: DROP or SLIP."""
+        self.sent[pair] = sent
+        network, limit_key = pair
         excess = sent - self.rate
         if excess == 1 and network not in self.limited:
             self.limited.add(network)
