@@ -354,7 +354,7 @@ FODNS_CONF = """\
 listen = ["127.0.0.1:{port}"]
 workers = 1
 udp_payload = 1232
-
+{rrl}
 [api]
 listen = "127.0.0.1:{api_port}"
 
@@ -365,6 +365,14 @@ path = "{work_dir}/fodns.db"
 name = "{origin}"
 file = "{zone_file}"
 """
+# Response rate limiting settings under test (--rrl); see benchmarks/README.md.
+# dnsperf sends from 127.0.0.1, which the default exempts; "counted" counts every
+# reply as it would a remote client's, with a limit far above dnsperf's rate.
+FODNS_RRL_SETTINGS = {
+    "default": "",
+    "counted": "rrl_exempt = []\nrrl_responses_per_second = 1000000\n",
+    "off": "rrl_responses_per_second = 0\n",
+}
 
 
 @dataclasses.dataclass
@@ -374,7 +382,8 @@ class ServerSetup:
     version: str
 
 
-def knot_setup(work_dir: Path, zone_file: Path) -> ServerSetup:
+def knot_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> ServerSetup:
+    del rrl  # Knot runs without its rrl module, as it does by default
     knotd = find_executable("knotd")
     assert knotd is not None, "ensure_debian_packages installs it"
     [port] = free_ports(1)
@@ -386,7 +395,7 @@ def knot_setup(work_dir: Path, zone_file: Path) -> ServerSetup:
     return ServerSetup([knotd, "-c", str(conf)], port, version.stdout.strip())
 
 
-def fodns_setup(work_dir: Path, zone_file: Path) -> ServerSetup:
+def fodns_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> ServerSetup:
     port, api_port = free_ports(2)
     conf = work_dir / "fodns.toml"
     conf.write_text(
@@ -396,6 +405,7 @@ def fodns_setup(work_dir: Path, zone_file: Path) -> ServerSetup:
             api_port=api_port,
             origin=ZONE_ORIGIN.rstrip("."),
             zone_file=zone_file,
+            rrl=FODNS_RRL_SETTINGS[rrl],
         )
     )
     version = subprocess.run(
@@ -528,7 +538,7 @@ def benchmark(
 ) -> ServerResult:
     with tempfile.TemporaryDirectory(prefix=f"fodns-bench-{server}-") as temp:
         work_dir = Path(temp)
-        setup = SERVER_SETUPS[server](work_dir, zone_file)
+        setup = SERVER_SETUPS[server](work_dir, zone_file, args.rrl)
         log_path = work_dir / "server.log"
         transcript = work_dir / "dnsperf.txt"
         with running_server(setup.command, log_path) as process:
@@ -570,7 +580,7 @@ server's core not charged to the server (other processes, interrupts): near 0
 when the machine is otherwise quiet."""
 
 
-def print_table(results: list[ServerResult], ratio: float | None) -> None:
+def print_table(results: list[ServerResult], ratio: float | None, rrl: str) -> None:
     print()
     print("  ".join(f"{heading:>{width}}" for heading, _, width, _ in TABLE_COLUMNS))
     for result in results:
@@ -581,6 +591,8 @@ def print_table(results: list[ServerResult], ratio: float | None) -> None:
         print(f"{result.server}: {result.version}; response codes: {result.response_codes}")
         if result.server_core_other_s > DISTURBED_SHARE * result.run_time_s:
             print(f"{result.server}: WARNING: other work held CPU {SERVER_CPU}; numbers disturbed")
+    settings = FODNS_RRL_SETTINGS[rrl].strip().replace("\n", ", ") or "as shipped"
+    print(f"fodns response rate limiting: {rrl} ({settings})")
     if ratio is not None:
         print(f"\nfodns/Knot queries per server CPU-second: {ratio:.3f}")
 
@@ -645,6 +657,9 @@ def write_json(
             "query_timeout_s": DNSPERF_QUERY_TIMEOUT_S,
             "dnsperf": dnsperf_version(),
             "fodns_revision": fodns_revision(),
+            "fodns_rrl": args.rrl,
+            "fodns_rrl_settings": FODNS_RRL_SETTINGS[args.rrl],
+            "command_line": sys.argv,
             "owner_names": OWNER_NAME_COUNT,
             "query_lines": QUERY_COUNT,
             "seed": SEED,
@@ -673,6 +688,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"queries dnsperf keeps in flight (default {DEFAULT_OUTSTANDING})",
     )
     parser.add_argument("--only", choices=sorted(SERVER_SETUPS), help="benchmark one server")
+    parser.add_argument(
+        "--rrl",
+        choices=sorted(FODNS_RRL_SETTINGS),
+        default="default",
+        help="fodns response rate limiting: the shipped default (dnsperf's 127.0.0.1 "
+        "exempt), every reply counted but none limited, or off (default: default)",
+    )
     args = parser.parse_args(argv)
     if args.duration < 1 or args.outstanding < 1:
         parser.error("--duration and --outstanding must be at least 1")
@@ -703,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     if {"fodns", "knot"} <= by_server.keys():
         ratio = by_server["fodns"].queries_per_cpu_second / by_server["knot"].queries_per_cpu_second
     if results:  # keep the last results.json rather than overwrite it with nothing
-        print_table(results, ratio)
+        print_table(results, ratio, args.rrl)
         print(f"\nwritten: {write_json(results, ratio, args, machine)}")
     return 1 if failed else 0
 

@@ -44,6 +44,35 @@ CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 ADMIN_TOKEN_CREDENTIAL = "admin-token"  # LoadCredential=admin-token:/etc/fodns/admin-token
 # A [tsig.NAME] table takes its secret from exactly one of these.
 SECRET_SOURCES = ("secret", "secret_file", "credential")
+# Response rate limiting (fodns/rrl.py). On by default, with NSD's defaults: 200
+# identical replies a second to one source network, every second reply over it
+# sent truncated (slip 2). A resolver asks a name again only when its cache
+# expires (30 s for a group), so even a large resolver farm behind one /24 stays
+# far below 200 a second for any one question, while a reflection attack needs
+# thousands. Loopback is exempt: a packet with a loopback source address never
+# arrives from the network (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3; Linux drops such
+# "martian" packets), so replies to it can only reach this host and amplify
+# nothing, and local tools (a resolver on the same host, monitoring, dnsperf)
+# would otherwise be limited.
+RRL_DEFAULT_RESPONSES_PER_SECOND = 200
+RRL_DEFAULT_SLIP = 2
+RRL_DEFAULT_IPV4_PREFIX = 24  # NSD's and Knot's /24
+RRL_DEFAULT_IPV6_PREFIX = 56  # Knot's /56: a site's allocation (NSD takes /64)
+# Distinct (source network, response) pairs counted per second per worker; about
+# what one worker answers in a second, so only a flood past the worker's capacity
+# fills it (then new pairs go uncounted until the next second).
+RRL_DEFAULT_TABLE_SIZE = 100_000
+RRL_DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
+RRL_KEYS = frozenset(
+    {
+        "rrl_responses_per_second",
+        "rrl_slip",
+        "rrl_ipv4_prefix",
+        "rrl_ipv6_prefix",
+        "rrl_table_size",
+        "rrl_exempt",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,27 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class RateLimitConfig:
+    """Response rate limiting of UDP replies (fodns/rrl.py); the `rrl_*` keys of [dns]."""
+
+    responses_per_second: int = RRL_DEFAULT_RESPONSES_PER_SECOND  # 0: off
+    slip: int = RRL_DEFAULT_SLIP  # every slip-th limited reply goes out truncated; 0: none
+    ipv4_prefix: int = RRL_DEFAULT_IPV4_PREFIX
+    ipv6_prefix: int = RRL_DEFAULT_IPV6_PREFIX
+    table_size: int = RRL_DEFAULT_TABLE_SIZE
+    exempt: list[Network] = field(
+        default_factory=lambda: [ipaddress.ip_network(n) for n in RRL_DEFAULT_EXEMPT]
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.responses_per_second > 0
 
 
 @dataclass
@@ -104,6 +154,7 @@ class DnsConfig:
     # NAT or a resolver farm: a tenth of the default total, so no one source takes
     # more than 10 % of the slots. Knot, NSD and BIND have no such cap.
     tcp_max_connections_per_source: int = 100
+    rrl: RateLimitConfig = field(default_factory=RateLimitConfig)
 
 
 @dataclass
@@ -325,6 +376,7 @@ class _Reader:
                 "tcp_write_timeout",
                 "tcp_max_connections",
                 "tcp_max_connections_per_source",
+                *RRL_KEYS,
             },
         )
         listen = self.typed(dns, "listen", list, [DEFAULT_DNS_LISTEN], "dns")
@@ -373,6 +425,7 @@ class _Reader:
                     *TCP_CONNECTIONS_RANGE,
                     "dns.tcp_max_connections_per_source",
                 ),
+                rrl=self.rate_limit(dns),
             ),
             api=ApiConfig(
                 listen=ListenAddress.parse(
@@ -395,6 +448,31 @@ class _Reader:
             if not isinstance(name, str) or not HOST_NAME.match(name):
                 raise self.fail(f"api.allowed_hosts[{index}]", f"{name!r} is not a host name")
         return [name.lower().rstrip(".") for name in names]
+
+    def rate_limit(self, dns: dict[str, Any]) -> RateLimitConfig:
+        def number(key: str, default: int, low: int, high: int) -> int:
+            return self.ranged(self.typed(dns, key, int, default, "dns"), low, high, f"dns.{key}")
+
+        exempt = []
+        for index, text in enumerate(
+            self.typed(dns, "rrl_exempt", list, list(RRL_DEFAULT_EXEMPT), "dns")
+        ):
+            try:
+                exempt.append(ipaddress.ip_network(str(text), strict=False))
+            except ValueError:
+                raise self.fail(
+                    f"dns.rrl_exempt[{index}]", f"{text!r} is not an address or network"
+                ) from None
+        return RateLimitConfig(
+            responses_per_second=number(
+                "rrl_responses_per_second", RRL_DEFAULT_RESPONSES_PER_SECOND, 0, 1_000_000
+            ),
+            slip=number("rrl_slip", RRL_DEFAULT_SLIP, 0, 100),
+            ipv4_prefix=number("rrl_ipv4_prefix", RRL_DEFAULT_IPV4_PREFIX, 0, 32),
+            ipv6_prefix=number("rrl_ipv6_prefix", RRL_DEFAULT_IPV6_PREFIX, 0, 128),
+            table_size=number("rrl_table_size", RRL_DEFAULT_TABLE_SIZE, 100, 10_000_000),
+            exempt=exempt,
+        )
 
     def zone(self, raw: Any, index: int, keys: dict[str, TsigKeyConfig]) -> ZoneConfig:
         where = f"zones[{index}]"

@@ -54,6 +54,7 @@ class QueryCollector(Collector):
         yield workers
         yield self._latency(totals)
         yield from self._tcp(totals)
+        yield from self._rate_limiting(totals)
 
     @staticmethod
     def _tcp(totals: list[int]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -71,6 +72,25 @@ class QueryCollector(Collector):
         )
         open_now.add_metric([], totals[querystats.TCP_OPEN])
         yield open_now
+
+    @staticmethod
+    def _rate_limiting(totals: list[int]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """What response rate limiting (see rrl) did to UDP replies, over every worker."""
+        dropped = CounterMetricFamily(
+            "fodns_dns_rrl_dropped", "UDP replies dropped by response rate limiting"
+        )
+        dropped.add_metric([], totals[querystats.RRL_DROPPED])
+        slipped = CounterMetricFamily(
+            "fodns_dns_rrl_slipped",
+            "UDP replies over the rate limit sent truncated instead (TC=1, no records)",
+        )
+        slipped.add_metric([], totals[querystats.RRL_SLIPPED])
+        limited = GaugeMetricFamily(
+            "fodns_dns_rrl_limited_prefixes",
+            "Source networks over the rate limit in the last second (summed over workers)",
+        )
+        limited.add_metric([], totals[querystats.RRL_LIMITED_PREFIXES])
+        yield from (dropped, slipped, limited)
 
     @staticmethod
     def _latency(totals: list[int]) -> HistogramMetricFamily:

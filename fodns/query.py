@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from fodns import querystats
+from fodns.rrl import ERROR_KEY
 from fodns.table import AnswerTable
 from fodns.tsig import MAX_MAC_SIZE, Keyring, check_request, sign_reply
 from fodns.wire import (
@@ -33,6 +34,7 @@ from fodns.wire import (
     REFUSED,
     Template,
     error_reply,
+    name_end,
     opt_record,
     reply_limit,
     truncated,
@@ -45,7 +47,6 @@ _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _NO_ADDITIONAL = b"\x00\x00"
 _ONE_ADDITIONAL = b"\x00\x01"
 _OPT_START = b"\x00\x00\x29"  # root owner, TYPE 41 (RFC 6891 §6.1.2)
-MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
 EDNS_FORMS_REMEMBERED = 4096  # distinct payload/DO combinations seen; bounded against floods
 # QTYPEs 41 (OPT) and 249-254 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA) never take
 # the fast path's miss branch: the slow path gives each its own reply.
@@ -55,24 +56,13 @@ _MAIL_QTYPES = frozenset({dns.rdatatype.MAILA, dns.rdatatype.MAILB})
 _NOT_A_QTYPE = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY})
 
 
-def name_end(data: bytes, start: int = 12) -> int:
-    """Offset of the root label ending an uncompressed name at `start`, or -1 if malformed."""
-    index = start
-    length_of_data = len(data)
-    while index < length_of_data:
-        label_length = data[index]
-        if label_length == 0:
-            return index
-        if label_length > 63 or index + label_length + 1 - start >= MAX_NAME_WIRE_LEN:
-            # 0xC0: a pointer (nothing precedes the question to point at);
-            # 0x40/0x80: extended label types, obsolete (RFC 6891 §5).
-            return -1
-        index += label_length + 1
-    return -1
-
-
 class QueryHandler:
-    """Answers queries from the current table; `table` is replaced whole on reload."""
+    """Answers queries from the current table; `table` is replaced whole on reload.
+
+    After each reply, `limit_key` says what kind of reply it was, as response rate
+    limiting counts it (see rrl): the UDP transports read it right after `answer`.
+    An attribute rather than a second return value, so the hot path builds no tuple.
+    """
 
     def __init__(
         self, table: AnswerTable, udp_payload: int = 1232, keyring: Keyring | None = None
@@ -85,6 +75,7 @@ class QueryHandler:
         self._opt_do = opt_record(udp_payload, EDNS_DO)
         # OPT record bytes of queries -> (our OPT, UDP limit); see _read_opt.
         self._edns_seen: dict[bytes, tuple[bytes, int]] = {}
+        self.limit_key = ERROR_KEY
 
     def answer(self, data: bytes, udp: bool = True) -> bytes | None:
         end = data.find(0, 12)
@@ -113,6 +104,7 @@ class QueryHandler:
             if template is None:
                 return self._answer_slowly(data, udp)
         self.counters[template.stat] += 1
+        self.limit_key = template.limit_key or key
 
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
         if opt:
@@ -261,6 +253,7 @@ class QueryHandler:
         table = self.table
         template = table.answers.get(lname + question[-4:]) or table.resolve(lname, qtype)
         counters[querystats.slot(qtype, template.rcode)] += 1
+        self.limit_key = template.limit_key or lname + question[-4:]
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)
         headers = template.headers_edns if opt else template.headers
         reply = b"".join((data[:2], headers[flag_index], question, template.tail, opt))
@@ -291,6 +284,7 @@ class QueryHandler:
         tsig: bytes = b"",
     ) -> bytes:
         self.counters[querystats.slot(qtype, rcode if rcode_stat is None else rcode_stat)] += 1
+        self.limit_key = ERROR_KEY
         return error_reply(data, rcode, question, opt, tsig)
 
     @staticmethod

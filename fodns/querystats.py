@@ -88,6 +88,11 @@ TCP_OPEN = LATENCY_SUM + 1 + len(TCP_CLOSE_REASONS)  # a gauge: connections open
 # in a Prometheus counter, because transfers run in the DNS workers, whose only
 # channel to /metrics is this list.
 TRANSFER_RECORDS_LEFT_OUT = TCP_OPEN + 1
+# Response rate limiting (see rrl): replies dropped, replies sent truncated instead
+# ("slipped"), and a gauge: source networks over the limit in the last second.
+RRL_DROPPED = TRANSFER_RECORDS_LEFT_OUT + 1
+RRL_SLIPPED = RRL_DROPPED + 1
+RRL_LIMITED_PREFIXES = RRL_SLIPPED + 1
 
 
 def latency_bucket(seconds: float) -> int:
@@ -104,7 +109,7 @@ def slot(qtype: int, rcode: int) -> int:
 
 
 def new_counters() -> list[int]:
-    return [0] * (TRANSFER_RECORDS_LEFT_OUT + 1)
+    return [0] * (RRL_LIMITED_PREFIXES + 1)
 
 
 def labelled(counters: list[int]) -> list[tuple[str, str, int]]:

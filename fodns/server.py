@@ -13,11 +13,12 @@ import errno
 import gc
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fodns import batchio
+from fodns import batchio, rrl
 from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
 from fodns.groups import load_groups
@@ -27,6 +28,7 @@ from fodns.store import Store, ZoneDefaults
 from fodns.table import AnswerTable
 from fodns.tcp import TcpConnections, TcpProtocol
 from fodns.transfer import Transfers
+from fodns.wire import slip_reply
 from fodns.zone import ZoneData, load_zone_file
 
 log = get_logger()
@@ -75,10 +77,14 @@ def zone_serials(table: AnswerTable) -> dict[str, int]:
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    """One datagram in, at most one datagram out; nothing is awaited."""
+    """One datagram in, at most one datagram out; nothing is awaited. Used where
+    batched I/O (batchio) is missing; replies are rate limited the same way."""
 
-    def __init__(self, handler: QueryHandler) -> None:
+    def __init__(
+        self, handler: QueryHandler, limiter: rrl.ResponseRateLimiter | None = None
+    ) -> None:
         self.handler = handler
+        self.limiter = limiter
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,6 +93,13 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             reply = self.handler.answer(data, True)
+            if reply is not None and self.limiter is not None:
+                self.limiter.new_second(int(time.perf_counter()))
+                verdict = self.limiter.judge(rrl.host_source(addr[0]), self.handler.limit_key)
+                if verdict == rrl.DROP:
+                    return
+                if verdict == rrl.SLIP:
+                    reply = slip_reply(reply)
         except Exception:  # a bug must cost one query, never the server
             log.exception("query_failed", transport="udp", size=len(data))
             return
@@ -154,7 +167,12 @@ def bind_pair(address: ListenAddress, reuse_port: bool) -> tuple[socket.socket, 
 
 @dataclass
 class DnsServer:
-    """UDP and TCP listeners on every address, answering from one QueryHandler."""
+    """UDP and TCP listeners on every address, answering from one QueryHandler.
+
+    UDP replies pass response rate limiting (see rrl) unless `config.rrl` turns
+    it off; one limiter serves every UDP socket of the process. TCP is never
+    limited: a client that completes a handshake is who it says it is.
+    """
 
     handler: QueryHandler
     config: DnsConfig
@@ -162,30 +180,29 @@ class DnsServer:
     transfers: Transfers | None = None
     bound: list[ListenAddress] = field(default_factory=list)
     tcp: TcpConnections = field(init=False)
+    limiter: rrl.ResponseRateLimiter | None = None
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _readers: list[socket.socket] = field(default_factory=list)
     _servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    _second_timer: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         self.tcp = TcpConnections(self.config, self.handler.counters)
 
     async def start(self) -> list[ListenAddress]:
         loop = asyncio.get_running_loop()
+        if self.config.rrl.enabled:
+            self.limiter = rrl.ResponseRateLimiter(self.config.rrl, self.handler.counters)
         sockets = [bind_pair(address, self.reuse_port) for address in self.config.listen]
         for udp, tcp in sockets:
             if batchio.available():
                 # recvmmsg/sendmmsg: a batch of datagrams per system call (see batchio).
-                reader = batchio.BatchedUdpReader(
-                    udp,
-                    self.handler.answer,
-                    self.handler.answer_oversized,
-                    self.handler.counters,
-                )
+                reader = batchio.BatchedUdpReader(udp, self.handler, self.limiter)
                 loop.add_reader(udp.fileno(), reader.on_readable)
                 self._readers.append(udp)
             else:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.handler), sock=udp
+                    lambda: UdpProtocol(self.handler, self.limiter), sock=udp
                 )
                 self._transports.append(transport)
             self._servers.append(
@@ -195,9 +212,20 @@ class DnsServer:
             )
             host, port = udp.getsockname()[:2]
             self.bound.append(ListenAddress(host, port))
+        if self.limiter is not None:
+            self._next_second()
         return self.bound
 
+    def _next_second(self) -> None:
+        """Turn the limiter's second even when no query arrives, so its gauge of limited
+        networks and its log lines do not wait for traffic."""
+        assert self.limiter is not None
+        self.limiter.new_second(int(time.perf_counter()))
+        self._second_timer = asyncio.get_running_loop().call_later(1.0, self._next_second)
+
     async def close(self) -> None:
+        if self._second_timer is not None:
+            self._second_timer.cancel()
         loop = asyncio.get_running_loop()
         for sock in self._readers:
             loop.remove_reader(sock.fileno())

@@ -287,6 +287,20 @@ def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str])
         workers=config.dns.workers,
     )
     log.info("api_listening", listen=str(api))
+    limits = config.dns.rrl
+    if limits.enabled:
+        log.info(
+            "rrl_enabled",
+            responses_per_second=limits.responses_per_second,
+            slip=limits.slip,
+            ipv4_prefix=limits.ipv4_prefix,
+            ipv6_prefix=limits.ipv6_prefix,
+            table_size=limits.table_size,
+            exempt=[str(network) for network in limits.exempt],
+            per="worker",
+        )
+    else:
+        log.info("rrl_disabled")
     example = f"www.{zone_names[0]}" if zone_names else "www.example"
     print(
         f"fodns is serving {', '.join(zone_names)} on {', '.join(str(a) for a in listen)} "

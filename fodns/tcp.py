@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 from fodns import querystats
 from fodns.config import DnsConfig
 from fodns.logs import get_logger
-from fodns.query import QueryHandler, name_end
+from fodns.query import QueryHandler
+from fodns.wire import name_end
 
 if TYPE_CHECKING:
     from fodns.transfer import Transfers

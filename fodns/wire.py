@@ -20,6 +20,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from fodns import rrl
 from fodns.lookup import Outcome, Result
 from fodns.zone import name_to_wire
 
@@ -48,6 +49,7 @@ TYPE_OPT = dns.rdatatype.OPT
 EDNS_DO = 0x8000  # RFC 3225 §3: the DO bit of the query is copied into the response
 MIN_UDP_PAYLOAD = 512  # RFC 6891 §6.2.5: smaller advertised sizes are treated as 512
 MAX_TCP_MESSAGE = 65535
+MAX_NAME_WIRE_LEN = 255  # RFC 1035 §3.1
 
 _FLAGS_AND_COUNTS = struct.Struct("!HHHHH")
 _OPT_RR = struct.Struct("!BHHBBHH")
@@ -80,6 +82,8 @@ class Template(NamedTuple):
     rcode: int
     # Counter slot for (qtype, rcode); -1 when the template serves many qtypes.
     stat: int
+    # What response rate limiting counts the reply as (rrl.classify); b"": the question.
+    limit_key: bytes = b""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,6 +103,7 @@ def make_template(
     tail: bytes,
     rrset_ends: tuple[tuple[int, int, int], ...],
     stat: int = -1,
+    limit_key: bytes = b"",
 ) -> Template:
     rcode = _RCODE_OF[outcome]
     # RFC 1034 §4.3.1: AA only on answers from our own authoritative data;
@@ -116,6 +121,7 @@ def make_template(
         glue_required=outcome is Outcome.REFERRAL,
         rcode=rcode,
         stat=stat,
+        limit_key=limit_key,
     )
 
 
@@ -145,7 +151,7 @@ def render(result: Result, qname: dns.name.Name | None, qname_len: int, stat: in
             records = rrset.to_wire(buffer, compress)
             rrset_ends.append((buffer.tell() - question_end, section, records))
     tail = buffer.getvalue()[question_end:]
-    return make_template(result.outcome, tail, tuple(rrset_ends), stat)
+    return make_template(result.outcome, tail, tuple(rrset_ends), stat, rrl.classify(result))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -198,6 +204,33 @@ def truncated(
     return b"".join((query_id, head, question, template.tail[:cut], opt))
 
 
+def slip_reply(reply: bytes) -> bytes:
+    """`reply` cut to its header and question, with TC set and no records: what response
+    rate limiting sends instead of a reply it "slips", so that a real client asks again
+    over TCP (TC: RFC 1035 §4.1.1; retry over TCP: RFC 7766 §5)."""
+    flags = int.from_bytes(reply[2:4], "big") | TC
+    end = name_end(reply) if reply[4:6] == b"\x00\x01" else -1
+    question = reply[HEADER_LEN : end + 5] if 0 < end <= len(reply) - 5 else b""
+    counts = _FLAGS_AND_COUNTS.pack(flags, 1 if question else 0, 0, 0, 0)
+    return b"".join((reply[:2], counts, question))
+
+
+def name_end(data: bytes, start: int = HEADER_LEN) -> int:
+    """Offset of the root label ending an uncompressed name at `start`, or -1 if malformed."""
+    index = start
+    length_of_data = len(data)
+    while index < length_of_data:
+        label_length = data[index]
+        if label_length == 0:
+            return index
+        if label_length > 63 or index + label_length + 1 - start >= MAX_NAME_WIRE_LEN:
+            # 0xC0: a pointer (nothing precedes the question to point at);
+            # 0x40/0x80: extended label types, obsolete (RFC 6891 §5).
+            return -1
+        index += label_length + 1
+    return -1
+
+
 def error_reply(
     query: bytes, rcode: int, question: bytes = b"", opt: bytes = b"", tsig: bytes = b""
 ) -> bytes:
@@ -244,4 +277,4 @@ def tsig_record(keyname: dns.name.Name, rdata: dns.rdata.Rdata) -> bytes:
 
 
 def refused_template() -> Template:
-    return make_template(Outcome.REFUSED, b"", ())
+    return make_template(Outcome.REFUSED, b"", (), limit_key=rrl.ERROR_KEY)

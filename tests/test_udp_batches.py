@@ -85,7 +85,7 @@ def test_full_batches_keep_each_reply_with_its_sender() -> None:
     address = server_socket.getsockname()
     clients = [client_socket() for _ in range(5)]
     try:
-        reader = batchio.BatchedUdpReader(server_socket, handler.answer, handler.answer_oversized)
+        reader = batchio.BatchedUdpReader(server_socket, handler)
         expected: dict[int, set[int]] = {index: set() for index in range(len(clients))}
         for qid in range(300):
             index = qid % len(clients)
