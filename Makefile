@@ -2,38 +2,52 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
-# Debian packages the test suite drives for real (dig for the walk-through,
-# systemd-analyze for the unit, knotd and nsd as secondaries pulling zone
-# transfers, chromium for the dashboard tests). Installed only when missing.
+# `make run` needs fodns and what it imports; `make test` adds the test tools
+# (pytest, mypy, ruff, moto for a Route53 emulator, Playwright for the dashboard).
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+# Debian packages the test suite drives for real, installed by `make test` only
+# when missing (with sudo when not root):
+#   bind9-dnsutils  dig, which the README's walk-through runs as written
+#   systemd         systemd-analyze, which checks systemd/fodns.service
+#   knot nsd        real secondaries that pull zone transfers from fodns
+#   chromium        the browser the dashboard tests drive
 DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium
 
 .PHONY: run test lint typecheck bench deps-debian clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(RUN_STAMP) $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/fodns serve
 
 deps-debian:
 	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "make test: installing the Debian packages the tests drive:$$missing"; \
+	  echo "  (dig for the README, systemd-analyze for the unit, knot and nsd as"; \
+	  echo "   secondaries, chromium for the dashboard; see the Makefile)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-test: $(STAMP) deps-debian
+test: $(TEST_STAMP) deps-debian
 	$(BIN)/ruff check fodns tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -33,6 +33,7 @@ EXAMPLE_ZONE_FILE = Path(str(files("fodns") / "zones" / f"{EXAMPLE_ZONE_NAME}.zo
 DEFAULT_DNS_LISTEN = "127.0.0.1:5353"
 DEFAULT_API_LISTEN = "127.0.0.1:8053"
 DEFAULT_DB_PATH = "var/fodns.db"
+BUILT_IN = "built-in defaults"  # Config.source when no config file was given
 GROUP_TTL_RANGE = (5, 86400)
 HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
@@ -273,7 +274,7 @@ class Config:
     zones: list[ZoneConfig]
     tsig: dict[str, TsigKeyConfig] = field(default_factory=dict)
     route53: Route53Config = field(default_factory=Route53Config)
-    source: str = "built-in defaults"
+    source: str = BUILT_IN
 
 
 def load_config(
@@ -299,7 +300,16 @@ def default_config() -> Config:
         dns=DnsConfig(listen=[ListenAddress.parse(DEFAULT_DNS_LISTEN, "default")]),
         api=ApiConfig(listen=ListenAddress.parse(DEFAULT_API_LISTEN, "default")),
         store_path=Path(DEFAULT_DB_PATH),
-        zones=[ZoneConfig(name=EXAMPLE_ZONE_NAME, file=EXAMPLE_ZONE_FILE)],
+        zones=[
+            ZoneConfig(
+                name=EXAMPLE_ZONE_NAME,
+                file=EXAMPLE_ZONE_FILE,
+                # So that the README's AXFR example works as pasted: from this host
+                # only, unsigned. A real config names its secondaries and a TSIG key.
+                allow_transfer=[TransferPeer(ipaddress.ip_network("127.0.0.0/8"))],
+            )
+        ],
+        source=BUILT_IN,
     )
 
 

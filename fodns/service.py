@@ -7,12 +7,14 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from fodns import __version__
 from fodns.api import create_app
-from fodns.config import Config, ListenAddress, admin_token_credential
+from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
 from fodns.errors import ListenError
 from fodns.groups import TableFollower
 from fodns.health import HealthSources, health_report
@@ -34,7 +36,7 @@ from fodns.server import (
     zone_serials,
 )
 from fodns.store import Store
-from fodns.tokens import admin_tokens
+from fodns.tokens import TOKEN_FILE, admin_tokens
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
 from fodns.workers import WorkerPool
@@ -278,7 +280,6 @@ async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
 def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str]) -> None:
     """The lines a new user can paste, on stdout; the same facts as a log event."""
     api = config.api.listen
-    first = listen[0]
     zone_names = [str(z).rstrip(".") for z in zones]
     log.info(
         "dns_listening",
@@ -301,13 +302,54 @@ def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str])
         )
     else:
         log.info("rrl_disabled")
-    example = f"www.{zone_names[0]}" if zone_names else "www.example"
-    print(
-        f"fodns is serving {', '.join(zone_names)} on {', '.join(str(a) for a in listen)} "
-        f"(UDP and TCP), admin API on http://{api}\n"
-        f"  dig @{first.host} -p {first.port} {example}\n"
-        f"  curl http://{api}/healthz\n"
-        f"  curl http://{api}/metrics",
-        flush=True,
-    )
+    print(announcement(config, listen, zone_names), flush=True)
     sys.stdout.flush()
+
+
+def announcement(config: Config, listen: list[ListenAddress], zones: list[str]) -> str:
+    """What `fodns serve` prints once it serves: where everything is, and (for the
+    example zone, as `make run` serves it) lines to paste that each show something."""
+    api = config.api.listen
+    dns = f"@{listen[0].host} -p {listen[0].port}"
+    database = config.store_path
+    where = "" if database.is_absolute() else f" (in {Path.cwd()})"
+    lines = [
+        f"fodns {__version__} is serving {', '.join(zones)} on "
+        f"{', '.join(str(a) for a in listen)} (UDP and TCP)",
+        f"  admin API and dashboard: http://{api}/",
+        f"  database: {database}{where}",
+        f"  admin token: {admin_token_source(config)}",
+        "Try:",
+    ]
+    zone = zones[0]
+    examples: list[tuple[str, str]] = []
+    if config.source == BUILT_IN:
+        # The example zone's own names, one line per kind of answer.
+        examples = [
+            (f"dig {dns} www.{zone}", "A records, AA set"),
+            (f"dig {dns} www.{zone} AAAA +tcp", "the same over TCP"),
+            (f"dig {dns} {zone} NS", "with glue for ns1 and ns2"),
+            (f"dig {dns} anything.preview.{zone}", "a wildcard (RFC 4592)"),
+            (f"dig {dns} nope.{zone}", "NXDOMAIN with the SOA"),
+            (f"dig {dns} {zone} AXFR", "the whole zone (from this host only)"),
+        ]
+    else:
+        examples = [(f"dig {dns} {zone} SOA", "the zone's SOA, AA set")]
+    examples += [
+        (f"curl http://{api}/healthz", "200 when ready, else 503 saying why"),
+        (f"curl http://{api}/metrics", "Prometheus metrics"),
+    ]
+    width = max(len(command) for command, _ in examples) + 2
+    lines += [f"  {command.ljust(width)}# {why}" for command, why in examples]
+    return "\n".join(lines)
+
+
+def admin_token_source(config: Config) -> str:
+    """Where the admin token comes from, as a person should be told (never its value)."""
+    if config.api.token is not None:
+        return f"[api] token in {config.source}"
+    if admin_token_credential() is not None:
+        return "the systemd credential admin-token"
+    if os.environ.get("FODNS_ADMIN_TOKEN"):
+        return "FODNS_ADMIN_TOKEN"
+    return str(config.store_path.parent / TOKEN_FILE)

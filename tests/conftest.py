@@ -164,13 +164,15 @@ def start_fodns(
     cwd: Path = REPOSITORY,
     env: dict[str, str] | None = None,
     program: Sequence[str] = (sys.executable, "-m", "fodns"),
+    stdout: Any = subprocess.DEVNULL,
 ) -> FodnsProcess:
     """Start `fodns serve ARGS` and wait for its dns_listening and api_listening events.
-    `program` is how fodns is run: this checkout's, or an installed `fodns` script."""
+    `program` is how fodns is run: this checkout's, or an installed `fodns` script;
+    `stdout` where what it prints for people goes (a file, say)."""
     process = subprocess.Popen(
         [*program, "serve", *args],
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
