@@ -177,8 +177,14 @@ def run_client(args: argparse.Namespace) -> int:
         return STATUS_ERROR if is_status else FAILED
     if warning is not None:
         print(f"fodns: warning: {warning}", file=sys.stderr)
-    if output is not None:
-        print(output)
+    try:
+        if output is not None:
+            print(output)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `fodns app list | head`: the reader had what it wanted. Point stdout at
+        # /dev/null so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return STATUS_EXIT[reply["failover_status"]] if is_status else 0
 
 

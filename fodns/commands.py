@@ -481,7 +481,7 @@ def _add_route53_commands(commands: Any, common: argparse.ArgumentParser) -> Non
         "Changes nothing. Per zone: + added, ~ changed, - removed.",
     )
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
-    plan.set_defaults(endpoint=Endpoint("GET", "/v1/route53/plan"))
+    plan.set_defaults(endpoint=Endpoint("GET", "/v1/route53/plan", listed="zones"))
     sync = _command(
         route53,
         "sync",
@@ -490,4 +490,4 @@ def _add_route53_commands(commands: Any, common: argparse.ArgumentParser) -> Non
         "Record sets fodns did not write are never changed.",
     )
     sync.add_argument("--json", action="store_true", help="what was applied, as JSON")
-    sync.set_defaults(endpoint=Endpoint("POST", "/v1/route53/sync"))
+    sync.set_defaults(endpoint=Endpoint("POST", "/v1/route53/sync", listed="zones"))

@@ -188,6 +188,24 @@ def test_zones_and_events_paging(server: FodnsProcess) -> None:
     assert ok(server, "zones")[0]["groups"] == 4
 
 
+def test_a_long_list_piped_into_head_ends_quietly(server: FodnsProcess) -> None:
+    """`fodns app list | head`: head stops reading long before the end (far more than
+    a pipe holds), and fodns stops without a word, not with a traceback."""
+    addresses = [f"2001:db8::{number:x}" for number in range(1, 33)]
+    for number in range(200):
+        body = {"name": f"app-{number}", "web_servers": addresses}
+        assert api_request(server, "POST", "/v1/apps", body, TOKEN)[0] == 201
+    assert len(fodns(server, "app", "list").stdout) > 150_000
+    piped = subprocess.run(
+        ["sh", "-c", f"{sys.executable} -m fodns app list | head -c 10"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    assert (piped.stdout, piped.stderr) == ("[\n  {\n    ", "")
+
+
 # ---- fodns status: exit codes for shells and cron -----------------------------------------
 
 
