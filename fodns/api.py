@@ -278,6 +278,11 @@ def zone_param(request: web.Request) -> str | None:
     return request.query.get("zone")
 
 
+def reason_param(request: web.Request) -> str | None:
+    """A DELETE's reason: a query parameter, as a DELETE carries no body."""
+    return request.query.get("reason")
+
+
 def seq_param(request: web.Request, name: str) -> int | None:
     """An event seq given in the query as `name`, or None when it is not given."""
     text = request.query.get(name)
@@ -349,7 +354,9 @@ async def patch_app(request: web.Request) -> web.Response:
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    _, served = await write(request, "delete_app", request.match_info["name"])
+    _, served = await write(
+        request, "delete_app", request.match_info["name"], reason=reason_param(request)
+    )
     return change_response(None, 204, served)
 
 
@@ -437,7 +444,11 @@ async def post_switch(request: web.Request) -> web.Response:
 
 async def delete_group(request: web.Request) -> web.Response:
     _, served = await write(
-        request, "delete_group", request.match_info["label"], zone_param(request)
+        request,
+        "delete_group",
+        request.match_info["label"],
+        zone_param(request),
+        reason=reason_param(request),
     )
     return change_response(None, 204, served)
 

@@ -1,4 +1,4 @@
-"""The `fodns` command line: `fodns serve` runs the server; client commands come next."""
+"""The `fodns` command line: `fodns serve` runs the server, the other commands call its API."""
 
 from __future__ import annotations
 
@@ -7,49 +7,94 @@ import sys
 from pathlib import Path
 
 from fodns import __version__
-from fodns.client import add_client_commands, run_client
+from fodns.client import run_client
+from fodns.commands import DEFAULT_API, STATUS_ERROR, Formatter, add_client_commands
 from fodns.config import load_config
 from fodns.errors import FodnsError
 from fodns.logs import configure_logging
 
+DESCRIPTION = """\
+Authoritative DNS for failover groups.
+
+`fodns serve` runs the DNS server and the admin API. The other commands call that
+API: their output is JSON (fodns status prints FAILOVER_STATUS=...), errors go to
+stderr with exit status 1. `fodns COMMAND --help` says more."""
+EPILOG = f"""\
+environment:
+  FODNS_API          the admin API's address (default: {DEFAULT_API})
+  FODNS_ADMIN_TOKEN  the admin token; fodns serve keeps a generated one in admin-token
+                     beside its database (var/admin-token with `make run`)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fodns", description="Authoritative DNS for failover groups"
+        prog="fodns",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"fodns {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the DNS server and the admin API")
-    serve.add_argument("--config", type=Path, help="TOML config file (default: the example zone)")
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND"
+    )
+    serve = commands.add_parser(
+        "serve",
+        help="run the DNS server and the admin API",
+        description="Run the DNS server and the admin API (and the dashboard at the API's "
+        "address). Without --config it serves the example zone from zones/ on "
+        "127.0.0.1:5353, with the API on 127.0.0.1:8053 and the database under var/.",
+        formatter_class=Formatter,
+    )
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config file (default: the example zone)"
+    )
     serve.add_argument(
         "--dns-listen",
         action="append",
         metavar="HOST:PORT",
         help="DNS listen address, UDP and TCP (repeatable; replaces [dns] listen)",
     )
-    serve.add_argument("--api-listen", metavar="HOST:PORT", help="admin API listen address")
-    serve.add_argument("--db", metavar="PATH", help="SQLite database path")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--api-listen", metavar="HOST:PORT", help="admin API listen address (replaces [api] listen)"
+    )
+    serve.add_argument("--db", metavar="PATH", help="SQLite database path (replaces [store] path)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log events written to stderr, as JSON lines (default: info)",
+    )
     add_client_commands(commands)
     return parser
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; a usage error exits 2, except for `fodns status`, whose 2 means
+    "none": there any error is 3, so `fodns status APP && job` never runs the job by it."""
+    words = sys.argv[1:] if argv is None else argv
+    try:
+        return build_parser().parse_args(words)
+    except SystemExit as exit:
+        if exit.code == 2 and words[:1] == ["status"]:
+            raise SystemExit(STATUS_ERROR) from None
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if args.command != "serve":
         return run_client(args)
     configure_logging(args.log_level)
-    if args.command == "serve":
-        from fodns.service import serve
+    from fodns.service import serve
 
-        try:
-            config = load_config(args.config, args.dns_listen, args.api_listen, args.db)
-            serve(config)
-        except FodnsError as exc:
-            print(f"fodns: error: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            return 0
+    try:
+        config = load_config(args.config, args.dns_listen, args.api_listen, args.db)
+        serve(config)
+    except FodnsError as exc:
+        print(f"fodns: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 

@@ -1,153 +1,213 @@
-"""The command-line client of the admin API: `fodns group|app|status|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|zones|status|events ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.
-Output is JSON for machines, except `fodns status APP`, which prints the
-shell-friendly `FAILOVER_STATUS=online`.
+Each command's request is built from its Endpoint (fodns/commands.py). Output
+is JSON for machines, except `fodns status APP`, which prints the shell-friendly
+`FAILOVER_STATUS=online` and exits 0 online, 1 offline, 2 none, 3 on an error.
+Errors are one `fodns: error: ...` line (plus hints) on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-DEFAULT_API = "http://127.0.0.1:8053"
+from fodns.commands import DEFAULT_API, NULL, STATUS_ERROR, STATUS_EXIT, Endpoint
+from fodns.tokens import B64TOKEN
+
+FAILED = 1
+PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+TOKEN_HINTS = """\
+  fodns serve generates a token on first start, unless one is configured, and keeps it
+  in admin-token beside its database: var/admin-token with `make run`,
+  /var/lib/fodns/admin-token under systemd (readable by root only). For example:
+    export FODNS_ADMIN_TOKEN="$(cat var/admin-token)"
+  A configured token is in [api] token of its config, in the file of the systemd
+  credential admin-token (LoadCredential=admin-token:/etc/fodns/admin-token), or in
+  FODNS_ADMIN_TOKEN where fodns serve runs."""
+ADDRESS_HINT = "(is `fodns serve` running? FODNS_API / --api choose the address)"
+NOT_THE_API_HINT = "(is that the fodns admin API? FODNS_API / --api choose the address)"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, payload: Any) -> None:
-        message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
-        super().__init__(f"HTTP {status}: {message or payload}")
-        self.status = status
+class ClientError(Exception):
+    """Why a command failed, as the operator should read it (already worded)."""
 
 
-def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        args.api.rstrip("/") + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {args.token}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            payload = response.read()
-    except urllib.error.HTTPError as error:
-        raw = error.read()
+class Connection:
+    """Where the admin API is and the token to show it; `token_source` says where the
+    token came from, for the message when it is not accepted."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        given = args.api or os.environ.get("FODNS_API") or DEFAULT_API
+        self.api = given.rstrip("/")
+        self.timeout: float = args.timeout
+        if not _is_http_url(self.api):
+            raise ClientError(
+                f"the admin API's address must be an http:// URL like {DEFAULT_API}, "
+                f"not {given!r} (FODNS_API / --api)"
+            )
+        # A FODNS_ADMIN_TOKEN set but empty (as shells often leave it) is no token.
+        if args.token:
+            self.token, self.token_source = args.token, "--token"
+        else:
+            self.token = os.environ.get("FODNS_ADMIN_TOKEN", "")
+            self.token_source = "FODNS_ADMIN_TOKEN"
+        if not self.token:
+            raise ClientError(
+                "no admin token: set FODNS_ADMIN_TOKEN or pass --token\n" + TOKEN_HINTS
+            )
+        if not B64TOKEN.fullmatch(self.token):
+            # It could never be accepted, and a newline in it would be refused by
+            # http.client as a header injection: say so instead (never showing it).
+            raise ClientError(
+                f"the admin token from {self.token_source} is not a token: it may only hold "
+                "letters, digits and -._~+/ (RFC 6750), with = at the end\n" + TOKEN_HINTS
+            )
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One API call: (HTTP status, decoded JSON reply or None), or ClientError."""
+        request = urllib.request.Request(
+            self.api + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
         try:
-            details = json.loads(raw)
-        except json.JSONDecodeError:
-            details = raw.decode(errors="replace")
-        raise ApiError(error.code, details) from None
-    except urllib.error.URLError as error:
-        raise ApiError(0, f"cannot reach {args.api}: {error.reason}") from None
-    return json.loads(payload) if payload else None
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, self._decode(response.read(), response.status)
+        except urllib.error.HTTPError as error:
+            raise self._refused(error.code, error.reason, _read_error_body(error)) from None
+        except urllib.error.URLError as error:
+            raise self._unreachable(error.reason) from None
+        except (OSError, http.client.HTTPException) as error:
+            # A timeout or a reset while reading; a server that does not speak HTTP.
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, reason: object) -> ClientError:
+        if isinstance(reason, http.client.HTTPException):
+            reason = f"the answer is not HTTP ({type(reason).__name__})"
+        elif isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror
+        elif isinstance(reason, TimeoutError):
+            reason = f"no answer in {self.timeout:g} s (--timeout)"
+        return ClientError(f"cannot reach the admin API at {self.api}: {reason} {ADDRESS_HINT}")
+
+    def _decode(self, raw: bytes, status: int) -> Any:
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ClientError(
+                f"the answer from {self.api} ({status}) is not JSON {NOT_THE_API_HINT}"
+            ) from None
+
+    def _refused(self, status: int, reason: str, raw: bytes) -> ClientError:
+        """The API's error reply, worded: `field: message (status)`."""
+        if status == 401:
+            return ClientError(
+                f"the admin token from {self.token_source} was not accepted by the admin API "
+                f"at {self.api} (401): give fodns serve's token with FODNS_ADMIN_TOKEN or --token\n"
+                + TOKEN_HINTS
+            )
+        try:
+            error = json.loads(raw)["error"]
+            message, field = str(error["message"]), error.get("field")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # Not fodns's JSON error: a proxy in between, or another server.
+            return ClientError(f"{self.api} answered {status} {reason} {NOT_THE_API_HINT}")
+        if field and not message.startswith(f"{field}: "):
+            message = f"{field}: {message}"
+        return ClientError(f"{message} ({status})")
 
 
-def add_client_commands(commands: Any) -> None:
-    """The client sub-commands, added to the `fodns` parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--api",
-        default=os.environ.get("FODNS_API", DEFAULT_API),
-        help="admin API address (FODNS_API)",
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # "http://[::1", a port above 65535
+        return False
+
+
+def _read_error_body(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read()
+    except (OSError, http.client.HTTPException):
+        return b""  # the reason is then said from the status line alone
+
+
+def request_of(endpoint: Endpoint, args: argparse.Namespace) -> tuple[str, Any]:
+    """The path (with its query) and the JSON body `args` ask the endpoint for."""
+    path = PATH_PARAMETER.sub(
+        lambda match: urllib.parse.quote(getattr(args, match[1]), safe=""), endpoint.path
     )
-    common.add_argument(
-        "--token",
-        default=os.environ.get("FODNS_ADMIN_TOKEN", ""),
-        help="admin token (FODNS_ADMIN_TOKEN)",
-    )
-    common.add_argument("--timeout", type=float, default=10.0)
-
-    group = commands.add_parser("group", help="failover groups").add_subparsers(
-        dest="action", required=True
-    )
-    create = group.add_parser("create", parents=[common], help="create a group")
-    for flag in ("--zone", "--label", "--primary", "--backup", "--reason"):
-        create.add_argument(flag)
-    create.add_argument("--ttl", type=int)
-    group.add_parser("list", parents=[common], help="list groups").add_argument("--zone")
-    for action in ("show", "delete"):
-        group.add_parser(action, parents=[common]).add_argument("label")
-    update = group.add_parser("update", parents=[common], help="set primary, backup or ttl")
-    update.add_argument("label")
-    for flag in ("--primary", "--backup", "--reason"):
-        update.add_argument(flag)
-    update.add_argument("--ttl", type=int)
-    switch = group.add_parser("switch", parents=[common], help="switch traffic")
-    switch.add_argument("label")
-    switch.add_argument("to", choices=["primary", "backup"])
-    switch.add_argument("--reason")
-
-    app = commands.add_parser("app", help="apps").add_subparsers(dest="action", required=True)
-    for action in ("create", "update"):
-        parser = app.add_parser(action, parents=[common])
-        parser.add_argument("name")
-        parser.add_argument("--load-balancer", action="append", metavar="ADDRESS_OR_HOST")
-        parser.add_argument("--web-server", action="append", metavar="ADDRESS_OR_HOST")
-        if action == "update":
-            parser.add_argument("--rename", metavar="NEW_NAME")
-    app.add_parser("list", parents=[common])
-    for action in ("show", "delete"):
-        app.add_parser(action, parents=[common]).add_argument("name")
-
-    status = commands.add_parser(
-        "status", parents=[common], help="print FAILOVER_STATUS=online|offline|none for an app"
-    )
-    status.add_argument("app")
-    events = commands.add_parser("events", parents=[common], help="the event log, newest first")
-    events.add_argument("--group")
-    events.add_argument("--app")
-    events.add_argument("--limit", type=int, default=20)
-
-    route53 = commands.add_parser("route53", help="the Route53 mirror").add_subparsers(
-        dest="action", required=True
-    )
-    route53.add_parser(
-        "plan", parents=[common], help="what a sync would change in Route53 (changes nothing)"
-    ).add_argument("--json", action="store_true", help="the plan as JSON")
-    route53.add_parser(
-        "sync", parents=[common], help="compare every record now and fix Route53"
-    ).add_argument("--json", action="store_true", help="what was applied, as JSON")
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if value is not None}
+    query = {field: getattr(args, dest) for field, dest in endpoint.query.items()}
+    given = {field: value for field, value in query.items() if value is not None}
+    if given:
+        path += "?" + urllib.parse.urlencode(given)
+    if endpoint.body is None:
+        return path, None
+    body = {}
+    for field, dest in endpoint.body.items():
+        value = getattr(args, dest)
+        if value is not None:
+            body[field] = None if value is NULL else value
+    return path, body
 
 
 def run_client(args: argparse.Namespace) -> int:
+    """Run a client command: its output on stdout, errors on stderr; the exit status."""
+    endpoint: Endpoint = args.endpoint
+    is_status = args.command == "status"
     try:
-        result = _dispatch(args)
-    except ApiError as error:
+        connection = Connection(args)
+        status, reply = connection.call(endpoint.method, *request_of(endpoint, args))
+        output, warning = _output(args, endpoint, status, reply, connection.api)
+    except ClientError as error:
         print(f"fodns: error: {error}", file=sys.stderr)
-        return 1
-    if isinstance(result, str):
-        print(result)
-    elif result is not None:
-        print(json.dumps(result, indent=2))
-    return 0
+        return STATUS_ERROR if is_status else FAILED
+    if warning is not None:
+        print(f"fodns: warning: {warning}", file=sys.stderr)
+    try:
+        if output is not None:
+            print(output)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `fodns app list | head`: the reader had what it wanted. Point stdout at
+        # /dev/null so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return STATUS_EXIT[reply["failover_status"]] if is_status else 0
 
 
-def _dispatch(args: argparse.Namespace) -> Any:
-    quote = urllib.parse.quote
-    if args.command == "status":
-        reply = call(args, "GET", f"/v1/apps/{quote(args.app)}/status")
-        return f"FAILOVER_STATUS={reply['failover_status']}"
-    if args.command == "events":
-        query = urllib.parse.urlencode(_given(group=args.group, app=args.app, limit=args.limit))
-        return call(args, "GET", f"/v1/events?{query}")["events"]
-    if args.command == "group":
-        return _group(args, quote)
-    if args.command == "route53":
-        method = "GET" if args.action == "plan" else "POST"
-        plans = call(args, method, f"/v1/route53/{args.action}")["zones"]
-        return plans if args.json else describe_plans(plans, applied=args.action == "sync")
-    return _app(args, quote)
+def _output(
+    args: argparse.Namespace, endpoint: Endpoint, status: int, reply: Any, api: str
+) -> tuple[str | None, str | None]:
+    """What a command prints for the API's `reply`: (stdout or None, a warning or None)."""
+    try:
+        # 202: durable, but not every DNS worker served it in time (api.change_response).
+        # It happened, so the result is printed and the exit status is 0.
+        warning = str(reply["message"]) if status == 202 else None
+        if args.command == "status":
+            if reply["failover_status"] not in STATUS_EXIT:
+                raise KeyError(reply["failover_status"])
+            return f"FAILOVER_STATUS={reply['failover_status']}", None
+        if args.command == "route53" and not args.json:
+            return describe_plans(reply["zones"], applied=args.action == "sync"), warning
+        if endpoint.listed is not None:
+            return json.dumps(reply[endpoint.listed], indent=2), warning
+    except (KeyError, TypeError, AttributeError):
+        # JSON, but not the shape the fodns API answers with: another server at that address.
+        raise ClientError(f"unexpected answer from {api} {NOT_THE_API_HINT}") from None
+    return (None if reply is None else json.dumps(reply, indent=2)), warning
 
 
 def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:
@@ -180,59 +240,3 @@ def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:
             summary = "in sync"
         lines.append(f"  {summary}; {plan['unchanged']} record sets already equal")
     return "\n".join(lines)
-
-
-def _group(args: argparse.Namespace, quote: Any) -> Any:
-    if args.action == "create":
-        return call(
-            args,
-            "POST",
-            "/v1/groups",
-            _given(
-                zone=args.zone,
-                label=args.label,
-                primary=args.primary,
-                backup=args.backup,
-                ttl=args.ttl,
-                reason=args.reason,
-            ),
-        )
-    if args.action == "list":
-        suffix = f"?zone={quote(args.zone)}" if args.zone else ""
-        return call(args, "GET", f"/v1/groups{suffix}")["groups"]
-    path = f"/v1/groups/{quote(args.label)}"
-    if args.action == "show":
-        return call(args, "GET", path)
-    if args.action == "update":
-        return call(
-            args,
-            "PATCH",
-            path,
-            _given(primary=args.primary, backup=args.backup, ttl=args.ttl, reason=args.reason),
-        )
-    if args.action == "switch":
-        return call(args, "POST", f"{path}/switch", _given(to=args.to, reason=args.reason))
-    return call(args, "DELETE", path)
-
-
-def _app(args: argparse.Namespace, quote: Any) -> Any:
-    if args.action == "create":
-        return call(
-            args,
-            "POST",
-            "/v1/apps",
-            _given(name=args.name, load_balancer=args.load_balancer, web_servers=args.web_server),
-        )
-    if args.action == "list":
-        return call(args, "GET", "/v1/apps")["apps"]
-    path = f"/v1/apps/{quote(args.name)}"
-    if args.action == "show":
-        return call(args, "GET", path)
-    if args.action == "update":
-        return call(
-            args,
-            "PATCH",
-            path,
-            _given(name=args.rename, load_balancer=args.load_balancer, web_servers=args.web_server),
-        )
-    return call(args, "DELETE", path)

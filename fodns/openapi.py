@@ -36,6 +36,14 @@ ZONE_QUERY = {
     "schema": {"type": "string"},
     "description": "The group's zone, when the label exists in more than one.",
 }
+REASON = {"type": "string", "description": "Why: recorded with the change in the event log."}
+REASON_QUERY = {
+    "name": "reason",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": REASON["description"],
+}
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SCHEMAS: dict[str, Any] = {
@@ -71,7 +79,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},
             "load_balancer": WEB_HEAD,
             "web_servers": WEB_HEAD,
-            "reason": {"type": "string"},
+            "reason": REASON,
         },
     },
     "AppChange": {
@@ -81,7 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "description": "A new name: the app is renamed."},
             "load_balancer": WEB_HEAD,
             "web_servers": WEB_HEAD,
-            "reason": {"type": "string"},
+            "reason": REASON,
         },
     },
     "Record": {
@@ -116,7 +124,7 @@ SCHEMAS: dict[str, Any] = {
             "primary": {"type": ["string", "null"]},
             "backup": {"type": ["string", "null"]},
             "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
-            "reason": {"type": "string"},
+            "reason": REASON,
         },
     },
     "GroupChange": {
@@ -126,14 +134,14 @@ SCHEMAS: dict[str, Any] = {
             "primary": {"type": ["string", "null"]},
             "backup": {"type": ["string", "null"]},
             "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
-            "reason": {"type": "string"},
+            "reason": REASON,
         },
     },
     "Switch": {
         "type": "object",
         "required": ["to"],
         "additionalProperties": False,
-        "properties": {"to": {"enum": ["primary", "backup"]}, "reason": {"type": "string"}},
+        "properties": {"to": {"enum": ["primary", "backup"]}, "reason": REASON},
     },
     "Event": {
         "type": "object",
@@ -248,6 +256,7 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _operation(
                     "Delete an app (409 while a group references it)",
                     {"204": {"description": "Deleted"}},
+                    parameters=[REASON_QUERY],
                 ),
             },
             "/v1/apps/{name}/status": {
@@ -305,6 +314,7 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _operation(
                     "Delete a group (409 while it points at apps); its label is never reused",
                     {"204": {"description": "Deleted"}},
+                    parameters=[REASON_QUERY],
                 ),
             },
             "/v1/groups/{label}/switch": {

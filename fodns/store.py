@@ -876,10 +876,19 @@ class Store:
         def write(db: Database) -> Change:
             old = find_group(db, label, zone_key)
             group = old.group
-            if group.primary is not None or group.backup is not None:
+            sides = [
+                f"{side} {app}"
+                for side, app in (("primary", group.primary), ("backup", group.backup))
+                if app is not None
+            ]
+            if len(sides) == 1:
                 raise Conflict(
-                    f"group {group.fqdn} still points at apps (primary {group.primary}, backup "
-                    f"{group.backup}); clear both sides first"
+                    f"group {group.fqdn} still points at an app ({sides[0]}); clear that side first"
+                )
+            if sides:
+                raise Conflict(
+                    f"group {group.fqdn} still points at apps ({', '.join(sides)}); "
+                    "clear both sides first"
                 )
             db.execute("DELETE FROM groups WHERE id = ?", [old.id])
             event = group_event(db, actor, "group_deleted", old, None, reason)

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
+import dns.rcode
 import pytest
 
-from tests.conftest import FodnsProcess, example_fodns
+from fodns.cli import build_parser
+from fodns.openapi import openapi_document
+from tests.conftest import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    example_fodns,
+    start_fodns,
+    write_config,
+)
 
 TOKEN = "cli-test-token-2f9b"
+TOKEN_HINTS = ("FODNS_ADMIN_TOKEN", "--token", "var/admin-token", "/var/lib/fodns/admin-token")
 
 
 @pytest.fixture
@@ -22,47 +38,404 @@ def server(tmp_path: Path) -> Iterator[FodnsProcess]:
         yield running
 
 
-def fodns(server: FodnsProcess, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+def run_fodns(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fodns", *args],
         capture_output=True,
         text=True,
         timeout=30,
-        env={
-            "FODNS_API": f"http://127.0.0.1:{server.api_port}",
-            "FODNS_ADMIN_TOKEN": token,
-            "PATH": "/usr/bin:/bin",
-        },
+        env={"PATH": "/usr/bin:/bin", **env},
     )
+
+
+def fodns(server: FodnsProcess, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    return run_fodns(
+        *args,
+        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": token},
+    )
+
+
+def ok(server: FodnsProcess, *args: str) -> Any:
+    """Run a command that must succeed; its JSON output (None when it printed nothing)."""
+    done = fodns(server, *args)
+    assert done.returncode == 0, f"fodns {' '.join(args)}: {done.stderr}"
+    assert done.stderr == "", done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def refused(done: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    """The error of a command that failed as it should: one message, no traceback."""
+    assert done.returncode == status, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.startswith("fodns: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port bound but not listening: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+# ---- an operator's day ---------------------------------------------------------------------
 
 
 def test_an_operator_session(server: FodnsProcess) -> None:
-    assert fodns(server, "app", "create", "eu", "--web-server", "192.0.2.10").returncode == 0
-    assert (
-        fodns(server, "app", "create", "us", "--load-balancer", "lb.us.example.com").returncode == 0
-    )
-    created = fodns(
-        server, "group", "create", "--primary", "eu", "--backup", "us", "--label", "shop"
-    )
-    assert created.returncode == 0, created.stderr
-    assert json.loads(created.stdout)["fqdn"] == "shop.fo.example.net"
+    ok(server, "app", "create", "eu", "--web-server", "192.0.2.10")
+    ok(server, "app", "create", "us", "--load-balancer", "lb.us.example.com")
+    created = ok(server, "group", "create", "--primary", "eu", "--backup", "us", "--label", "shop")
+    assert created["fqdn"] == "shop.fo.example.net"
 
     assert fodns(server, "status", "eu").stdout.strip() == "FAILOVER_STATUS=online"
     assert fodns(server, "status", "us").stdout.strip() == "FAILOVER_STATUS=offline"
-    switched = fodns(server, "group", "switch", "shop", "backup", "--reason", "drill")
-    assert json.loads(switched.stdout)["active"] == "backup"
+    switched = ok(server, "group", "switch", "shop", "backup", "--reason", "drill")
+    assert switched["active"] == "backup"
     reply = server.udp(dns.message.make_query("shop.fo.example.net", "CNAME"))
     assert reply.answer[0][0].target.to_text() == "lb.us.example.com."
     assert fodns(server, "status", "us").stdout.strip() == "FAILOVER_STATUS=online"
 
-    events = json.loads(fodns(server, "events", "--group", "shop").stdout)
+    events = ok(server, "events", "--group", "shop")
     assert events[0]["action"] == "group_switched" and events[0]["reason"] == "drill"
-    listed = json.loads(fodns(server, "group", "list").stdout)
+    listed = ok(server, "group", "list")
     assert [g["label"] for g in listed] == ["shop"]
 
 
-def test_errors_are_one_line_with_a_non_zero_exit(server: FodnsProcess) -> None:
-    missing = fodns(server, "group", "show", "nope")
-    assert missing.returncode == 1 and missing.stderr.startswith("fodns: error: HTTP 404")
-    unauthorised = fodns(server, "group", "list", token="wrong")
-    assert unauthorised.returncode == 1 and "HTTP 401" in unauthorised.stderr
+def test_clearing_both_sides_lets_a_group_be_deleted(server: FodnsProcess) -> None:
+    ok(server, "app", "create", "shop-eu", "--web-server", "192.0.2.10")
+    ok(server, "app", "create", "shop-us", "--web-server", "198.51.100.7")
+    ok(server, "group", "create", "--label", "shop", "--primary", "shop-eu", "--backup", "shop-us")
+
+    message = refused(fodns(server, "group", "delete", "shop"))
+    assert "primary shop-eu, backup shop-us" in message and "(409)" in message
+
+    # A side and its clearing together make no sense: argparse says so (usage, exit 2).
+    both = fodns(server, "group", "update", "shop", "--backup", "shop-eu", "--no-backup")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+    group = ok(server, "group", "update", "shop", "--no-backup", "--reason", "us retired")
+    assert (group["primary"], group["backup"]) == ("shop-eu", None)
+    message = refused(fodns(server, "group", "delete", "shop"))
+    assert "primary shop-eu" in message and "None" not in message and "backup" not in message
+
+    group = ok(server, "group", "update", "shop", "--no-primary", "--zone", "fo.example.net")
+    assert (group["primary"], group["backup"]) == (None, None)
+    assert ok(server, "group", "delete", "shop", "--reason", "shop closed") is None
+    assert refused(fodns(server, "group", "show", "shop")).endswith("(404)\n")
+    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+
+    events = ok(server, "events", "--group", "shop", "--limit", "3")
+    assert [(e["action"], e["reason"]) for e in events] == [
+        ("group_deleted", "shop closed"),
+        ("group_updated", None),
+        ("group_updated", "us retired"),
+    ]
+    # The apps are free now; an app's delete records its reason too.
+    assert ok(server, "app", "delete", "shop-us", "--reason", "moved to eu") is None
+    assert ok(server, "events", "--app", "shop-us", "--limit", "1")[0]["reason"] == "moved to eu"
+
+
+def test_an_app_web_head_is_set_cleared_and_renamed(server: FodnsProcess) -> None:
+    app = ok(
+        server,
+        "app",
+        "create",
+        "eu",
+        "--web-server",
+        "192.0.2.10",
+        "--web-server",
+        "192.0.2.11",
+        "--load-balancer",
+        "lb.eu.example.com",
+        "--reason",
+        "new stack",
+    )
+    assert app["web_servers"] == ["192.0.2.10", "192.0.2.11"]
+    ok(server, "group", "create", "--label", "shop", "--primary", "eu")
+    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    assert reply.answer[0][0].target.to_text() == "lb.eu.example.com."
+
+    app = ok(server, "app", "update", "eu", "--no-load-balancer", "--reason", "lb gone")
+    assert (app["load_balancer"], app["web_servers"]) == ([], ["192.0.2.10", "192.0.2.11"])
+    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    assert {r.to_text() for r in reply.answer[0]} == {"192.0.2.10", "192.0.2.11"}
+
+    app = ok(server, "app", "update", "eu", "--no-web-servers", "--rename", "eu-old")
+    assert (app["name"], app["web_servers"]) == ("eu-old", [])
+    assert ok(server, "group", "show", "shop")["primary"] == "eu-old"
+    assert ok(server, "events", "--app", "eu-old", "--limit", "2")[1]["reason"] == "lb gone"
+    both = fodns(
+        server, "app", "update", "eu-old", "--web-server", "192.0.2.12", "--no-web-servers"
+    )
+    assert both.returncode == 2
+
+
+def test_zones_and_events_paging(server: FodnsProcess) -> None:
+    zones = ok(server, "zones")
+    assert [(z["name"], z["group_ttl"]) for z in zones] == [("fo.example.net", 30)]
+    for label in ("a", "b", "c", "d"):
+        ok(server, "group", "create", "--label", label, "--ttl", "60")
+    newest = ok(server, "events", "--limit", "4")
+    seqs = [event["seq"] for event in newest]
+    assert [event["group"] for event in newest] == ["d", "c", "b", "a"]
+    older = ok(server, "events", "--before", str(seqs[1]), "--limit", "2")
+    assert [event["seq"] for event in older] == seqs[2:4]
+    missed = ok(server, "events", "--after", str(seqs[2]))
+    assert [event["seq"] for event in missed] == seqs[0:2]
+    assert ok(server, "group", "list", "--zone", "fo.example.net")[0]["ttl"] == 60
+    assert ok(server, "zones")[0]["groups"] == 4
+
+
+def test_a_long_list_piped_into_head_ends_quietly(server: FodnsProcess) -> None:
+    """`fodns app list | head`: head stops reading long before the end (far more than
+    a pipe holds), and fodns stops without a word, not with a traceback."""
+    addresses = [f"2001:db8::{number:x}" for number in range(1, 33)]
+    for number in range(200):
+        body = {"name": f"app-{number}", "web_servers": addresses}
+        assert api_request(server, "POST", "/v1/apps", body, TOKEN)[0] == 201
+    assert len(fodns(server, "app", "list").stdout) > 150_000
+    piped = subprocess.run(
+        ["sh", "-c", f"{sys.executable} -m fodns app list | head -c 10"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    assert (piped.stdout, piped.stderr) == ("[\n  {\n    ", "")
+
+
+# ---- fodns status: exit codes for shells and cron -----------------------------------------
+
+
+def test_status_exit_codes_say_online_offline_none_or_error(
+    server: FodnsProcess, closed_port: int
+) -> None:
+    ok(server, "app", "create", "eu", "--web-server", "192.0.2.10")
+    ok(server, "app", "create", "us", "--web-server", "198.51.100.7")
+    ok(server, "app", "create", "spare", "--web-server", "203.0.113.9")
+    ok(server, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
+
+    for app, status, code in [("eu", "online", 0), ("us", "offline", 1), ("spare", "none", 2)]:
+        done = fodns(server, "status", app)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            code,
+            f"FAILOVER_STATUS={status}\n",
+            "",
+        )
+
+    # Errors are 3, never a status a job could take for "run": nothing on stdout.
+    unknown = fodns(server, "status", "nope")
+    assert "no app named 'nope'" in refused(unknown, 3) and unknown.stdout == ""
+    unreachable = run_fodns(
+        "status",
+        "eu",
+        env={"FODNS_API": f"http://127.0.0.1:{closed_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    assert "cannot reach the admin API" in refused(unreachable, 3) and unreachable.stdout == ""
+    assert "not accepted" in refused(fodns(server, "status", "eu", token="wrong-token-xyz"), 3)
+    assert refused(run_fodns("status", "eu", env={}), 3)
+    usage = fodns(server, "status")  # no APP: a usage error, which for status is an error too
+    assert usage.returncode == 3 and "usage:" in usage.stderr
+
+    # The shell idiom the README gives for cron: the job runs only where the app is live.
+    script = "fodns status eu >/dev/null && echo ran-eu; fodns status us >/dev/null && echo ran-us"
+    shell = subprocess.run(
+        ["sh", "-c", script.replace("fodns", f"{sys.executable} -m fodns")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    assert shell.stdout == "ran-eu\n"
+
+
+# ---- errors: what went wrong and where to look ---------------------------------------------
+
+
+def test_a_missing_token_is_said_before_calling_with_where_to_find_one(
+    server: FodnsProcess,
+) -> None:
+    done = run_fodns("group", "list", env={"FODNS_API": f"http://127.0.0.1:{server.api_port}"})
+    message = refused(done)
+    assert message.startswith("fodns: error: no admin token")
+    for hint in TOKEN_HINTS:
+        assert hint in message, hint
+    assert "credential admin-token" in message
+    _, metrics = server.http_get("/metrics")
+    assert 'route="/v1/groups"' not in metrics, "nothing was sent"
+    # An empty FODNS_ADMIN_TOKEN (a shell left it empty) is no token either.
+    assert refused(fodns(server, "group", "list", token="")).startswith(
+        "fodns: error: no admin token"
+    )
+
+
+def test_a_wrong_token_is_said_to_be_not_accepted_with_the_same_hints(
+    server: FodnsProcess,
+) -> None:
+    message = refused(fodns(server, "group", "list", token="wrong-token-xyz"))
+    assert "not accepted" in message and "(401)" in message
+    assert "FODNS_ADMIN_TOKEN" in message.splitlines()[0]  # where the wrong one came from
+    for hint in TOKEN_HINTS:
+        assert hint in message, hint
+    given = fodns(server, "group", "list", "--token", "wrong-token-xyz")
+    assert "--token" in refused(given).splitlines()[0]
+    assert "wrong-token-xyz" not in message, "a token is never printed"
+    # One that cannot be a token at all (a newline would be a header injection).
+    malformed = refused(fodns(server, "group", "list", token="wrong token\nX-Evil: 1"))
+    assert "is not a token" in malformed and "X-Evil" not in malformed
+
+
+def test_an_unreachable_api_says_so_and_how_to_choose_the_address(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+    done = run_fodns("app", "list", env={"FODNS_API": url, "FODNS_ADMIN_TOKEN": TOKEN})
+    message = refused(done)
+    assert message.startswith(f"fodns: error: cannot reach the admin API at {url}: ")
+    assert "refused" in message.lower()
+    assert "fodns serve" in message and "FODNS_API" in message and "--api" in message
+    assert "HTTP 0" not in message
+    not_a_url = run_fodns(
+        "app", "list", "--api", "127.0.0.1:8053", env={"FODNS_ADMIN_TOKEN": TOKEN}
+    )
+    assert "http://" in refused(not_a_url)
+
+
+def test_api_errors_name_their_field(server: FodnsProcess) -> None:
+    message = refused(fodns(server, "app", "create", "typo", "--web-server", "192.0.2.300"))
+    assert message == (
+        "fodns: error: web_servers: '192.0.2.300' is not a valid IP address"
+        " (nor a hostname) (400)\n"
+    )
+    assert fodns(server, "app", "show", "typo").returncode == 1  # nothing was created
+    message = refused(fodns(server, "group", "create", "--label", "www"))
+    assert message.startswith("fodns: error: label: www.fo.example.net is a name in the zone file")
+    assert message.endswith("(409)\n")
+    message = refused(fodns(server, "group", "create", "--ttl", "3"))
+    assert message.startswith("fodns: error: ttl: ") and "(400)" in message
+    message = refused(fodns(server, "route53", "plan"))
+    assert message.endswith("the Route53 mirror is not enabled ([route53] enabled = true) (404)\n")
+
+
+def test_a_change_durable_but_not_yet_served_prints_it_and_warns(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra="workers = 2")
+    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+    try:
+        ok(running, "app", "create", "eu", "--web-server", "192.0.2.10")
+        ok(running, "app", "create", "us", "--web-server", "198.51.100.7")
+        ok(running, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
+        _, health = api_request(running, "GET", "/healthz")
+        stalled = health["dns_workers"][1]["pid"]
+        os.kill(stalled, signal.SIGSTOP)  # our own child: alive, but it serves nothing new
+        try:
+            done = fodns(running, "group", "switch", "shop", "backup")
+        finally:
+            os.kill(stalled, signal.SIGCONT)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["active"] == "backup"
+        assert done.stderr.startswith("fodns: warning: the change is committed and durable")
+    finally:
+        assert running.stop() == 0
+
+
+# ---- every API field has a CLI spelling ----------------------------------------------------
+
+
+def leaf_parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command of the tree, ("group", "create") and so on, with its parser."""
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        yield path, parser
+    for action in subcommands:
+        for name, child in action.choices.items():
+            yield from leaf_parsers(child, (*path, name))
+
+
+def test_every_api_field_has_a_cli_spelling() -> None:
+    """Each operation of the OpenAPI document is a command, and each of its path
+    parameters, query parameters and request body fields fills from one of that
+    command's arguments: a new API field without a CLI spelling fails here."""
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    commands: dict[tuple[str, str], tuple[tuple[str, ...], argparse.ArgumentParser, Any]] = {}
+    for path, parser in leaf_parsers(build_parser()):
+        endpoint = parser.get_default("endpoint")
+        if path != ("serve",):
+            assert endpoint is not None, f"fodns {' '.join(path)} calls no API endpoint"
+            commands[(endpoint.method, endpoint.path)] = (path, parser, endpoint)
+
+    operations = set()
+    for api_path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operations.add((method.upper(), api_path))
+            assert (method.upper(), api_path) in commands, f"no command for {method} {api_path}"
+            command, parser, endpoint = commands[(method.upper(), api_path)]
+            where = f"fodns {' '.join(command)} ({method.upper()} {api_path})"
+            dests = {action.dest for action in parser._actions}
+            parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
+            query = {p["name"] for p in parameters if p["in"] == "query"}
+            in_path = {p["name"] for p in parameters if p["in"] == "path"}
+            body: set[str] = set()
+            if "requestBody" in operation:
+                schema = operation["requestBody"]["content"]["application/json"]["schema"]
+                body = set(schemas[schema["$ref"].rsplit("/", 1)[1]]["properties"])
+            assert set(endpoint.query) == query, where
+            assert set(endpoint.body or {}) == body, where
+            for field, dest in [*endpoint.query.items(), *(endpoint.body or {}).items()]:
+                assert dest in dests, f"{where}: {field} fills from {dest}, not an argument"
+            for name in in_path:
+                assert name in dests, f"{where}: no argument for the path's {{{name}}}"
+    assert set(commands) == operations, "commands calling endpoints the API does not document"
+
+
+# ---- help: every command and option says what it is ----------------------------------------
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        if not parser.description:
+            missing.append(f"{path}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, child in action.choices.items():
+                    if not helps.get(name):
+                        missing.append(f"{path} {name}: no help in the list of commands")
+                    walk(child, f"{path} {name}")
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "fodns")
+    assert missing == []
+
+
+def test_help_of_every_command_runs_and_defines_the_words() -> None:
+    commands = [path for path, _ in leaf_parsers(build_parser())]
+    groups = sorted({path[:1] for path in commands if len(path) > 1})
+    texts = {}
+    for path in [(), *groups, *commands]:
+        done = run_fodns(*path, "--help", env={})
+        assert done.returncode == 0 and done.stderr == "", (path, done.stderr)
+        assert done.stdout.startswith(f"usage: fodns {' '.join(path)}".rstrip()), done.stdout
+        texts[path] = " ".join(done.stdout.split())
+    for path in [("status",), ("app",)]:
+        text = texts[path]
+        assert "online: the live side of at least one group" in text, path
+        assert "offline: in a group, but live in none" in text, path
+        assert "none: in no group" in text, path
+    assert "exit status: 0 online, 1 offline, 2 none, 3 error" in texts[("status",)].lower()
+    assert "repeat" in texts[("app", "create")]
+    assert "5 to 86400" in texts[("group", "create")]
+    assert "recorded in the event log" in texts[("group", "switch")]
+    for option in ("--before", "--after", "--group", "--app", "--limit"):
+        assert option in texts[("events",)]
+    assert "--no-primary" in texts[("group", "update")]
+    assert "--no-web-servers" in texts[("app", "update")]

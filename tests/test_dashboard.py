@@ -403,6 +403,21 @@ def test_the_rules_of_groups_show_where_they_apply(
     expect(app_form.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
     expect(app_form.locator("#app-name-error")).to_contain_text("already exists")
 
+    # A mistyped address (a top-level label is never all digits, RFC 1123 §2.1) is not
+    # taken for a hostname: the API's 400 names web_servers, shown beside that field.
+    app_form.get_by_label("Name").fill("blog-typo")
+    web_servers = app_form.get_by_label("Web servers")
+    web_servers.fill("192.0.2.300")
+    app_form.get_by_role("button", name="Create app").click()
+    expect(web_servers).to_have_attribute("aria-invalid", "true")
+    expect(app_form.locator("#app-web-servers-error")).to_have_text(
+        "'192.0.2.300' is not a valid IP address (nor a hostname)"
+    )
+    expect(web_servers).to_have_accessible_description(re.compile(r"not a valid IP address"))
+    expect(app_form.get_by_label("Name")).not_to_have_attribute("aria-invalid", "true")
+    assert api_request(server, "GET", "/v1/apps/blog-typo", token=TOKEN)[0] == 404
+    app_form.get_by_role("button", name="Cancel").click()
+
 
 def test_changes_made_elsewhere_appear_without_a_reload(
     dashboard: Dashboard, server: FodnsProcess

@@ -175,7 +175,16 @@ def test_a_group_pointing_at_apps_cannot_be_deleted(server: FodnsProcess, api: A
     status, _ = api.call("DELETE", f"/v1/groups/{label}")
     assert status == 409
     api.ok("PATCH", f"/v1/groups/{label}", {"primary": None, "backup": None})
-    api.ok("DELETE", f"/v1/groups/{label}", status=204)
+    api.ok("DELETE", f"/v1/groups/{label}?reason=shop%20closed", status=204)
+    # A delete takes its reason as a query parameter (a DELETE has no body); the
+    # event log keeps it like every other write's.
+    api.ok("DELETE", "/v1/apps/shop-us?reason=moved", status=204)
+    assert [(e["action"], e["reason"]) for e in api.ok("GET", "/v1/events?limit=2")["events"]] == [
+        ("app_deleted", "moved"),
+        ("group_deleted", "shop closed"),
+    ]
+    status, body = api.call("DELETE", "/v1/apps/shop-eu?reason=")
+    assert status == 400 and body["error"]["field"] == "reason"
 
 
 def test_an_app_in_a_group_cannot_be_deleted(server: FodnsProcess, api: Api) -> None:

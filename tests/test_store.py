@@ -185,10 +185,11 @@ def test_a_group_needs_two_different_apps_and_known_ones(store: Store) -> None:
 def test_a_group_is_deleted_only_once_it_points_at_no_app(store: Store) -> None:
     add_apps(store)
     new_group(store, label="www", primary="dc1", backup="dc2")
-    with pytest.raises(Conflict, match="clear both sides"):
+    with pytest.raises(Conflict, match=r"\(primary dc1, backup dc2\); clear both sides first$"):
         store.delete_group("ops", "www")
     store.update_group("ops", "www", primary=None)
-    with pytest.raises(Conflict):
+    # Only the side that is set is named (never "primary None").
+    with pytest.raises(Conflict, match=r"points at an app \(backup dc2\); clear that side first$"):
         store.delete_group("ops", "www")
     store.update_group("ops", "www", backup=None)
     change = store.delete_group("ops", "www")

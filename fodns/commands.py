@@ -1,0 +1,493 @@
+"""The client commands' arguments and help, each naming the admin API call it makes.
+
+Every client command carries an `Endpoint` (argparse default `endpoint`): the
+method and path it calls and, for each query parameter and JSON body field of
+that call, the argument that fills it. fodns/client.py builds requests from
+these maps alone, and tests/test_cli_client.py compares them with the OpenAPI
+document, so an API field without a CLI spelling cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
+
+DEFAULT_API = "http://127.0.0.1:8053"
+TIMEOUT = 10.0
+EVENTS_LIMIT = 20
+
+# fodns status: its exit status is the failover status, so that `fodns status APP && job`
+# runs a job only where the app is live; any error is 3, never a status.
+STATUS_EXIT = {"online": 0, "offline": 1, "none": 2}
+STATUS_ERROR = 3
+
+# The words, as DESIGN.md defines them (online is "the active side", said as "live").
+FAILOVER_STATUS_WORDS = """\
+failover status:
+  online:  the live side of at least one group
+  offline: in a group, but live in none
+  none:    in no group"""
+
+
+class Formatter(argparse.HelpFormatter):
+    """Fills each paragraph of a description or epilog to the terminal's width, but
+    keeps a paragraph with indented lines (a list, an example) as it is written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(lines), width, initial_indent=indent, subsequent_indent=indent
+                    )
+                )
+        return "\n\n".join(paragraphs)
+
+
+class Null:
+    """What --no-primary and the like store: the field is sent as JSON null
+    (None already means "not given, leave it as it is")."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = Null()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The admin API call a command makes. `{name}`s in `path` are the command's
+    arguments of that name; `query` and `body` map each API field to the argparse
+    dest that fills it when given; `listed` is the key of the list a reply wraps."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None  # None: the call takes no body
+    listed: str | None = None
+
+
+def seconds(text: str) -> float:
+    """--timeout's value: a number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def add_client_commands(commands: Any) -> None:
+    """The client commands, added to the `fodns` parser's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    connection = common.add_argument_group("admin API")
+    connection.add_argument(
+        "--api",
+        metavar="URL",
+        help=f"the admin API's address (default: $FODNS_API, else {DEFAULT_API})",
+    )
+    connection.add_argument(
+        "--token",
+        help="the admin token (default: $FODNS_ADMIN_TOKEN); fodns serve keeps a generated "
+        "one in admin-token beside its database, e.g. var/admin-token",
+    )
+    connection.add_argument(
+        "--timeout",
+        type=seconds,
+        default=TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for the API (default: {TIMEOUT:g})",
+    )
+    _add_group_commands(commands, common)
+    _add_app_commands(commands, common)
+    _add_zones_command(commands, common)
+    _add_status_command(commands, common)
+    _add_events_command(commands, common)
+    _add_route53_commands(commands, common)
+
+
+def _command(
+    commands: Any, name: str, common: argparse.ArgumentParser, summary: str, details: str = ""
+) -> argparse.ArgumentParser:
+    """A command with `summary` in its parent's list and summary + details in its --help."""
+    return commands.add_parser(  # type: ignore[no-any-return]
+        name,
+        parents=[common],
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.{' ' + details if details else ''}",
+        formatter_class=Formatter,
+    )
+
+
+def _reason(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reason",
+        metavar="TEXT",
+        help="why: recorded in the event log with the change (see fodns events)",
+    )
+
+
+def _group_zone(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--zone",
+        help="the group's zone, needed only when the label exists in several zones",
+    )
+
+
+def _label(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("label", metavar="LABEL", help="the group's label, e.g. 414-262-781")
+
+
+def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    ttl_help = (
+        f"TTL of the group's answers in seconds, {GROUP_TTL_MIN} to {GROUP_TTL_MAX}; "
+        "traffic moves within it after a switch"
+    )
+    group = commands.add_parser(
+        "group",
+        help="failover groups: create, list, show, update, switch, delete",
+        description="A failover group is a name in a zone, LABEL.ZONE (point customer "
+        "domains at it with a CNAME), that answers with the web head of its live side: "
+        "the primary app or the backup app. Switching moves traffic within the group's "
+        "TTL. Output is JSON.",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+
+    create = _command(
+        group,
+        "create",
+        common,
+        "create a group, its primary side live",
+        "Without --label it gets a generated NNN-NNN-NNN label. A label is never reused, "
+        "even after its group is deleted.",
+    )
+    create.add_argument(
+        "--zone",
+        help="the zone to create it in (default: the zone served, when fodns serves only one)",
+    )
+    create.add_argument("--label", help="its label (default: a generated one like 414-262-781)")
+    create.add_argument("--primary", metavar="APP", help="the primary app (default: none)")
+    create.add_argument("--backup", metavar="APP", help="the backup app (default: none)")
+    create.add_argument(
+        "--ttl",
+        type=int,
+        metavar="SECONDS",
+        help=f"{ttl_help} (default: the zone's group_ttl, 30 unless configured)",
+    )
+    _reason(create)
+    create.set_defaults(
+        endpoint=Endpoint(
+            "POST",
+            "/v1/groups",
+            body={f: f for f in ("zone", "label", "primary", "backup", "ttl", "reason")},
+        )
+    )
+
+    listing = _command(group, "list", common, "list groups, with the records each answers now")
+    listing.add_argument("--zone", help="only the groups of this zone")
+    listing.set_defaults(
+        endpoint=Endpoint("GET", "/v1/groups", query={"zone": "zone"}, listed="groups")
+    )
+
+    show = _command(
+        group,
+        "show",
+        common,
+        "show a group",
+        "Output is JSON: its sides, which one is live, its TTL and the records it "
+        "answers with now.",
+    )
+    _label(show)
+    _group_zone(show)
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/groups/{label}", query={"zone": "zone"}))
+
+    update = _command(
+        group,
+        "update",
+        common,
+        "set or clear a group's primary or backup, or change its TTL",
+        "What is not given stays as it is. Clearing the live side leaves the group "
+        "answering nothing (NODATA) until it gets an app or is switched. A group can be "
+        "deleted once both sides are clear: --no-primary --no-backup.",
+    )
+    _label(update)
+    _group_zone(update)
+    for side in ("primary", "backup"):
+        either = update.add_mutually_exclusive_group()
+        either.add_argument(f"--{side}", metavar="APP", help=f"make APP the {side}")
+        either.add_argument(
+            f"--no-{side}",
+            dest=side,
+            action="store_const",
+            const=NULL,
+            help=f"clear the {side} side (no app)",
+        )
+    update.add_argument("--ttl", type=int, metavar="SECONDS", help=ttl_help)
+    _reason(update)
+    update.set_defaults(
+        endpoint=Endpoint(
+            "PATCH",
+            "/v1/groups/{label}",
+            query={"zone": "zone"},
+            body={f: f for f in ("primary", "backup", "ttl", "reason")},
+        )
+    )
+
+    switch = _command(
+        group,
+        "switch",
+        common,
+        "switch traffic: make the primary or the backup side live",
+        "fodns answers with that side's web head at once; resolvers follow within the "
+        "group's TTL. It returns once the change is durable and served. Switching to the "
+        "side already live changes nothing; switching to a side with no app is refused.",
+    )
+    _label(switch)
+    switch.add_argument("to", choices=["primary", "backup"], help="the side to make live")
+    _group_zone(switch)
+    _reason(switch)
+    switch.set_defaults(
+        endpoint=Endpoint(
+            "POST",
+            "/v1/groups/{label}/switch",
+            query={"zone": "zone"},
+            body={"to": "to", "reason": "reason"},
+        )
+    )
+
+    delete = _command(
+        group,
+        "delete",
+        common,
+        "delete a group that points at no app",
+        "Clear its sides first (fodns group update LABEL --no-primary --no-backup). "
+        "Its label stays taken forever: it is never reused.",
+    )
+    _label(delete)
+    _group_zone(delete)
+    _reason(delete)
+    delete.set_defaults(
+        endpoint=Endpoint(
+            "DELETE", "/v1/groups/{label}", query={"zone": "zone", "reason": "reason"}
+        )
+    )
+
+
+def _web_head_options(parser: argparse.ArgumentParser, clearable: bool) -> None:
+    """--load-balancer and --web-server (both repeatable), and with `clearable`
+    their --no-... twins that send an empty list."""
+    options = [
+        (
+            "load-balancer",
+            "load_balancer",
+            "the load balancer: one hostname (answered as a CNAME) or an IP address; "
+            "repeat it for several addresses",
+        ),
+        (
+            "web-server",
+            "web_servers",
+            "a web server's IP address, or one hostname; repeat it for each server "
+            "(--web-server 192.0.2.10 --web-server 192.0.2.11)",
+        ),
+    ]
+    for flag, dest, text in options:
+        target = parser.add_mutually_exclusive_group() if clearable else parser
+        target.add_argument(
+            f"--{flag}",
+            dest=dest,
+            action="append",
+            metavar="ADDRESS_OR_HOST",
+            help=text + ("; replaces the whole list" if clearable else ""),
+        )
+        if clearable:
+            target.add_argument(
+                f"--no-{dest.replace('_', '-')}",
+                dest=dest,
+                action="store_const",
+                const=[],
+                help=f"remove the {dest.replace('_', ' ')}",
+            )
+
+
+def _add_app_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    app = commands.add_parser(
+        "app",
+        help="apps and their web heads: create, list, show, update, delete",
+        description="An app is an application instance (a deployment) with a web head: "
+        "its load balancer if it has one, otherwise its web servers. A group answers "
+        "with the web head of its live app. Output is JSON, with each app's failover "
+        f"status.\n\n{FAILOVER_STATUS_WORDS}",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+    name_help = "the app's name: letters, digits, '.', '_' or '-', e.g. shop-eu"
+
+    create = _command(
+        app,
+        "create",
+        common,
+        "create an app with its web head",
+        "Give a load balancer, web servers, both or neither: groups answer with the load "
+        "balancer when there is one, else with the web servers.",
+    )
+    create.add_argument("name", metavar="NAME", help=name_help)
+    _web_head_options(create, clearable=False)
+    _reason(create)
+    create.set_defaults(
+        endpoint=Endpoint(
+            "POST",
+            "/v1/apps",
+            body={f: f for f in ("name", "load_balancer", "web_servers", "reason")},
+        )
+    )
+
+    listing = _command(app, "list", common, "list apps with their failover status")
+    listing.set_defaults(endpoint=Endpoint("GET", "/v1/apps", listed="apps"))
+
+    show = _command(app, "show", common, "show an app, its web head and failover status")
+    show.add_argument("name", metavar="NAME", help="the app's name")
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/apps/{name}"))
+
+    update = _command(
+        app,
+        "update",
+        common,
+        "change an app's web head, or rename it",
+        "What is not given stays as it is. Every group that follows the app answers "
+        "with the new web head at once.",
+    )
+    update.add_argument("name", metavar="NAME", help="the app's name (now)")
+    update.add_argument("--rename", metavar="NEW_NAME", help="give the app a new name")
+    _web_head_options(update, clearable=True)
+    _reason(update)
+    update.set_defaults(
+        endpoint=Endpoint(
+            "PATCH",
+            "/v1/apps/{name}",
+            body={
+                "name": "rename",
+                "load_balancer": "load_balancer",
+                "web_servers": "web_servers",
+                "reason": "reason",
+            },
+        )
+    )
+
+    delete = _command(
+        app,
+        "delete",
+        common,
+        "delete an app that no group uses",
+        "Take it out of its groups first (fodns group update LABEL --no-primary, or --no-backup).",
+    )
+    delete.add_argument("name", metavar="NAME", help="the app's name")
+    _reason(delete)
+    delete.set_defaults(endpoint=Endpoint("DELETE", "/v1/apps/{name}", query={"reason": "reason"}))
+
+
+def _add_zones_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    zones = _command(
+        commands,
+        "zones",
+        common,
+        "list the zones served",
+        "Output is JSON: each zone's SOA serial, its counts of groups and names, and "
+        "group_ttl, the TTL a new group gets when it names none.",
+    )
+    zones.set_defaults(endpoint=Endpoint("GET", "/v1/zones", listed="zones"))
+
+
+def _add_status_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    codes = ", ".join(f"{code} {status}" for status, code in STATUS_EXIT.items())
+    status = _command(
+        commands,
+        "status",
+        common,
+        "print FAILOVER_STATUS=online|offline|none for an app",
+        f"For shells and cron jobs that must run only where the app is live.\n\n"
+        f"{FAILOVER_STATUS_WORDS}\n\n"
+        f"exit status: {codes}, {STATUS_ERROR} error (the API unreachable, no such app, "
+        "the token missing or not accepted; nothing is printed on stdout then).\n\n"
+        "example (crontab):\n"
+        "  */5 * * * * fodns status shop-eu >/dev/null && run-the-job",
+    )
+    status.add_argument("name", metavar="APP", help="the app's name")
+    status.set_defaults(endpoint=Endpoint("GET", "/v1/apps/{name}/status"))
+
+
+def _add_events_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    events = _command(
+        commands,
+        "events",
+        common,
+        "show the event log, newest first",
+        "Every change is an event: its seq, when, who (the token's name), what, before "
+        "and after, and the reason given. Output is JSON.",
+    )
+    events.add_argument("--group", metavar="LABEL", help="only the events of this group")
+    events.add_argument("--app", metavar="NAME", help="only the events of this app")
+    events.add_argument(
+        "--limit",
+        type=int,
+        default=EVENTS_LIMIT,
+        metavar="N",
+        help=f"at most N events, 1 to 1000 (default: {EVENTS_LIMIT})",
+    )
+    events.add_argument(
+        "--before",
+        type=int,
+        metavar="SEQ",
+        help="only events older than seq SEQ: to page back, the last seq shown",
+    )
+    events.add_argument(
+        "--after",
+        type=int,
+        metavar="SEQ",
+        help="only events newer than seq SEQ: what happened since you read it",
+    )
+    events.set_defaults(
+        endpoint=Endpoint(
+            "GET",
+            "/v1/events",
+            query={f: f for f in ("group", "app", "limit", "before", "after")},
+            listed="events",
+        )
+    )
+
+
+def _add_route53_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    route53 = commands.add_parser(
+        "route53",
+        help="the Route53 mirror: plan, sync",
+        description="The Route53 mirror ([route53] enabled = true) copies every zone's "
+        "records to its Route53 hosted zone.",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+    plan = _command(
+        route53,
+        "plan",
+        common,
+        "show what a sync would change in Route53",
+        "Changes nothing. Per zone: + added, ~ changed, - removed.",
+    )
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.set_defaults(endpoint=Endpoint("GET", "/v1/route53/plan", listed="zones"))
+    sync = _command(
+        route53,
+        "sync",
+        common,
+        "compare every record set now and fix Route53",
+        "Record sets fodns did not write are never changed.",
+    )
+    sync.add_argument("--json", action="store_true", help="what was applied, as JSON")
+    sync.set_defaults(endpoint=Endpoint("POST", "/v1/route53/sync", listed="zones"))
