@@ -56,7 +56,7 @@ def check_token(token: str, source: str, remedy: str | None = None) -> str:
         problem = "is empty"
     elif len(token) < TOKEN_MIN_LENGTH:
         problem = f"is {len(token)} characters long; at least {TOKEN_MIN_LENGTH} are needed"
-    elif not B64TOKEN.match(token):
+    elif not B64TOKEN.fullmatch(token):
         problem = "may only hold letters, digits and -._~+/ (RFC 6750), with = at the end"
     else:
         return token
