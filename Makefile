@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives for real (dig for the walk-through,
 # systemd-analyze for the unit, knotd and nsd as secondaries pulling zone
-# transfers, chromium for the dashboard tests). Installed only when missing.
-DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium
+# transfers, chromium for the dashboard tests, sqlite3 for the backup and restore
+# of docs/backup.md, nft to check the firewall rules of docs/secondaries.md).
+# Installed only when missing.
+DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium sqlite3 nftables
 
 .PHONY: run test lint typecheck bench deps-debian clean
 

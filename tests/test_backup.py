@@ -15,10 +15,8 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dns.message
@@ -36,79 +34,27 @@ from tests.conftest import (
     FodnsProcess,
     api_request,
     file_mode,
-    start_fodns,
 )
+from tests.host import ZONE, Host
 from tests.secondaries import guide_block
 
 GUIDE = REPOSITORY / "docs" / "backup.md"
-ZONE = "fo.example.net"
 # The page's example of the backup to restore, replaced with the file backup.sh made.
 GUIDE_BACKUP = "/var/backups/fodns/fodns-20261122T070000Z.db"
 SERIAL_LINE = re.compile(r"^(\s*)(\d+)(\s*; serial)", re.M)
-SHELL_TIMEOUT = 60
 
 
-@dataclass
-class Host:
-    """A host's /etc and /var under `root`, as systemd/README.md sets them up."""
-
-    root: Path
-
-    @property
-    def state(self) -> Path:
-        return self.root / "var" / "lib" / "private" / "fodns"
-
-    @property
-    def database(self) -> Path:
-        return self.root / "var" / "lib" / "fodns" / "fodns.db"  # through the symlink
-
-    @property
-    def backups(self) -> Path:
-        return self.root / "var" / "backups" / "fodns"
-
-    @property
-    def zone_file(self) -> Path:
-        return self.root / "etc" / "fodns" / "zones" / f"{ZONE}.zone"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "etc" / "fodns" / "fodns.toml"
-
-    def set_up(self, workers: int) -> None:
-        self.state.mkdir(parents=True, mode=0o700)
-        self.state.parent.chmod(0o700)  # /var/lib/private: root only
-        (self.root / "var" / "lib" / "fodns").symlink_to("private/fodns")
-        self.zone_file.parent.mkdir(parents=True)
-        self.zone_file.write_text(EXAMPLE_ZONE.read_text())
-        self.config.write_text(
-            f'[dns]\nlisten = ["127.0.0.1:0"]\nworkers = {workers}\n'
-            f'[api]\nlisten = "127.0.0.1:0"\n'
-            f'[store]\npath = "{self.database}"\n'
-            f'[[zones]]\nname = "{ZONE}"\nfile = "{self.zone_file}"\n'
-            'allow_transfer = [{ address = "127.0.0.1/32" }]\n'
-        )
-
-    def start(self) -> FodnsProcess:
-        # No token in the config or the environment: fodns generates one in the state
-        # directory, as on a host without the admin-token credential.
-        return start_fodns("--config", str(self.config), env={"FODNS_ADMIN_TOKEN": ""})
-
-    @property
-    def token(self) -> str:
-        return (self.database.parent / "admin-token").read_text().strip()
-
-    def shell(self, block: str, env: dict[str, str] | None = None) -> str:
-        """Run a block of the page with /var/ under root; its standard output."""
-        script = block.replace("/var/", f"{self.root}/var/")
-        result = subprocess.run(
-            ["bash", "-e", "-u", "-o", "pipefail", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=SHELL_TIMEOUT,
-            env={**os.environ, **(env or {})},
-        )
-        assert result.returncode == 0, f"{script}\nfailed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
+def set_up(host: Host, workers: int) -> None:
+    """The example zone, and a config on loopback that lets a secondary transfer."""
+    host.lay_out()
+    host.zone_file.write_text(EXAMPLE_ZONE.read_text())
+    host.config.write_text(
+        f'[dns]\nlisten = ["127.0.0.1:0"]\nworkers = {workers}\n'
+        f'[api]\nlisten = "127.0.0.1:0"\n'
+        f'[store]\npath = "{host.database}"\n'
+        f'[[zones]]\nname = "{ZONE}"\nfile = "{host.zone_file}"\n'
+        'allow_transfer = [{ address = "127.0.0.1/32" }]\n'
+    )
 
 
 class Secondary:
@@ -175,7 +121,7 @@ def host(tmp_path: Path) -> Iterator[Host]:
     ids=["stopped-2-workers", "crashed-1-worker"],
 )
 def test_a_restore_done_as_documented(host: Host, workers: int, stop_signal: int) -> None:
-    host.set_up(workers)
+    set_up(host, workers)
     server = host.start()
     token = host.token
     secondary = Secondary()
