@@ -6,11 +6,13 @@ under tmp_path laid out as systemd lays out a DynamicUser= service (the state di
 /var/lib/private/fodns, reached through the /var/lib/fodns symlink), and `systemctl
 stop|start fodns` is done by the test on its own `fodns serve`. A dnspython zone kept
 up to date by SOA checks and IXFR plays a secondary, refreshing only when the
-primary's serial is newer than its own, as Knot and NSD do (RFC 1982 comparison).
+primary's serial is newer than its own, as Knot and NSD do (RFC 1982 comparison); the
+Route53 mirror's part runs against the moto emulator of tests/route53_rig.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -34,8 +36,10 @@ from tests.conftest import (
     FodnsProcess,
     api_request,
     file_mode,
+    wait_for,
 )
 from tests.host import ZONE, Host
+from tests.route53_rig import TOKEN, Rig, add_apps, route53_rig
 from tests.secondaries import guide_block
 
 GUIDE = REPOSITORY / "docs" / "backup.md"
@@ -220,3 +224,76 @@ def test_a_restore_done_as_documented(host: Host, workers: int, stop_signal: int
         assert server.http_get("/healthz")[0] == 200
     finally:
         assert server.stop() == 0
+
+
+def mirror_remembers_route53(rig: Rig, database: Path) -> bool:
+    """The mirror has stored every record set the hosted zone holds (it stores them
+    once Route53 has taken a batch, a moment after the hosted zone shows them)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT name, type, ttl, record_values FROM route53_records")
+        remembered = {(name, kind): (ttl, frozenset(json.loads(v))) for name, kind, ttl, v in rows}
+    finally:
+        connection.close()
+    return remembered == rig.owned()
+
+
+def test_a_restore_with_the_route53_mirror(tmp_path: Path) -> None:
+    """What the page says of the mirror after a restore, and its remedy: a record set
+    fodns remembers is set back, one written since the backup is left alone as someone
+    else's (in the way of a group, or holding a label handed out since); once deleted
+    from the hosted zone and synced, Route53 equals fodns and every label is taken."""
+    host = Host(tmp_path / "host")
+    host.lay_out()
+    with route53_rig(host.database.parent) as rig:
+        rig.start_fodns()
+        add_apps(rig)  # eu: two web servers (A); us: a load balancer name (CNAME)
+        switched = rig.api("POST", "/v1/groups", {"primary": "eu", "backup": "us"})["label"]
+        kept = rig.api("POST", "/v1/groups", {"primary": "eu"})["label"]
+        assert rig.mirrored() and wait_for(lambda: mirror_remembers_route53(rig, host.database))
+        host.shell(guide_block("sh title=backup.sh", GUIDE))
+
+        rig.api("POST", f"/v1/groups/{switched}/switch", {"to": "backup"})  # A -> CNAME
+        rig.api("PATCH", "/v1/apps/eu", {"web_servers": ["192.0.2.99"]})  # kept's A changes
+        created_since = rig.api("POST", "/v1/groups", {"primary": "eu"})["label"]
+        assert rig.mirrored()
+        assert rig.fodns is not None and rig.fodns.stop() == 0
+
+        (made,) = host.backups.glob("fodns-*.db")
+        restore = guide_block("sh title=restore.sh", GUIDE)
+        restore = restore.replace("\nsystemctl stop fodns\n", "\n: stopped by the test\n")
+        restore = restore.replace(GUIDE_BACKUP, f"/var/backups/fodns/{made.name}")
+        aside = host.shell(restore + '\nprintf "%s\\n" "$aside"\n').splitlines()[-1]
+        host.shell(
+            f"backup=/var/backups/fodns/{made.name}\n"
+            + guide_block("sh title=lost-labels.sh", GUIDE),
+            env={"aside": aside},
+        )
+        server = rig.start_fodns()
+
+        fqdn = {label: f"{label}.{ZONE}." for label in (switched, kept, created_since)}
+        restored = (30, frozenset({"192.0.2.10", "192.0.2.11"}))
+        assert wait_for(lambda: rig.owned().get((fqdn[kept], "A")) == restored)
+        plan = rig.client("route53", "plan")
+        assert f"! {fqdn[switched]} A: left alone, in the way: CNAME" in plan
+        assert rig.owned()[(fqdn[created_since], "A")] == (30, frozenset({"192.0.2.99"}))
+        status, error = rig.call("POST", "/v1/groups", {"label": created_since})
+        assert status == 409 and "route53" in error["error"]["message"]
+
+        # The remedy: delete both record sets in the hosted zone, sync, reserve.
+        rig.manual_record(fqdn[switched], "CNAME", "lb.us.example.com.", "DELETE", ttl=30)
+        rig.manual_record(fqdn[created_since], "A", "192.0.2.99", "DELETE", ttl=30)
+        rig.client("route53", "sync")
+        assert rig.mirrored()
+        host.shell(
+            guide_block("sh title=reserve-labels.sh", GUIDE),
+            env={
+                "aside": aside,
+                "FODNS_ADMIN_TOKEN": TOKEN,
+                "FODNS_API": f"http://127.0.0.1:{server.api_port}",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            },
+        )
+        status, error = rig.call("POST", "/v1/groups", {"label": created_since})
+        assert status == 409 and "route53" not in error["error"]["message"]
+        assert rig.mirrored()
