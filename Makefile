@@ -12,7 +12,9 @@ TEST_STAMP := $(VENV)/.installed-test
 #   systemd         systemd-analyze, which checks systemd/fodns.service
 #   knot nsd        real secondaries that pull zone transfers from fodns
 #   chromium        the browser the dashboard tests drive
-DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium
+#   sqlite3         the backup and restore of docs/backup.md, run as written
+#   nftables        nft, which checks the firewall rules of docs/secondaries.md
+DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium sqlite3 nftables
 
 .PHONY: run test lint typecheck bench deps-debian clean
 
@@ -37,7 +39,8 @@ deps-debian:
 	if [ -n "$$missing" ]; then \
 	  echo "make test: installing the Debian packages the tests drive:$$missing"; \
 	  echo "  (dig for the README, systemd-analyze for the unit, knot and nsd as"; \
-	  echo "   secondaries, chromium for the dashboard; see the Makefile)"; \
+	  echo "   secondaries, chromium for the dashboard, sqlite3 and nft for the"; \
+	  echo "   backup guide and firewall rules; see the Makefile)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi

@@ -83,7 +83,12 @@ class Writer:
     def _run(self, path: Path, opened: Future[None]) -> None:
         db: Database | None
         try:
-            db = connect(path, writer=True)
+            try:
+                db = connect(path, writer=True)
+            except sqlite3.Error as exc:
+                # Not a database SQLite can open (a folder, a file it cannot read, a
+                # compressed backup restored as it is): one line at start-up, no trace.
+                raise FodnsError(f"{path}: cannot open the database: {exc}") from exc
             self.migrations_applied = migrate(db)
         except BaseException as exc:
             self._closed = True

@@ -6,6 +6,7 @@ and a secondary with the wrong TSIG secret gets nothing."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import dns.zone
 import pytest
 
 from fodns.config import load_config
+from fodns.notify import FIRST_WAIT, MAX_TRIES, MAX_WAIT
 from tests.conftest import (
     EXAMPLE_ZONE,
     FodnsProcess,
@@ -29,6 +31,7 @@ from tests.conftest import (
 )
 from tests.secondaries import (
     GUIDE,
+    GUIDE_PRIMARY,
     GUIDE_SECRET,
     SECRET,
     ZONE,
@@ -285,3 +288,45 @@ def test_the_guide_fodns_block_is_a_valid_config(
         "hmac-sha256",
         GUIDE_SECRET,
     )
+
+
+@pytest.mark.parametrize("marker", ["nft title=primary.nft", "nft title=secondary.nft"])
+def test_the_guide_firewall_rules_pass_nft_check(tmp_path: Path, marker: str) -> None:
+    """`nft -c` parses and checks a ruleset without loading it: the host's own rules
+    are never touched."""
+    rules = tmp_path / "rules.nft"
+    rules.write_text(guide_block(marker))
+    command = [find_executable("nft"), "-c", "-f", str(rules)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_guide_firewall_rules_name_the_guide_hosts() -> None:
+    """The primary lets in exactly the secondaries its fodns.toml allows transfers to,
+    and each secondary lets in NOTIFY from the primary the Knot and NSD blocks name."""
+    allowed = re.findall(r'address = "([\d.]+)/32"', guide_block("toml title=fodns.toml"))
+    primary_rules = guide_block("nft title=primary.nft")
+    (secondaries,) = re.findall(r"define secondaries = \{ (.*) \}", primary_rules)
+    assert sorted(secondaries.split(", ")) == sorted(allowed) == ["198.51.100.1", "198.51.100.2"]
+    assert "8053" not in primary_rules.replace("127.0.0.1:8053", "")  # loopback only
+    assert f"define primary = {GUIDE_PRIMARY}\n" in guide_block("nft title=secondary.nft")
+
+
+def test_the_guide_states_the_notify_resend_span() -> None:
+    """The span the guide gives is the one fodns/notify.py makes: MAX_TRIES waits of
+    FIRST_WAIT doubling to MAX_WAIT, each times a jitter factor in [0.9, 1.1]."""
+
+    def span(jitter: float) -> float:
+        wait, total = FIRST_WAIT, 0.0
+        for _ in range(MAX_TRIES):
+            total += wait
+            wait = min(MAX_WAIT, wait * 2) * jitter
+        return total
+
+    text = " ".join(GUIDE.read_text().split())
+    assert f"an unanswered NOTIFY {MAX_TRIES} times in all" in text
+    assert f"waits {FIRST_WAIT} s for the answer" in text and f"up to {MAX_WAIT:g} s" in text
+    shortest, usual, longest = span(0.9), span(1.0), span(1.1)
+    assert f"about {round(usual, -1):.0f} s after the first send" in text
+    assert f"({shortest:.0f} to {longest:.0f} s, with the variation)" in text
+    assert text.count(f"about {round(usual, -1):.0f} s") == 2  # and where a secondary is cut off

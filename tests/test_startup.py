@@ -155,6 +155,24 @@ def test_a_database_that_cannot_be_created_is_named(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+def test_a_database_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    """What a botched restore leaves (docs/backup.md): a folder where the file should
+    be, or a file that is no SQLite database (a compressed backup put in place as it
+    is). One line naming the file, as for any other start-up error."""
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    compressed = tmp_path / "compressed.db"
+    compressed.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8)
+    for database, message in [
+        (folder, "unable to open database file"),
+        (compressed, "file is not a database"),
+    ]:
+        result = run_serve("--dns-listen", "127.0.0.1:0", "--db", str(database))
+        assert result.returncode == 2, result.stderr
+        assert f"fodns: error: {database}: cannot open the database: {message}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
 def test_a_port_in_use_says_so(kind: int, tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, kind) as taken:
