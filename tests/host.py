@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import FodnsProcess, start_fodns
+from tests.support import FodnsProcess, start_fodns
 
 ZONE = "fo.example.net"
 SHELL_TIMEOUT = 60

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import (
+from tests.route53_emulator import MotoServer, RecordingProxy
+from tests.support import (
     EXAMPLE_ZONE,
     TEST_ZONES,
     FodnsProcess,
@@ -20,7 +21,6 @@ from tests.conftest import (
     start_fodns,
     wait_for,
 )
-from tests.route53_emulator import MotoServer, RecordingProxy
 
 ZONE = "fo.example.net"
 OTHER_ZONE = "test.example"

@@ -30,7 +30,10 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.conftest import (
+from tests.host import ZONE, Host
+from tests.route53_rig import TOKEN, Rig, add_apps, route53_rig
+from tests.secondaries import guide_block
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     FodnsProcess,
@@ -38,9 +41,6 @@ from tests.conftest import (
     file_mode,
     wait_for,
 )
-from tests.host import ZONE, Host
-from tests.route53_rig import TOKEN, Rig, add_apps, route53_rig
-from tests.secondaries import guide_block
 
 GUIDE = REPOSITORY / "docs" / "backup.md"
 # The page's example of the backup to restore, replaced with the file backup.sh made.

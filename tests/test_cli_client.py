@@ -19,7 +19,7 @@ import pytest
 
 from fodns.cli import build_parser
 from fodns.openapi import openapi_document
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     FodnsProcess,
     api_request,

@@ -14,7 +14,7 @@ import dns.query
 import dns.zone
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     FodnsProcess,

@@ -31,7 +31,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     TEST_ZONES,

@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import FodnsProcess
+from tests.support import FodnsProcess
 
 OUR_PAYLOAD = 1232
 MIN_PAYLOAD = 512

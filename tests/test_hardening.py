@@ -27,7 +27,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     FodnsProcess,

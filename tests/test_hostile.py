@@ -24,7 +24,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from tests.conftest import FodnsProcess, recv_exactly
+from tests.support import FodnsProcess, recv_exactly
 
 HEADER = struct.Struct("!HHHHHH")
 QR = 0x8000

@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.tsigkeyring
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     FodnsProcess,
     api_request,

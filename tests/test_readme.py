@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPOSITORY, FodnsProcess, start_fodns, wait_for
+from tests.support import REPOSITORY, FodnsProcess, start_fodns, wait_for
 
 README = REPOSITORY / "README.md"
 MARK = re.compile(r"<!-- readme-test: (?P<kind>[a-z ]+) -->\n```[a-z]*\n(?P<body>.*?)```", re.S)

@@ -11,9 +11,9 @@ import pytest
 from fodns.config import Route53Config, ZoneConfig
 from fodns.route53 import Route53Mirror
 from fodns.store import Store, ZoneDefaults
-from tests.conftest import EXAMPLE_ZONE, wait_for
 from tests.route53_emulator import MotoServer, RecordingProxy
 from tests.route53_rig import AWS_ENV, ZONE
+from tests.support import EXAMPLE_ZONE, wait_for
 
 
 @pytest.fixture

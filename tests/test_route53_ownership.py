@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.route53_emulator import restart_route53_empty
 from tests.route53_rig import ZONE, Rig, add_apps, route53_rig
+from tests.support import wait_for
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from fodns.route53 import (
     reserved_labels,
     unfit_reason,
 )
-from tests.conftest import EXAMPLE_ZONE, write_config
+from tests.support import EXAMPLE_ZONE, write_config
 
 EU = App("eu", web_servers=("192.0.2.11", "192.0.2.10", "2001:db8::1"))
 US = App("us", load_balancer=("lb.us.example.com.",))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.route53_rig import OTHER_ZONE, ZONE, Rig, add_apps, route53_rig
+from tests.support import wait_for
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from fodns.rrl import DROP, ERROR_KEY, PASS, ResponseRateLimiter, ipv4_source
 from fodns.server import UdpProtocol
 from fodns.table import AnswerTable
 from fodns.zone import load_zone_file
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     FodnsProcess,

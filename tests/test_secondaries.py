@@ -21,14 +21,6 @@ import pytest
 
 from fodns.config import load_config
 from fodns.notify import FIRST_WAIT, MAX_TRIES, MAX_WAIT
-from tests.conftest import (
-    EXAMPLE_ZONE,
-    FodnsProcess,
-    api_request,
-    start_fodns,
-    wait_for,
-    write_config,
-)
 from tests.secondaries import (
     GUIDE,
     GUIDE_PRIMARY,
@@ -40,6 +32,14 @@ from tests.secondaries import (
     Secondary,
     find_executable,
     guide_block,
+)
+from tests.support import (
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    wait_for,
+    write_config,
 )
 from tests.test_transfer import addresses, fill_store
 

@@ -14,7 +14,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     TEST_ZONES,

@@ -24,7 +24,7 @@ from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.migrations import LATEST, MIGRATIONS
 from fodns.model import Group
 from fodns.store import UNSET, Change, Store, ZoneDefaults
-from tests.conftest import file_mode
+from tests.support import file_mode
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ZONE = "fo.example.net"

@@ -19,9 +19,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import REPOSITORY, FodnsProcess, api_request
 from tests.host import ZONE, Host
 from tests.secondaries import guide_block
+from tests.support import REPOSITORY, FodnsProcess, api_request
 
 README = REPOSITORY / "systemd" / "README.md"
 EXAMPLE_CONFIG = REPOSITORY / "systemd" / "fodns.toml.example"

@@ -20,7 +20,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import TEST_ZONES, FodnsProcess, recv_exactly, start_fodns, write_config
+from tests.support import TEST_ZONES, FodnsProcess, recv_exactly, start_fodns, write_config
 
 IDLE_TIMEOUT = 0.5
 MAX_CONNECTIONS = 3

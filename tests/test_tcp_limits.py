@@ -29,7 +29,7 @@ import dns.zone
 import pytest
 
 from fodns.tcp import source_key
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     TEST_ZONES,
     FodnsProcess,

@@ -24,7 +24,7 @@ import dns.zone
 import pytest
 
 from fodns.store import Store, ZoneDefaults
-from tests.conftest import (
+from tests.support import (
     EXAMPLE_ZONE,
     FodnsProcess,
     api_request,

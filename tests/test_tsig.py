@@ -26,7 +26,7 @@ import dns.tsigkeyring
 import dns.zone
 import pytest
 
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, recv_exactly, start_fodns, write_config
+from tests.support import EXAMPLE_ZONE, FodnsProcess, recv_exactly, start_fodns, write_config
 from tests.test_transfer import SECRET
 
 BADTIME = 18

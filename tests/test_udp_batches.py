@@ -17,7 +17,7 @@ from fodns import batchio
 from fodns.query import QueryHandler
 from fodns.table import AnswerTable
 from fodns.zone import load_zone_file
-from tests.conftest import EXAMPLE_ZONE, FodnsProcess, start_fodns, write_config
+from tests.support import EXAMPLE_ZONE, FodnsProcess, start_fodns, write_config
 
 BURST = 400  # more than several batches of 64
 

@@ -27,7 +27,7 @@ import dns.rdatatype
 import pytest
 from packaging.requirements import Requirement
 
-from tests.conftest import REPOSITORY, FodnsProcess, api_request, start_fodns
+from tests.support import REPOSITORY, FodnsProcess, api_request, start_fodns
 
 DASHBOARD_FILES = sorted(
     path.name for path in (REPOSITORY / "admin").iterdir() if path.suffix != ".md"

@@ -1,0 +1,58 @@
+"""Shared test helpers: start fodns, call its API, reach its workers, sign with its key.
+
+Every test module takes these from here (`from tests.support import ...`); no test
+module imports another. Fixtures live in tests/conftest.py and are built on these.
+"""
+
+from tests.support.api import Api, api_request, expect_status
+from tests.support.net import free_port, loopback_v6_available
+from tests.support.process import (
+    EXAMPLE_ZONE,
+    REPOSITORY,
+    TEST_ZONES,
+    FodnsProcess,
+    example_fodns,
+    file_mode,
+    start_fodns,
+    start_with_config,
+    wait_for,
+    write_config,
+)
+from tests.support.tsig import KEYRING, SECRET, TSIG_XFR_TABLE, keyring_for, tsig_table
+from tests.support.wire import (
+    answer_data,
+    ask_every_worker,
+    framed,
+    read_framed,
+    recv_exactly,
+    tcp_exchange,
+)
+
+__all__ = [
+    "EXAMPLE_ZONE",
+    "KEYRING",
+    "REPOSITORY",
+    "SECRET",
+    "TEST_ZONES",
+    "TSIG_XFR_TABLE",
+    "Api",
+    "FodnsProcess",
+    "answer_data",
+    "api_request",
+    "ask_every_worker",
+    "example_fodns",
+    "expect_status",
+    "file_mode",
+    "framed",
+    "free_port",
+    "keyring_for",
+    "loopback_v6_available",
+    "read_framed",
+    "recv_exactly",
+    "start_fodns",
+    "start_with_config",
+    "tcp_exchange",
+    "tsig_table",
+    "wait_for",
+    "write_config",
+]

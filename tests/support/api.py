@@ -1,0 +1,58 @@
+"""The admin API over real HTTP, as curl or the CLI would use it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.process import FodnsProcess
+
+
+def api_request(
+    server: FodnsProcess, method: str, path: str, body: object = None, token: str = ""
+) -> tuple[int, Any]:
+    """One admin API call: (status, decoded JSON body or None)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.api_port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = response.read()
+            return response.status, json.loads(payload) if payload else None
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        return error.code, json.loads(payload) if payload else None
+
+
+def expect_status(method: str, path: str, got: int, payload: Any, status: int) -> Any:
+    assert got == status, f"{method} {path}: {got} {payload}, expected {status}"
+    return payload
+
+
+class Api:
+    """Calls to one fodns with one token; `ok` asserts the exact status."""
+
+    def __init__(self, server: FodnsProcess, token: str) -> None:
+        self.server = server
+        self.token = token
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        chosen = token if token is not None else self.token
+        return api_request(self.server, method, path, body, chosen)
+
+    def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        """The call's body, after asserting it answered exactly `status`: a helper that
+        accepts any 2xx hides a route that began answering 202 (not yet served)."""
+        got, payload = self.call(method, path, body)
+        return expect_status(method, path, got, payload, status)
