@@ -35,8 +35,10 @@ from tests.support import (
 )
 
 BURST = 400  # more than several batches of 64
-# Datagrams in flight at once: 2.5 batches of 64, about 12 kB of queries, far below the
-# server's default receive buffer (about 200 kB of small datagrams) however slow it is.
+# Datagrams in flight at once: 2.5 batches of 64. The kernel charges about 1 kB of
+# buffer per small datagram, and caps what a socket asks for (fodns 4 MB, these clients
+# 2 MB) at net.core.rmem_max, which may be the 208 kB default: 160 fit even then, however
+# long a loaded machine keeps the server from reading.
 WAVE = 160
 LINUX = sys.platform.startswith("linux")
 
