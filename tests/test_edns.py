@@ -56,7 +56,7 @@ def edns_query(
 def udp_raw(server: FodnsProcess, query: dns.message.Message | bytes) -> bytes:
     """The reply bytes to `query` over UDP, so their size can be measured."""
     wire = query if isinstance(query, bytes) else query.to_wire()
-    reply = server.raw_udp(wire, timeout=2.0)
+    reply = server.raw_udp(wire, timeout=5.0)
     assert reply is not None, "no reply"
     assert reply[:2] == wire[:2], "reply ID differs from the query's"
     return reply
@@ -358,7 +358,7 @@ def test_truncated_replies_are_well_formed(
 def test_udp_with_fallback_gets_the_whole_answer_over_tcp(server: FodnsProcess, edns: bool) -> None:
     query = edns_query(*BIG) if edns else dns.message.make_query(*BIG)
     reply, used_tcp = dns.query.udp_with_fallback(
-        query, server.dns_host, port=server.dns_port, timeout=2.0
+        query, server.dns_host, port=server.dns_port, timeout=5.0
     )
     assert used_tcp, "the UDP reply should have been truncated"
     assert not truncated(reply)
@@ -368,7 +368,7 @@ def test_udp_with_fallback_gets_the_whole_answer_over_tcp(server: FodnsProcess, 
 def test_small_answer_does_not_fall_back(server: FodnsProcess) -> None:
     query = dns.message.make_query("www.test.example", "A")
     reply, used_tcp = dns.query.udp_with_fallback(
-        query, server.dns_host, port=server.dns_port, timeout=2.0
+        query, server.dns_host, port=server.dns_port, timeout=5.0
     )
     assert not used_tcp
     assert reply.answer[0][0].to_text() == "192.0.2.1"
