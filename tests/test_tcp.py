@@ -3,8 +3,9 @@ segments, the idle timeout and the slots of closed connections (the caps and dea
 against slow and hostile clients are in test_tcp_limits).
 
 The server here is our own, with a short idle timeout (2 s) and a cap of three
-connections, so the limits can be reached quickly on loopback; the waits around the
-timeout leave it seconds of slack, as a loaded machine needs.
+connections (per DNS process), so the limits can be reached quickly on loopback; the
+waits around the timeout leave it seconds of slack, as a loaded machine needs. It runs
+once with one process and once with two workers, where the TCP connections are theirs.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ IDLE_CLOSE_WITHIN = (IDLE_TIMEOUT * 0.8, IDLE_TIMEOUT * 4)
 BUSY_PAUSE = IDLE_TIMEOUT / 5
 
 
-@pytest.fixture(scope="module")
-def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
-    directory: Path = tmp_path_factory.mktemp("tcp")
+@pytest.fixture(scope="module", params=[1, 2], ids=["workers1", "workers2"])
+def tcp_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FodnsProcess]:
+    """(Module-scoped, so it takes its own params: the `workers` fixture is per test.)"""
+    directory: Path = tmp_path_factory.mktemp(f"tcp-workers{request.param}")
     config = write_config(
         directory,
         [
@@ -57,10 +61,13 @@ def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProces
             f"tcp_idle_timeout = {IDLE_TIMEOUT}\ntcp_message_timeout = {IDLE_TIMEOUT}\n"
             f"tcp_max_connections = {MAX_CONNECTIONS}"
         ),
+        workers=request.param,
     )
     running = start_fodns("--config", str(config))
-    yield running
-    assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
     assert running.log_events("query_failed") == []
 
 
