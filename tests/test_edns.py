@@ -380,7 +380,7 @@ CUT_ZONE = ("cut.example", TEST_ZONES / "cut.example.zone")
 TOKEN = "edns-tests-admin-token"
 # Questions whose replies hold many RRsets, more than fit in 512 or 1232 bytes.
 APEX_NS = ("cut.example", "NS")  # NS answer, then 20 address RRsets of optional glue
-REFERRAL = ("host.deleg.cut.example", "A")  # NS authority, then 20 RRsets of required glue
+REFERRAL = ("host.deleg.cut.example", "A")  # NS authority, then 20 RRsets of in-domain glue
 CHAIN = ("chain.cut.example", "TXT")  # CNAME, CNAME, then a 680-byte TXT RRset
 
 
