@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fodns import __version__
+from fodns import __version__, batchio
 from fodns.api import create_app
 from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
 from fodns.errors import ListenError
@@ -286,6 +286,9 @@ def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str])
         listen=[str(a) for a in listen],
         zones=zone_names,
         workers=config.dns.workers,
+        # False where recvmmsg/sendmmsg are missing and UDP is read a datagram at a time:
+        # said here, so a Linux host that lost them does not fall back unnoticed.
+        udp_batches=batchio.available(),
     )
     log.info("api_listening", listen=str(api))
     limits = config.dns.rrl

@@ -1,8 +1,11 @@
 """What the server answers, name by name, over real UDP and TCP: table-driven (RFC 1034,
-2308, 4592, 6604, 8482), each case run over both transports and checked with dnspython."""
+2308, 4592, 6604, 8482), each case run over both transports and checked with dnspython,
+with one DNS process and with two workers (each loads the zones and builds its own table;
+over UDP every case reaches each of them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import dns.flags
@@ -12,7 +15,14 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.support import FodnsProcess
+from tests.support import (
+    EXAMPLE_ZONE,
+    TEST_ZONES,
+    FodnsProcess,
+    ask_every_worker,
+    start_fodns,
+    write_config,
+)
 
 NOERROR, NXDOMAIN, REFUSED = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.REFUSED
 
@@ -164,6 +174,33 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["workers1", "workers2"])
+def answering(
+    request: pytest.FixtureRequest, server: FodnsProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FodnsProcess]:
+    """The session server (one process), or one with the same zones and two DNS workers.
+    (Module-scoped, so it takes its own params: the `workers` fixture is per test.)"""
+    if request.param == 1:
+        yield server
+        return
+    directory = tmp_path_factory.mktemp("answers-workers2")
+    config = write_config(
+        directory,
+        [
+            ("fo.example.net", EXAMPLE_ZONE),
+            ("test.example", TEST_ZONES / "test.example.zone"),
+            ("child.test.example", TEST_ZONES / "child.test.example.zone"),
+        ],
+        workers=2,
+    )
+    running = start_fodns("--config", str(config))
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    assert running.log_events("query_failed") == []
+
+
 def _lines(section: list[dns.rrset.RRset]) -> set[str]:
     return {
         f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {rdata.to_text()}"
@@ -174,10 +211,15 @@ def _lines(section: list[dns.rrset.RRset]) -> set[str]:
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.qname}/{c.qtype}")
-def test_answer(server: FodnsProcess, case: Case, transport: str) -> None:
+def test_answer(answering: FodnsProcess, case: Case, transport: str) -> None:
     query = dns.message.make_query(case.qname, case.qtype)
-    reply = server.udp(query) if transport == "udp" else server.tcp(query)
+    over_udp = transport == "udp"
+    replies = ask_every_worker(answering, query) if over_udp else [answering.tcp(query)]
+    for reply in replies:
+        check_answer(case, reply)
 
+
+def check_answer(case: Case, reply: dns.message.Message) -> None:
     assert reply.rcode() == case.rcode
     assert bool(reply.flags & dns.flags.AA) == case.authoritative
     assert not reply.flags & dns.flags.RA  # RA is for recursive servers only
@@ -193,46 +235,46 @@ def test_answer(server: FodnsProcess, case: Case, transport: str) -> None:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_question_case_is_echoed(server: FodnsProcess, transport: str) -> None:
+def test_question_case_is_echoed(answering: FodnsProcess, transport: str) -> None:
     """0x20: the question and the owner names that point at it keep the query's case."""
     mixed = "wWw.Fo.ExAmPlE.nEt."
     query = dns.message.make_query(mixed, "A")
-    reply = server.udp(query) if transport == "udp" else server.tcp(query)
+    reply = answering.udp(query) if transport == "udp" else answering.tcp(query)
     assert reply.question[0].name.to_text() == mixed
     assert {rrset.name.to_text() for rrset in reply.answer} == {mixed}
     assert reply.id == query.id
 
 
-def test_lookup_ignores_case_for_every_outcome(server: FodnsProcess) -> None:
+def test_lookup_ignores_case_for_every_outcome(answering: FodnsProcess) -> None:
     for qname, rcode in [
         ("NOPE.TEST.EXAMPLE", NXDOMAIN),
         ("B.C.Test.Example", NOERROR),
         ("FOO.WILD.TEST.EXAMPLE", NOERROR),
         ("Alias.Test.Example", NOERROR),
     ]:
-        reply = server.udp(dns.message.make_query(qname, "A"))
+        reply = answering.udp(dns.message.make_query(qname, "A"))
         assert reply.rcode() == rcode, qname
         assert reply.question[0].name.to_text() == qname + "."
 
 
-def test_rd_is_copied_and_ra_stays_clear(server: FodnsProcess) -> None:
-    with_rd = server.udp(dns.message.make_query("www.test.example", "A"))
-    without_rd = server.udp(dns.message.make_query("www.test.example", "A", flags=0))
+def test_rd_is_copied_and_ra_stays_clear(answering: FodnsProcess) -> None:
+    with_rd = answering.udp(dns.message.make_query("www.test.example", "A"))
+    without_rd = answering.udp(dns.message.make_query("www.test.example", "A", flags=0))
     assert with_rd.flags & dns.flags.RD and not without_rd.flags & dns.flags.RD
     assert not (with_rd.flags | without_rd.flags) & dns.flags.RA
 
 
-def test_any_is_answered_with_one_rrset(server: FodnsProcess) -> None:
+def test_any_is_answered_with_one_rrset(answering: FodnsProcess) -> None:
     """RFC 8482 §4.2: one RRset of the responder's choosing, not everything."""
-    reply = server.udp(dns.message.make_query("fo.example.net", "ANY"))
+    reply = answering.udp(dns.message.make_query("fo.example.net", "ANY"))
     assert reply.rcode() == NOERROR and reply.flags & dns.flags.AA
     assert len(reply.answer) == 1
-    www = server.udp(dns.message.make_query("www.fo.example.net", "ANY"))
+    www = answering.udp(dns.message.make_query("www.fo.example.net", "ANY"))
     assert len(www.answer) == 1 and www.answer[0].rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
-    missing = server.udp(dns.message.make_query("nope.fo.example.net", "ANY"))
+    missing = answering.udp(dns.message.make_query("nope.fo.example.net", "ANY"))
     assert missing.rcode() == NXDOMAIN
 
 
-def test_other_classes_are_refused(server: FodnsProcess) -> None:
+def test_other_classes_are_refused(answering: FodnsProcess) -> None:
     query = dns.message.make_query("version.bind", "TXT", rdclass=dns.rdataclass.CH)
-    assert server.udp(query).rcode() == REFUSED
+    assert answering.udp(query).rcode() == REFUSED

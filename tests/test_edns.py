@@ -4,24 +4,31 @@ for UDP, measured on the wire and parsed with dnspython."""
 
 from __future__ import annotations
 
+import socket
 import struct
+from collections.abc import Callable
+from typing import NamedTuple
 
 import dns.edns
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support import FodnsProcess
+from tests.support import TEST_ZONES, FodnsProcess, tcp_exchange
+
+StartFodns = Callable[..., FodnsProcess]  # the fodns_factory fixture
 
 OUR_PAYLOAD = 1232
 MIN_PAYLOAD = 512
 BIG = ("big.test.example", "TXT")  # 40 TXT records, about 4.4 kB
 NS_WITH_GLUE = ("test.example", "NS")
 HEADER = struct.Struct("!HHHHHH")
+RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH after a record's owner
 # An OPT as a client sends it: root owner, TYPE 41, payload 1232, version 0, no options.
 OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
 
@@ -49,9 +56,17 @@ def edns_query(
 def udp_raw(server: FodnsProcess, query: dns.message.Message | bytes) -> bytes:
     """The reply bytes to `query` over UDP, so their size can be measured."""
     wire = query if isinstance(query, bytes) else query.to_wire()
-    reply = server.raw_udp(wire, timeout=2.0)
+    reply = server.raw_udp(wire, timeout=5.0)
     assert reply is not None, "no reply"
     assert reply[:2] == wire[:2], "reply ID differs from the query's"
+    return reply
+
+
+def tcp_raw(server: FodnsProcess, query: dns.message.Message) -> bytes:
+    """The reply bytes to `query` over TCP, as sent (dnspython would re-encode them)."""
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=5.0) as sock:
+        reply = tcp_exchange(sock, query.to_wire())
+    assert reply is not None, "the connection closed without a reply"
     return reply
 
 
@@ -333,8 +348,9 @@ def test_truncated_replies_are_well_formed(
     assert reply.rcode() == dns.rcode.NOERROR
     assert reply.flags & dns.flags.AA
     assert reply.question[0].name.to_text() == query.question[0].name.to_text()
-    for rrset in reply.answer:
-        assert len(rrset) == 40, "an RRset was cut in the middle"
+    # The one RRset (4.4 kB) fits in no datagram: none of it is sent, rather than part.
+    # Replies that keep some RRsets and drop others: test_truncation_keeps_whole_rrsets.
+    assert reply.answer == [] and reply.authority == []
     assert bool(reply.ednsflags & dns.flags.DO) is bool(query.ednsflags & dns.flags.DO)
 
 
@@ -342,7 +358,7 @@ def test_truncated_replies_are_well_formed(
 def test_udp_with_fallback_gets_the_whole_answer_over_tcp(server: FodnsProcess, edns: bool) -> None:
     query = edns_query(*BIG) if edns else dns.message.make_query(*BIG)
     reply, used_tcp = dns.query.udp_with_fallback(
-        query, server.dns_host, port=server.dns_port, timeout=2.0
+        query, server.dns_host, port=server.dns_port, timeout=5.0
     )
     assert used_tcp, "the UDP reply should have been truncated"
     assert not truncated(reply)
@@ -352,7 +368,123 @@ def test_udp_with_fallback_gets_the_whole_answer_over_tcp(server: FodnsProcess, 
 def test_small_answer_does_not_fall_back(server: FodnsProcess) -> None:
     query = dns.message.make_query("www.test.example", "A")
     reply, used_tcp = dns.query.udp_with_fallback(
-        query, server.dns_host, port=server.dns_port, timeout=2.0
+        query, server.dns_host, port=server.dns_port, timeout=5.0
     )
     assert not used_tcp
     assert reply.answer[0][0].to_text() == "192.0.2.1"
+
+
+# ---- cutting between RRsets (RFC 2181 §9) ----------------------------------------------------
+
+CUT_ZONE = ("cut.example", TEST_ZONES / "cut.example.zone")
+TOKEN = "edns-tests-admin-token"
+# Questions whose replies hold many RRsets, more than fit in 512 or 1232 bytes.
+APEX_NS = ("cut.example", "NS")  # NS answer, then 20 address RRsets of optional glue
+REFERRAL = ("host.deleg.cut.example", "A")  # NS authority, then 20 RRsets of in-domain glue
+CHAIN = ("chain.cut.example", "TXT")  # CNAME, CNAME, then a 680-byte TXT RRset
+
+
+class RRsetEnd(NamedTuple):
+    """Where an RRset ends in a reply, as a server writes one: consecutive records of one
+    owner and type in one section (the OPT is left out: it is not data)."""
+
+    offset: int
+    section: int  # 0 answer, 1 authority, 2 additional
+    records: int
+    owner: dns.name.Name
+    rdtype: int
+
+
+def rrset_ends(wire: bytes) -> tuple[int, list[RRsetEnd]]:
+    """The offset where the records start (after the question), and each RRset's end."""
+    qd, an, ns, ar = header_counts(wire)
+    offset = HEADER.size
+    for _ in range(qd):
+        _name, used = dns.name.from_wire(wire, offset)
+        offset += used + 4
+    start = offset
+    ends: list[RRsetEnd] = []
+    for section, count in enumerate((an, ns, ar)):
+        for _ in range(count):
+            owner, used = dns.name.from_wire(wire, offset)
+            rdtype, _rdclass, _ttl, rdlength = RR_FIXED.unpack_from(wire, offset + used)
+            offset += used + RR_FIXED.size + rdlength
+            if rdtype == dns.rdatatype.OPT:
+                continue
+            last = ends[-1] if ends else None
+            if last and (last.section, last.owner, last.rdtype) == (section, owner, rdtype):
+                ends[-1] = last._replace(offset=offset, records=last.records + 1)
+            else:
+                ends.append(RRsetEnd(offset, section, 1, owner, rdtype))
+    return start, ends
+
+
+def check_cut(full: bytes, cut: bytes, limit: int, referral: bool) -> int:
+    """`cut`, the UDP reply held to `limit` bytes, against `full`, the whole reply to the
+    same question over TCP: the same first RRsets, each whole, and nothing of the next;
+    as many as fit; TC exactly when answer or authority data (or a referral's required
+    glue, RFC 9471 §3) had to go. Returns how many RRsets were kept.
+
+    RRsets are compared as sets of records: with two workers the TCP and UDP replies may
+    come from different processes, which may order the records of an RRset differently
+    (RFC 2181 §5: an RRset has no order)."""
+    message = assert_counts_match(cut)
+    full_message = dns.message.from_wire(full)
+    assert len(cut) <= limit, f"{len(cut)}-byte reply over the {limit}-byte limit"
+    _start, full_ends = rrset_ends(full)
+    _start, cut_ends = rrset_ends(cut)
+    kept = len(cut_ends)
+    assert 0 < kept < len(full_ends), f"kept {kept} of {len(full_ends)} RRsets: nothing to check"
+    shape = [(end.section, end.owner, end.rdtype, end.records) for end in cut_ends]
+    full_shape = [(end.section, end.owner, end.rdtype, end.records) for end in full_ends]
+    assert shape == full_shape[:kept], "not the first RRsets, each whole (one cut short?)"
+    for name in ("answer", "authority", "additional"):
+        for rrset in getattr(message, name):
+            assert rrset in getattr(full_message, name), f"{rrset} differs from the whole reply"
+    next_size = full_ends[kept].offset - full_ends[kept - 1].offset
+    assert len(cut) + next_size > limit, (
+        f"RRset {kept + 1} ({next_size} bytes) would have fit in {limit} bytes, but was left out"
+    )
+    dropped_sections = {end.section for end in full_ends[kept:]}
+    must_set_tc = bool(dropped_sections & {0, 1}) or referral
+    assert truncated(message) is must_set_tc, (
+        f"TC is {truncated(message)} with sections {sorted(dropped_sections)} cut short"
+    )
+    return kept
+
+
+def test_truncation_keeps_whole_rrsets(fodns_factory: StartFodns, workers: int) -> None:
+    """Replies of many RRsets cut to fit 512 bytes, and 1232 (ours, whatever more the client
+    offers): whole RRsets only, as many as fit, in their order; TC when an answer or a
+    referral's glue had to go, not when only optional additional data did (RFC 2181 §9);
+    a bigger buffer holds more; over TCP nothing is cut."""
+    running = fodns_factory(TOKEN, zones=[CUT_ZONE], workers=workers)
+    kept: dict[tuple[str, int], int] = {}
+    for qname, qtype in (APEX_NS, REFERRAL, CHAIN):
+        full = tcp_raw(running, dns.message.make_query(qname, qtype))
+        full_message = dns.message.from_wire(full)
+        assert not truncated(full_message)
+        referral = not full_message.flags & dns.flags.AA
+        assert referral is (qname == REFERRAL[0])
+        for query, limit in (
+            (dns.message.make_query(qname, qtype), MIN_PAYLOAD),
+            (edns_query(qname, qtype, payload=512), MIN_PAYLOAD),
+            (edns_query(qname, qtype, payload=1232), OUR_PAYLOAD),
+            (edns_query(qname, qtype, payload=4096, do=True), OUR_PAYLOAD),
+        ):
+            wire = udp_raw(running, query)
+            if qname == CHAIN[0] and limit == OUR_PAYLOAD:
+                whole = assert_counts_match(wire)
+                assert not truncated(whole), "the chain and its TXT fit in 1232 bytes"
+                assert whole.answer == full_message.answer
+                continue
+            case = f"{qname} {qtype} within {limit}"
+            try:
+                kept[qname, limit] = check_cut(full, wire, limit, referral)
+            except AssertionError as failure:
+                raise AssertionError(f"{case}: {failure}") from failure
+    for qname in (APEX_NS[0], REFERRAL[0]):
+        assert kept[qname, OUR_PAYLOAD] > kept[qname, MIN_PAYLOAD] + 4, (
+            f"{qname}: 1232 bytes hold hardly more RRsets than 512: {kept}"
+        )
+    assert kept[CHAIN[0], MIN_PAYLOAD] == 2, "the CNAMEs are kept, the TXT RRset is not"

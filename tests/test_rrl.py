@@ -18,6 +18,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.flags
@@ -37,6 +38,7 @@ from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     FodnsProcess,
+    loopback_v6_available,
     start_fodns,
     wait_for,
     write_config,
@@ -49,12 +51,18 @@ NAME = "www.fo.example.net"
 WWW_ADDRESSES = {"192.0.2.10", "192.0.2.11"}
 
 
-def rrl_config(tmp_path: Path, settings: str = "", workers: int = 1) -> Path:
+StartFodns = Callable[..., FodnsProcess]  # the fodns_factory fixture
+TOKEN = "rrl-tests-admin-token"
+
+
+def rrl_settings(rate: int = LIMIT, slip: int = SLIP, exempt: str = "[]", extra: str = "") -> str:
+    """[dns] lines for a low limit with nothing exempt (loopback is exempt by default)."""
+    return f"rrl_responses_per_second = {rate}\nrrl_slip = {slip}\nrrl_exempt = {exempt}\n{extra}"
+
+
+def rrl_config(tmp_path: Path, settings: str = "") -> Path:
     return write_config(
-        tmp_path,
-        [("fo.example.net", EXAMPLE_ZONE)],
-        dns_extra=f"workers = {workers}\nrrl_responses_per_second = {LIMIT}\n"
-        f"rrl_slip = {SLIP}\nrrl_exempt = []\n{settings}",
+        tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra=rrl_settings(extra=settings)
     )
 
 
@@ -111,11 +119,10 @@ def assert_limited(full: list[dns.message.Message], slipped: list[dns.message.Me
     assert over // SLIP - 1 <= len(slipped) <= over // SLIP + 1, (len(full), len(slipped))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
 def test_a_flood_gets_the_limit_and_slips_while_another_network_keeps_its_answers(
-    tmp_path: Path, workers: int
+    fodns_factory: StartFodns, workers: int
 ) -> None:
-    running = start_fodns("--config", str(rrl_config(tmp_path, workers=workers)))
+    running = fodns_factory(TOKEN, workers=workers, dns_extra=rrl_settings())
     flood = source_socket("127.0.5.1")
     other = source_socket("127.0.6.1")
     try:
@@ -153,12 +160,11 @@ def test_a_flood_gets_the_limit_and_slips_while_another_network_keeps_its_answer
     finally:
         flood.close()
         other.close()
-        assert running.stop() == 0
 
 
-def test_addresses_in_one_network_share_its_limit(tmp_path: Path) -> None:
+def test_addresses_in_one_network_share_its_limit(fodns_factory: StartFodns) -> None:
     """Four sources in one /24: counted together, they get what one source would."""
-    running = start_fodns("--config", str(rrl_config(tmp_path)))
+    running = fodns_factory(TOKEN, dns_extra=rrl_settings())
     sources = [source_socket(f"127.0.7.{host}") for host in (1, 2, 3, 4)]
     try:
         for qid in range(FLOOD):
@@ -169,15 +175,14 @@ def test_addresses_in_one_network_share_its_limit(tmp_path: Path) -> None:
     finally:
         for sock in sources:
             sock.close()
-        assert running.stop() == 0
 
 
 def test_nxdomain_counts_per_zone_and_other_questions_keep_their_own_allowance(
-    tmp_path: Path,
+    fodns_factory: StartFodns,
 ) -> None:
     """Random names under the zone (the pattern of a random-subdomain flood) count as
     one; the same network's ordinary question is counted apart and keeps answering."""
-    running = start_fodns("--config", str(rrl_config(tmp_path)))
+    running = fodns_factory(TOKEN, dns_extra=rrl_settings())
     sock = source_socket("127.0.8.1")
     rng = random.Random(20261122)
     try:
@@ -201,13 +206,10 @@ def test_nxdomain_counts_per_zone_and_other_questions_keep_their_own_allowance(
         assert started["response"] == "nxdomain" and started["name"] == "fo.example.net."
     finally:
         sock.close()
-        assert running.stop() == 0
 
 
-def test_slip_1_truncates_every_limited_reply(tmp_path: Path) -> None:
-    config = rrl_config(tmp_path)
-    config.write_text(config.read_text().replace(f"rrl_slip = {SLIP}", "rrl_slip = 1"))
-    running = start_fodns("--config", str(config))
+def test_slip_1_truncates_every_limited_reply(fodns_factory: StartFodns) -> None:
+    running = fodns_factory(TOKEN, dns_extra=rrl_settings(slip=1))
     sock = source_socket("127.0.9.1")
     try:
         for qid in range(FLOOD):
@@ -217,13 +219,10 @@ def test_slip_1_truncates_every_limited_reply(tmp_path: Path) -> None:
         assert len(full) + len(slipped) == FLOOD
     finally:
         sock.close()
-        assert running.stop() == 0
 
 
-def test_a_rate_of_0_turns_it_off(tmp_path: Path) -> None:
-    config = rrl_config(tmp_path)
-    config.write_text(config.read_text().replace(f"= {LIMIT}\n", "= 0\n", 1))
-    running = start_fodns("--config", str(config))
+def test_a_rate_of_0_turns_it_off(fodns_factory: StartFodns) -> None:
+    running = fodns_factory(TOKEN, dns_extra=rrl_settings(rate=0))
     sock = source_socket("127.0.5.1")
     try:
         for qid in range(FLOOD):
@@ -233,13 +232,11 @@ def test_a_rate_of_0_turns_it_off(tmp_path: Path) -> None:
         assert running.log_events("rrl_disabled")
     finally:
         sock.close()
-        assert running.stop() == 0
 
 
-def test_on_by_default_with_loopback_exempt(tmp_path: Path) -> None:
+def test_on_by_default_with_loopback_exempt(fodns_factory: StartFodns) -> None:
     """The defaults: 200 a second per /24, slip 2, and 127.0.0.0/8 and ::1 exempt."""
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns("--config", str(config))
+    running = fodns_factory(TOKEN)
     exempt = source_socket("127.0.5.1")
     try:
         for qid in range(1000):
@@ -253,11 +250,9 @@ def test_on_by_default_with_loopback_exempt(tmp_path: Path) -> None:
         assert enabled["exempt"] == ["127.0.0.0/8", "::1/128"]
     finally:
         exempt.close()
-        assert running.stop() == 0
 
     # The same defaults with nothing exempt: the 200 a second apply to loopback too.
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], "rrl_exempt = []")
-    running = start_fodns("--config", str(config))
+    running = fodns_factory(TOKEN, dns_extra="rrl_exempt = []")
     sock = source_socket("127.0.5.1")
     try:
         for qid in range(1000):
@@ -267,16 +262,11 @@ def test_on_by_default_with_loopback_exempt(tmp_path: Path) -> None:
         assert (1000 - len(full)) // 2 - 1 <= len(slipped) <= (1000 - len(full)) // 2 + 1
     finally:
         sock.close()
-        assert running.stop() == 0
 
 
-def test_an_exempt_network_is_not_limited(tmp_path: Path) -> None:
+def test_an_exempt_network_is_not_limited(fodns_factory: StartFodns) -> None:
     """Exempt networks may be narrower than the counted /24: its other hosts are limited."""
-    config = rrl_config(tmp_path)
-    config.write_text(
-        config.read_text().replace("rrl_exempt = []", 'rrl_exempt = ["127.0.5.0/28"]')
-    )
-    running = start_fodns("--config", str(config))
+    running = fodns_factory(TOKEN, dns_extra=rrl_settings(exempt='["127.0.5.0/28"]'))
     exempt = source_socket("127.0.5.1")
     counted = source_socket("127.0.5.100")
     try:
@@ -289,20 +279,11 @@ def test_an_exempt_network_is_not_limited(tmp_path: Path) -> None:
     finally:
         exempt.close()
         counted.close()
-        assert running.stop() == 0
 
 
-def ipv6_loopback_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not ipv6_loopback_available(), reason="no ::1 on this host")
 def test_ipv6_sources_are_limited_per_network(tmp_path: Path) -> None:
+    if not loopback_v6_available():
+        pytest.fail("IPv6 on loopback (::1) is missing on this host: the test must run with it")
     config = rrl_config(tmp_path)
     config.write_text(config.read_text().replace('"127.0.0.1:0"]', '"[::1]:0"]', 1))
     running = start_fodns("--config", str(config))

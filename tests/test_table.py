@@ -3,8 +3,6 @@ that follow are exactly those of a table built from scratch on the new data."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dns.message
 import dns.name
 import dns.rcode
@@ -16,8 +14,9 @@ from fodns.errors import ZoneFileError
 from fodns.query import QueryHandler
 from fodns.table import AnswerTable
 from fodns.zone import ZoneData, load_zone_file
+from tests.support import TEST_ZONES
 
-TEST_ZONE = Path(__file__).parent / "zones" / "test.example.zone"
+TEST_ZONE = TEST_ZONES / "test.example.zone"
 ORIGIN = dns.name.from_text("test.example")
 
 

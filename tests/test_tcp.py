@@ -2,8 +2,10 @@
 segments, the idle timeout and the slots of closed connections (the caps and deadlines
 against slow and hostile clients are in test_tcp_limits).
 
-The server here is our own, with a short idle timeout (0.5 s) and a cap of three
-connections, so the limits can be reached quickly on loopback.
+The server here is our own, with a short idle timeout (2 s) and a cap of three
+connections (per DNS process), so the limits can be reached quickly on loopback; the
+waits around the timeout leave it seconds of slack, as a loaded machine needs. It runs
+once with one process and once with two workers, where the TCP connections are theirs.
 """
 
 from __future__ import annotations
@@ -20,18 +22,35 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support import TEST_ZONES, FodnsProcess, recv_exactly, start_fodns, write_config
+from tests.support import (
+    TEST_ZONES,
+    FodnsProcess,
+    framed,
+    recv_exactly,
+    start_fodns,
+    wait_for,
+    write_config,
+)
+from tests.support.dnstcp import ask, read_reply
+from tests.support.dnstcp import tcp_connect as connect
 
-IDLE_TIMEOUT = 0.5
+IDLE_TIMEOUT = 2.0
 MAX_CONNECTIONS = 3
-RECV_TIMEOUT = 3.0
-# How long we allow the server to notice an idle connection (the timeout plus slack).
-IDLE_CLOSE_WITHIN = (0.4, 2.0)
+RECV_TIMEOUT = 10.0
+# When the server may close an idle connection: not before its timeout (less the moment
+# our clock starts after the server's), and within generous slack after it.
+IDLE_CLOSE_WITHIN = (IDLE_TIMEOUT * 0.8, IDLE_TIMEOUT * 4)
+# Pauses between queries on a connection kept busy: a fifth of the timeout, so a pause
+# stretched by more than a second on a loaded machine still does not reach it.
+BUSY_PAUSE = IDLE_TIMEOUT / 5
 
 
-@pytest.fixture(scope="module")
-def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
-    directory: Path = tmp_path_factory.mktemp("tcp")
+@pytest.fixture(scope="module", params=[1, 2], ids=["workers1", "workers2"])
+def tcp_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FodnsProcess]:
+    """(Module-scoped, so it takes its own params: the `workers` fixture is per test.)"""
+    directory: Path = tmp_path_factory.mktemp(f"tcp-workers{request.param}")
     config = write_config(
         directory,
         [
@@ -42,48 +61,17 @@ def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProces
             f"tcp_idle_timeout = {IDLE_TIMEOUT}\ntcp_message_timeout = {IDLE_TIMEOUT}\n"
             f"tcp_max_connections = {MAX_CONNECTIONS}"
         ),
+        workers=request.param,
     )
     running = start_fodns("--config", str(config))
-    yield running
-    assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
     assert running.log_events("query_failed") == []
 
 
 # ---- helpers ---------------------------------------------------------------------------
-
-
-def connect(server: FodnsProcess) -> socket.socket:
-    sock = socket.create_connection((server.dns_host, server.dns_port), timeout=RECV_TIMEOUT)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def framed(message: bytes) -> bytes:
-    return struct.pack("!H", len(message)) + message
-
-
-def read_reply(sock: socket.socket) -> dns.message.Message | None:
-    prefix = recv_exactly(sock, 2)
-    if prefix is None:
-        return None
-    body = recv_exactly(sock, struct.unpack("!H", prefix)[0])
-    assert body is not None, "connection closed in the middle of a reply"
-    return dns.message.from_wire(body)
-
-
-def ask(sock: socket.socket, qname: str = "www.test.example", qtype: str = "A") -> bool:
-    """One query on `sock`; True when it was answered correctly, False when closed."""
-    query = dns.message.make_query(qname, qtype)
-    try:
-        sock.sendall(framed(query.to_wire()))
-    except (BrokenPipeError, ConnectionResetError):
-        return False
-    reply = read_reply(sock)
-    if reply is None:
-        return False
-    assert reply.id == query.id and reply.question == query.question
-    assert reply.rcode() == dns.rcode.NOERROR and reply.answer
-    return True
 
 
 def closed_by_server(sock: socket.socket, within: float) -> float | None:
@@ -100,16 +88,21 @@ def closed_by_server(sock: socket.socket, within: float) -> float | None:
     return time.monotonic() - start
 
 
-def open_working(server: FodnsProcess, attempts: int = 20) -> socket.socket:
-    """A connection that answers; retried a little while the server frees the slots of
-    connections closed just before (it counts them down when it sees them close)."""
-    for _ in range(attempts):
+def open_working(server: FodnsProcess, timeout: float = 10.0) -> socket.socket:
+    """A connection that answers; retried while the server frees the slots of connections
+    closed just before (it counts them down when it sees them close)."""
+    working: list[socket.socket] = []
+
+    def try_one() -> bool:
         sock = connect(server)
         if ask(sock):
-            return sock
+            working.append(sock)
+            return True
         sock.close()
-        time.sleep(0.05)
-    raise AssertionError(f"no working connection in {attempts} attempts")
+        return False
+
+    assert wait_for(try_one, timeout=timeout), f"no working connection within {timeout} s"
+    return working[0]
 
 
 Check = Callable[[dns.message.Message], None]
@@ -269,10 +262,13 @@ def test_idle_connection_is_closed(tcp_server: FodnsProcess) -> None:
 
 
 def test_activity_restarts_the_idle_timer(tcp_server: FodnsProcess) -> None:
+    """A connection kept busy outlives the idle timeout (here twice over), then is closed
+    once it falls idle."""
     with connect(tcp_server) as sock:
-        for _ in range(5):  # 1.5 s in all, three times the timeout
-            assert ask(sock), "closed while in use"
-            time.sleep(IDLE_TIMEOUT * 0.6)
+        started = time.monotonic()
+        while time.monotonic() - started < 2 * IDLE_TIMEOUT:
+            assert ask(sock), f"closed while in use, {time.monotonic() - started:.1f} s in"
+            time.sleep(BUSY_PAUSE)
         assert ask(sock)
         elapsed = closed_by_server(sock, within=IDLE_CLOSE_WITHIN[1] + 1)
     assert elapsed is not None, "idle connection still open"

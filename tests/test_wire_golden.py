@@ -6,13 +6,10 @@ question, the query's case echoed byte for byte, flag bits, and the OPT we send.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fodns.query import QueryHandler
 from fodns.table import AnswerTable
 from fodns.zone import load_zone_file
-
-EXAMPLE_ZONE = Path(__file__).resolve().parent.parent / "zones" / "fo.example.net.zone"
+from tests.support import EXAMPLE_ZONE
 
 
 def handler() -> QueryHandler:
