@@ -66,6 +66,7 @@ from fuzz_dns import (
     run_client,
 )
 from groups import TOKEN, Server
+from provenance import print_report, provenance
 from run import fodns_revision, machine_info
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -430,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     machine = machine_info()
+    record = provenance(
+        "none: a correctness run; every reply is checked against the protocol's rules "
+        "(counts and findings, no timing compared with anything)",
+        argv,
+        __file__,
+    )
+    print_report(record)
     runs = []
     with tempfile.TemporaryDirectory(prefix="fodns-fuzz-") as temporary:
         for workers in args.workers_list:
@@ -445,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in problems:
                 print(f"  {line}", flush=True)
     results = {
+        "provenance": record,
         "started_at": began,
         "command": " ".join([sys.executable, *sys.argv]),
         "seed": args.seed,
