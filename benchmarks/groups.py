@@ -455,8 +455,8 @@ def compare(
         mine = statistics.median(run[name] for run in ours)
         other = statistics.median(run[name] for run in theirs)
         table[name] = {
-            "against": other,
-            "this_tree": mine,
+            "against": round(other, 3),
+            "this_tree": round(mine, 3),
             "ratio": round(mine / other, 3) if other else None,
         }
     return table
