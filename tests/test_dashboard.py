@@ -241,13 +241,13 @@ class Dashboard:
         )
 
     def idle_longer_than_a_poll(self) -> None:
-        """Wait, on the page's own clock, twice its poll interval and a bit: a poll timer
-        set before this call has fired by the end (timers fire in order of expiry), so
-        a poll it makes is in fetched() however slow the machine is."""
+        """Wait, on the page's own clock, its poll interval and a bit: a poll timer set
+        before this call has fired by the end (timers fire in order of expiry), so a
+        poll it makes is in fetched() however slow the machine is."""
         self.page.evaluate(
             """async () => {
               const { POLL_MS } = await import("/admin/state.js");
-              await new Promise((done) => setTimeout(done, 2 * POLL_MS + 500));
+              await new Promise((done) => setTimeout(done, POLL_MS + 500));
             }"""
         )
 
