@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from groups import TOKEN, Server, fill_store, write_config, write_results
 from playwright.sync_api import Page, Response, expect, sync_playwright
+from provenance import print_report, provenance
 
 
 def one_run(apps: int, groups: int, chromium: str) -> dict[str, object]:
@@ -87,19 +89,29 @@ def measure(page: Page, server: Server) -> dict[str, object]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--apps", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     chromium = shutil.which("chromium")
     if chromium is None:
         print("chromium is not installed: make deps-debian", file=sys.stderr)
         return 2
+    version = subprocess.run([chromium, "--version"], capture_output=True, text=True)
+    record = provenance(
+        "none: absolute times of this run, with "
+        + (version.stdout.strip() or "Debian's chromium")
+        + "; no other commit or page is measured beside it",
+        argv,
+        __file__,
+    )
+    print_report(record, file=sys.stderr)
     runs = [one_run(args.apps, args.groups, chromium) for _ in range(args.runs)]
     numbers = [key for key, value in runs[0].items() if isinstance(value, (int, float))]
     results = {
+        "provenance": record,
         "groups": args.groups,
         "apps": args.apps,
         "runs": runs,

@@ -1,6 +1,7 @@
 """Failover groups at scale: start-up with many groups, switch-to-served latency, switch rate.
 
     .venv/bin/python benchmarks/groups.py [--groups 100000] [--apps 10000] [--switches 1000]
+                                          [--against REV] [--rounds 1] [--out PATH]
 
 1. Scale: a store with N apps and M groups (written straight into SQLite, as the
    set-up is not what is measured), then `fodns serve` with 1 and 2 workers:
@@ -14,6 +15,11 @@
    (request until 16 client sockets with different source ports, which
    SO_REUSEPORT spreads over both workers, all get the new answer).
    Then the rate of switches per second.
+
+With `--against REV`, the same measurements of commit REV (exported with `git archive`
+into a temporary directory and run from there) in the same invocation, on the same
+data, taking turns with this tree `--rounds` times; the output gives both and the
+ratios this tree / REV. Numbers from separate invocations are not compared.
 
 Everything binds 127.0.0.1 on ports the OS picks; every loop is bounded.
 """
@@ -38,6 +44,7 @@ from typing import Any
 
 import dns.message
 import dns.query
+from provenance import print_report, provenance
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ZONE = REPOSITORY / "zones" / "fo.example.net.zone"
@@ -56,12 +63,31 @@ def write_config(directory: Path, workers: int) -> Path:
     return config
 
 
-def fill_store(directory: Path, apps: int, groups: int) -> None:
-    """Apps (a tenth behind a load-balancer hostname, the rest two web servers) and
-    groups (primary and backup apps, a third switched to backup), in bulk."""
-    from fodns.store import Store, ZoneDefaults
+def code_environment(code: Path) -> dict[str, str]:
+    """The environment that makes `python -m fodns` run the fodns of `code` (a checkout
+    or an exported commit): PYTHONPATH comes before the editable install's path."""
+    return {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
 
-    Store(directory / "fodns.db", {"fo.example.net": ZoneDefaults(serial=1)}).close()
+
+CREATE_STORE = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from fodns.store import Store, ZoneDefaults\n"
+    "Store(Path(sys.argv[1]), {'fo.example.net': ZoneDefaults(serial=1)}).close()\n"
+)
+
+
+def fill_store(directory: Path, apps: int, groups: int, code: Path = REPOSITORY) -> None:
+    """Apps (a tenth behind a load-balancer hostname, the rest two web servers) and
+    groups (primary and backup apps, a third switched to backup), in bulk. The schema
+    is made by the fodns of `code`, the one that will serve the store."""
+    subprocess.run(
+        [sys.executable, "-c", CREATE_STORE, str(directory / "fodns.db")],
+        cwd=code,
+        env=code_environment(code),
+        check=True,
+        timeout=120,
+    )
     with sqlite3.connect(directory / "fodns.db") as db:
         db.executemany(
             "INSERT INTO apps (name, load_balancer, web_servers, created_at, updated_at) "
@@ -105,19 +131,23 @@ def fill_store(directory: Path, apps: int, groups: int) -> None:
 
 
 class Server:
-    """`fodns serve` as a child process; reads its dns_listening/api_listening events."""
+    """`fodns serve` as a child process; reads its dns_listening/api_listening events.
+    By default this checkout's fodns; with `code`, the fodns in that directory."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, code: Path | None = None) -> None:
         self.started = time.monotonic()
         # The log goes to a file: a pipe nobody reads would fill and stall the server.
         self.log_path = config.with_suffix(".log")
         self.log = self.log_path.open("w")
+        command = [str(FODNS)] if code is None else [sys.executable, "-m", "fodns"]
+        environment = os.environ if code is None else code_environment(code)
         self.process = subprocess.Popen(
-            [str(FODNS), "serve", "--config", str(config)],
+            [*command, "serve", "--config", str(config)],
+            cwd=code,
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             text=True,
-            env={**os.environ, "FODNS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
+            env={**environment, "FODNS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
         )
         self.dns_port = self.api_port = 0
         deadline = time.monotonic() + 120
@@ -174,13 +204,13 @@ class Server:
         self.log.close()
 
 
-def measure_scale(apps: int, groups: int) -> list[dict[str, object]]:
+def measure_scale(apps: int, groups: int, code: Path = REPOSITORY) -> list[dict[str, object]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fodns-scale-") as temporary:
         directory = Path(temporary)
-        fill_store(directory, apps, groups)
+        fill_store(directory, apps, groups, code)
         for workers in (1, 2):
-            server = Server(write_config(directory, workers))
+            server = Server(write_config(directory, workers), code)
             try:
                 reply = dns.query.udp(
                     dns.message.make_query("000-000-001.fo.example.net", "A"),
@@ -204,34 +234,60 @@ def measure_scale(apps: int, groups: int) -> list[dict[str, object]]:
     return rows
 
 
-def probe_dns(port: int, stop: Any, seconds: float, results: Any) -> None:
-    """Query fodns every 5 ms until `stop` is set (or `seconds` pass); send back the
-    reply times in ms. Runs in a process of its own: a thread beside the HTTP client
-    would share its GIL, and reading 25 MB there delayed the prober by 100 ms."""
-    query = dns.message.make_query("www.fo.example.net", "A").to_wire()
+def probe_dns(port: int, stop: Any, ready: Any, seconds: float, results: Any) -> None:
+    """Query fodns every 5 ms until `stop` is set (or `seconds` pass), setting `ready`
+    at the first reply; send back the reply times in ms and how many got no reply
+    within PROBE_TIMEOUT (counted at that time: the least they took). Runs in a
+    process of its own: a thread beside the HTTP client would share its GIL, and
+    reading 25 MB there delayed the prober by 100 ms."""
     deadline = time.monotonic() + seconds
-    replies_ms = []
+    replies_ms: list[float] = []
+    timeouts = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(5)
         while not stop.is_set() and time.monotonic() < deadline:
+            query = dns.message.make_query("www.fo.example.net", "A")  # a new ID each
             sent = time.monotonic()
-            sock.sendto(query, ("127.0.0.1", port))
-            sock.recv(4096)
-            replies_ms.append((time.monotonic() - sent) * 1000)
+            sock.sendto(query.to_wire(), ("127.0.0.1", port))
+            if answered_within(sock, query.id, sent + PROBE_TIMEOUT):
+                replies_ms.append((time.monotonic() - sent) * 1000)
+                ready.set()
+            else:
+                timeouts += 1
+                replies_ms.append(PROBE_TIMEOUT * 1000)
             time.sleep(0.005)
-    results.put(replies_ms)
+    results.put((replies_ms, timeouts))
+
+
+PROBE_TIMEOUT = 5.0
+
+
+def answered_within(sock: socket.socket, query_id: int, deadline: float) -> bool:
+    """Whether the reply to `query_id` came before `deadline`; a late reply to an
+    earlier probe is skipped, not taken for this one."""
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            reply = sock.recv(4096)
+        except TimeoutError:
+            return False
+        if len(reply) >= 2 and int.from_bytes(reply[:2], "big") == query_id:
+            return True
+    return False
 
 
 def dns_during_lists(server: Server, paths: list[str], rounds: int = 3) -> dict[str, object]:
     """Each list call `rounds` times, while a prober process queries DNS every 5 ms
     (for at most 120 s): the calls' durations and the DNS reply times meanwhile."""
     context = multiprocessing.get_context("spawn")
-    stop, results = context.Event(), context.Queue()
-    prober = context.Process(target=probe_dns, args=(server.dns_port, stop, 120.0, results))
+    stop, ready, results = context.Event(), context.Event(), context.Queue()
+    prober = context.Process(target=probe_dns, args=(server.dns_port, stop, ready, 120.0, results))
     prober.start()
     seconds: dict[str, float] = {}
     try:
-        time.sleep(0.5)  # the prober is up and querying
+        # The prober is up and has had a reply (starting a process takes a while on a
+        # busy machine: a fixed pause here once left it with no sample at all).
+        if not ready.wait(60):
+            raise RuntimeError("the DNS prober got no reply within 60 s")
         for path in paths:
             times = []
             for _ in range(rounds):
@@ -241,13 +297,14 @@ def dns_during_lists(server: Server, paths: list[str], rounds: int = 3) -> dict[
             seconds[path] = round(statistics.median(times), 2)
     finally:
         stop.set()
-        replies_ms: list[float] = results.get(timeout=30)
+        replies_ms, timeouts = results.get(timeout=PROBE_TIMEOUT + 30)
         prober.join(10)
     return {
         "list_seconds_median": seconds,
         "dns_ms_during_lists_p99": round(percentile(replies_ms, 0.99), 1),
         "dns_ms_during_lists_worst": round(max(replies_ms), 1),
         "dns_probes_during_lists": len(replies_ms),
+        "dns_probes_unanswered_within_5s": timeouts,
     }
 
 
@@ -278,10 +335,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def measure_switches(switches: int) -> dict[str, object]:
+def measure_switches(switches: int, code: Path = REPOSITORY) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="fodns-switch-") as temporary:
         directory = Path(temporary)
-        server = Server(write_config(directory, 2))
+        server = Server(write_config(directory, 2), code)
         sockets = []
         try:
             server.api("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
@@ -338,27 +395,134 @@ def measure_switches(switches: int) -> dict[str, object]:
     }
 
 
-def main() -> int:
+def export_commit(revision: str, directory: Path) -> dict[str, str]:
+    """Commit `revision`'s files into `directory` (git archive: no worktree to register
+    or clean up); its full hash and subject."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "archive", commit], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    subject = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "log", "-1", "--format=%s", commit],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return {"commit": commit, "subject": subject}
+
+
+def measure(args: argparse.Namespace, code: Path) -> dict[str, object]:
+    results: dict[str, object] = {"scale": measure_scale(args.apps, args.groups, code)}
+    if args.switches:
+        results["switches"] = measure_switches(args.switches, code)
+    return results
+
+
+def numbers(results: dict[str, Any]) -> dict[str, float]:
+    """Every number of one measurement, by a flat name ("scale.workers1.x", "switches.y")."""
+    flat: dict[str, float] = {}
+    for row in results["scale"]:
+        for key, value in row.items():
+            name = f"scale.workers{row['workers']}.{key}"
+            if isinstance(value, dict):
+                flat.update({f"{name}.{k}": float(v) for k, v in value.items()})
+            elif isinstance(value, list):
+                flat.update({f"{name}.{i}": float(v) for i, v in enumerate(value)})
+            elif isinstance(value, (int, float)) and key not in ("workers", "groups", "apps"):
+                flat[name] = float(value)
+    for key, value in results.get("switches", {}).items():
+        if isinstance(value, (int, float)) and key not in ("switches", "workers"):
+            flat[f"switches.{key}"] = float(value)
+    return flat
+
+
+def compare(
+    this_tree: list[dict[str, Any]], against: list[dict[str, Any]]
+) -> dict[str, dict[str, float | None]]:
+    """Per number: the median over rounds for each side, and this tree / REV."""
+    table: dict[str, dict[str, float | None]] = {}
+    ours = [numbers(run) for run in this_tree]
+    theirs = [numbers(run) for run in against]
+    for name in ours[0]:
+        if not all(name in run for run in theirs):
+            continue
+        mine = statistics.median(run[name] for run in ours)
+        other = statistics.median(run[name] for run in theirs)
+        table[name] = {
+            "against": round(other, 3),
+            "this_tree": round(mine, 3),
+            "ratio": round(mine / other, 3) if other else None,
+        }
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--apps", type=int, default=10_000)
-    parser.add_argument("--switches", type=int, default=1000)
-    args = parser.parse_args()
+    parser.add_argument("--switches", type=int, default=1000, help="0: no switch measurement")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also measure commit REV in this run, taking turns with this tree",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="turns each (with --against)")
+    parser.add_argument("--out", type=Path, help="the JSON file (benchmarks/out/groups.json)")
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(REPOSITORY))
-    results = {
-        "scale": measure_scale(args.apps, args.groups),
-        "switches": measure_switches(args.switches),
+    with tempfile.TemporaryDirectory(prefix="fodns-against-") as exported:
+        reference: str | dict[str, Any] = (
+            "none: absolute numbers of this tree alone (give --against REV to measure "
+            "another commit in the same run)"
+        )
+        against_code = None
+        if args.against:
+            against_code = Path(exported)
+            other = export_commit(args.against, against_code)
+            reference = {
+                "against": f"{other['commit']} ({other['subject']})",
+                "how": f"measured in this same run on the same data, {args.rounds} turn(s) "
+                "each, alternating which goes first; ratios are this tree / that commit",
+            }
+        record = provenance(reference, argv, __file__)
+        print_report(record, file=sys.stderr)
+        this_tree: list[dict[str, Any]] = []
+        against: list[dict[str, Any]] = []
+        for turn in range(args.rounds if against_code else 1):
+            # Alternate who goes first, so a machine getting busier favours neither.
+            order = [(REPOSITORY, this_tree), (against_code, against)]
+            for code, runs in order if turn % 2 == 0 else order[::-1]:
+                if code is not None:
+                    runs.append(measure(args, code))
+    results: dict[str, Any] = {
+        "provenance": record,
+        "settings": {"groups": args.groups, "apps": args.apps, "switches": args.switches},
+        **this_tree[0],  # "scale" and "switches" of this tree, as before
     }
-    write_results("groups", results)
+    if against:
+        results["this_tree_runs"] = this_tree
+        results["against_runs"] = against
+        results["comparison"] = compare(this_tree, against)
+    write_results("groups", results, args.out)
+    if against:
+        print(f"\n{'measure':<55} {'against':>10} {'this tree':>10} {'ratio':>7}")
+        for name, row in results["comparison"].items():
+            print(f"{name:<55} {row['against']:>10} {row['this_tree']:>10} {row['ratio']!s:>7}")
     return 0
 
 
-def write_results(name: str, results: dict[str, object]) -> None:
-    """Print the results and keep them in benchmarks/out/NAME.json."""
+def write_results(name: str, results: dict[str, object], out: Path | None = None) -> None:
+    """Print the results and keep them in benchmarks/out/NAME.json (or `out`)."""
     print(json.dumps(results, indent=2))
-    output = REPOSITORY / "benchmarks" / "out"
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    path = out or REPOSITORY / "benchmarks" / "out" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

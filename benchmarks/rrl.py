@@ -42,6 +42,7 @@ from typing import Any
 
 import dns.message
 from groups import ZONE, Server, write_results
+from provenance import print_report, provenance
 from run import fodns_revision, machine_info
 
 FLOOD_QUESTION = ("fo.example.net", "TXT")
@@ -256,7 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (0 < args.duration <= 120 and 1 <= args.networks <= 10 and 1 <= args.addresses <= 250):
         parser.error("--duration 0-120 s, --networks 1-10, --addresses 1-250")
     limited = f"rrl_exempt = []\nrrl_responses_per_second = {args.limit}\n"
+    record = provenance(
+        "the same flood against a fresh fodns with RRL off (rrl_responses_per_second = 0), "
+        "in this same run ('unlimited')",
+        argv,
+        __file__,
+    )
+    print_report(record)
     results = {
+        "provenance": record,
         "command_line": sys.argv,
         "fodns_revision": fodns_revision(),
         "machine": machine_info(),

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from groups import write_results
+from provenance import print_report, provenance
 from run import fodns_revision
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -118,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind not found: apt-get install valgrind", file=sys.stderr)
         return 2
     queries = args.batches * BATCH
+    record = provenance(
+        "RRL off, counted in this same run on the same queries; instructions (cachegrind), "
+        "not time, so other work on the machine does not change them",
+        argv,
+        __file__,
+    )
+    print_report(record)
     per_query = {}
     for mode in MODES:
         total = instructions(mode, args.batches) - instructions(mode, 0)
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(
         "rrl_cost",
         {
+            "provenance": record,
             "command_line": sys.argv,
             "fodns_revision": fodns_revision(),
             "queries": queries,

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import random
 import re
 import shutil
@@ -33,6 +32,7 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+from provenance import code_state, machine, print_report, provenance
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPOSITORY_ROOT = BENCH_DIR.parent
@@ -598,22 +598,8 @@ def print_table(results: list[ServerResult], ratio: float | None, rrl: str) -> N
 
 
 def machine_info() -> dict[str, object]:
-    cpu_model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown",
-    )
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        # Anything else busy on the machine skews the numbers; this shows whether it was.
-        "load_average_at_start": os.getloadavg(),
-    }
+    """The machine, as benchmarks/provenance.py describes it for every benchmark."""
+    return machine()
 
 
 def dnsperf_version() -> str:
@@ -625,20 +611,28 @@ def dnsperf_version() -> str:
 
 
 def fodns_revision() -> str:
-    """The commit measured, "-dirty" if the server's code differs from it."""
+    """The commit measured, "-dirty" if the server's code differs from it (edits to
+    benchmarks/ change no fodns number; provenance's `dirty` counts them too)."""
+    return str(code_state()["revision"])
 
-    def git(*command: str) -> str:
-        run = subprocess.run(
-            ["git", "-C", str(REPOSITORY_ROOT), *command],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return run.stdout.strip()
 
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    # Only the server's own files count: edits to benchmarks/ change no fodns number.
-    return commit + ("-dirty" if git("status", "--porcelain", "--", "fodns") else "")
+def knot_version() -> str | None:
+    knotd = find_executable("knotd")
+    if knotd is None:
+        return None
+    return subprocess.run([knotd, "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def reference_of(servers: list[str]) -> str | dict[str, object]:
+    """What this run's fodns numbers are measured against: Knot, in the same run."""
+    if "knot" not in servers:
+        return "none: --only fodns, so no Knot in this run and no ratio"
+    return {
+        "server": knot_version() or "knotd",
+        "how": "Knot DNS loaded in this same run with the same zone, queries and CPU "
+        "pinning, one server after the other; the headline is fodns/Knot queries per "
+        "server CPU-second",
+    }
 
 
 def write_json(
@@ -646,9 +640,11 @@ def write_json(
     ratio: float | None,
     args: argparse.Namespace,
     machine: dict[str, object],
+    record: dict[str, object],
 ) -> Path:
     path = OUT_DIR / "results.json"
     document = {
+        "provenance": record,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine,
         "settings": {
@@ -710,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     needed = {"dnsperf": "dnsperf"} | ({"knotd": "knot"} if "knot" in servers else {})
     ensure_debian_packages(needed)
     machine = machine_info()
+    record = provenance(reference_of(servers), argv, __file__)
     OUT_DIR.mkdir(exist_ok=True)
     zone_file, query_file = generate_workload(OUT_DIR)
     results: list[ServerResult] = []
@@ -726,7 +723,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = by_server["fodns"].queries_per_cpu_second / by_server["knot"].queries_per_cpu_second
     if results:  # keep the last results.json rather than overwrite it with nothing
         print_table(results, ratio, args.rrl)
-        print(f"\nwritten: {write_json(results, ratio, args, machine)}")
+        print()
+        print_report(record)
+        print(f"\nwritten: {write_json(results, ratio, args, machine, record)}")
     return 1 if failed else 0
 
 

@@ -36,13 +36,8 @@ import dns.exception
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
-from tests.conftest import (  # noqa: E402  (the repository root must be on the path first)
-    EXAMPLE_ZONE,
-    FodnsProcess,
-    api_request,
-    start_fodns,
-    write_config,
-)
+from provenance import code_state, print_report, provenance  # noqa: E402
+
 from tests.secondaries import (  # noqa: E402
     SECRET,
     ZONE,
@@ -50,6 +45,13 @@ from tests.secondaries import (  # noqa: E402
     NsdSecondary,
     Secondary,
     find_executable,
+)
+from tests.support import (  # noqa: E402  (the repository root must be on the path first)
+    EXAMPLE_ZONE,
+    FodnsProcess,
+    api_request,
+    start_fodns,
+    write_config,
 )
 
 TOKEN = "benchmark-token-5d3e"
@@ -191,7 +193,7 @@ def run(switches: int, directory: Path) -> dict[str, Any]:
                 "python": platform.python_version(),
             },
             "machine": {"cpus": len(os.sched_getaffinity(0)), "kernel": platform.release()},
-            "revision": revision(),
+            "revision": fodns_revision(),
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     finally:
@@ -214,22 +216,23 @@ def failures(secondary: Secondary) -> list[str]:
     return reasons
 
 
-def revision() -> str:
-    def git(*command: str) -> str:
-        return subprocess.run(
-            ["git", *command], cwd=REPOSITORY, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "fodns")
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+def fodns_revision() -> str:
+    return str(code_state()["revision"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--switches", type=int, default=300, help="switches to make (300)")
     args = parser.parse_args(argv)
+    record = provenance(
+        "none: latency from fodns's API reply to each secondary's answer, absolute; the "
+        "secondaries (versions below) are part of what is measured, not a baseline",
+        argv,
+        __file__,
+    )
+    print_report(record, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="fodns-secondaries-") as directory:
-        report = run(args.switches, Path(directory))
+        report = {"provenance": record, **run(args.switches, Path(directory))}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

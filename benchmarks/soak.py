@@ -44,6 +44,7 @@ import dns.message
 import dns.query
 from fuzz import child_pids
 from groups import Server, percentile, write_config
+from provenance import print_report, provenance
 from run import SUMMARY_LINE, fodns_revision, machine_info
 
 GROUP_COUNT = 20
@@ -340,9 +341,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     machine = machine_info()
+    record = provenance(
+        "fodns's own capacity, measured at the start of this same run (the soak holds "
+        "--load-share of it); memory against its own first sample after --warm-up",
+        argv,
+        __file__,
+    )
+    print_report(record)
     with tempfile.TemporaryDirectory(prefix="fodns-soak-") as temporary:
         result = soak(args, Path(temporary))
     document = {
+        "provenance": record,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([sys.executable, *sys.argv]),
         "niceness": os.nice(0),
@@ -353,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(__file__).resolve().parent / "out"
     output.mkdir(parents=True, exist_ok=True)
     (output / "soak.json").write_text(json.dumps(document, indent=2) + "\n")
-    summary = {k: v for k, v in document.items() if k not in ("rss_series_mb", "machine")}
+    summary = {
+        k: v for k, v in document.items() if k not in ("rss_series_mb", "machine", "provenance")
+    }
     print(json.dumps(summary, indent=2))
     ok = (
         result["rss_flat_within_10_percent"]
