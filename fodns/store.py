@@ -600,6 +600,21 @@ class Store:
             lambda db: db.execute("INSERT OR REPLACE INTO heartbeat VALUES (1, ?)", [now])
         )
 
+    def durability(self) -> dict[str, object]:
+        """How the writer's connection is set up now, as SQLite reports it on that very
+        connection (another connection cannot see its `synchronous`): what an
+        acknowledged write's survival rests on. Expected: journal_mode "wal",
+        synchronous 2 (FULL: each COMMIT waits for the WAL to reach the disk)."""
+
+        def read(db: Database) -> dict[str, object]:
+            return {
+                "journal_mode": db.execute("PRAGMA journal_mode").fetchone()[0],
+                "synchronous": db.execute("PRAGMA synchronous").fetchone()[0],
+                "foreign_keys": db.execute("PRAGMA foreign_keys").fetchone()[0],
+            }
+
+        return self._writer.run(read)
+
     @property
     def write_health(self) -> WriteHealth:
         """The outcome of the most recent write (see writer.Writer)."""

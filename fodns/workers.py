@@ -69,6 +69,7 @@ def worker_main(
     """
     configure_logging()
     worker_log = log.bind(worker=index, pid=os.getpid())
+    parent = multiprocessing.parent_process()  # its sentinel shows when the main one is gone
 
     def send(message: tuple[str, Any]) -> None:
         with contextlib.suppress(OSError):
@@ -128,6 +129,12 @@ def worker_main(
             if time.monotonic() >= next_report:
                 next_report += COUNTER_REPORT_INTERVAL
                 send(("counters", handler.counters))
+                if parent is not None and not parent.is_alive():
+                    # The main process was killed (SIGKILL leaves it no way to stop us):
+                    # a worker left behind would answer on the shared SO_REUSEPORT port
+                    # beside a restarted fodns, from a state nothing updates any more.
+                    worker_log.warning("worker_parent_gone")
+                    break
         await server.close()
         store.close()
 

@@ -27,6 +27,12 @@ log = get_logger()
 # How long a write waits for another process holding the write lock (a second
 # fodns on the same file, say) before giving up with "database is locked".
 BUSY_TIMEOUT = 10.0
+# Test-only, never set in service: a file whose text is "<before|after> <seq>" makes the
+# writer thread stop for good in the commit of the transaction that appends event <seq>,
+# before its COMMIT or after it (but before its caller hears of it), so a test can
+# SIGKILL fodns with that transaction in flight (tests/test_store.py, test_groups_api.py).
+# Unset, it costs one comparison per write.
+STALL_FILE_FOR_TESTS = os.environ.get("FODNS_TEST_STALL_COMMIT")
 
 
 @dataclass
@@ -136,7 +142,12 @@ def commit(
     try:
         db.execute("BEGIN IMMEDIATE")
         result = job(db)
+        stall = None if STALL_FILE_FOR_TESTS is None else _stall_point(db, STALL_FILE_FOR_TESTS)
+        if stall == "before":
+            _stall_for_test(stall)
         db.execute("COMMIT")
+        if stall == "after":
+            _stall_for_test(stall)
     except BaseException as exc:  # the caller is blocked on the future: it must hear of it
         if health is not None and isinstance(exc, (sqlite3.Error, OSError)):
             _failed(health, exc)
@@ -152,6 +163,22 @@ def commit(
         health.ok, health.error, health.last_success = True, None, time.time()
     future.set_result(result)
     return True
+
+
+def _stall_point(db: Database, trigger: str) -> str | None:
+    """Where to stall this commit (see STALL_FILE_FOR_TESTS): the point the trigger file
+    names if this transaction holds its event, else None."""
+    try:
+        point, seq = Path(trigger).read_text().split()
+        holds = db.execute("SELECT 1 FROM events WHERE seq = ?", [int(seq)]).fetchone()
+    except (OSError, ValueError, sqlite3.Error):
+        return None
+    return point if holds else None
+
+
+def _stall_for_test(point: str) -> None:
+    log.warning("store_commit_stalled_for_test", point=point)
+    threading.Event().wait()  # until the test kills the process
 
 
 def _failed(health: WriteHealth, exc: BaseException) -> None:

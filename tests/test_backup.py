@@ -36,6 +36,7 @@ from tests.secondaries import guide_block
 from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
+    Api,
     FodnsProcess,
     api_request,
     file_mode,
@@ -61,7 +62,7 @@ def set_up(host: Host, workers: int) -> None:
     )
 
 
-class Secondary:
+class ZoneCopy:
     """A secondary's copy of the zone: it asks for the SOA and transfers by IXFR only
     when the primary's serial is newer than its own."""
 
@@ -96,16 +97,8 @@ def addresses(server: FodnsProcess, label: str) -> tuple[int, set[str]]:
     return response.rcode(), {rdata.to_text() for rrset in response.answer for rdata in rrset}
 
 
-def call(server: FodnsProcess, token: str, method: str, path: str, body: object = None) -> object:
-    status, payload = api_request(server, method, path, body, token)
-    assert status in (200, 201, 204), (method, path, status, payload)
-    return payload
-
-
 def create_group(server: FodnsProcess, token: str, **fields: str) -> str:
-    group = call(server, token, "POST", "/v1/groups", fields)
-    assert isinstance(group, dict)
-    return str(group["label"])
+    return str(Api(server, token).ok("POST", "/v1/groups", fields, 201)["label"])
 
 
 def refused_label(server: FodnsProcess, token: str, label: str) -> bool:
@@ -128,22 +121,23 @@ def test_a_restore_done_as_documented(host: Host, workers: int, stop_signal: int
     set_up(host, workers)
     server = host.start()
     token = host.token
-    secondary = Secondary()
+    secondary = ZoneCopy()
     try:
-        call(server, token, "POST", "/v1/apps", {"name": "shop-eu", "web_servers": ["192.0.2.10"]})
-        call(server, token, "POST", "/v1/apps", {"name": "shop-us", "web_servers": ["192.0.2.20"]})
+        api = Api(server, token)
+        api.ok("POST", "/v1/apps", {"name": "shop-eu", "web_servers": ["192.0.2.10"]}, 201)
+        api.ok("POST", "/v1/apps", {"name": "shop-us", "web_servers": ["192.0.2.20"]}, 201)
         switched = create_group(server, token, primary="shop-eu", backup="shop-us")
         kept = create_group(server, token, primary="shop-us")
         tombstoned = create_group(server, token)
-        call(server, token, "DELETE", f"/v1/groups/{tombstoned}")
+        api.ok("DELETE", f"/v1/groups/{tombstoned}", status=204)
         assert secondary.refresh(server)
 
         host.shell(guide_block("sh title=backup.sh", GUIDE))  # while fodns runs
 
-        call(server, token, "POST", f"/v1/groups/{switched}/switch", {"to": "backup"})
+        api.ok("POST", f"/v1/groups/{switched}/switch", {"to": "backup"})
         created_since = create_group(server, token, primary="shop-eu")
         tombstoned_since = create_group(server, token)
-        call(server, token, "DELETE", f"/v1/groups/{tombstoned_since}")
+        api.ok("DELETE", f"/v1/groups/{tombstoned_since}", status=204)
         assert secondary.refresh(server)
         assert created_since in secondary.labels()
     finally:

@@ -1,4 +1,4 @@
-"""The `fodns` client commands against a real server: what an operator types in a shell."""
+"""The `fodns` client commands against a real served: what an operator types in a shell."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dns.message
@@ -19,23 +18,16 @@ import pytest
 
 from fodns.cli import build_parser
 from fodns.openapi import openapi_document
-from tests.support import (
-    EXAMPLE_ZONE,
-    FodnsProcess,
-    api_request,
-    example_fodns,
-    start_fodns,
-    write_config,
-)
+from tests.support import FodnsProcess, api_request, expect_status
 
 TOKEN = "cli-test-token-2f9b"
 TOKEN_HINTS = ("FODNS_ADMIN_TOKEN", "--token", "var/admin-token", "/var/lib/fodns/admin-token")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[FodnsProcess]:
-    with example_fodns(tmp_path, TOKEN) as running:
-        yield running
+def served(fodns_factory: Callable[..., FodnsProcess]) -> FodnsProcess:
+    """fodns serving the example zone, stopped (and checked to stop cleanly) afterwards."""
+    return fodns_factory(TOKEN)
 
 
 def run_fodns(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -48,16 +40,16 @@ def run_fodns(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def fodns(server: FodnsProcess, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+def fodns(served: FodnsProcess, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     return run_fodns(
         *args,
-        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": token},
+        env={"FODNS_API": f"http://127.0.0.1:{served.api_port}", "FODNS_ADMIN_TOKEN": token},
     )
 
 
-def ok(server: FodnsProcess, *args: str) -> Any:
+def ok(served: FodnsProcess, *args: str) -> Any:
     """Run a command that must succeed; its JSON output (None when it printed nothing)."""
-    done = fodns(server, *args)
+    done = fodns(served, *args)
     assert done.returncode == 0, f"fodns {' '.join(args)}: {done.stderr}"
     assert done.stderr == "", done.stderr
     return json.loads(done.stdout) if done.stdout.strip() else None
@@ -82,64 +74,64 @@ def closed_port() -> Iterator[int]:
 # ---- an operator's day ---------------------------------------------------------------------
 
 
-def test_an_operator_session(server: FodnsProcess) -> None:
-    ok(server, "app", "create", "eu", "--web-server", "192.0.2.10")
-    ok(server, "app", "create", "us", "--load-balancer", "lb.us.example.com")
-    created = ok(server, "group", "create", "--primary", "eu", "--backup", "us", "--label", "shop")
+def test_an_operator_session(served: FodnsProcess) -> None:
+    ok(served, "app", "create", "eu", "--web-server", "192.0.2.10")
+    ok(served, "app", "create", "us", "--load-balancer", "lb.us.example.com")
+    created = ok(served, "group", "create", "--primary", "eu", "--backup", "us", "--label", "shop")
     assert created["fqdn"] == "shop.fo.example.net"
 
-    assert fodns(server, "status", "eu").stdout.strip() == "FAILOVER_STATUS=online"
-    assert fodns(server, "status", "us").stdout.strip() == "FAILOVER_STATUS=offline"
-    switched = ok(server, "group", "switch", "shop", "backup", "--reason", "drill")
+    assert fodns(served, "status", "eu").stdout.strip() == "FAILOVER_STATUS=online"
+    assert fodns(served, "status", "us").stdout.strip() == "FAILOVER_STATUS=offline"
+    switched = ok(served, "group", "switch", "shop", "backup", "--reason", "drill")
     assert switched["active"] == "backup"
-    reply = server.udp(dns.message.make_query("shop.fo.example.net", "CNAME"))
+    reply = served.udp(dns.message.make_query("shop.fo.example.net", "CNAME"))
     assert reply.answer[0][0].target.to_text() == "lb.us.example.com."
-    assert fodns(server, "status", "us").stdout.strip() == "FAILOVER_STATUS=online"
+    assert fodns(served, "status", "us").stdout.strip() == "FAILOVER_STATUS=online"
 
-    events = ok(server, "events", "--group", "shop")
+    events = ok(served, "events", "--group", "shop")
     assert events[0]["action"] == "group_switched" and events[0]["reason"] == "drill"
-    listed = ok(server, "group", "list")
+    listed = ok(served, "group", "list")
     assert [g["label"] for g in listed] == ["shop"]
 
 
-def test_clearing_both_sides_lets_a_group_be_deleted(server: FodnsProcess) -> None:
-    ok(server, "app", "create", "shop-eu", "--web-server", "192.0.2.10")
-    ok(server, "app", "create", "shop-us", "--web-server", "198.51.100.7")
-    ok(server, "group", "create", "--label", "shop", "--primary", "shop-eu", "--backup", "shop-us")
+def test_clearing_both_sides_lets_a_group_be_deleted(served: FodnsProcess) -> None:
+    ok(served, "app", "create", "shop-eu", "--web-server", "192.0.2.10")
+    ok(served, "app", "create", "shop-us", "--web-server", "198.51.100.7")
+    ok(served, "group", "create", "--label", "shop", "--primary", "shop-eu", "--backup", "shop-us")
 
-    message = refused(fodns(server, "group", "delete", "shop"))
+    message = refused(fodns(served, "group", "delete", "shop"))
     assert "primary shop-eu, backup shop-us" in message and "(409)" in message
 
     # A side and its clearing together make no sense: argparse says so (usage, exit 2).
-    both = fodns(server, "group", "update", "shop", "--backup", "shop-eu", "--no-backup")
+    both = fodns(served, "group", "update", "shop", "--backup", "shop-eu", "--no-backup")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
-    group = ok(server, "group", "update", "shop", "--no-backup", "--reason", "us retired")
+    group = ok(served, "group", "update", "shop", "--no-backup", "--reason", "us retired")
     assert (group["primary"], group["backup"]) == ("shop-eu", None)
-    message = refused(fodns(server, "group", "delete", "shop"))
+    message = refused(fodns(served, "group", "delete", "shop"))
     assert "primary shop-eu" in message and "None" not in message and "backup" not in message
 
-    group = ok(server, "group", "update", "shop", "--no-primary", "--zone", "fo.example.net")
+    group = ok(served, "group", "update", "shop", "--no-primary", "--zone", "fo.example.net")
     assert (group["primary"], group["backup"]) == (None, None)
-    assert ok(server, "group", "delete", "shop", "--reason", "shop closed") is None
-    assert refused(fodns(server, "group", "show", "shop")).endswith("(404)\n")
-    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    assert ok(served, "group", "delete", "shop", "--reason", "shop closed") is None
+    assert refused(fodns(served, "group", "show", "shop")).endswith("(404)\n")
+    reply = served.udp(dns.message.make_query("shop.fo.example.net", "A"))
     assert reply.rcode() == dns.rcode.NXDOMAIN
 
-    events = ok(server, "events", "--group", "shop", "--limit", "3")
+    events = ok(served, "events", "--group", "shop", "--limit", "3")
     assert [(e["action"], e["reason"]) for e in events] == [
         ("group_deleted", "shop closed"),
         ("group_updated", None),
         ("group_updated", "us retired"),
     ]
     # The apps are free now; an app's delete records its reason too.
-    assert ok(server, "app", "delete", "shop-us", "--reason", "moved to eu") is None
-    assert ok(server, "events", "--app", "shop-us", "--limit", "1")[0]["reason"] == "moved to eu"
+    assert ok(served, "app", "delete", "shop-us", "--reason", "moved to eu") is None
+    assert ok(served, "events", "--app", "shop-us", "--limit", "1")[0]["reason"] == "moved to eu"
 
 
-def test_an_app_web_head_is_set_cleared_and_renamed(server: FodnsProcess) -> None:
+def test_an_app_web_head_is_set_cleared_and_renamed(served: FodnsProcess) -> None:
     app = ok(
-        server,
+        served,
         "app",
         "create",
         "eu",
@@ -153,55 +145,55 @@ def test_an_app_web_head_is_set_cleared_and_renamed(server: FodnsProcess) -> Non
         "new stack",
     )
     assert app["web_servers"] == ["192.0.2.10", "192.0.2.11"]
-    ok(server, "group", "create", "--label", "shop", "--primary", "eu")
-    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    ok(served, "group", "create", "--label", "shop", "--primary", "eu")
+    reply = served.udp(dns.message.make_query("shop.fo.example.net", "A"))
     assert reply.answer[0][0].target.to_text() == "lb.eu.example.com."
 
-    app = ok(server, "app", "update", "eu", "--no-load-balancer", "--reason", "lb gone")
+    app = ok(served, "app", "update", "eu", "--no-load-balancer", "--reason", "lb gone")
     assert (app["load_balancer"], app["web_servers"]) == ([], ["192.0.2.10", "192.0.2.11"])
-    reply = server.udp(dns.message.make_query("shop.fo.example.net", "A"))
+    reply = served.udp(dns.message.make_query("shop.fo.example.net", "A"))
     assert {r.to_text() for r in reply.answer[0]} == {"192.0.2.10", "192.0.2.11"}
 
-    app = ok(server, "app", "update", "eu", "--no-web-servers", "--rename", "eu-old")
+    app = ok(served, "app", "update", "eu", "--no-web-servers", "--rename", "eu-old")
     assert (app["name"], app["web_servers"]) == ("eu-old", [])
-    assert ok(server, "group", "show", "shop")["primary"] == "eu-old"
-    assert ok(server, "events", "--app", "eu-old", "--limit", "2")[1]["reason"] == "lb gone"
+    assert ok(served, "group", "show", "shop")["primary"] == "eu-old"
+    assert ok(served, "events", "--app", "eu-old", "--limit", "2")[1]["reason"] == "lb gone"
     both = fodns(
-        server, "app", "update", "eu-old", "--web-server", "192.0.2.12", "--no-web-servers"
+        served, "app", "update", "eu-old", "--web-server", "192.0.2.12", "--no-web-servers"
     )
     assert both.returncode == 2
 
 
-def test_zones_and_events_paging(server: FodnsProcess) -> None:
-    zones = ok(server, "zones")
+def test_zones_and_events_paging(served: FodnsProcess) -> None:
+    zones = ok(served, "zones")
     assert [(z["name"], z["group_ttl"]) for z in zones] == [("fo.example.net", 30)]
     for label in ("a", "b", "c", "d"):
-        ok(server, "group", "create", "--label", label, "--ttl", "60")
-    newest = ok(server, "events", "--limit", "4")
+        ok(served, "group", "create", "--label", label, "--ttl", "60")
+    newest = ok(served, "events", "--limit", "4")
     seqs = [event["seq"] for event in newest]
     assert [event["group"] for event in newest] == ["d", "c", "b", "a"]
-    older = ok(server, "events", "--before", str(seqs[1]), "--limit", "2")
+    older = ok(served, "events", "--before", str(seqs[1]), "--limit", "2")
     assert [event["seq"] for event in older] == seqs[2:4]
-    missed = ok(server, "events", "--after", str(seqs[2]))
+    missed = ok(served, "events", "--after", str(seqs[2]))
     assert [event["seq"] for event in missed] == seqs[0:2]
-    assert ok(server, "group", "list", "--zone", "fo.example.net")[0]["ttl"] == 60
-    assert ok(server, "zones")[0]["groups"] == 4
+    assert ok(served, "group", "list", "--zone", "fo.example.net")[0]["ttl"] == 60
+    assert ok(served, "zones")[0]["groups"] == 4
 
 
-def test_a_long_list_piped_into_head_ends_quietly(server: FodnsProcess) -> None:
+def test_a_long_list_piped_into_head_ends_quietly(served: FodnsProcess) -> None:
     """`fodns app list | head`: head stops reading long before the end (far more than
     a pipe holds), and fodns stops without a word, not with a traceback."""
     addresses = [f"2001:db8::{number:x}" for number in range(1, 33)]
     for number in range(200):
         body = {"name": f"app-{number}", "web_servers": addresses}
-        assert api_request(server, "POST", "/v1/apps", body, TOKEN)[0] == 201
-    assert len(fodns(server, "app", "list").stdout) > 150_000
+        assert api_request(served, "POST", "/v1/apps", body, TOKEN)[0] == 201
+    assert len(fodns(served, "app", "list").stdout) > 150_000
     piped = subprocess.run(
         ["sh", "-c", f"{sys.executable} -m fodns app list | head -c 10"],
         capture_output=True,
         text=True,
         timeout=30,
-        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+        env={"FODNS_API": f"http://127.0.0.1:{served.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
     )
     assert (piped.stdout, piped.stderr) == ("[\n  {\n    ", "")
 
@@ -210,15 +202,15 @@ def test_a_long_list_piped_into_head_ends_quietly(server: FodnsProcess) -> None:
 
 
 def test_status_exit_codes_say_online_offline_none_or_error(
-    server: FodnsProcess, closed_port: int
+    served: FodnsProcess, closed_port: int
 ) -> None:
-    ok(server, "app", "create", "eu", "--web-server", "192.0.2.10")
-    ok(server, "app", "create", "us", "--web-server", "198.51.100.7")
-    ok(server, "app", "create", "spare", "--web-server", "203.0.113.9")
-    ok(server, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
+    ok(served, "app", "create", "eu", "--web-server", "192.0.2.10")
+    ok(served, "app", "create", "us", "--web-server", "198.51.100.7")
+    ok(served, "app", "create", "spare", "--web-server", "203.0.113.9")
+    ok(served, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
 
     for app, status, code in [("eu", "online", 0), ("us", "offline", 1), ("spare", "none", 2)]:
-        done = fodns(server, "status", app)
+        done = fodns(served, "status", app)
         assert (done.returncode, done.stdout, done.stderr) == (
             code,
             f"FAILOVER_STATUS={status}\n",
@@ -226,7 +218,7 @@ def test_status_exit_codes_say_online_offline_none_or_error(
         )
 
     # Errors are 3, never a status a job could take for "run": nothing on stdout.
-    unknown = fodns(server, "status", "nope")
+    unknown = fodns(served, "status", "nope")
     assert "no app named 'nope'" in refused(unknown, 3) and unknown.stdout == ""
     unreachable = run_fodns(
         "status",
@@ -234,9 +226,9 @@ def test_status_exit_codes_say_online_offline_none_or_error(
         env={"FODNS_API": f"http://127.0.0.1:{closed_port}", "FODNS_ADMIN_TOKEN": TOKEN},
     )
     assert "cannot reach the admin API" in refused(unreachable, 3) and unreachable.stdout == ""
-    assert "not accepted" in refused(fodns(server, "status", "eu", token="wrong-token-xyz"), 3)
+    assert "not accepted" in refused(fodns(served, "status", "eu", token="wrong-token-xyz"), 3)
     assert refused(run_fodns("status", "eu", env={}), 3)
-    usage = fodns(server, "status")  # no APP: a usage error, which for status is an error too
+    usage = fodns(served, "status")  # no APP: a usage error, which for status is an error too
     assert usage.returncode == 3 and "usage:" in usage.stderr
 
     # The shell idiom the README gives for cron: the job runs only where the app is live.
@@ -246,7 +238,7 @@ def test_status_exit_codes_say_online_offline_none_or_error(
         capture_output=True,
         text=True,
         timeout=30,
-        env={"FODNS_API": f"http://127.0.0.1:{server.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
+        env={"FODNS_API": f"http://127.0.0.1:{served.api_port}", "FODNS_ADMIN_TOKEN": TOKEN},
     )
     assert shell.stdout == "ran-eu\n"
 
@@ -255,35 +247,35 @@ def test_status_exit_codes_say_online_offline_none_or_error(
 
 
 def test_a_missing_token_is_said_before_calling_with_where_to_find_one(
-    server: FodnsProcess,
+    served: FodnsProcess,
 ) -> None:
-    done = run_fodns("group", "list", env={"FODNS_API": f"http://127.0.0.1:{server.api_port}"})
+    done = run_fodns("group", "list", env={"FODNS_API": f"http://127.0.0.1:{served.api_port}"})
     message = refused(done)
     assert message.startswith("fodns: error: no admin token")
     for hint in TOKEN_HINTS:
         assert hint in message, hint
     assert "credential admin-token" in message
-    _, metrics = server.http_get("/metrics")
+    _, metrics = served.http_get("/metrics")
     assert 'route="/v1/groups"' not in metrics, "nothing was sent"
     # An empty FODNS_ADMIN_TOKEN (a shell left it empty) is no token either.
-    assert refused(fodns(server, "group", "list", token="")).startswith(
+    assert refused(fodns(served, "group", "list", token="")).startswith(
         "fodns: error: no admin token"
     )
 
 
 def test_a_wrong_token_is_said_to_be_not_accepted_with_the_same_hints(
-    server: FodnsProcess,
+    served: FodnsProcess,
 ) -> None:
-    message = refused(fodns(server, "group", "list", token="wrong-token-xyz"))
+    message = refused(fodns(served, "group", "list", token="wrong-token-xyz"))
     assert "not accepted" in message and "(401)" in message
     assert "FODNS_ADMIN_TOKEN" in message.splitlines()[0]  # where the wrong one came from
     for hint in TOKEN_HINTS:
         assert hint in message, hint
-    given = fodns(server, "group", "list", "--token", "wrong-token-xyz")
+    given = fodns(served, "group", "list", "--token", "wrong-token-xyz")
     assert "--token" in refused(given).splitlines()[0]
     assert "wrong-token-xyz" not in message, "a token is never printed"
     # One that cannot be a token at all (a newline would be a header injection).
-    malformed = refused(fodns(server, "group", "list", token="wrong token\nX-Evil: 1"))
+    malformed = refused(fodns(served, "group", "list", token="wrong token\nX-Evil: 1"))
     assert "is not a token" in malformed and "X-Evil" not in malformed
 
 
@@ -301,41 +293,39 @@ def test_an_unreachable_api_says_so_and_how_to_choose_the_address(closed_port: i
     assert "http://" in refused(not_a_url)
 
 
-def test_api_errors_name_their_field(server: FodnsProcess) -> None:
-    message = refused(fodns(server, "app", "create", "typo", "--web-server", "192.0.2.300"))
+def test_api_errors_name_their_field(served: FodnsProcess) -> None:
+    message = refused(fodns(served, "app", "create", "typo", "--web-server", "192.0.2.300"))
     assert message == (
         "fodns: error: web_servers: '192.0.2.300' is not a valid IP address"
         " (nor a hostname) (400)\n"
     )
-    assert fodns(server, "app", "show", "typo").returncode == 1  # nothing was created
-    message = refused(fodns(server, "group", "create", "--label", "www"))
+    assert fodns(served, "app", "show", "typo").returncode == 1  # nothing was created
+    message = refused(fodns(served, "group", "create", "--label", "www"))
     assert message.startswith("fodns: error: label: www.fo.example.net is a name in the zone file")
     assert message.endswith("(409)\n")
-    message = refused(fodns(server, "group", "create", "--ttl", "3"))
+    message = refused(fodns(served, "group", "create", "--ttl", "3"))
     assert message.startswith("fodns: error: ttl: ") and "(400)" in message
-    message = refused(fodns(server, "route53", "plan"))
+    message = refused(fodns(served, "route53", "plan"))
     assert message.endswith("the Route53 mirror is not enabled ([route53] enabled = true) (404)\n")
 
 
-def test_a_change_durable_but_not_yet_served_prints_it_and_warns(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra="workers = 2")
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
+def test_a_change_durable_but_not_yet_served_prints_it_and_warns(
+    fodns_factory: Callable[..., FodnsProcess],
+) -> None:
+    running = fodns_factory(TOKEN, workers=2)
+    ok(running, "app", "create", "eu", "--web-server", "192.0.2.10")
+    ok(running, "app", "create", "us", "--web-server", "198.51.100.7")
+    ok(running, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
+    health = expect_status("GET", "/healthz", *api_request(running, "GET", "/healthz"), 200)
+    stalled = health["dns_workers"][1]["pid"]
+    os.kill(stalled, signal.SIGSTOP)  # our own child: alive, but it serves nothing new
     try:
-        ok(running, "app", "create", "eu", "--web-server", "192.0.2.10")
-        ok(running, "app", "create", "us", "--web-server", "198.51.100.7")
-        ok(running, "group", "create", "--label", "shop", "--primary", "eu", "--backup", "us")
-        _, health = api_request(running, "GET", "/healthz")
-        stalled = health["dns_workers"][1]["pid"]
-        os.kill(stalled, signal.SIGSTOP)  # our own child: alive, but it serves nothing new
-        try:
-            done = fodns(running, "group", "switch", "shop", "backup")
-        finally:
-            os.kill(stalled, signal.SIGCONT)
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["active"] == "backup"
-        assert done.stderr.startswith("fodns: warning: the change is committed and durable")
+        done = fodns(running, "group", "switch", "shop", "backup")
     finally:
-        assert running.stop() == 0
+        os.kill(stalled, signal.SIGCONT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["active"] == "backup"
+    assert done.stderr.startswith("fodns: warning: the change is committed and durable")
 
 
 # ---- every API field has a CLI spelling ----------------------------------------------------

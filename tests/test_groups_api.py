@@ -1,14 +1,20 @@
 """Failover groups end to end: real HTTP to the admin API, real DNS to the same process.
 
 One test per rule of groups (DESIGN.md "Rules of groups"), each checked on the
-wire with dnspython, not only in the API's reply.
+wire with dnspython, not only in the API's reply, with one DNS process and with two
+(the `workers` fixture).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import signal
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,63 +22,35 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+from prometheus_client import CollectorRegistry
 
+from fodns.api import create_app
+from fodns.store import Store, ZoneDefaults
 from tests.support import (
-    EXAMPLE_ZONE,
+    Api,
     FodnsProcess,
-    api_request,
-    start_fodns,
+    answer_data,
+    ask_every_worker,
+    start_with_config,
     wait_for,
-    write_config,
 )
 
 TOKEN = "groups-test-token-7f3a"
-
-
-class Api:
-    """The admin API over real HTTP, as curl or the CLI would use it."""
-
-    def __init__(self, server: FodnsProcess, token: str | None = TOKEN) -> None:
-        self.server = server
-        self.token = token
-
-    def call(
-        self, method: str, path: str, body: Any = None, token: str | None = None
-    ) -> tuple[int, Any]:
-        chosen = token if token is not None else self.token
-        return api_request(self.server, method, path, body, chosen or "")
-
-    def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
-        got, payload = self.call(method, path, body)
-        assert got == status, f"{method} {path}: {got} {payload}"
-        return payload
-
-
-def start(tmp_path: Path, workers: int = 1) -> FodnsProcess:
-    config = write_config(
-        tmp_path, [("fo.example.net", EXAMPLE_ZONE)], dns_extra=f"workers = {workers}"
-    )
-    return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
-
-
-@pytest.fixture(params=[pytest.param(1, id="workers1"), pytest.param(2, id="workers2")])
-def workers(request: pytest.FixtureRequest) -> int:
-    """Every rule of groups holds with one DNS process and with several."""
-    return int(request.param)
+# What each side of two_apps' groups answers for A.
+SIDE_ANSWERS = {"backup": {"198.51.100.7"}, "primary": {"192.0.2.10", "192.0.2.11"}}
+STALLED = "store_commit_stalled_for_test"
+StartFodns = Callable[..., FodnsProcess]
 
 
 @pytest.fixture
-def server(tmp_path: Path, workers: int) -> Iterator[FodnsProcess]:
-    running = start(tmp_path, workers)
-    try:
-        yield running
-    finally:
-        assert running.stop() == 0
+def running(fodns_factory: StartFodns, workers: int) -> FodnsProcess:
+    """fodns serving the example zone, in each worker mode; stopped even if a test fails."""
+    return fodns_factory(TOKEN, workers=workers)
 
 
 @pytest.fixture
-def api(server: FodnsProcess) -> Api:
-    return Api(server)
+def api(running: FodnsProcess) -> Api:
+    return Api(running, TOKEN)
 
 
 def served(server: FodnsProcess, fqdn: str, qtype: str = "A") -> tuple[int, set[str], int | None]:
@@ -90,21 +68,21 @@ def two_apps(api: Api) -> None:
     api.ok("POST", "/v1/apps", {"name": "shop-us", "load_balancer": ["198.51.100.7"]}, 201)
 
 
-def test_the_readme_walk_through(server: FodnsProcess, api: Api) -> None:
+def test_the_readme_walk_through(running: FodnsProcess, api: Api) -> None:
     """Two apps, a group, dig it, switch, dig again: the backup answers at once."""
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)
     assert re.fullmatch(r"\d{3}-\d{3}-\d{3}", group["label"])
     assert group["fqdn"] == f"{group['label']}.fo.example.net"
     assert group["active"] == "primary" and group["ttl"] == 30
-    assert served(server, group["fqdn"]) == (dns.rcode.NOERROR, {"192.0.2.10", "192.0.2.11"}, 30)
+    assert served(running, group["fqdn"]) == (dns.rcode.NOERROR, {"192.0.2.10", "192.0.2.11"}, 30)
 
     switched = api.ok(
         "POST", f"/v1/groups/{group['label']}/switch", {"to": "backup", "reason": "eu maintenance"}
     )
     assert switched["active"] == "backup"
     assert switched["answer"] == [{"type": "A", "data": "198.51.100.7"}]
-    assert served(server, group["fqdn"]) == (dns.rcode.NOERROR, {"198.51.100.7"}, 30)
+    assert served(running, group["fqdn"]) == (dns.rcode.NOERROR, {"198.51.100.7"}, 30)
 
     (event, *_) = api.ok("GET", f"/v1/events?group={group['label']}")["events"]
     assert event["action"] == "group_switched" and event["actor"] == "admin"
@@ -112,15 +90,15 @@ def test_the_readme_walk_through(server: FodnsProcess, api: Api) -> None:
     assert event["before"]["active"] == "primary" and event["after"]["active"] == "backup"
 
 
-def test_switching_to_the_active_side_records_nothing(server: FodnsProcess, api: Api) -> None:
+def test_switching_to_the_active_side_records_nothing(running: FodnsProcess, api: Api) -> None:
     two_apps(api)
     label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
     before = api.ok("GET", "/v1/events")["events"]
-    serial = served(server, "fo.example.net", "SOA")[1]
+    serial = served(running, "fo.example.net", "SOA")[1]
     again = api.ok("POST", f"/v1/groups/{label}/switch", {"to": "primary"})
     assert again["active"] == "primary"
     assert api.ok("GET", "/v1/events")["events"] == before
-    assert served(server, "fo.example.net", "SOA")[1] == serial
+    assert served(running, "fo.example.net", "SOA")[1] == serial
 
 
 def test_a_follower_reads_the_events_it_missed(api: Api) -> None:
@@ -134,7 +112,7 @@ def test_a_follower_reads_the_events_it_missed(api: Api) -> None:
     assert api.ok("GET", f"/v1/events?after={seen}&app=shop-us&limit=1")["events"] == missed[:1]
 
 
-def test_a_label_is_never_reused(server: FodnsProcess, api: Api) -> None:
+def test_a_label_is_never_reused(running: FodnsProcess, api: Api) -> None:
     api.ok("POST", "/v1/groups", {"label": "shop"}, 201)
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
     assert status == 409 and body["error"] == {
@@ -143,33 +121,33 @@ def test_a_label_is_never_reused(server: FodnsProcess, api: Api) -> None:
         "field": "label",
     }
     api.ok("DELETE", "/v1/groups/shop", status=204)
-    assert served(server, "shop.fo.example.net")[0] == dns.rcode.NXDOMAIN
+    assert served(running, "shop.fo.example.net")[0] == dns.rcode.NXDOMAIN
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
     assert status == 409, "a deleted group's label stays taken forever"
     assert body["error"]["field"] == "label"
     assert "used before and is never reused" in body["error"]["message"]
 
 
-def test_a_group_without_apps_reserves_the_name(server: FodnsProcess, api: Api) -> None:
+def test_a_group_without_apps_reserves_the_name(running: FodnsProcess, api: Api) -> None:
     group = api.ok("POST", "/v1/groups", {}, 201)
     assert group["primary"] is None and group["answer"] == []
-    reply = server.udp(dns.message.make_query(group["fqdn"], "A"))
+    reply = running.udp(dns.message.make_query(group["fqdn"], "A"))
     assert reply.rcode() == dns.rcode.NOERROR and not reply.answer  # NODATA: the name exists
     assert reply.authority[0].rdtype == dns.rdatatype.SOA
 
 
 def test_backup_is_optional_and_switching_to_an_empty_side_is_refused(
-    server: FodnsProcess, api: Api
+    running: FodnsProcess, api: Api
 ) -> None:
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201)
     status, body = api.call("POST", f"/v1/groups/{group['label']}/switch", {"to": "backup"})
     assert status == 409 and "backup side" in body["error"]["message"]
     assert body["error"]["field"] == "to"
-    assert served(server, group["fqdn"])[1] == {"192.0.2.10", "192.0.2.11"}
+    assert served(running, group["fqdn"])[1] == {"192.0.2.10", "192.0.2.11"}
 
 
-def test_a_group_pointing_at_apps_cannot_be_deleted(server: FodnsProcess, api: Api) -> None:
+def test_a_group_pointing_at_apps_cannot_be_deleted(running: FodnsProcess, api: Api) -> None:
     two_apps(api)
     label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
     status, _ = api.call("DELETE", f"/v1/groups/{label}")
@@ -187,7 +165,7 @@ def test_a_group_pointing_at_apps_cannot_be_deleted(server: FodnsProcess, api: A
     assert status == 400 and body["error"]["field"] == "reason"
 
 
-def test_an_app_in_a_group_cannot_be_deleted(server: FodnsProcess, api: Api) -> None:
+def test_an_app_in_a_group_cannot_be_deleted(running: FodnsProcess, api: Api) -> None:
     two_apps(api)
     api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201)
     status, body = api.call("DELETE", "/v1/apps/shop-eu")
@@ -195,29 +173,29 @@ def test_an_app_in_a_group_cannot_be_deleted(server: FodnsProcess, api: Api) -> 
     api.ok("DELETE", "/v1/apps/shop-us", status=204)
 
 
-def test_renaming_an_app_keeps_its_groups_answering(server: FodnsProcess, api: Api) -> None:
+def test_renaming_an_app_keeps_its_groups_answering(running: FodnsProcess, api: Api) -> None:
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201)
     api.ok("PATCH", "/v1/apps/shop-eu", {"name": "shop-eu-west"})
     assert api.ok("GET", f"/v1/groups/{group['label']}")["primary"] == "shop-eu-west"
-    assert served(server, group["fqdn"])[1] == {"192.0.2.10", "192.0.2.11"}
+    assert served(running, group["fqdn"])[1] == {"192.0.2.10", "192.0.2.11"}
 
 
 def test_a_web_head_change_is_followed_by_every_group_at_once(
-    server: FodnsProcess, api: Api
+    running: FodnsProcess, api: Api
 ) -> None:
     two_apps(api)
     groups = [api.ok("POST", "/v1/groups", {"primary": "shop-eu"}, 201) for _ in range(3)]
     api.ok("PATCH", "/v1/apps/shop-eu", {"load_balancer": ["lb.shop.example.com"]})
     for group in groups:
-        assert served(server, group["fqdn"], "CNAME")[1] == {"lb.shop.example.com."}
+        assert served(running, group["fqdn"], "CNAME")[1] == {"lb.shop.example.com."}
     api.ok("PATCH", "/v1/apps/shop-eu", {"load_balancer": [], "web_servers": ["2001:db8::5"]})
     for group in groups:
-        assert served(server, group["fqdn"], "AAAA")[1] == {"2001:db8::5"}
-        assert served(server, group["fqdn"], "A")[1] == set()
+        assert served(running, group["fqdn"], "AAAA")[1] == {"2001:db8::5"}
+        assert served(running, group["fqdn"], "A")[1] == set()
 
 
-def test_failover_status_follows_switches(server: FodnsProcess, api: Api) -> None:
+def test_failover_status_follows_switches(running: FodnsProcess, api: Api) -> None:
     two_apps(api)
     api.ok("POST", "/v1/apps", {"name": "lonely", "web_servers": ["192.0.2.99"]}, 201)
     label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
@@ -232,9 +210,9 @@ def test_failover_status_follows_switches(server: FodnsProcess, api: Api) -> Non
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_a_missing_or_wrong_token_gets_401_and_changes_nothing(
-    server: FodnsProcess, api: Api, token: str | None
+    running: FodnsProcess, api: Api, token: str | None
 ) -> None:
-    intruder = Api(server, token=token or "")
+    intruder = Api(running, token or "")
     for method, path, body in [
         ("POST", "/v1/apps", {"name": "evil", "web_servers": ["203.0.113.1"]}),
         ("POST", "/v1/groups", {"label": "evil"}),
@@ -244,7 +222,7 @@ def test_a_missing_or_wrong_token_gets_401_and_changes_nothing(
         assert status == 401 and reply["error"]["code"] == "unauthorized"
     assert api.ok("GET", "/v1/apps")["apps"] == []
     assert api.ok("GET", "/v1/events")["events"] == []
-    assert served(server, "evil.fo.example.net")[0] == dns.rcode.NXDOMAIN
+    assert served(running, "evil.fo.example.net")[0] == dns.rcode.NXDOMAIN
 
 
 @pytest.mark.parametrize(
@@ -287,18 +265,18 @@ def test_unknown_things_are_404(api: Api) -> None:
     assert status == 409 and reply["error"]["field"] == "name"
 
 
-def test_a_label_used_by_the_zone_file_is_refused(server: FodnsProcess, api: Api) -> None:
+def test_a_label_used_by_the_zone_file_is_refused(running: FodnsProcess, api: Api) -> None:
     status, reply = api.call("POST", "/v1/groups", {"label": "www"})
     assert status == 409 and reply["error"]["field"] == "label"
     assert reply["error"]["message"] == (
         "www.fo.example.net is a name in the zone file; choose another label"
     )
-    assert served(server, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
+    assert served(running, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
 
 
-def test_the_soa_serial_moves_with_every_change(server: FodnsProcess, api: Api) -> None:
+def test_the_soa_serial_moves_with_every_change(running: FodnsProcess, api: Api) -> None:
     def serial() -> int:
-        reply = server.udp(dns.message.make_query("fo.example.net", "SOA"))
+        reply = running.udp(dns.message.make_query("fo.example.net", "SOA"))
         return int(reply.answer[0][0].serial)
 
     first = serial()
@@ -313,42 +291,74 @@ def test_the_soa_serial_moves_with_every_change(server: FodnsProcess, api: Api) 
     assert zones[0]["group_ttl"] == 30  # the default of a zone that sets none
 
 
-def test_a_restart_serves_the_same_state(tmp_path: Path, workers: int) -> None:
-    running = start(tmp_path, workers)
-    api = Api(running)
+def test_a_restart_serves_the_same_state(
+    tmp_path: Path, workers: int, fodns_factory: StartFodns
+) -> None:
+    first = fodns_factory(TOKEN, directory=tmp_path, workers=workers)
+    api = Api(first, TOKEN)
     two_apps(api)
     group = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)
     api.ok("POST", f"/v1/groups/{group['label']}/switch", {"to": "backup"})
-    before = served(running, group["fqdn"]), served(running, "fo.example.net", "SOA")
-    assert running.stop() == 0
+    before = served(first, group["fqdn"]), served(first, "fo.example.net", "SOA")
+    assert first.stop() == 0
 
-    again = start(tmp_path, workers)
-    try:
-        assert (served(again, group["fqdn"]), served(again, "fo.example.net", "SOA")) == before
-        assert Api(again).ok("GET", f"/v1/groups/{group['label']}")["active"] == "backup"
-    finally:
-        assert again.stop() == 0
+    again = fodns_factory(TOKEN, directory=tmp_path, workers=workers)
+    assert (served(again, group["fqdn"]), served(again, "fo.example.net", "SOA")) == before
+    assert Api(again, TOKEN).ok("GET", f"/v1/groups/{group['label']}")["active"] == "backup"
 
 
-def test_every_worker_serves_a_switch_before_the_api_answers(tmp_path: Path) -> None:
-    running = start(tmp_path, workers=2)
-    try:
-        api = Api(running)
-        two_apps(api)
-        group = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)
-        for side, expected in [
-            ("backup", {"198.51.100.7"}),
-            ("primary", {"192.0.2.10", "192.0.2.11"}),
-        ] * 3:
-            api.ok("POST", f"/v1/groups/{group['label']}/switch", {"to": side})
-            # Fresh sockets: SO_REUSEPORT spreads them over both workers.
-            answers = {frozenset(served(running, group["fqdn"])[1]) for _ in range(20)}
-            assert answers == {frozenset(expected)}
-    finally:
-        assert running.stop() == 0
+def test_every_worker_serves_a_switch_before_the_api_answers(fodns_factory: StartFodns) -> None:
+    running = fodns_factory(TOKEN, workers=2)
+    api = Api(running, TOKEN)
+    two_apps(api)
+    group = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)
+    query = dns.message.make_query(group["fqdn"], "A")
+    for side in ["backup", "primary"] * 3:
+        api.ok("POST", f"/v1/groups/{group['label']}/switch", {"to": side})
+        answers = {frozenset(answer_data(reply)) for reply in ask_every_worker(running, query)}
+        assert answers == {frozenset(SIDE_ANSWERS[side])}
 
 
-def test_openapi_document_lists_exactly_the_served_routes(api: Api) -> None:
+# Documented routes as they are called: POST and PATCH with a body (of no fields).
+WITH_BODY = {"POST", "PATCH"}
+API_ROUTES = {
+    ("/v1/zones", "GET"),
+    ("/v1/apps", "GET"),
+    ("/v1/apps", "POST"),
+    ("/v1/apps/{name}", "GET"),
+    ("/v1/apps/{name}", "PATCH"),
+    ("/v1/apps/{name}", "DELETE"),
+    ("/v1/apps/{name}/status", "GET"),
+    ("/v1/groups", "GET"),
+    ("/v1/groups", "POST"),
+    ("/v1/groups/{label}", "GET"),
+    ("/v1/groups/{label}", "PATCH"),
+    ("/v1/groups/{label}", "DELETE"),
+    ("/v1/groups/{label}/switch", "POST"),
+    ("/v1/events", "GET"),
+    ("/v1/route53/plan", "GET"),
+    ("/v1/route53/sync", "POST"),
+}
+
+
+def routed_under_v1(directory: Path) -> set[tuple[str, str]]:
+    """Every (path template, method) the admin app routes under /v1, read from the
+    router of the app fodns builds (create_app with a store, as `fodns serve` calls it).
+    HEAD, which aiohttp adds beside each GET, is not an operation of its own."""
+    with Store(directory / "routes.db", {"fo.example.net": ZoneDefaults(serial=1)}) as store:
+        app = create_app(CollectorRegistry(), dict, store=store)
+        return {
+            (route.resource.canonical, route.method)
+            for route in app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/v1/")
+            and route.method != "HEAD"
+        }
+
+
+def test_openapi_document_lists_exactly_the_served_routes(api: Api, tmp_path: Path) -> None:
+    """Both ways: every operation the document lists is routed by the running server,
+    and every route the app serves under /v1 is in the document (bar the document)."""
     document = api.ok("GET", "/v1/openapi.json")
     assert document["openapi"].startswith("3.")
     documented = {
@@ -357,29 +367,21 @@ def test_openapi_document_lists_exactly_the_served_routes(api: Api) -> None:
         for method in item
         if method != "parameters"
     }
-    expected = {
-        ("/v1/zones", "GET"),
-        ("/v1/apps", "GET"),
-        ("/v1/apps", "POST"),
-        ("/v1/apps/{name}", "GET"),
-        ("/v1/apps/{name}", "PATCH"),
-        ("/v1/apps/{name}", "DELETE"),
-        ("/v1/apps/{name}/status", "GET"),
-        ("/v1/groups", "GET"),
-        ("/v1/groups", "POST"),
-        ("/v1/groups/{label}", "GET"),
-        ("/v1/groups/{label}", "PATCH"),
-        ("/v1/groups/{label}", "DELETE"),
-        ("/v1/groups/{label}/switch", "POST"),
-        ("/v1/events", "GET"),
-        ("/v1/route53/plan", "GET"),
-        ("/v1/route53/sync", "POST"),
-    }
-    assert documented == expected
-    for path, method in expected:
+    assert documented == API_ROUTES
+    # The document describes the API; it is served beside it, not listed in itself.
+    assert routed_under_v1(tmp_path) - {("/v1/openapi.json", "GET")} == documented
+
+    # What the router answers for a path it has no route for, as against a route whose
+    # handler finds no such app or group (also a 404, but saying which is missing).
+    status, unrouted = api.call("GET", "/v1/no-such-route")
+    assert status == 404 and unrouted == {"error": {"code": "not_found", "message": "Not Found"}}
+    for path, method in sorted(documented):
         concrete = path.replace("{name}", "nobody").replace("{label}", "000-000-000")
-        status, _ = api.call(method, concrete, {} if method in ("POST", "PATCH") else None)
-        assert status != 405, f"{method} {path} is documented but not served"
+        status, reply = api.call(method, concrete, {} if method in WITH_BODY else None)
+        assert status != 405 and reply != unrouted, f"{method} {path} is documented, not served"
+        assert status in (200, 201, 400, 404), (method, path, status, reply)
+        if status == 404:  # the handler ran, and names what it did not find
+            assert reply["error"]["message"] != "Not Found", (method, path, reply)
 
 
 def test_route53_calls_without_the_mirror_say_it_is_not_enabled(api: Api) -> None:
@@ -388,70 +390,150 @@ def test_route53_calls_without_the_mirror_say_it_is_not_enabled(api: Api) -> Non
     assert "not enabled" in payload["error"]["message"]
 
 
-def test_a_generated_token_is_kept_beside_the_database(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": ""})
-    try:
-        token_file = tmp_path / "admin-token"
-        assert token_file.stat().st_mode & 0o777 == 0o600
-        token = token_file.read_text().strip()
-        assert Api(running, token=token).ok("GET", "/v1/groups")["groups"] == []
-        assert Api(running, token="nope").call("GET", "/v1/groups")[0] == 401
-        assert token not in "".join(running.stderr_lines), "the token must never be logged"
-    finally:
-        running.process.send_signal(signal.SIGTERM)
-        assert running.stop() == 0
+def test_a_generated_token_is_kept_beside_the_database(
+    tmp_path: Path, fodns_factory: StartFodns
+) -> None:
+    running = fodns_factory("", directory=tmp_path)  # no FODNS_ADMIN_TOKEN: one is made
+    token_file = tmp_path / "admin-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert Api(running, token).ok("GET", "/v1/groups")["groups"] == []
+    assert Api(running, "nope").call("GET", "/v1/groups")[0] == 401
+    assert token not in "".join(running.stderr_lines), "the token must never be logged"
 
 
-def test_every_acknowledged_switch_survives_kill_9(tmp_path: Path, workers: int) -> None:
+def kill_9(running: FodnsProcess) -> None:
+    """SIGKILL the server (our own child, by PID) and reap it; a no-op once it is dead.
+    Its DNS workers see their parent go and stop by themselves."""
+    if running.alive():
+        running.process.send_signal(signal.SIGKILL)
+    running.process.wait(10)
+
+
+def integrity(database: Path) -> str:
+    """SQLite's own check of every page and index, after recovering the WAL."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def test_every_acknowledged_switch_survives_kill_9(
+    tmp_path: Path, workers: int, fodns_factory: StartFodns
+) -> None:
     """Switches stream in; the server is SIGKILLed mid-stream; after a restart on the
     same database every acknowledged switch is served. At most one request was in
     flight at the kill: its group may show either side."""
-    running = start(tmp_path, workers)
-    api = Api(running)
-    two_apps(api)
-    labels = [
-        api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
-        for _ in range(4)
-    ]
-    acknowledged: dict[str, str] = {}
-    in_flight: tuple[str, str] | None = None
-    killed = False
-    for count in range(400):  # bounded: the kill comes after about 100 acknowledgements
-        label = labels[count % len(labels)]
-        side = "backup" if (count // len(labels)) % 2 == 0 else "primary"
-        if count == 101:
-            running.process.send_signal(signal.SIGKILL)
-            killed = True
-        in_flight = (label, side)
-        try:
-            status, _ = api.call("POST", f"/v1/groups/{label}/switch", {"to": side})
-        except OSError:
-            break  # the connection died with the server
-        if status != 200:
-            break
-        acknowledged[label] = side
-        in_flight = None
-    assert killed and len(acknowledged) == len(labels)
-    running.process.wait(10)
-
-    again = start(tmp_path, workers)
+    doomed = start_with_config(tmp_path, TOKEN, workers=workers)
     try:
-        expected = {"backup": {"198.51.100.7"}, "primary": {"192.0.2.10", "192.0.2.11"}}
-        for label in labels:
-            fqdn = f"{label}.fo.example.net"
-            allowed = {acknowledged[label]}
-            if in_flight is not None and in_flight[0] == label:
-                allowed.add(in_flight[1])
-            active = Api(again).ok("GET", f"/v1/groups/{label}")["active"]
-            assert active in allowed, label
-            assert served(again, fqdn)[1] == expected[active]
+        api = Api(doomed, TOKEN)
+        two_apps(api)
+        labels = [
+            api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
+            for _ in range(4)
+        ]
+        acknowledged: dict[str, str] = {}
+        in_flight: tuple[str, str] | None = None
+        killed = False
+        for count in range(400):  # bounded: the kill comes after about 100 acknowledgements
+            label = labels[count % len(labels)]
+            side = "backup" if (count // len(labels)) % 2 == 0 else "primary"
+            if count == 101:
+                doomed.process.send_signal(signal.SIGKILL)
+                killed = True
+            in_flight = (label, side)
+            try:
+                status, _ = api.call("POST", f"/v1/groups/{label}/switch", {"to": side})
+            except OSError:
+                break  # the connection died with the server
+            if status != 200:
+                break
+            acknowledged[label] = side
+            in_flight = None
+        assert killed and len(acknowledged) == len(labels)
     finally:
-        assert again.stop() == 0
+        kill_9(doomed)
+    assert integrity(tmp_path / "fodns.db") == "ok"
+
+    again = Api(fodns_factory(TOKEN, directory=tmp_path, workers=workers), TOKEN)
+    for label in labels:
+        allowed = {acknowledged[label]}
+        if in_flight is not None and in_flight[0] == label:
+            allowed.add(in_flight[1])
+        active = again.ok("GET", f"/v1/groups/{label}")["active"]
+        assert active in allowed, label
+        assert served(again.server, f"{label}.fo.example.net")[1] == SIDE_ANSWERS[active]
+
+
+@pytest.mark.parametrize("point", ["before", "after"])
+def test_a_kill_inside_a_commit_keeps_what_was_acknowledged_and_tears_nothing(
+    tmp_path: Path, workers: int, fodns_factory: StartFodns, point: str
+) -> None:
+    """The writer stops inside a switch's transaction (FODNS_TEST_STALL_COMMIT, a test
+    hook: before its COMMIT, or after COMMIT but before the reply) and fodns is SIGKILLed
+    right there. The in-flight switch was never answered; afterwards the database is
+    intact, every acknowledged switch is served, and the in-flight one is there in
+    every table (group, event log, SOA serial) or in none: none when the kill came
+    before COMMIT, all when after it."""
+    trigger = tmp_path / "stall"
+    doomed = start_with_config(
+        tmp_path, TOKEN, workers=workers, env={"FODNS_TEST_STALL_COMMIT": str(trigger)}
+    )
+    replies: list[object] = []
+    try:
+        api = Api(doomed, TOKEN)
+        two_apps(api)
+        labels = [
+            api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
+            for _ in range(3)
+        ]
+        acknowledged = dict.fromkeys(labels, "primary")
+        for count in range(7):
+            label = labels[count % len(labels)]
+            acknowledged[label] = "backup" if acknowledged[label] == "primary" else "primary"
+            api.ok("POST", f"/v1/groups/{label}/switch", {"to": acknowledged[label]})
+        last_seq = api.ok("GET", "/v1/events?limit=1")["events"][0]["seq"]
+        serial = served(doomed, "fo.example.net", "SOA")[1]
+        label = labels[0]
+        side = "backup" if acknowledged[label] == "primary" else "primary"
+
+        trigger.write_text(f"{point} {last_seq + 1}")  # stall the next change's commit
+
+        def switch() -> None:
+            with contextlib.suppress(OSError):  # the connection dies with the server
+                replies.append(api.call("POST", f"/v1/groups/{label}/switch", {"to": side}))
+
+        threading.Thread(target=switch, daemon=True).start()
+        assert wait_for(lambda: doomed.log_events(STALLED), 30), "the writer never stalled"
+        assert doomed.log_events(STALLED)[0]["point"] == point
+        fqdn = f"{label}.fo.example.net"
+        if point == "before":  # not committed: no reader and no DNS worker sees it
+            assert api.ok("GET", f"/v1/groups/{label}")["active"] == acknowledged[label]
+            assert served(doomed, fqdn)[1] == SIDE_ANSWERS[acknowledged[label]]
+        else:  # committed: every reader sees it
+            assert api.ok("GET", f"/v1/groups/{label}")["active"] == side
+        assert replies == [], "the switch was answered before its commit was done"
+        doomed.process.send_signal(signal.SIGKILL)
+    finally:
+        kill_9(doomed)
+    assert replies == [], "the switch was answered before its commit was done"
+    assert integrity(tmp_path / "fodns.db") == "ok"
+
+    kept = point == "after"
+    again = Api(fodns_factory(TOKEN, directory=tmp_path, workers=workers), TOKEN)
+    expected = {**acknowledged, label: side} if kept else acknowledged
+    for each in labels:
+        assert again.ok("GET", f"/v1/groups/{each}")["active"] == expected[each], each
+        assert served(again.server, f"{each}.fo.example.net")[1] == SIDE_ANSWERS[expected[each]]
+    logged = again.ok("GET", f"/v1/events?after={last_seq}")["events"]
+    assert [(e["seq"], e["group"], e["after"]["active"]) for e in logged] == (
+        [(last_seq + 1, label, side)] if kept else []
+    )
+    (moved,) = served(again.server, "fo.example.net", "SOA")[1]
+    (was,) = serial
+    assert int(moved.split()[2]) == int(was.split()[2]) + (1 if kept else 0)
 
 
 def test_metrics_count_switches_requests_changes_and_answer_latency(
-    server: FodnsProcess, api: Api
+    running: FodnsProcess, api: Api
 ) -> None:
     two_apps(api)
     label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
@@ -459,10 +541,10 @@ def test_metrics_count_switches_requests_changes_and_answer_latency(
     api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})  # idempotent: not counted
     api.call("GET", "/v1/groups/000-000-000")
     for _ in range(20):
-        served(server, f"{label}.fo.example.net")
+        served(running, f"{label}.fo.example.net")
 
     def scrape() -> dict[str, float]:
-        status, text = server.http_get("/metrics")
+        status, text = running.http_get("/metrics")
         assert status == 200
         return {
             line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -498,3 +580,31 @@ def test_an_oversized_request_is_refused_with_413(api: Api) -> None:
     )
     assert status == 413 and reply["error"]["code"] == "too_large"
     assert api.ok("GET", "/v1/apps")["apps"] == []
+
+
+def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie's entry (nobody has reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_dns_workers_stop_when_fodns_is_killed_9(fodns_factory: StartFodns, tmp_path: Path) -> None:
+    """SIGKILL gives fodns no chance to stop its DNS workers: they must notice and stop
+    themselves. One left running would go on answering on the SO_REUSEPORT port beside
+    a restarted fodns, with whatever state it had when its parent died."""
+    doomed = start_with_config(tmp_path, TOKEN, workers=2)
+    try:
+        status, body = doomed.http_get("/healthz")
+        worker_pids = [worker["pid"] for worker in json.loads(body)["dns_workers"]]
+        assert status == 200 and len(worker_pids) == 2
+    finally:
+        kill_9(doomed)
+    try:
+        assert wait_for(lambda: all(map(process_gone, worker_pids)), 30), "workers outlived fodns"
+    finally:
+        for pid in worker_pids:  # our own grandchildren, by PID, should the test fail
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)

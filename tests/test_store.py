@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -20,11 +21,13 @@ import pytest
 from sqlite_utils import Database
 
 from fodns import rows as store_rows
+from fodns.config import load_config
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.migrations import LATEST, MIGRATIONS
 from fodns.model import Group
+from fodns.server import load_zones, open_store
 from fodns.store import UNSET, Change, Store, ZoneDefaults
-from tests.support import file_mode
+from tests.support import EXAMPLE_ZONE, file_mode, write_config
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ZONE = "fo.example.net"
@@ -726,6 +729,21 @@ for i in range(100_000):
     change = store.switch("child", label, active[label])
     print(label, active[label], change.event.seq, flush=True)
 """
+STALLED = "store_commit_stalled_for_test"
+
+
+def test_the_writer_connection_is_wal_and_synchronous_full(tmp_path: Path) -> None:
+    """What an acknowledged write's survival rests on, read on the writer's own
+    connection of the store as `fodns serve` opens it: WAL, and synchronous = FULL
+    (2), under which COMMIT returns only once the WAL is on the disk. A SIGKILL cannot
+    tell FULL from OFF (the page cache outlives the process; only a power cut loses
+    it), so no kill test can: this does."""
+    config = load_config(write_config(tmp_path, [(ZONE, EXAMPLE_ZONE)]))
+    opened = open_store(config, load_zones(config.zones))
+    try:
+        assert opened.durability() == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+    finally:
+        opened.close()
 
 
 def test_acknowledged_switches_survive_kill_9(tmp_path: Path) -> None:
@@ -754,15 +772,68 @@ def test_acknowledged_switches_survive_kill_9(tmp_path: Path) -> None:
             assert store.group(label).active == expected
 
 
-def _run_and_kill(path: Path, labels: list[str], acknowledgements: int) -> list[str]:
-    """Run CHILD, SIGKILL it after that many acknowledged switches; return its complete lines."""
-    env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+@pytest.mark.parametrize("point", ["before", "after"])
+def test_a_kill_inside_a_commit_leaves_the_switch_whole_or_absent(
+    tmp_path: Path, point: str
+) -> None:
+    """The writer stops inside the 51st switch's commit (FODNS_TEST_STALL_COMMIT: before
+    its COMMIT, or after it but before the caller is told) and the process is SIGKILLed
+    there. Afterwards the database is intact, the 50 acknowledged switches are all
+    there, and the one in flight is there in every table or in none: absent when the
+    kill came before COMMIT, present when after."""
+    path = tmp_path / "fodns.db"
+    with Store(path, ONE_ZONE) as store:
+        add_apps(store)
+        labels = [new_group(store, primary="dc1", backup="dc2").label for _ in range(3)]
+        start, serial_at_start = store.last_seq(), store.serial(ZONE)
+    in_flight = start + 51
+    trigger = tmp_path / "stall"
+    trigger.write_text(f"{point} {in_flight}")
+    lines = _run_and_kill(
+        path, labels, until_stalled=True, env={"FODNS_TEST_STALL_COMMIT": str(trigger)}
+    )
+    acked = [line.split() for line in lines[1:] if STALLED not in line]
+    assert [int(seq) for _, _, seq in acked] == list(range(start + 1, in_flight))
+    assert STALLED in lines[-1] and f"point={point}" in lines[-1]  # the stall was the kill's
+
+    assert integrity(path) == "ok"
+    with Store(path, ONE_ZONE) as store:
+        events = store.events_since(start)
+        committed = [e.seq for e in events]
+        expected = list(range(start + 1, in_flight + (1 if point == "after" else 0)))
+        assert committed == expected, "an acknowledged switch was lost, or a torn one kept"
+        # Every table agrees with the log: one serial step and one journal entry per
+        # switch, each group on the side of its last logged switch.
+        assert store.serial(ZONE) == serial_at_start + len(events)
+        (newest,) = store.journal(ZONE, store.serial(ZONE) - 1, store.serial(ZONE)) or [None]
+        assert newest is not None and newest.serial_to == store.serial(ZONE)
+        for label in labels:
+            last = [e for e in events if e.group == label][-1]
+            assert last.after is not None and store.group(label).active == last.after["active"]
+
+
+def integrity(path: Path) -> str:
+    """SQLite's own check of every page and index, after recovering the WAL."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _run_and_kill(
+    path: Path,
+    labels: list[str],
+    acknowledgements: int = 0,
+    until_stalled: bool = False,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """Run CHILD, SIGKILL it after that many acknowledged switches (or once its writer
+    says it has stalled); return its complete lines."""
+    child_env = {**os.environ, "PYTHONPATH": str(REPOSITORY), **(env or {})}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), *labels],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=child_env,
     )
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -772,12 +843,17 @@ def _run_and_kill(path: Path, labels: list[str], acknowledgements: int) -> list[
             lines.put(line)
         lines.put(None)
 
+    def done(seen: list[str]) -> bool:
+        if until_stalled:
+            return bool(seen) and STALLED in seen[-1]
+        return len(seen) >= acknowledgements + 1
+
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     seen: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     try:
-        while len(seen) < acknowledgements + 1:
+        while not done(seen):
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             assert line is not None, f"child ended early: {child.stderr and child.stderr.read()}"
             seen.append(line)
