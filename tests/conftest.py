@@ -4,6 +4,7 @@ they are built on are in tests/support, which test modules import directly)."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,7 +37,7 @@ StartFodns = Callable[..., FodnsProcess]
 def fodns_factory(tmp_path: Path) -> Iterator[StartFodns]:
     """Start fodns with `start_with_config`'s arguments (directory defaults to a fresh
     folder under tmp_path); each one started is stopped afterwards even when the test
-    failed, and must then have shut down cleanly."""
+    failed, and must then have shut down cleanly (or died by the test's own `kill()`)."""
     started: list[FodnsProcess] = []
 
     def start(token: str, directory: Path | None = None, **options: object) -> FodnsProcess:
@@ -48,7 +49,8 @@ def fodns_factory(tmp_path: Path) -> Iterator[StartFodns]:
 
     yield start
     exits = [running.stop() for running in started]
-    assert exits == [0] * len(started), f"fodns did not shut down cleanly: {exits}"
+    expected = [-signal.SIGKILL if running.killed else 0 for running in started]
+    assert exits == expected, f"fodns did not shut down cleanly: {exits}, expected {expected}"
 
 
 @pytest.fixture
