@@ -162,6 +162,31 @@ def test_a_stuck_worker_makes_a_change_a_202_until_it_catches_up(
     assert metric(server, "fodns_dns_worker_restarts_total") == 0
 
 
+def test_a_replacement_still_starting_keeps_a_change_at_202(fodns_factory: StartFodns) -> None:
+    """A replacement binds the port as soon as its table is built, and that table may
+    predate a change committed meanwhile: until it reports the change applied, a
+    change is not "served" by every worker."""
+    server = fodns_factory(TOKEN, workers=2)
+    api = Api(server, TOKEN)
+    shop(api)
+    survivor, victim = slot_pids(server)[0], slot_pids(server)[1]
+    os.kill(victim, signal.SIGKILL)
+
+    def replacement() -> int | None:
+        pids = [pid for pid in worker_pids(server) if pid not in (survivor, victim)]
+        return pids[0] if pids else None
+
+    assert wait_for(replacement, 30)
+    starting = replacement()
+    assert starting is not None
+    with stopped(starting):  # caught while it starts: alive, not yet reporting
+        status, body = api.call("POST", "/v1/groups/shop/switch", {"to": "backup"})
+        assert (status, body["served"]) == (202, False), body
+    assert wait_for(lambda: every_worker_applied_everything(server), 30)
+    assert slot_pids(server)[1] == starting
+    assert answers(server, f"shop.{ZONE}") == {US}
+
+
 def served_state(server: FodnsProcess, labels: list[str]) -> dict[str, object]:
     """What every worker serves (each must agree) and what the API lists."""
     soa = dns.message.make_query(ZONE, "SOA")
