@@ -316,6 +316,7 @@ def test_groups_survive_a_reload_and_a_zone_file_edit_does_not_take_their_names(
     api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]}, 201)
     api.ok("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"}, 201)
     generated = api.ok("POST", "/v1/groups", {"primary": "us"}, 201)["label"]
+    api.ok("POST", "/v1/groups", {"label": "spare"}, 201)  # no apps: NODATA, deletable
     api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
     eu, us = frozenset({"192.0.2.10"}), frozenset({"198.51.100.7"})
     shop, other = "shop.fo.example.net", f"{generated}.fo.example.net"
@@ -328,13 +329,19 @@ def test_groups_survive_a_reload_and_a_zone_file_edit_does_not_take_their_names(
     assert answers(running, shop) == {eu}
     assert soa_serials(running) == {serial + 1}
 
-    zone_file.write_text(zone_file.read_text() + "added A 192.0.2.123\nshop A 203.0.113.99\n")
+    zone_file.write_text(
+        zone_file.read_text() + "added A 192.0.2.123\nshop A 203.0.113.99\nspare A 203.0.113.5\n"
+    )
     reload(running, workers)
     assert answers(running, "added.fo.example.net") == {frozenset({"192.0.2.123"})}
     assert answers(running, shop) == {eu}  # the group's, not the file's 203.0.113.99
+    assert answers(running, "spare.fo.example.net") == {frozenset()}  # the group's NODATA
     assert soa_serials(running) == {serial + 2}  # an edited file moves the serial, once
-    taken = running.log_events("zone_name_taken_by_group")
-    assert [event["name"] for event in taken] == ["shop.fo.example.net."] * workers
+    taken = sorted(event["name"] for event in running.log_events("zone_name_taken_by_group"))
+    assert taken == sorted(["shop.fo.example.net.", "spare.fo.example.net."] * workers)
+    # The group gone, the file's records there are served, as a restart would serve them.
+    api.ok("DELETE", "/v1/groups/spare", status=204)
+    assert answers(running, "spare.fo.example.net") == {frozenset({"203.0.113.5"})}
     status, body = api.call("POST", "/v1/groups", {"label": "added"})
     assert (status, body["error"]["field"]) == (409, "label"), body
     api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
