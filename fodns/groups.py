@@ -211,6 +211,7 @@ def load_groups(
                 name=dns.name.from_wire(key, 0)[0].to_text(),
                 served="the group's answer; the zone file's records there are not served",
             )
+            zone.taken_by_groups[key] = zone.records[key]
         table.load_by_key(origin_key, names, serial)
 
 
@@ -230,7 +231,10 @@ def _by_zone(
             by_zone[group.zone][key] = group_rrsets(group, apps)
     for zone, label in deleted:
         if zone in origins:
-            by_zone[zone][_label_key(label, origins[zone])] = None
+            key = _label_key(label, origins[zone])
+            # The zone file's records there, if a group had taken them: the table then
+            # equals one built afresh from the files and the store, as after a restart.
+            by_zone[zone][key] = table.zones[origins[zone]].taken_by_groups.get(key)
     for zone in (set(by_zone) | set(serials)) & set(origins):
         yield origins[zone], by_zone.get(zone, {}), serials.get(zone)
 

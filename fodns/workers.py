@@ -69,7 +69,7 @@ def worker_main(
     """
     configure_logging()
     worker_log = log.bind(worker=index, pid=os.getpid())
-    parent = multiprocessing.parent_process()  # its sentinel shows when the main one is gone
+    parent = os.getppid()
 
     def send(message: tuple[str, Any]) -> None:
         with contextlib.suppress(OSError):
@@ -129,12 +129,13 @@ def worker_main(
             if time.monotonic() >= next_report:
                 next_report += COUNTER_REPORT_INTERVAL
                 send(("counters", handler.counters))
-                if parent is not None and not parent.is_alive():
-                    # The main process was killed (SIGKILL leaves it no way to stop us):
-                    # a worker left behind would answer on the shared SO_REUSEPORT port
-                    # beside a restarted fodns, from a state nothing updates any more.
-                    worker_log.warning("worker_parent_gone")
-                    break
+                if os.getppid() != parent:
+                    # fodns serve is gone (kill -9, the OOM killer) and this process was
+                    # handed to init: nobody supervises it now. Left running, it would go
+                    # on answering on the shared port (SO_REUSEPORT) beside a restarted
+                    # fodns, never reloaded, stopped or replaced. Stop as on SIGTERM.
+                    worker_log.error("worker_orphaned", parent=parent)
+                    stop.set()
         await server.close()
         store.close()
 
@@ -297,14 +298,17 @@ class WorkerPool:
         loop.add_reader(replacement.report.fileno(), self._on_report, loop, replacement)
 
     async def served(self, seq: int, timeout: float = 2.0) -> bool:
-        """Wait until every serving worker has applied event `seq`; False if one has not
-        in time, or none is serving. A worker being replaced does not count: its
-        sockets are closed, and its replacement starts from the store's state."""
+        """Wait until every live worker has applied event `seq`; False if one has not
+        in time, or none is alive. A dead worker does not count: its sockets closed
+        with it. Every live one does, even one not heard from lately (stuck: the
+        kernel still queues queries to its sockets, and it answers them from its old
+        table when it runs again) or one still starting (a replacement may answer
+        from a table built before the change until it reports having applied it)."""
         deadline = time.monotonic() + timeout
         while True:
             now = time.monotonic()
-            live = [w for w in self.workers.values() if w.serving(now)]
-            if live and all(w.applied_seq >= seq for w in live):
+            live = [w for w in self.workers.values() if w.process.is_alive()]
+            if live and all(w.ready and w.applied_seq >= seq for w in live):
                 return True
             if now > deadline:
                 return False

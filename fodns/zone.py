@@ -84,6 +84,9 @@ class ZoneData:
     file_digest: str = ""
     # The names the zone file gives records, as loaded: groups added later are not among them.
     file_names: frozenset[bytes] = frozenset()
+    # The zone file's records at names a group holds (the group wins, groups.load_groups):
+    # served again if that group is deleted, as a restart would serve them.
+    taken_by_groups: dict[bytes, Mapping[int, RRset]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.origin_key = wire_key(self.origin)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
@@ -18,11 +19,19 @@ from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     TEST_ZONES,
+    Api,
+    FodnsProcess,
+    answer_data,
+    ask_every_worker,
     file_mode,
     start_fodns,
     wait_for,
     write_config,
 )
+
+TOKEN = "startup-test-token-41c7"
+# The conftest fixture `fodns_factory`: start_with_config's arguments, stopped at teardown.
+StartFodns = Callable[..., FodnsProcess]
 
 
 def run_serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -264,62 +273,102 @@ def test_what_fodns_creates_on_disk_is_private(tmp_path: Path) -> None:
 
 
 def test_sighup_reloads_zone_files_and_keeps_the_old_table_when_one_is_broken(
-    tmp_path: Path,
+    tmp_path: Path, workers: int, fodns_factory: StartFodns
 ) -> None:
+    """Every worker reloads (each logs zones_reloaded) and then answers the new data; a
+    broken file is refused by each, and each keeps serving what it had."""
     zone_file = tmp_path / "test.example.zone"
     shutil.copy(TEST_ZONES / "test.example.zone", zone_file)
-    running = start_fodns("--config", str(write_config(tmp_path, [("test.example", zone_file)])))
-    try:
-        query = dns.message.make_query("added.test.example", "A")
-        assert running.udp(query).rcode() == dns.rcode.NXDOMAIN
+    running = fodns_factory(TOKEN, workers=workers, zones=[("test.example", zone_file)])
+    added = dns.message.make_query("added.test.example", "A")
+    assert {reply.rcode() for reply in ask_every_worker(running, added)} == {dns.rcode.NXDOMAIN}
+    assert answers(running, "www.test.example") == {frozenset({"192.0.2.1"})}
 
-        zone_file.write_text(zone_file.read_text() + "added A 192.0.2.123\n")
-        running.process.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: running.udp(query).rcode() == dns.rcode.NOERROR)
-        assert running.udp(query).answer[0][0].address == "192.0.2.123"
+    zone_file.write_text(
+        zone_file.read_text().replace("192.0.2.1\n", "192.0.2.111\n") + "added A 192.0.2.123\n"
+    )
+    reload(running, workers)
+    assert answers(running, "added.test.example") == {frozenset({"192.0.2.123"})}
+    assert answers(running, "www.test.example") == {frozenset({"192.0.2.111"})}
 
-        zone_file.write_text(zone_file.read_text() + "broken A 999.1.1.1\n")
-        running.process.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: running.log_events("zone_reload_failed"))
-        assert "malformed record data" in str(running.log_events("zone_reload_failed")[0])
-        assert running.udp(query).answer[0][0].address == "192.0.2.123"
-    finally:
-        assert running.stop() == 0
-
-
-def query_from_many_ports(running: object, qname: str, count: int = 40) -> set[str]:
-    """Ask from `count` fresh sockets, so SO_REUSEPORT spreads them over the workers."""
-    answers = set()
-    for _ in range(count):
-        reply = running.udp(dns.message.make_query(qname, "A"))  # type: ignore[attr-defined]
-        answers.add(str(reply.rcode()) if not reply.answer else reply.answer[0][0].address)
-    return answers
+    zone_file.write_text(zone_file.read_text() + "broken A 999.1.1.1\n")
+    running.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(running.log_events("zone_reload_failed")) == workers, 60)
+    assert all(
+        "malformed record data" in str(event) for event in running.log_events("zone_reload_failed")
+    )
+    assert answers(running, "added.test.example") == {frozenset({"192.0.2.123"})}
+    assert len(running.log_events("zones_reloaded")) == workers  # the first reload only
 
 
-def test_workers_share_the_port_and_each_reloads(tmp_path: Path) -> None:
-    zone_file = tmp_path / "test.example.zone"
-    shutil.copy(TEST_ZONES / "test.example.zone", zone_file)
-    config = write_config(tmp_path, [("test.example", zone_file)], dns_extra="workers = 2")
-    running = start_fodns("--config", str(config))
-    try:
-        assert wait_for(lambda: "fodns_dns_workers 2.0" in running.http_get("/metrics")[1])
-        assert query_from_many_ports(running, "www.test.example") == {"192.0.2.1"}
-        assert query_from_many_ports(running, "www.test.example", count=10) == {"192.0.2.1"}
-        assert len(running.log_events("worker_started")) == 2
+def test_groups_survive_a_reload_and_a_zone_file_edit_does_not_take_their_names(
+    tmp_path: Path, workers: int, fodns_factory: StartFodns
+) -> None:
+    """Groups live in the database, zone files on disk: a reload rebuilds the table from
+    both, in every worker. A name the zone file starts using after a group took it stays
+    the group's (customers point at it), said in the log; the file's new names become
+    labels no group may take; a broken file changes nothing, and switches go on."""
+    zone_file = tmp_path / "fo.example.net.zone"
+    shutil.copy(EXAMPLE_ZONE, zone_file)
+    running = fodns_factory(TOKEN, workers=workers, zones=[("fo.example.net", zone_file)])
+    api = Api(running, TOKEN)
+    api.ok("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]}, 201)
+    api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]}, 201)
+    api.ok("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"}, 201)
+    generated = api.ok("POST", "/v1/groups", {"primary": "us"}, 201)["label"]
+    api.ok("POST", "/v1/groups", {"label": "spare"}, 201)  # no apps: NODATA, deletable
+    api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
+    eu, us = frozenset({"192.0.2.10"}), frozenset({"198.51.100.7"})
+    shop, other = "shop.fo.example.net", f"{generated}.fo.example.net"
 
-        zone_file.write_text(zone_file.read_text().replace("192.0.2.1\n", "192.0.2.111\n"))
-        running.process.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: len(running.log_events("zones_reloaded")) == 2)
-        assert query_from_many_ports(running, "www.test.example") == {"192.0.2.111"}
+    reload(running, workers)  # the same files: the groups are all still there
+    assert answers(running, shop) == {us} and answers(running, other) == {us}
+    (serial,) = soa_serials(running)
+    # The table a reload built follows the log: a switch now is served by every worker.
+    api.ok("POST", "/v1/groups/shop/switch", {"to": "primary"})
+    assert answers(running, shop) == {eu}
+    assert soa_serials(running) == {serial + 1}
 
-        def counted_queries() -> float:
-            metrics = running.http_get("/metrics")[1]
-            return sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in metrics.splitlines()
-                if line.startswith("fodns_dns_queries_total{")
-            )
+    zone_file.write_text(
+        zone_file.read_text() + "added A 192.0.2.123\nshop A 203.0.113.99\nspare A 203.0.113.5\n"
+    )
+    reload(running, workers)
+    assert answers(running, "added.fo.example.net") == {frozenset({"192.0.2.123"})}
+    assert answers(running, shop) == {eu}  # the group's, not the file's 203.0.113.99
+    assert answers(running, "spare.fo.example.net") == {frozenset()}  # the group's NODATA
+    assert soa_serials(running) == {serial + 2}  # an edited file moves the serial, once
+    taken = sorted(event["name"] for event in running.log_events("zone_name_taken_by_group"))
+    assert taken == sorted(["shop.fo.example.net.", "spare.fo.example.net."] * workers)
+    # The group gone, the file's records there are served, as a restart would serve them.
+    api.ok("DELETE", "/v1/groups/spare", status=204)
+    assert answers(running, "spare.fo.example.net") == {frozenset({"203.0.113.5"})}
+    status, body = api.call("POST", "/v1/groups", {"label": "added"})
+    assert (status, body["error"]["field"]) == (409, "label"), body
+    api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
+    assert answers(running, shop) == {us}
 
-        assert wait_for(lambda: counted_queries() >= 90)
-    finally:
-        assert running.stop() == 0
+    zone_file.write_text(zone_file.read_text() + "broken A 999.1.1.1\n")
+    running.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(running.log_events("zone_reload_failed")) == workers, 60)
+    assert answers(running, shop) == {us} and answers(running, other) == {us}
+    api.ok("POST", "/v1/groups/shop/switch", {"to": "primary"})
+    assert answers(running, shop) == {eu}
+    assert answers(running, "added.fo.example.net") == {frozenset({"192.0.2.123"})}
+
+
+def reload(running: FodnsProcess, workers: int) -> None:
+    """SIGHUP, then wait until every worker has logged its zones_reloaded."""
+    before = len(running.log_events("zones_reloaded"))
+    running.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(running.log_events("zones_reloaded")) == before + workers, 60)
+
+
+def answers(running: FodnsProcess, name: str) -> set[frozenset[str]]:
+    """What every worker answers for `name` (A): one element when they all agree."""
+    query = dns.message.make_query(name, "A")
+    return {frozenset(answer_data(reply)) for reply in ask_every_worker(running, query)}
+
+
+def soa_serials(running: FodnsProcess) -> set[int]:
+    query = dns.message.make_query("fo.example.net", "SOA")
+    return {int(reply.answer[0][0].serial) for reply in ask_every_worker(running, query)}
