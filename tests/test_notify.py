@@ -14,15 +14,26 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
+import pytest
 
 from fodns.notify import FIRST_WAIT
-from tests.support import EXAMPLE_ZONE, KEYRING, Api, FodnsProcess, ask_every_worker, wait_for
+from tests.support import (
+    EXAMPLE_ZONE,
+    KEYRING,
+    Api,
+    FodnsProcess,
+    ask_every_worker,
+    keyring_for,
+    wait_for,
+)
 from tests.support.transfer import transfer_options
 
 TOKEN = "notify-test-token"
@@ -36,9 +47,14 @@ class NotifyReceiver:
     ignore the first few, or held (`answering=False`) until `answer()`."""
 
     def __init__(
-        self, ignore_first: int = 0, rcode: int = dns.rcode.NOERROR, answering: bool = True
+        self,
+        ignore_first: int = 0,
+        rcode: int = dns.rcode.NOERROR,
+        answering: bool = True,
+        keyring: object = KEYRING,
     ) -> None:
         self.rcode = rcode
+        self.keyring = keyring
         self.ignore_first = ignore_first
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -64,7 +80,8 @@ class NotifyReceiver:
             except TimeoutError:
                 self._answer_held()
                 continue
-            message = dns.message.from_wire(data, keyring=KEYRING)  # raises on a bad signature
+            # Raises on a bad signature (or one made with another algorithm).
+            message = dns.message.from_wire(data, keyring=self.keyring)
             self.received.append((time.monotonic(), message))
             if self.on_notify is not None:
                 self.seen_on_notify.append(self.on_notify())
@@ -96,25 +113,26 @@ def start(
     receiver: NotifyReceiver,
     zone_file: Path = EXAMPLE_ZONE,
     workers: int = 1,
+    algorithm: str = "hmac-sha256",
 ) -> FodnsProcess:
     return fodns_factory(
         TOKEN,
         workers=workers,
         zones=[("fo.example.net", zone_file)],
-        **transfer_options(notify=receiver.port),
+        **transfer_options(notify=receiver.port, algorithm=algorithm),
     )
 
 
 def rounds(server: FodnsProcess) -> list[tuple[str, int, int | None]]:
     """Each NOTIFY round that ended, in order: (how, serial, attempt that ended it)."""
     return [
-        (str(event["event"]), int(event["serial"]), event.get("attempt"))  # type: ignore[arg-type]
+        (str(event["event"]), int(event["serial"]), event.get("attempt"))
         for event in map(server_event, server.stderr_lines)
         if event.get("event") in ROUND_ENDS
     ]
 
 
-def server_event(line: str) -> dict[str, object]:
+def server_event(line: str) -> dict[str, Any]:
     try:
         event = json.loads(line)
     except json.JSONDecodeError:
@@ -123,7 +141,7 @@ def server_event(line: str) -> dict[str, object]:
 
 
 def answered_serials(server: FodnsProcess) -> list[int]:
-    return [int(e["serial"]) for e in server.log_events("notify_answered")]  # type: ignore[call-overload]
+    return [int(str(e["serial"])) for e in server.log_events("notify_answered")]
 
 
 def soa_serial(server: FodnsProcess) -> int:
@@ -136,10 +154,12 @@ def serials_served(server: FodnsProcess) -> set[int]:
     return {int(reply.answer[0][0].serial) for reply in replies}
 
 
-def test_a_change_sends_a_signed_notify(fodns_factory: StartFodns) -> None:
-    receiver = NotifyReceiver()
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "hmac-sha512"])
+def test_a_change_sends_a_signed_notify(fodns_factory: StartFodns, algorithm: str) -> None:
+    """Signed with the key of the allow_transfer entry, in that key's algorithm."""
+    receiver = NotifyReceiver(keyring=keyring_for(algorithm))
     try:
-        server = start(fodns_factory, receiver)
+        server = start(fodns_factory, receiver, algorithm=algorithm)
         Api(server, TOKEN).ok("POST", "/v1/groups", {"label": "shop"}, 201)
         assert wait_for(lambda: receiver.received)
         _, notify = receiver.received[0]
@@ -148,6 +168,7 @@ def test_a_change_sends_a_signed_notify(fodns_factory: StartFodns) -> None:
         assert notify.question[0].name.to_text() == "fo.example.net."
         assert notify.question[0].rdtype == dns.rdatatype.SOA
         assert notify.had_tsig and notify.keyname.to_text() == "xfr."
+        assert notify.keyalgorithm == dns.name.from_text(algorithm)
         assert wait_for(lambda: rounds(server))
         assert rounds(server) == [("notify_answered", soa_serial(server), len(receiver.received))]
     finally:
