@@ -147,21 +147,32 @@ def test_every_switch_reaches_the_secondary_by_ixfr(
         f"max {max(latencies) * 1000:.1f} ms after the API's reply"
     )
 
+    # The secondary writes its log (and the tap its record) a moment after it serves
+    # the serial: wait for the last switch's line before reading them.
+    assert wait_for(
+        lambda: switch_serials[-1] in {serial for _, serial in secondary.transfers()}, 30
+    ), f"{secondary.name} never logged taking serial {switch_serials[-1]}:\n{log_tail(secondary)}"
     transfers = secondary.transfers()
-    assert transfers, f"no transfers in the log of {secondary.name}:\n{log_tail(secondary)}"
+    sent = [
+        (e["type"], e["style"], e["client_serial"]) for e in primary.log_events("zone_transferred")
+    ]
     first_load, updates = transfers[0], transfers[1:]
     assert first_load[0] == "AXFR", transfers
     not_incremental = [t for t in updates if t[0] != "IXFR"]
     summary = (
         f"{secondary.name} took {len(updates)} updates after the first load: "
         f"{len(updates) - len(not_incremental)} by IXFR, {len(not_incremental)} otherwise, "
-        f"first few {not_incremental[:3]}"
+        f"first few {not_incremental[:3]}; fodns sent {sent[-8:]}"
+        f"\n{log_tail(secondary, 60)}\nfodns:\n{primary_complaints(primary)}"
     )
     assert not not_incremental, summary
-    incremental_serials = [serial for _, serial in updates]
-    assert len(incremental_serials) >= SWITCHES, summary
-    missing = sorted(set(switch_serials) - set(incremental_serials))
-    assert not missing, f"serials fodns served that {secondary.name} did not take: {missing}"
+    # Each switch was served above; a secondary may take two versions in one IXFR
+    # (RFC 1995 §4 allows several difference sequences), so it is not asked to log
+    # every serial, only to have taken the last one by IXFR, and fodns to have
+    # answered every IXFR it was asked with differences.
+    assert updates[-1] == ("IXFR", switch_serials[-1]), summary
+    asked = [(style, serial) for kind, style, serial in sent if kind == "IXFR"]
+    assert asked and all(style in ("incremental", "up-to-date") for style, _ in asked), summary
 
 
 class NsdWritingItsZoneFile(NsdSecondary):
