@@ -41,20 +41,27 @@ def transfers_logged(server: FodnsProcess) -> list[dict[str, object]]:
     return server.log_events("zone_transferred")
 
 
-def new_event(server: FodnsProcess, name: str, before: int) -> dict[str, object]:
-    """The one `name` event logged after the first `before`: waited for, since the log
-    is read by a thread and, with workers, written by another process."""
-    assert wait_for(lambda: len(server.log_events(name)) > before, timeout=20), (
-        f"no new {name} in the log"
-    )
-    events = server.log_events(name)
-    assert len(events) == before + 1, f"more than one {name} logged: {events[before:]}"
-    return events[before]
+def new_event(server: FodnsProcess, name: str, before: int, **fields: object) -> dict[str, Any]:
+    """The `name` event with `fields` logged after the first `before` such events: waited
+    for, since the log is read by a thread (and, with workers, written by another
+    process), so a count taken just before may still miss an earlier request's line;
+    the fields tell this request's line from that one."""
+
+    def found() -> dict[str, Any] | None:
+        for event in server.log_events(name)[before:]:
+            if all(event.get(key) == value for key, value in fields.items()):
+                return event
+        return None
+
+    assert wait_for(found, timeout=20), f"no {name} with {fields} in the log"
+    event = found()
+    assert event is not None
+    return event
 
 
-def new_transfer_event(server: FodnsProcess, before: int) -> dict[str, object]:
-    """The `zone_transferred` line of the one transfer made since `before` were logged."""
-    return new_event(server, "zone_transferred", before)
+def new_transfer_event(server: FodnsProcess, before: int, **fields: object) -> dict[str, Any]:
+    """The `zone_transferred` line of the transfer with `fields` made since `before`."""
+    return new_event(server, "zone_transferred", before, **fields)
 
 
 def pull(
@@ -102,12 +109,14 @@ def ixfr(
     """Bring `zone` up to date by IXFR from its serial (0) or `serial` (None: AXFR), as
     a secondary does; what fodns logged for this transfer (its own line, not an earlier
     one's)."""
-    query, _ = dns.xfr.make_query(zone, serial=serial, keyring=KEYRING, keyname=f"{KEY_NAME}.")
+    query, asked = dns.xfr.make_query(zone, serial=serial, keyring=KEYRING, keyname=f"{KEY_NAME}.")
     before = len(transfers_logged(server))
     dns.query.inbound_xfr(
         "127.0.0.1", zone, query, port=server.dns_port, timeout=20, udp_mode=udp_mode
     )
-    return new_transfer_event(server, before)
+    if asked is None:
+        return new_transfer_event(server, before, type="AXFR")
+    return new_transfer_event(server, before, type="IXFR", client_serial=asked)
 
 
 def records(zone: dns.zone.Zone) -> set[str]:
