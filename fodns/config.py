@@ -45,6 +45,11 @@ CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 ADMIN_TOKEN_CREDENTIAL = "admin-token"  # LoadCredential=admin-token:/etc/fodns/admin-token
 # A [tsig.NAME] table takes its secret from exactly one of these.
 SECRET_SOURCES = ("secret", "secret_file", "credential")
+# The TSIG algorithms a [tsig.NAME] key may use: RFC 8945 §6's full-length HMACs,
+# which Knot, NSD and BIND all speak. HMAC-MD5 is left out (§6: "MUST NOT" be
+# used), as is anything else: a name dnspython does not implement would load and
+# then fail at the first signed request, so it is refused at start-up instead.
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
 # Response rate limiting (fodns/rrl.py). On by default, with NSD's defaults: 200
 # identical replies a second to one source network, every second reply over it
 # sent truncated (slip 2). A resolver asks a name again only when its cache
@@ -566,9 +571,22 @@ class _Reader:
             spelled[name] = table_name
             for unknown in sorted(set(key) - {"algorithm", *SECRET_SOURCES}):
                 raise self.fail(f"{where}.{unknown}", "unknown key")
-            algorithm = self.typed(key, "algorithm", str, "hmac-sha256", where)
+            algorithm = self.tsig_algorithm(key, where)
             keys[name] = TsigKeyConfig(name, algorithm, self.tsig_secret(key, where))
         return keys
+
+    def tsig_algorithm(self, key: dict[str, Any], where: str) -> str:
+        """The key's algorithm, spelled as TSIG_ALGORITHMS does: algorithm names are
+        domain names (RFC 8945 §4.2), so letter case and a final dot do not matter."""
+        text: str = self.typed(key, "algorithm", str, "hmac-sha256", where)
+        spelled = text.lower().removesuffix(".")
+        if spelled not in TSIG_ALGORITHMS:
+            raise self.fail(
+                f"{where}.algorithm",
+                f"{text!r} is not a TSIG algorithm fodns signs with"
+                f" (one of {', '.join(TSIG_ALGORITHMS)})",
+            )
+        return spelled
 
     def tsig_secret(self, key: dict[str, Any], where: str) -> str:
         """The base64 secret of one [tsig.NAME] table: `secret` inline, `secret_file`

@@ -52,6 +52,7 @@ EDNS_FORMS_REMEMBERED = 4096  # distinct payload/DO combinations seen; bounded a
 # the fast path's miss branch: the slow path gives each its own reply.
 _SPECIAL_QTYPES = frozenset({41, 249, 250, 251, 252, 253, 254})
 _TRANSFER_QTYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+_SOA_IN = b"\x00\x06\x00\x01"  # QTYPE SOA, QCLASS IN: the key of a zone's SOA answer
 _MAIL_QTYPES = frozenset({dns.rdatatype.MAILA, dns.rdatatype.MAILB})
 _NOT_A_QTYPE = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY})
 
@@ -241,17 +242,25 @@ class QueryHandler:
         rdclass = message.question[0].rdclass
         if qtype in _NOT_A_QTYPE:
             return self._error(data, FORMERR, qtype, question, opt)
+        lname = name_to_wire(message.question[0].name).lower()
+        table = self.table
+        answer_key, answer_type = lname + question[-4:], qtype
         if rdclass != dns.rdataclass.IN or qtype in _TRANSFER_QTYPES:
             # Only IN is served. Transfers over TCP go to transfer.py before this; over
-            # UDP they are refused (RFC 5936 §4.2: AXFR is TCP only; an IXFR client
-            # then asks over TCP, RFC 1995 §2).
-            return self._error(data, REFUSED, qtype, question, opt)
+            # UDP AXFR is refused (RFC 5936 §4.2: TCP only). IXFR over UDP gets "a
+            # single SOA record of the server's current version to inform the client
+            # that a TCP query should be initiated" (RFC 1995 §2: fodns sends its
+            # differences over TCP only), which also tells a current secondary it is
+            # current; REFUSED instead makes a client trying UDP first give up. That
+            # SOA is what any SOA query gets: nothing allow_transfer guards.
+            udp_ixfr = udp and qtype == dns.rdatatype.IXFR and rdclass == dns.rdataclass.IN
+            if not (udp_ixfr and lname in table.zones):
+                return self._error(data, REFUSED, qtype, question, opt)
+            answer_key, answer_type = lname + _SOA_IN, dns.rdatatype.SOA
         if qtype in _MAIL_QTYPES:
             return self._error(data, NOTIMP, qtype, question, opt)
 
-        lname = name_to_wire(message.question[0].name).lower()
-        table = self.table
-        template = table.answers.get(lname + question[-4:]) or table.resolve(lname, qtype)
+        template = table.answers.get(answer_key) or table.resolve(lname, answer_type)
         counters[querystats.slot(qtype, template.rcode)] += 1
         self.limit_key = template.limit_key or lname + question[-4:]
         flag_index = (data[2] & 1) | ((data[3] & 0x10) >> 3)

@@ -29,6 +29,9 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from tests.support.net import free_port
+from tests.support.tsig import SECRET
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 GUIDE = REPOSITORY / "docs" / "secondaries.md"
 ZONE = "fo.example.net"
@@ -36,7 +39,6 @@ ZONE = "fo.example.net"
 GUIDE_PRIMARY = "192.0.2.1"
 GUIDE_PORT = 53
 GUIDE_SECRET = "cGxhY2Vob2xkZXItLXJlcGxhY2UtbWUtLW9wZW5zc2w="
-SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -75,21 +77,6 @@ def localise(block: str, primary_port: int, secret: str) -> str:
     if leftover:
         raise AssertionError(f"documentation address {leftover[0]} left in:\n{block}")
     return block
-
-
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP right now, as the OS hands them out."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise OSError("no free loopback port for both UDP and TCP")
 
 
 @dataclass
@@ -146,6 +133,8 @@ class TransferTap:
             except OSError:
                 client.close()
                 continue
+            client.settimeout(None)
+            upstream.settimeout(None)
             self.sockets += [client, upstream]
             # One table per connection: query ID -> [query type, first reply records].
             open_queries: dict[int, tuple[str, list[dns.rrset.RRset]]] = {}
@@ -162,8 +151,10 @@ class TransferTap:
         replies: bool,
     ) -> None:
         """Copy `source` to `sink`, reading the DNS messages on the way (TCP framing)."""
-        source.settimeout(None)
-        sink.settimeout(5)
+        # No timeouts here: a socket's timeout is shared by both directions, so one
+        # pump's setting would cut the other's reads short (an idle connection, closed
+        # under the secondary after 5 s). Each pump ends when its source closes, and
+        # close() closes them all.
         pending = b""
         try:
             while data := source.recv(65536):

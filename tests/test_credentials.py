@@ -1,39 +1,46 @@
 """Secrets kept out of the config file, which the systemd unit needs world-readable: a
 TSIG secret from a file of its own or from a systemd credential (LoadCredential=, read
 from $CREDENTIALS_DIRECTORY), the admin token from the credential `admin-token`, and a
-clear start-up error, naming the key and the file, for every way that can go wrong."""
+clear start-up error, naming the key and the file, for every way that can go wrong
+(a TSIG algorithm fodns cannot sign with included)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import dns.query
-import dns.zone
 import pytest
 
 from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
+    SECRET,
     FodnsProcess,
     api_request,
-    start_fodns,
     write_config,
 )
-from tests.test_transfer import KEYRING, SECRET
+from tests.support.transfer import ALLOW_KEY, pull
 
-ALLOW_XFR = 'allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n'
+ALLOW_XFR = f"allow_transfer = [{ALLOW_KEY}]\n"
+TOKEN = "credentials-test-token"
+StartFodns = Callable[..., FodnsProcess]
 
 
-def config_with_key(directory: Path, key_table: str) -> Path:
-    """A config whose zone may be transferred with key xfr, defined by `key_table`."""
+def xfr_key_table(source: str, algorithm: str = "hmac-sha256") -> str:
+    """The [tsig.xfr] table with `source` (secret, secret_file or credential lines)."""
+    return f'[tsig.xfr]\nalgorithm = "{algorithm}"\n{source}'
+
+
+def config_with_key(directory: Path, source: str, algorithm: str = "hmac-sha256") -> Path:
+    """A config whose zone may be transferred with key xfr, its secret from `source`."""
     return write_config(
         directory,
         [("fo.example.net", EXAMPLE_ZONE)],
         zone_extra=ALLOW_XFR,
-        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\n{key_table}',
+        extra=xfr_key_table(source, algorithm),
     )
 
 
@@ -45,80 +52,49 @@ def secret_file(path: Path, text: str) -> Path:
     return path
 
 
-def pull(server: FodnsProcess) -> dns.zone.Zone:
-    return dns.zone.from_xfr(
-        dns.query.xfr(
-            "127.0.0.1",
-            "fo.example.net",
-            port=server.dns_port,
-            keyring=KEYRING,
-            keyname="xfr.",
-            timeout=5,
-        )
-    )
-
-
-def test_a_tsig_secret_from_a_file_relative_to_the_config(tmp_path: Path) -> None:
+def test_a_tsig_secret_from_a_file_relative_to_the_config(
+    fodns_factory: StartFodns, tmp_path: Path
+) -> None:
     secret_file(tmp_path / "keys" / "xfr.key", f"\n  {SECRET}  \n")  # whitespace is ignored
-    config = config_with_key(tmp_path, 'secret_file = "keys/xfr.key"\n')
-    assert SECRET not in config.read_text()
-    running = start_fodns(
-        "--config", str(config), env={"FODNS_ADMIN_TOKEN": "credentials-test-token"}
+    running = fodns_factory(
+        TOKEN, tmp_path, zone_extra=ALLOW_XFR, extra=xfr_key_table('secret_file = "keys/xfr.key"\n')
     )
-    try:
-        assert pull(running).find_rdataset("www", "A")
-    finally:
-        assert running.stop() == 0
+    assert SECRET not in (tmp_path / "fodns.toml").read_text()
+    assert pull(running).find_rdataset("www", "A")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_tsig_secret_from_a_systemd_credential(tmp_path: Path, workers: int) -> None:
+def test_a_tsig_secret_from_a_systemd_credential(
+    fodns_factory: StartFodns, tmp_path: Path, workers: int
+) -> None:
     """What LoadCredential=tsig-xfr:/etc/fodns/tsig-xfr.key sets up: the file in a
     directory named by $CREDENTIALS_DIRECTORY."""
     credentials = tmp_path / "credentials"
     secret_file(credentials / "tsig-xfr", SECRET + "\n")
-    config = write_config(
-        tmp_path,
-        [("fo.example.net", EXAMPLE_ZONE)],
-        dns_extra=f"workers = {workers}\n",
+    running = fodns_factory(
+        TOKEN,
+        workers=workers,
         zone_extra=ALLOW_XFR,
-        extra='[tsig.xfr]\nalgorithm = "hmac-sha256"\ncredential = "tsig-xfr"\n',
+        extra=xfr_key_table('credential = "tsig-xfr"\n'),
+        env={"CREDENTIALS_DIRECTORY": str(credentials)},
     )
-    running = start_fodns(
-        "--config",
-        str(config),
-        env={
-            "FODNS_ADMIN_TOKEN": "credentials-test-token",
-            "CREDENTIALS_DIRECTORY": str(credentials),
-        },
-    )
-    try:
-        assert pull(running).find_rdataset("www", "A")
-    finally:
-        assert running.stop() == 0
+    assert SECRET not in (tmp_path / "fodns0" / "fodns.toml").read_text()
+    assert pull(running).find_rdataset("www", "A")
 
 
-def test_the_admin_token_from_a_systemd_credential(tmp_path: Path) -> None:
+def test_the_admin_token_from_a_systemd_credential(
+    fodns_factory: StartFodns, tmp_path: Path
+) -> None:
     """LoadCredential=admin-token:/etc/fodns/admin-token: no token in the config or the
     environment, none generated, and the credential's token is the one that works. It
     comes before FODNS_ADMIN_TOKEN, which a unit may still carry from an older setup."""
     credentials = tmp_path / "credentials"
     secret_file(credentials / "admin-token", "token-from-the-credential\n")
-    config = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)])
-    running = start_fodns(
-        "--config",
-        str(config),
-        env={
-            "CREDENTIALS_DIRECTORY": str(credentials),
-            "FODNS_ADMIN_TOKEN": "older-token-from-env",
-        },
+    running = fodns_factory(
+        "older-token-from-env", tmp_path, env={"CREDENTIALS_DIRECTORY": str(credentials)}
     )
-    try:
-        assert api_request(running, "GET", "/v1/apps", token="token-from-the-credential")[0] == 200
-        assert api_request(running, "GET", "/v1/apps", token="older-token-from-env")[0] == 401
-        assert not (tmp_path / "admin-token").exists(), "no token should have been generated"
-    finally:
-        assert running.stop() == 0
+    assert api_request(running, "GET", "/v1/apps", token="token-from-the-credential")[0] == 200
+    assert api_request(running, "GET", "/v1/apps", token="older-token-from-env")[0] == 401
+    assert not (tmp_path / "admin-token").exists(), "no token should have been generated"
 
 
 def run_serve(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -129,7 +105,7 @@ def run_serve(config: Path, env: dict[str, str] | None = None) -> subprocess.Com
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, "FODNS_ADMIN_TOKEN": "credentials-test-token", **(env or {})},
+        env={**os.environ, "FODNS_ADMIN_TOKEN": TOKEN, **(env or {})},
     )
 
 
@@ -202,3 +178,28 @@ def test_an_empty_admin_token_credential_stops_start_up(tmp_path: Path) -> None:
     result = run_serve(config, {"CREDENTIALS_DIRECTORY": str(credentials)})
     assert result.returncode == 2, result.stderr
     assert f"credential admin-token: {credentials}/admin-token: is empty" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["hmac-md5", "HMAC-MD5.SIG-ALG.REG.INT", "hmac-sha256-128", "gss-tsig", "sha256", ""],
+)
+def test_a_tsig_algorithm_fodns_does_not_sign_with_stops_start_up(
+    tmp_path: Path, algorithm: str
+) -> None:
+    """Not at the first signed request, where it would fail a transfer (or a NOTIFY) with
+    an exception: at start-up, naming the key and the algorithms there are."""
+    config = config_with_key(tmp_path, f'secret = "{SECRET}"\n', algorithm)
+    result = run_serve(config)
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"fodns: error: {config}: tsig.xfr.algorithm: {algorithm!r} is not a TSIG algorithm"
+        " fodns signs with (one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224,"
+        " hmac-sha1)"
+    ) in result.stderr
+
+
+def test_the_default_algorithm_is_hmac_sha256(fodns_factory: StartFodns) -> None:
+    """A [tsig] table without `algorithm` is hmac-sha256, what the guides' secondaries use."""
+    running = fodns_factory(TOKEN, zone_extra=ALLOW_XFR, extra=f'[tsig.xfr]\nsecret = "{SECRET}"\n')
+    assert pull(running).find_rdataset("www", "A")

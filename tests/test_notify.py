@@ -1,70 +1,106 @@
 """NOTIFY (RFC 1996) to secondaries: sent after each change, signed, resent until
-answered, and coalesced under a burst. The secondary is a real UDP socket that checks
-every message with dnspython and the shared TSIG key."""
+answered, and coalesced under a burst. The secondary's side is a real UDP socket that
+reads every message as it arrives, checks it with dnspython and the shared TSIG key,
+and answers when the test lets it. A round is what fodns logs when it ends (answered,
+refused or unanswered, with its serial and the attempt that ended it): counting rounds
+and the messages each took, not messages in a time window, is what can fail."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
-import dns.tsigkeyring
 import pytest
 
+from fodns.notify import FIRST_WAIT
 from tests.support import (
     EXAMPLE_ZONE,
+    KEYRING,
+    Api,
     FodnsProcess,
-    api_request,
-    start_fodns,
+    ask_every_worker,
+    keyring_for,
     wait_for,
-    write_config,
 )
+from tests.support.transfer import transfer_options
 
-SECRET = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnk="
-KEYRING = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
 TOKEN = "notify-test-token"
+StartFodns = Callable[..., FodnsProcess]
+ROUND_ENDS = ("notify_answered", "notify_refused", "notify_unanswered")
 
 
-class Secondary:
-    """Receives NOTIFYs on 127.0.0.1, verifies their TSIG, and answers (or not)."""
+class NotifyReceiver:
+    """A secondary's NOTIFY port on 127.0.0.1: reads each message as it comes (so none
+    waits in the socket), verifies its TSIG, and answers with `rcode` unless told to
+    ignore the first few, or held (`answering=False`) until `answer()`."""
 
     def __init__(
-        self, ignore_first: int = 0, answer_after: float = 0.0, rcode: int = dns.rcode.NOERROR
+        self,
+        ignore_first: int = 0,
+        rcode: int = dns.rcode.NOERROR,
+        answering: bool = True,
+        keyring: object = KEYRING,
     ) -> None:
         self.rcode = rcode
+        self.keyring = keyring
+        self.ignore_first = ignore_first
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.ignore_first = ignore_first
-        self.answer_after = answer_after
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
         self.received: list[tuple[float, dns.message.Message]] = []
+        # Run on each NOTIFY before it is answered (the secondary's view at that moment).
+        self.on_notify: Callable[[], object] | None = None
+        self.seen_on_notify: list[object] = []
+        self.answering = threading.Event()
+        if answering:
+            self.answering.set()
+        self.held: list[tuple[dns.message.Message, tuple[str, int]]] = []
         self.running = True
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
     def serve(self) -> None:
-        deadline = time.monotonic() + 60  # bounded
+        deadline = time.monotonic() + 120  # bounded
         while self.running and time.monotonic() < deadline:
             try:
                 data, peer = self.sock.recvfrom(4096)
             except TimeoutError:
+                self._answer_held()
                 continue
-            message = dns.message.from_wire(data, keyring=KEYRING)  # raises on a bad signature
+            # Raises on a bad signature (or one made with another algorithm).
+            message = dns.message.from_wire(data, keyring=self.keyring)
             self.received.append((time.monotonic(), message))
-            if len(self.received) <= self.ignore_first:
-                continue
-            time.sleep(self.answer_after)
+            if self.on_notify is not None:
+                self.seen_on_notify.append(self.on_notify())
+            if len(self.received) > self.ignore_first:
+                self.held.append((message, peer))
+            self._answer_held()
+
+    def _answer_held(self) -> None:
+        if not self.answering.is_set():
+            return
+        for message, peer in self.held:
             reply = dns.message.make_response(message)
             reply.set_rcode(self.rcode)
             self.sock.sendto(reply.to_wire(), peer)
+        self.held.clear()
+
+    def answer(self) -> None:
+        """Answer what was held, and from now on each NOTIFY as it comes."""
+        self.answering.set()
 
     def close(self) -> None:
         self.running = False
@@ -73,117 +109,174 @@ class Secondary:
 
 
 def start(
-    tmp_path: Path, secondary: Secondary, zone_file: Path = EXAMPLE_ZONE, workers: int = 1
+    fodns_factory: StartFodns,
+    receiver: NotifyReceiver,
+    zone_file: Path = EXAMPLE_ZONE,
+    workers: int = 1,
+    algorithm: str = "hmac-sha256",
 ) -> FodnsProcess:
-    config = write_config(
-        tmp_path,
-        [("fo.example.net", zone_file)],
-        dns_extra=f"workers = {workers}\n",
-        zone_extra=(
-            f'notify = ["127.0.0.1:{secondary.port}"]\n'
-            'allow_transfer = [{ address = "127.0.0.1/32", key = "xfr" }]\n'
-        ),
-        extra=f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
+    return fodns_factory(
+        TOKEN,
+        workers=workers,
+        zones=[("fo.example.net", zone_file)],
+        **transfer_options(notify=receiver.port, algorithm=algorithm),
     )
-    return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": TOKEN})
 
 
-def post(server: FodnsProcess, path: str, body: object) -> None:
-    status, payload = api_request(server, "POST", path, body, TOKEN)
-    assert status in (200, 201), (path, status, payload)
+def rounds(server: FodnsProcess) -> list[tuple[str, int, int | None]]:
+    """Each NOTIFY round that ended, in order: (how, serial, attempt that ended it)."""
+    return [
+        (str(event["event"]), int(event["serial"]), event.get("attempt"))
+        for event in map(server_event, server.stderr_lines)
+        if event.get("event") in ROUND_ENDS
+    ]
 
 
-def test_a_change_sends_a_signed_notify(tmp_path: Path) -> None:
-    secondary = Secondary()
-    server = start(tmp_path, secondary)
+def server_event(line: str) -> dict[str, Any]:
     try:
-        post(server, "/v1/groups", {"label": "shop"})
-        assert wait_for(lambda: secondary.received)
-        _, notify = secondary.received[0]
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def answered_serials(server: FodnsProcess) -> list[int]:
+    return [int(str(e["serial"])) for e in server.log_events("notify_answered")]
+
+
+def soa_serial(server: FodnsProcess) -> int:
+    return int(server.udp(dns.message.make_query("fo.example.net", "SOA")).answer[0][0].serial)
+
+
+def serials_served(server: FodnsProcess) -> set[int]:
+    """The SOA serial as every DNS process serves it (fresh sockets reach each worker)."""
+    replies = ask_every_worker(server, dns.message.make_query("fo.example.net", "SOA"))
+    return {int(reply.answer[0][0].serial) for reply in replies}
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "hmac-sha512"])
+def test_a_change_sends_a_signed_notify(fodns_factory: StartFodns, algorithm: str) -> None:
+    """Signed with the key of the allow_transfer entry, in that key's algorithm."""
+    receiver = NotifyReceiver(keyring=keyring_for(algorithm))
+    try:
+        server = start(fodns_factory, receiver, algorithm=algorithm)
+        Api(server, TOKEN).ok("POST", "/v1/groups", {"label": "shop"}, 201)
+        assert wait_for(lambda: receiver.received)
+        _, notify = receiver.received[0]
         assert notify.opcode() == dns.opcode.NOTIFY
         assert notify.flags & dns.flags.AA  # RFC 1996 §3.7
         assert notify.question[0].name.to_text() == "fo.example.net."
         assert notify.question[0].rdtype == dns.rdatatype.SOA
         assert notify.had_tsig and notify.keyname.to_text() == "xfr."
-        assert wait_for(lambda: server.log_events("notify_answered"))
+        assert notify.keyalgorithm == dns.name.from_text(algorithm)
+        assert wait_for(lambda: rounds(server))
+        assert rounds(server) == [("notify_answered", soa_serial(server), len(receiver.received))]
     finally:
-        assert server.stop() == 0
-        secondary.close()
+        receiver.close()
 
 
-def test_an_unanswered_notify_is_sent_again(tmp_path: Path) -> None:
-    secondary = Secondary(ignore_first=1)
-    server = start(tmp_path, secondary)
+def test_an_unanswered_notify_is_sent_again(fodns_factory: StartFodns) -> None:
+    receiver = NotifyReceiver(ignore_first=1)
     try:
-        post(server, "/v1/groups", {"label": "shop"})
-        assert wait_for(lambda: len(secondary.received) >= 2)
-        (first_at, first), (second_at, second) = secondary.received[:2]
+        server = start(fodns_factory, receiver)
+        Api(server, TOKEN).ok("POST", "/v1/groups", {"label": "shop"}, 201)
+        assert wait_for(lambda: rounds(server))
+        assert rounds(server) == [("notify_answered", soa_serial(server), 2)]
+        assert len(receiver.received) == 2
+        (first_at, first), (second_at, second) = receiver.received
         assert first.question == second.question
-        assert 0.3 < second_at - first_at < 5.0
-        assert wait_for(lambda: server.log_events("notify_answered"))
+        assert first.id != second.id  # a new message, not a copy
+        # RFC 1996 §3.6: resent after a wait, not at once.
+        assert second_at - first_at >= FIRST_WAIT * 0.8
     finally:
-        assert server.stop() == 0
-        secondary.close()
+        receiver.close()
 
 
-def test_a_burst_of_switches_is_coalesced(tmp_path: Path) -> None:
-    secondary = Secondary(answer_after=0.3)  # a slow secondary: changes pile up meanwhile
-    server = start(tmp_path, secondary)
+def test_a_burst_of_switches_is_coalesced(fodns_factory: StartFodns) -> None:
+    """RFC 1996 §4.1: while a round waits on a slow secondary, twenty switches only
+    mark the zone; one more round then tells it the latest serial. The secondary holds
+    its answer until the burst is over, so the outcome does not depend on timing."""
+    receiver = NotifyReceiver(answering=False)
     try:
-        post(server, "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
-        post(server, "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]})
-        post(server, "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        server = start(fodns_factory, receiver)
+        api = Api(server, TOKEN)
+        api.ok("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]}, 201)
+        api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]}, 201)
+        api.ok("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"}, 201)
+        first_serial = soa_serial(server)
+        assert wait_for(lambda: receiver.received)  # the first round, held
         for count in range(20):
-            post(
-                server, "/v1/groups/shop/switch", {"to": "backup" if count % 2 == 0 else "primary"}
-            )
-        time.sleep(1.5)
-        assert 1 <= len(secondary.received) < 10, len(secondary.received)
+            side = "backup" if count % 2 == 0 else "primary"
+            api.ok("POST", "/v1/groups/shop/switch", {"to": side})
+        last_serial = soa_serial(server)
+        assert last_serial == first_serial + 20
+        receiver.answer()
+        assert wait_for(lambda: last_serial in answered_serials(server), timeout=30)
+        # One more change: its round comes after any the burst could have caused.
+        api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
+        assert wait_for(lambda: last_serial + 1 in answered_serials(server), timeout=30)
+        ended = rounds(server)
+        assert [(how, serial) for how, serial, _ in ended] == [
+            ("notify_answered", first_serial),
+            ("notify_answered", last_serial),
+            ("notify_answered", last_serial + 1),
+        ], ended
+        # Every NOTIFY the secondary read belongs to one of those rounds (the held
+        # first one was resent until answered).
+        assert len(receiver.received) == sum(attempt or 0 for _, _, attempt in ended)
     finally:
-        assert server.stop() == 0
-        secondary.close()
+        receiver.close()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_reload_that_moves_the_serial_notifies(tmp_path: Path, workers: int) -> None:
-    """SIGHUP with an edited zone file: the serial moves, so the secondaries are told;
-    with workers, only once every worker serves the new serial."""
+def test_a_reload_that_moves_the_serial_notifies(
+    fodns_factory: StartFodns, tmp_path: Path, workers: int
+) -> None:
+    """SIGHUP with an edited zone file: the serial moves, so the secondaries are told,
+    once; with workers, only once every worker serves the new serial. An unchanged
+    reload tells them nothing. (A slow answer may make fodns resend within the round:
+    that is the same round, told apart by its attempt count.)"""
     zone_file = tmp_path / "fo.example.net.zone"
     zone_file.write_text(EXAMPLE_ZONE.read_text())
-    secondary = Secondary()
-    server = start(tmp_path, secondary, zone_file, workers)
+    receiver = NotifyReceiver()
     try:
+        server = start(fodns_factory, receiver, zone_file, workers)
+        receiver.on_notify = lambda: serials_served(server)
         serial = soa_serial(server)
         server.process.send_signal(signal.SIGHUP)  # unchanged: no NOTIFY
+        assert wait_for(lambda: len(server.log_events("zones_reloaded")) >= workers)
         zone_file.write_text(zone_file.read_text() + 'edited 300 IN TXT "yes"\n')
         server.process.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: secondary.received)
-        time.sleep(0.5)  # room for a wrong extra NOTIFY to arrive
-        assert len(secondary.received) == 1
-        # When told, every DNS process already serves the new serial.
-        assert all(soa_serial(server) == serial + 1 for _ in range(20))
+        assert wait_for(lambda: serial + 1 in answered_serials(server), timeout=30)
+        # One more change: its round comes after any the reloads could have caused.
+        Api(server, TOKEN).ok("POST", "/v1/groups", {"label": "shop"}, 201)
+        assert wait_for(lambda: serial + 2 in answered_serials(server), timeout=30)
+        ended = rounds(server)
+        assert [(how, s) for how, s, _ in ended] == [
+            ("notify_answered", serial + 1),
+            ("notify_answered", serial + 2),
+        ], ended
+        assert len(receiver.received) == sum(attempt or 0 for _, _, attempt in ended)
+        # When told, every DNS process already served the new serial.
+        first_round = ended[0][2] or 0
+        assert receiver.seen_on_notify[:first_round] == [{serial + 1}] * first_round
     finally:
-        assert server.stop() == 0
-        secondary.close()
+        receiver.close()
 
 
-def soa_serial(server: FodnsProcess) -> int:
-    # A fresh socket each time: with workers, SO_REUSEPORT spreads them over processes.
-    return int(server.udp(dns.message.make_query("fo.example.net", "SOA")).answer[0][0].serial)
-
-
-def test_a_refused_notify_is_logged_and_not_resent(tmp_path: Path) -> None:
+def test_a_refused_notify_is_logged_and_not_resent(fodns_factory: StartFodns) -> None:
     """An error answer (say NOTAUTH: the secondary has another key) will not change
     by resending; the operator is told instead."""
-    secondary = Secondary(rcode=dns.rcode.NOTAUTH)
-    server = start(tmp_path, secondary)
+    receiver = NotifyReceiver(rcode=dns.rcode.NOTAUTH)
     try:
-        post(server, "/v1/groups", {"label": "shop"})
+        server = start(fodns_factory, receiver)
+        api = Api(server, TOKEN)
+        api.ok("POST", "/v1/groups", {"label": "shop"}, 201)
         assert wait_for(lambda: server.log_events("notify_refused"))
         assert server.log_events("notify_refused")[0]["rcode"] == "NOTAUTH"
-        time.sleep(1.5)  # past the first resend's wait
-        assert len(secondary.received) == 1
-        assert not server.log_events("notify_answered")
+        # One more change: its round starts only once the first has ended.
+        api.ok("POST", "/v1/groups", {"label": "shop2"}, 201)
+        assert wait_for(lambda: len(server.log_events("notify_refused")) == 2, timeout=30)
+        assert [how for how, _, _ in rounds(server)] == ["notify_refused"] * 2
+        assert len(receiver.received) == 2, "a refused NOTIFY was sent again"
     finally:
-        assert server.stop() == 0
-        secondary.close()
+        receiver.close()

@@ -9,12 +9,14 @@ import sqlite3
 import subprocess
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
 
 from fodns.store import Store, ZoneDefaults
-from tests.test_transfer import SECRET, start
+from tests.support import SECRET, FodnsProcess
+from tests.support.transfer import TOKEN, transfer_options
 
 GROUPS = 100_000
 APPS = 1_000
@@ -79,66 +81,65 @@ def fill_store(path: Path) -> None:
 
 
 def test_a_zone_of_100000_groups_transfers_whole_while_queries_are_answered(
-    tmp_path: Path,
+    fodns_factory: Callable[..., FodnsProcess], tmp_path: Path
 ) -> None:
-    fill_store(tmp_path / "fodns.db")
-    server = start(tmp_path)
-    try:
-        # dig is the secondary here: dnspython's parser would take 20 s over 290,000
-        # records. dig checks every message's TSIG (RFC 8945 §5.3.1).
-        dig = subprocess.Popen(
-            [
-                "dig",
-                "@127.0.0.1",
-                "-p",
-                str(server.dns_port),
-                "fo.example.net",
-                "AXFR",
-                "-y",
-                f"hmac-sha256:xfr:{SECRET}",
-                "+noall",
-                "+answer",
-                "+nocomments",
-                "+tries=1",
-                "+time=30",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output: list[str] = []
-        reader = threading.Thread(target=lambda: output.append(dig.communicate(timeout=300)[0]))
-        reader.start()
-        # Queries while the transfer runs: each must be answered (bounded by count
-        # and by the transfer's end), not wait until the whole zone is sent.
-        answered = 0
-        while reader.is_alive() and answered < 100_000:
-            group = answered * 7919 % GROUPS
-            reply = server.udp(dns.message.make_query(f"{label(group)}.fo.example.net", "A"), 2.0)
-            assert reply.answer, label(group)
-            answered += 1
-        reader.join(300)
-        assert dig.returncode == 0 and output, output
-        text = output[0]
-        assert "verify" not in text and "failed" not in text, text[-500:]
-        print(f"{answered} queries answered during the transfer")
-        assert answered > 5, "too few queries overlapped the transfer to show anything"
+    directory = tmp_path / "fodns"
+    directory.mkdir()
+    fill_store(directory / "fodns.db")
+    server = fodns_factory(TOKEN, directory, **transfer_options())
+    # dig is the secondary here: dnspython's parser would take 20 s over 290,000
+    # records. dig checks every message's TSIG (RFC 8945 §5.3.1).
+    dig = subprocess.Popen(
+        [
+            "dig",
+            "@127.0.0.1",
+            "-p",
+            str(server.dns_port),
+            "fo.example.net",
+            "AXFR",
+            "-y",
+            f"hmac-sha256:xfr:{SECRET}",
+            "+noall",
+            "+answer",
+            "+nocomments",
+            "+tries=1",
+            "+time=30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(dig.communicate(timeout=300)[0]))
+    reader.start()
+    # Queries while the transfer runs: each must be answered (bounded by count
+    # and by the transfer's end), not wait until the whole zone is sent.
+    answered = 0
+    while reader.is_alive() and answered < 100_000:
+        group = answered * 7919 % GROUPS
+        reply = server.udp(dns.message.make_query(f"{label(group)}.fo.example.net", "A"), 2.0)
+        assert reply.answer, label(group)
+        answered += 1
+    reader.join(300)
+    assert dig.returncode == 0 and output, output
+    text = output[0]
+    assert "verify" not in text and "failed" not in text, text[-500:]
+    print(f"{answered} queries answered during the transfer")
+    assert answered > 5, "too few queries overlapped the transfer to show anything"
 
-        records: dict[str, set[str]] = defaultdict(set)
-        soas = []
-        for line in text.splitlines():
-            if not line or line.startswith(";"):
-                continue
-            name, ttl, _, rdtype, data = line.split(None, 4)
-            if rdtype == "SOA":
-                soas.append(int(data.split()[2]))
-            elif rdtype in ("A", "CNAME") and name.endswith(".fo.example.net."):
-                records[name.removesuffix(".fo.example.net.")].add(f"{ttl} {data}")
-        served = server.tcp(dns.message.make_query("fo.example.net", "SOA"))
-        assert soas == [served.answer[0][0].serial] * 2  # RFC 5936 §2.2: SOA first and last
-        for i in range(GROUPS):
-            assert records.pop(label(i)) == {f"30 {value}" for value in web_head(active_app(i))}
-        # What is left is the zone file's own records.
-        assert records["www"] == {"3600 192.0.2.10", "3600 192.0.2.11"}
-    finally:
-        assert server.stop() == 0
+    records: dict[str, set[str]] = defaultdict(set)
+    soas = []
+    for line in text.splitlines():
+        if not line or line.startswith(";"):
+            continue
+        name, ttl, _, rdtype, data = line.split(None, 4)
+        if rdtype == "SOA":
+            soas.append(int(data.split()[2]))
+        elif rdtype in ("A", "CNAME") and name.endswith(".fo.example.net."):
+            records[name.removesuffix(".fo.example.net.")].add(f"{ttl} {data}")
+    served = server.tcp(dns.message.make_query("fo.example.net", "SOA"))
+    assert soas == [served.answer[0][0].serial] * 2  # RFC 5936 §2.2: SOA first and last
+    for i in range(GROUPS):
+        assert records.pop(label(i)) == {f"30 {value}" for value in web_head(active_app(i))}
+    # What is left is the zone file's own records.
+    assert records["www"] == {"3600 192.0.2.10", "3600 192.0.2.11"}

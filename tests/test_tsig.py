@@ -11,8 +11,7 @@ import hmac
 import socket
 import struct
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import dns.message
 import dns.name
@@ -26,64 +25,62 @@ import dns.tsigkeyring
 import dns.zone
 import pytest
 
-from tests.support import EXAMPLE_ZONE, FodnsProcess, recv_exactly, start_fodns, write_config
-from tests.test_transfer import SECRET
+from tests.support import (
+    KEYRING,
+    SECRET,
+    FodnsProcess,
+    keyring_for,
+    start_with_config,
+    tcp_exchange,
+    tsig_table,
+)
+from tests.support.transfer import TOKEN, pull, transfer_options
 
 BADTIME = 18
 NOTAUTH = 9
 # RFC 8945 §10: "The RECOMMENDED value in most situations is 300 seconds."
 SERVER_MAX_FUDGE = 300
-TSIG_XFR = f'[tsig.xfr]\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n'
+# Every algorithm fodns accepts (fodns/config.py TSIG_ALGORITHMS), each with a key of
+# its own besides xfr (hmac-sha256), all allowed to transfer.
+OTHER_ALGORITHMS = ["hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1"]
+ALGORITHM_KEYS = {algorithm: f"xfr-{algorithm}" for algorithm in OTHER_ALGORITHMS}
+StartFodns = Callable[..., FodnsProcess]
 
 
-def start(
-    directory: Path, workers: int = 1, tsig: str = TSIG_XFR, key: str = "xfr"
-) -> FodnsProcess:
-    config = write_config(
-        directory,
-        [("fo.example.net", EXAMPLE_ZONE)],
-        dns_extra=f"workers = {workers}\n",
-        zone_extra=f'allow_transfer = [{{ address = "127.0.0.1/32", key = "{key}" }}]\n',
-        extra=tsig,
-    )
-    return start_fodns("--config", str(config), env={"FODNS_ADMIN_TOKEN": "tsig-test-token-8e2a"})
+def allow(*keys: str) -> str:
+    return ", ".join(f'{{ address = "127.0.0.1/32", key = "{key}" }}' for key in keys)
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["workers=1", "workers=2"])
+@pytest.fixture(scope="module", params=[1, 2], ids=["workers1", "workers2"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FodnsProcess]:
-    running = start(tmp_path_factory.mktemp("tsig"), workers=request.param)
-    yield running
-    assert running.stop() == 0
+    options = transfer_options(allow("xfr", *ALGORITHM_KEYS.values()))
+    options["extra"] += "".join(
+        tsig_table(algorithm, name=name) for algorithm, name in ALGORITHM_KEYS.items()
+    )
+    running = start_with_config(
+        tmp_path_factory.mktemp("tsig"), TOKEN, workers=request.param, **options
+    )
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
 
 
 # ---- key names --------------------------------------------------------------------
 
 
-def pull(server: FodnsProcess, keyname: str) -> dns.zone.Zone:
-    keyring = dns.tsigkeyring.from_text({keyname: ("hmac-sha256", SECRET)})
-    return dns.zone.from_xfr(
-        dns.query.xfr(
-            "127.0.0.1",
-            "fo.example.net",
-            port=server.dns_port,
-            keyring=keyring,
-            keyname=keyname,
-            timeout=5,
-        )
-    )
-
-
 @pytest.mark.parametrize("keyname", ["xfr.", "XFR.", "Xfr"])
 def test_a_key_name_matches_in_any_letter_case(server: FodnsProcess, keyname: str) -> None:
     """RFC 8945 §4.2: a key name is a domain name, so `XFR.` is the key [tsig.xfr]."""
-    zone = pull(server, keyname)
+    keyring = dns.tsigkeyring.from_text({keyname: ("hmac-sha256", SECRET)})
+    zone = pull(server, keyring, keyname)
     assert zone.find_rdataset("www", "A")
 
 
 @pytest.mark.parametrize(
-    ("tsig_table", "allow_key"),
+    ("key_table", "allow_key"),
     [
         ('[tsig."XFR."]', "xfr"),
         ("[tsig.xfr]", "Xfr."),
@@ -91,14 +88,14 @@ def test_a_key_name_matches_in_any_letter_case(server: FodnsProcess, keyname: st
     ],
 )
 def test_configured_key_names_ignore_case_and_the_final_dot(
-    tmp_path: Path, tsig_table: str, allow_key: str
+    fodns_factory: StartFodns, key_table: str, allow_key: str
 ) -> None:
-    tsig = f'{tsig_table}\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n'
-    running = start(tmp_path, tsig=tsig, key=allow_key)
-    try:
-        assert pull(running, "xfr.").find_rdataset("www", "A")
-    finally:
-        assert running.stop() == 0
+    running = fodns_factory(
+        TOKEN,
+        zone_extra=f"allow_transfer = [{allow(allow_key)}]\n",
+        extra=f'{key_table}\nalgorithm = "hmac-sha256"\nsecret = "{SECRET}"\n',
+    )
+    assert pull(running).find_rdataset("www", "A")
 
 
 # ---- time: BADTIME and the server's bound on the fudge ----------------------------
@@ -134,16 +131,13 @@ def signed_at(query: dns.message.Message, when: int, fudge: int) -> tuple[bytes,
 def exchange(server: FodnsProcess, wire: bytes, transport: str) -> bytes:
     """One request, the first reply message's bytes (over TCP: the first of a stream)."""
     if transport == "udp":
-        reply = server.raw_udp(wire, timeout=3.0)
+        reply = server.raw_udp(wire, timeout=5.0)
         assert reply is not None, "no reply"
         return reply
-    with socket.create_connection((server.dns_host, server.dns_port), timeout=5) as sock:
-        sock.sendall(len(wire).to_bytes(2, "big") + wire)
-        length = recv_exactly(sock, 2)
-        assert length is not None, "connection closed without a reply"
-        reply = recv_exactly(sock, int.from_bytes(length, "big"))
-        assert reply is not None
-        return reply
+    with socket.create_connection((server.dns_host, server.dns_port), timeout=10) as sock:
+        first = tcp_exchange(sock, wire)
+    assert first is not None, "connection closed without a reply"
+    return first
 
 
 def expected_mac(reply: bytes, request_mac: bytes) -> bytes:
@@ -232,7 +226,7 @@ def test_a_clock_within_the_window_is_answered(server: FodnsProcess, kind: str) 
     make, transport = REQUESTS[kind]
     wire, mac = signed_at(make(), int(time.time()) - SERVER_MAX_FUDGE // 2, fudge=65535)
     reply = exchange(server, wire, transport)
-    keyring = dns.tsigkeyring.from_text({"xfr.": ("hmac-sha256", SECRET)})
+    keyring = KEYRING
     # dnspython checks the reply's MAC against the request's (a transfer's first message
     # is signed the same way, RFC 8945 §5.3.1).
     message = dns.message.from_wire(reply, keyring=keyring, request_mac=mac, multi=True)
@@ -253,10 +247,32 @@ def test_the_right_key_with_another_algorithm_is_badkey(server: FodnsProcess, ki
     make, transport = REQUESTS[kind]
     request = make()
     request.use_tsig(
-        dns.tsigkeyring.from_text({"xfr.": ("hmac-sha512", SECRET)}),
+        keyring_for("hmac-sha512"),
         keyname="xfr.",
         algorithm=dns.tsig.HMAC_SHA512,
     )
     message = dns.message.from_wire(exchange(server, request.to_wire(), transport), keyring=False)
     assert message.rcode() == NOTAUTH
     assert (message.tsig[0].error, message.tsig[0].mac) == (dns.rcode.BADKEY, b"")
+
+
+# ---- algorithms ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", OTHER_ALGORITHMS)
+def test_every_accepted_algorithm_signs_transfers_and_answers(
+    server: FodnsProcess, algorithm: str
+) -> None:
+    """A key of each algorithm fodns accepts (RFC 8945 §6) signs a transfer, whose every
+    message dnspython verifies, and signed queries over UDP and TCP."""
+    name = ALGORITHM_KEYS[algorithm]
+    keyring = keyring_for(algorithm, name=name)
+    zone = pull(server, keyring, f"{name}.")
+    assert zone.find_rdataset("www", "A")
+    for transport in ("udp", "tcp"):
+        query = soa_query()
+        query.use_tsig(keyring, keyname=f"{name}.", algorithm=f"{algorithm}.")
+        reply = getattr(server, transport)(query)  # raises unless signed with that key
+        assert reply.had_tsig and reply.rcode() == dns.rcode.NOERROR
+        assert reply.tsig[0].algorithm == dns.name.from_text(algorithm)
+        assert reply.answer[0].rdtype == dns.rdatatype.SOA
