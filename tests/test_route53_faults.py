@@ -71,8 +71,9 @@ def next_call(calls: list[ProxiedCall], after: ProxiedCall) -> ProxiedCall:
 @pytest.mark.parametrize(
     ("code", "action", "count"),
     [
-        ("Throttling", "ChangeResourceRecordSets", 2),
-        ("PriorRequestNotComplete", "ChangeResourceRecordSets", 2),
+        # Three in a row: the third wait (1 to 2 s) cannot be met without the doubling.
+        ("Throttling", "ChangeResourceRecordSets", 3),
+        ("PriorRequestNotComplete", "ChangeResourceRecordSets", 3),
         ("Throttling", "GetChange", 1),  # the batch was taken: it must not go out again
     ],
 )
