@@ -164,7 +164,11 @@ class Rig:
     ) -> bool:
         """Whether Route53 comes to hold exactly fodns's answers (plus `extra`) in time."""
         want = {**self.expected(zone), **(extra or {})}
-        return wait_for(lambda: self.owned(zone) == want, timeout)
+        if wait_for(lambda: self.owned(zone) == want, timeout):
+            return True
+        print("--- fodns's answers:", want)
+        self.explain()  # pytest shows it with the failure
+        return False
 
     def served(self, fqdn: str, qtype: str) -> Records:
         """What fodns's DNS answers `fqdn` `qtype` with, as Records; the same question
@@ -254,9 +258,6 @@ def route53_rig(directory: Path, workers: int = 1) -> Iterator[Rig]:
     running = Rig(moto, proxy, moto.create_zone(ZONE), directory, workers=workers)
     try:
         yield running
-    except BaseException:
-        running.explain()
-        raise
     finally:
         # A Route53 call held by a test's delay must not hold up fodns's shutdown.
         proxy.set_delay(0.0)
