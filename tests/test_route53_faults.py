@@ -209,6 +209,9 @@ def test_a_route53_slower_than_fodns_waits_is_a_failure_and_nothing_is_sent_twic
     assert rig.owned() == {**SWITCHED, (CART, "A"): EU_A}
     zone = rig.health()["zones"][ZONE]
     assert zone["last_error"]["kind"] == "ReadTimeoutError"
+    assert 'fodns_route53_errors_total{kind="ReadTimeoutError"} 1.0' in rig.metrics()
+    assert rig.fodns is not None
+    assert [e["kind"] for e in rig.fodns.log_events("route53_failed")] == ["ReadTimeoutError"]
     assert zone["skipped_record_sets"] == [] and zone["conflicts"] == []
     # The switch went to Route53 once: the full sync after the timeout found it made.
     switch_batches = [
