@@ -41,6 +41,8 @@ from xml.sax.saxutils import escape as xml_escape
 import boto3
 from botocore.config import Config
 
+from tests.support.net import free_port
+
 LOOPBACK = "127.0.0.1"
 ROUTE53_XML_NAMESPACE = "https://route53.amazonaws.com/doc/2013-04-01/"
 DEFAULT_SEED = 20130401
@@ -60,15 +62,6 @@ MAX_LIST_PAGES = 10_000
 
 RecordKey = tuple[str, str]
 RecordValue = tuple[int, frozenset[str]]
-
-
-def free_loopback_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the caller must still cope with a
-    race: something else may take it before the real server binds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _port_is_free(port: int) -> bool:
@@ -164,7 +157,7 @@ class MotoServer:
         failures: list[str] = []
         for _attempt in range(MOTO_START_ATTEMPTS):
             if pinned_port is None:
-                port = free_loopback_port()
+                port = free_port()
             elif _port_is_free(pinned_port):
                 port = pinned_port
             else:
@@ -435,10 +428,12 @@ class RecordingProxy:
 
     With `route53_rules` (the default) a change batch that Route53 would refuse is
     answered 400 InvalidChangeBatch without reaching moto, which would accept it: a
-    CREATE of a record set that exists, a CNAME sharing its name with any other
-    record set (RFC 1034 §3.6.2), a batch over Route53's size limits. moto stores the
-    first as a second record set. A CREATE that passes goes to moto as an UPSERT: moto
-    wrongly refuses to create again a record set it once held."""
+    CREATE of a record set that exists, a DELETE of one that does not exist or holds
+    other values (or another TTL) than it names, a CNAME sharing its name with any
+    other record set (RFC 1034 §3.6.2), a batch over Route53's size limits. moto stores
+    the first as a second record set and deletes by name and type alone. A CREATE that
+    passes goes to moto as an UPSERT: moto wrongly refuses to create again a record set
+    it once held."""
 
     def __init__(self, target_url: str, unique_change_ids: bool = True, route53_rules: bool = True):
         _require_loopback(target_url)
@@ -447,6 +442,10 @@ class RecordingProxy:
         self.route53_rules = route53_rules
         self._delay = 0.0
         self._delayed_action: str | None = None
+        self._delay_after_forwarding = False
+        # Set to let every request waiting out the current delay go on at once.
+        self._delay_over = threading.Event()
+        self._delayed_now = 0  # requests waiting out a delay right now
         self._failing_paths: dict[str, str] = {}  # path fragment -> error code
         self._refused_values: set[str] = set()
         self._rules_client: Any = None
@@ -457,6 +456,8 @@ class RecordingProxy:
         self._calls: list[ProxiedCall] = []
         self._down = False
         self._throttled_requests_left = 0
+        self._throttle_code = "Throttling"
+        self._throttled_action: str | None = None
         self._change_id_counter = itertools.count(1)
         # synthesized id -> moto's id
         self._change_id_aliases: dict[str, str] = {}
@@ -485,16 +486,34 @@ class RecordingProxy:
         with self._lock:
             self._down = down
 
-    def set_throttle(self, count: int) -> None:
-        """The next `count` requests get 400 Throttling and are not forwarded."""
+    def set_throttle(self, count: int, code: str = "Throttling", action: str | None = None) -> None:
+        """The next `count` requests (of `action`, e.g. "GetChange", or of any kind) get
+        400 `code` and are not forwarded. Route53 answers a rate it will not take with
+        400 Throttling, and a change sent while an earlier one is still being applied
+        with 400 PriorRequestNotComplete (its API reference, Common Errors)."""
         with self._lock:
             self._throttled_requests_left = count
+            self._throttle_code, self._throttled_action = code, action
 
-    def set_delay(self, seconds: float, action: str | None = None) -> None:
+    def set_delay(
+        self, seconds: float, action: str | None = None, after_forwarding: bool = False
+    ) -> None:
         """Every request (or every one of `action`, e.g. "ListResourceRecordSets") waits
-        `seconds` before it is forwarded: a slow Route53."""
+        `seconds`: a slow Route53. By default it waits before it is forwarded (Route53
+        slow to act); `after_forwarding`, moto acts at once and the answer waits (Route53
+        slow to answer: a client that gives up has had its change made all the same).
+        Requests already waiting out the previous delay go on at once."""
         with self._lock:
             self._delay, self._delayed_action = seconds, action
+            self._delay_after_forwarding = after_forwarding
+            released, self._delay_over = self._delay_over, threading.Event()
+        released.set()
+
+    def delayed_now(self) -> int:
+        """How many requests are waiting out a delay right now (so a test can act while
+        Route53 has not answered yet)."""
+        with self._lock:
+            return self._delayed_now
 
     def fail_path(self, fragment: str, code: str | None = "ServiceUnavailable") -> None:
         """Requests whose path contains `fragment` (a hosted zone id, say) get `code`
@@ -648,7 +667,7 @@ class RecordingProxy:
 
         return Handler
 
-    def _decide_failure(self, path: str) -> tuple[int, bytes] | None:
+    def _decide_failure(self, path: str, action: str) -> tuple[int, bytes] | None:
         """A simulated failure to answer with, or None after counting the request as a
         forward in progress (the caller must then call `_forward`)."""
         with self._lock:
@@ -665,9 +684,10 @@ class RecordingProxy:
                     "ServiceUnavailable",
                     "Service unavailable (simulated outage by RecordingProxy)",
                 )
-            if self._throttled_requests_left > 0:
+            if self._throttled_requests_left > 0 and self._throttled_action in (None, action):
                 self._throttled_requests_left -= 1
-                return 400, route53_error_body("Sender", "Throttling", "Rate exceeded")
+                message = f"{self._throttle_code} (simulated by RecordingProxy)"
+                return 400, route53_error_body("Sender", self._throttle_code, message)
             self._forwards_in_progress += 1
         return None
 
@@ -680,9 +700,10 @@ class RecordingProxy:
 
         with self._lock:
             delay = self._delay if self._delayed_action in (None, action) else 0.0
-        if delay:
-            time.sleep(delay)
-        failure = self._decide_failure(handler.path)
+            answer_late = self._delay_after_forwarding
+        if delay and not answer_late:
+            self._wait_out(delay)
+        failure = self._decide_failure(handler.path, action)
         if failure is None and action == "ChangeResourceRecordSets" and self.route53_rules:
             refusal = self._route53_refusal(handler.path, request_body)
             if refusal is not None:
@@ -712,6 +733,8 @@ class RecordingProxy:
                     self._forwards_in_progress -= 1
                     self._forward_finished.notify_all()
 
+        if delay and answer_late:
+            self._wait_out(delay)
         # Logged before the answer is sent: a client that has its answer may read the log
         # at once, and must find its call there. A client that gave up (read timeout) still
         # had its request served by moto, so the call is recorded either way.
@@ -736,6 +759,16 @@ class RecordingProxy:
             if method != "HEAD":
                 handler.wfile.write(response_body)
             handler.wfile.flush()
+
+    def _wait_out(self, delay: float) -> None:
+        with self._lock:
+            self._delayed_now += 1
+            over = self._delay_over
+        try:
+            over.wait(delay)
+        finally:
+            with self._lock:
+                self._delayed_now -= 1
 
     def _route53_refusal(self, path: str, body: bytes) -> str | None:
         """Why Route53 would refuse this change batch where moto accepts it, or None."""
@@ -769,15 +802,28 @@ class RecordingProxy:
             HostedZoneId=zone_match.group(1), MaxItems="1000"
         )
         types_at: dict[str, set[str]] = {}
+        held: dict[RecordKey, tuple[int | None, frozenset[str]]] = {}
         for record_set in response["ResourceRecordSets"]:
             name = _decode_route53_name(record_set["Name"]).lower().rstrip(".") + "."
             types_at.setdefault(name, set()).add(record_set["Type"])
+            values = frozenset(r["Value"] for r in record_set.get("ResourceRecords", []))
+            held[(name, record_set["Type"])] = (record_set.get("TTL"), values)
         touched = set()
         for change in changes:
             name = change.name.lower().rstrip(".") + "."
             present = types_at.setdefault(name, set())
             touched.add(name)
+            key, value = (name, change.type), (change.ttl, frozenset(change.values))
             if change.action == "DELETE":
+                # A DELETE names the record set exactly as it is, TTL and every value
+                # (the ChangeResourceRecordSets reference); moto deletes by name and
+                # type whatever the values.
+                what = f"Tried to delete resource record set [name='{name}', type='{change.type}']"
+                if key not in held:
+                    return f"{what} but it was not found"
+                if held[key] != value:
+                    return f"{what} but the values provided do not match the current values"
+                del held[key]
                 present.discard(change.type)
             elif change.action == "CREATE" and change.type in present:
                 return (
@@ -786,6 +832,7 @@ class RecordingProxy:
                 )
             else:
                 present.add(change.type)
+                held[key] = value
         for name in sorted(touched):
             if "CNAME" in types_at[name] and len(types_at[name]) > 1:
                 return (

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.route53_emulator import restart_route53_empty
-from tests.route53_rig import ZONE, Rig, add_apps, route53_rig
+from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps, route53_rig
 from tests.support import wait_for
+
+SHOP = "shop.fo.example.net."
 
 
 @pytest.fixture
@@ -22,26 +23,33 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield running
 
 
-def test_create_switch_web_head_change_and_delete_are_mirrored(rig: Rig) -> None:
-    rig.start_fodns()
+def test_create_switch_web_head_change_and_delete_are_mirrored(rig: Rig, workers: int) -> None:
+    # The mirror runs in the API process; with two workers, DNS is theirs: every one of
+    # them must answer what Route53 comes to hold.
+    rig.start_fodns(workers=workers)
     add_apps(rig)
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
     assert rig.mirrored()
     assert rig.owned()[("shop.fo.example.net.", "A")] == (30, {"192.0.2.10", "192.0.2.11"})
+    assert rig.served(SHOP, "A") == rig.owned()
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
     assert rig.mirrored()
     assert rig.owned() == {("shop.fo.example.net.", "CNAME"): (30, {"lb.us.example.com."})}
+    assert rig.served(SHOP, "A") == rig.owned()
     rig.api("PATCH", "/v1/apps/us", {"load_balancer": [], "web_servers": ["2001:db8::5"]})
     assert rig.mirrored()
     assert rig.owned() == {("shop.fo.example.net.", "AAAA"): (30, {"2001:db8::5"})}
     rig.api("PATCH", "/v1/groups/shop", {"ttl": 60})
     assert rig.mirrored()
+    assert rig.owned() == {("shop.fo.example.net.", "AAAA"): (60, {"2001:db8::5"})}
+    assert rig.served(SHOP, "AAAA") == rig.owned()
     rig.api("PATCH", "/v1/groups/shop", {"primary": None, "backup": None})
     rig.api("DELETE", "/v1/groups/shop")
     assert rig.mirrored()
     assert rig.owned() == {}
+    assert rig.served(SHOP, "A") == {}
     # Once the last batch is INSYNC, nothing is pending and nothing failed.
-    assert wait_for(lambda: rig.health()["zones"][ZONE]["pending_events"] == 0, 5)
+    assert wait_for(lambda: rig.health()["zones"][ZONE]["pending_events"] == 0, MIRROR_WAIT)
     assert rig.health()["errors"] == {}
 
 
@@ -81,6 +89,9 @@ def test_plan_shows_a_readable_diff_and_changes_nothing(rig: Rig) -> None:
     add_apps(rig)
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
     assert rig.mirrored()
+    # INSYNC and stored: the proxy has logged the batch (moto had it a moment before).
+    assert rig.fodns is not None
+    assert wait_for(lambda: rig.fodns is not None and rig.fodns.log_events("route53_mirrored"))
     rig.manual_record("shop.fo.example.net.", "A", "192.0.2.99")
     before = rig.moto.records(rig.zone_id)
     batches_before = len(rig.proxy.change_batches())
@@ -93,13 +104,19 @@ def test_plan_shows_a_readable_diff_and_changes_nothing(rig: Rig) -> None:
     ]
     as_json = json.loads(rig.client("route53", "plan", "--json"))
     assert as_json[0]["change"][0]["after"]["values"] == ["192.0.2.10", "192.0.2.11"]
-    time.sleep(0.5)  # the mirror's own polling must not fix it either: nothing changed
-    assert rig.moto.records(rig.zone_id) == before
-    assert len(rig.proxy.change_batches()) == batches_before
+    # Nor does the mirror's own following fix it: a later change is mirrored (so the
+    # mirror has been round since the plans), and it is the only batch sent.
+    rig.api("POST", "/v1/groups", {"label": "cart", "primary": "eu"})
+    cart = ("cart.fo.example.net.", "A")
+    assert wait_for(lambda: cart in rig.owned(), MIRROR_WAIT)
+    assert {k: v for k, v in rig.moto.records(rig.zone_id).items() if k != cart} == before
+    assert [[change.name for change in batch] for batch in rig.proxy.change_batches()][
+        batches_before:
+    ] == [["cart.fo.example.net."]]
 
 
-def test_an_outage_loses_nothing_and_ends_equal(rig: Rig) -> None:
-    rig.start_fodns()
+def test_an_outage_loses_nothing_and_ends_equal(rig: Rig, workers: int) -> None:
+    rig.start_fodns(workers=workers)
     add_apps(rig)
     for label in ("a", "b", "c"):
         rig.api("POST", "/v1/groups", {"label": label, "primary": "eu", "backup": "us"})
@@ -109,15 +126,19 @@ def test_an_outage_loses_nothing_and_ends_equal(rig: Rig) -> None:
     rig.api("POST", "/v1/groups/a/switch", {"to": "backup"})
     rig.api("POST", "/v1/groups/b/switch", {"to": "backup"})
     assert rig.fodns is not None
-    assert wait_for(lambda: rig.health()["errors"].get("ServiceUnavailable", 0) > 0, 5)
+    assert wait_for(lambda: rig.health()["errors"].get("ServiceUnavailable", 0) > 0, MIRROR_WAIT)
     assert rig.health()["zones"][ZONE]["pending_events"] > 0
     metrics = rig.fodns.http_get("/metrics")[1]
     assert 'fodns_route53_errors_total{kind="ServiceUnavailable"}' in metrics
+    # DNS has the switches meanwhile, from every worker.
+    assert rig.served("a.fo.example.net.", "A") == {
+        ("a.fo.example.net.", "CNAME"): (30, frozenset({"lb.us.example.com."}))
+    }
     # Back, but empty: Route53 lost every record (same hosted zone id).
     restart_route53_empty(rig.moto, rig.proxy, [ZONE])
     rig.proxy.set_down(False)
-    assert rig.mirrored(timeout=30)  # the backoff's wait, then a full sync
-    assert wait_for(lambda: rig.health()["zones"][ZONE]["pending_events"] == 0, 5)
+    assert rig.mirrored()  # the backoff's wait, then a full sync
+    assert wait_for(lambda: rig.health()["zones"][ZONE]["pending_events"] == 0, MIRROR_WAIT)
 
 
 def test_route53_coming_back_with_stale_data_is_corrected(rig: Rig) -> None:
@@ -128,27 +149,28 @@ def test_route53_coming_back_with_stale_data_is_corrected(rig: Rig) -> None:
     # Route53 holding the record is not enough: fodns must have seen the batch INSYNC
     # (and so know the record set is its own) before Route53 loses everything.
     assert rig.fodns is not None
-    assert wait_for(lambda: rig.fodns is not None and rig.fodns.log_events("route53_mirrored"))
-    zone_ids = restart_route53_empty(rig.moto, rig.proxy, [ZONE])
-    assert zone_ids[ZONE] == rig.zone_id
-    # A stale value in fodns's own record set (a CNAME fodns never wrote there would be
-    # someone else's, and left alone: see test_route53_ownership).
-    rig.manual_record("shop.fo.example.net.", "A", "192.0.2.50")
-    rig.manual_record("other.fo.example.net.", "A", "203.0.113.7")  # not fodns's
-    assert rig.mirrored(
-        timeout=15, extra={("other.fo.example.net.", "A"): (300, frozenset({"203.0.113.7"}))}
+    assert wait_for(
+        lambda: rig.fodns is not None and rig.fodns.log_events("route53_mirrored"), MIRROR_WAIT
     )
+    with rig.route53_comes_back():
+        # A stale value in fodns's own record set (a CNAME fodns never wrote there would
+        # be someone else's, and left alone: see test_route53_ownership). Written before
+        # fodns can list the hosted zone again: had it listed the empty zone first and
+        # sent its CREATE after this write, Route53 would rightly refuse the CREATE, and
+        # the record set would be someone else's from then on.
+        rig.manual_record("shop.fo.example.net.", "A", "192.0.2.50")
+        rig.manual_record("other.fo.example.net.", "A", "203.0.113.7")  # not fodns's
+    assert rig.mirrored(extra={("other.fo.example.net.", "A"): (300, frozenset({"203.0.113.7"}))})
 
 
 def test_changes_made_while_fodns_was_killed_are_replayed(rig: Rig) -> None:
-    running = rig.start_fodns()
+    rig.start_fodns()
     add_apps(rig)
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
     assert rig.mirrored()
     rig.proxy.set_down(True)
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})  # acknowledged, not mirrored
-    running.process.kill()
-    running.process.wait()
+    rig.kill_fodns()
     rig.proxy.set_down(False)
     rig.start_fodns()
     assert rig.mirrored()
@@ -177,7 +199,7 @@ def test_a_burst_of_2000_switches_is_few_batches_never_two_in_flight(rig: Rig) -
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert rig.mirrored(timeout=10)
+    assert rig.mirrored()
     batches = rig.proxy.change_batches(successful_only=True)
     print(f"2,000 switches mirrored in {len(batches)} change batches")
     assert len(batches) <= 200, len(batches)  # one per switch would be 2,000

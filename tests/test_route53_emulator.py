@@ -4,20 +4,21 @@ as the errors Route53 would send."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from tests.route53_emulator import (
     MotoServer,
     ParsedChange,
     RecordingProxy,
-    free_loopback_port,
     restart_route53_empty,
 )
+from tests.support import free_port, wait_for
 
 # moto's own zone records; everything else in a fresh zone came from the test.
 APEX_TYPES = {"NS", "SOA"}
@@ -199,10 +200,25 @@ def test_throttle_refuses_only_the_next_requests(moto: MotoServer, proxy: Record
     assert [call.status for call in proxy.calls("ListResourceRecordSets")] == [400, 200]
 
 
+def test_throttle_can_name_the_code_and_the_action(moto: MotoServer, proxy: RecordingProxy) -> None:
+    zone_id = moto.create_zone("prior.test")
+    client = single_attempt_client(moto, proxy)
+
+    proxy.set_throttle(1, code="PriorRequestNotComplete", action="ChangeResourceRecordSets")
+    client.list_resource_record_sets(HostedZoneId=zone_id)  # another action: forwarded
+    with pytest.raises(ClientError) as refused:
+        change(client, zone_id, upsert("www.prior.test.", ["192.0.2.1"]))
+    change(client, zone_id, upsert("www.prior.test.", ["192.0.2.1"]))
+
+    assert refused.value.response["Error"]["Code"] == "PriorRequestNotComplete"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert [call.status for call in proxy.calls("ChangeResourceRecordSets")] == [400, 200]
+
+
 def test_unreachable_target_is_a_bad_gateway(moto: MotoServer, proxy: RecordingProxy) -> None:
     client = single_attempt_client(moto, proxy)
     # Nothing listens there: the port was free a moment ago and is closed again.
-    proxy.retarget(f"http://127.0.0.1:{free_loopback_port()}")
+    proxy.retarget(f"http://127.0.0.1:{free_port()}")
 
     with pytest.raises(ClientError) as refused:
         client.list_hosted_zones()
@@ -282,6 +298,72 @@ def test_delay_and_failing_paths_touch_only_what_they_name(
     listed, changed = proxy.calls("ListResourceRecordSets"), proxy.calls("ChangeResourceRecordSets")
     assert listed[0].finished - listed[0].started >= 2.0
     assert changed[0].finished - changed[0].started < 2.0  # not delayed (moto takes ms)
+
+
+def test_a_delay_is_counted_while_it_lasts_and_ends_when_lifted(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("slow.test")
+    client = single_attempt_client(moto, proxy)
+    proxy.set_delay(60.0, action="ChangeResourceRecordSets")
+    answered: list[str] = []
+    sender = threading.Thread(
+        target=lambda: answered.append(
+            change(client, zone_id, upsert("www.slow.test.", ["192.0.2.1"]))
+        )
+    )
+    sender.start()
+    assert wait_for(lambda: proxy.delayed_now() == 1, 10)
+    assert ("www.slow.test.", "A") not in moto.records(zone_id)  # held before moto
+
+    proxy.set_delay(0.0)  # lifted: the waiting request goes on at once
+    sender.join(10)
+    assert answered and proxy.delayed_now() == 0
+    assert ("www.slow.test.", "A") in moto.records(zone_id)
+
+
+def test_a_late_answer_comes_after_the_change_is_made(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("late.test")
+    # The client gives up long before the answer comes: the change is made regardless.
+    client = moto.client(proxy.url, Config(retries={"total_max_attempts": 1}, read_timeout=1))
+    proxy.set_delay(60.0, action="ChangeResourceRecordSets", after_forwarding=True)
+
+    with pytest.raises(ReadTimeoutError):
+        change(client, zone_id, upsert("www.late.test.", ["192.0.2.1"]))
+
+    assert ("www.late.test.", "A") in moto.records(zone_id)
+    assert proxy.delayed_now() == 1
+    proxy.set_delay(0.0)
+    assert wait_for(lambda: proxy.delayed_now() == 0, 10)
+
+
+def test_a_delete_must_name_the_record_set_as_it_is(
+    moto: MotoServer, proxy: RecordingProxy
+) -> None:
+    zone_id = moto.create_zone("delete.test")
+    client = single_attempt_client(moto, proxy)
+    change(client, zone_id, upsert("www.delete.test.", ["192.0.2.1", "192.0.2.2"]))
+    change(client, zone_id, upsert("www.delete.test.", ["192.0.2.3"]))  # edited since
+    stale = {**upsert("www.delete.test.", ["192.0.2.1", "192.0.2.2"]), "Action": "DELETE"}
+    missing = {**upsert("nothing.delete.test.", ["192.0.2.1"]), "Action": "DELETE"}
+    other_ttl = {**upsert("www.delete.test.", ["192.0.2.3"], ttl=30), "Action": "DELETE"}
+
+    for refused_change, why in [
+        (stale, "do not match the current values"),
+        (missing, "but it was not found"),
+        (other_ttl, "do not match the current values"),
+    ]:
+        with pytest.raises(ClientError) as refused:
+            change(client, zone_id, refused_change)
+        assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+        assert why in refused.value.response["Error"]["Message"]
+    # moto alone would have deleted it on the first of those.
+    assert moto.records(zone_id)[("www.delete.test.", "A")] == (60, frozenset({"192.0.2.3"}))
+    exact = {**upsert("www.delete.test.", ["192.0.2.3"]), "Action": "DELETE"}
+    change(client, zone_id, exact)
+    assert ("www.delete.test.", "A") not in moto.records(zone_id)
 
 
 def test_a_batch_over_route53s_limits_is_refused(moto: MotoServer, proxy: RecordingProxy) -> None:

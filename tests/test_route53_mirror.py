@@ -12,7 +12,7 @@ from fodns.config import Route53Config, ZoneConfig
 from fodns.route53 import Route53Mirror
 from fodns.store import Store, ZoneDefaults
 from tests.route53_emulator import MotoServer, RecordingProxy
-from tests.route53_rig import AWS_ENV, ZONE
+from tests.route53_rig import AWS_ENV, MIRROR_WAIT, ZONE
 from tests.support import EXAMPLE_ZONE, wait_for
 
 
@@ -47,9 +47,9 @@ def test_a_cancelled_request_never_ends_the_mirror(
             store.create_group("test", ZONE, "shop", primary="eu")
             mirror.changed()
             shop = ("shop.fo.example.net.", "A")
-            assert wait_for(lambda: shop in moto.records(zone_id), 10)
+            assert wait_for(lambda: shop in moto.records(zone_id), MIRROR_WAIT)
             assert mirror.alive()
             answered = mirror.request("plan")
-            assert answered.result(timeout=10)[0].empty
+            assert answered.result(timeout=MIRROR_WAIT)[0].empty
         finally:
             mirror.stop()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.route53_emulator import restart_route53_empty
-from tests.route53_rig import ZONE, Rig, add_apps, route53_rig
+from fodns.route53 import BACKOFF_MAX
+from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps, route53_rig
 from tests.support import wait_for
 
 
@@ -23,7 +23,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def full_synced(rig: Rig) -> bool:
-    return wait_for(lambda: rig.health()["zones"][ZONE]["full_syncs"] >= 1, 10)
+    return wait_for(lambda: rig.health()["zones"][ZONE]["full_syncs"] >= 1, MIRROR_WAIT)
 
 
 def test_a_label_an_operator_record_holds_is_refused_to_new_groups(rig: Rig) -> None:
@@ -63,7 +63,7 @@ def test_an_operator_record_at_a_groups_name_is_never_touched(rig: Rig) -> None:
     # To the hostname side: a CNAME cannot share its name with their records.
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
     # fodns's own A, stale now, goes; the CNAME cannot be written.
-    assert wait_for(lambda: ("shop.fo.example.net.", "A") not in rig.owned(), 10)
+    assert wait_for(lambda: ("shop.fo.example.net.", "A") not in rig.owned(), MIRROR_WAIT)
     everything = rig.moto.records(rig.zone_id)
     assert {key: everything.get(key) for key in theirs} == theirs
     assert ("shop.fo.example.net.", "CNAME") not in everything
@@ -79,7 +79,7 @@ def test_an_operator_record_at_a_groups_name_is_never_touched(rig: Rig) -> None:
     rig.api("POST", "/v1/groups/shop/switch", {"to": "primary"})
     assert rig.mirrored(extra={aaaa: (300, frozenset({"2001:db8::99"}))})
     assert rig.moto.records(rig.zone_id)[txt] == theirs[txt]
-    assert wait_for(lambda: rig.health()["zones"][ZONE]["conflicts"] == [], 5)
+    assert wait_for(lambda: rig.health()["zones"][ZONE]["conflicts"] == [], MIRROR_WAIT)
     assert rig.fodns is not None
     assert rig.fodns.log_events("route53_conflict")
 
@@ -90,7 +90,7 @@ def test_a_record_set_fodns_wrote_is_corrected_when_it_drifts(rig: Rig) -> None:
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
     assert rig.mirrored()
     rig.manual_record("shop.fo.example.net.", "A", "192.0.2.99")  # someone edits fodns's own
-    assert rig.mirrored(timeout=15)
+    assert rig.mirrored()
     assert rig.health()["zones"][ZONE]["conflicts"] == []
 
 
@@ -104,9 +104,9 @@ def test_a_value_fodns_wrote_earlier_is_still_fodns_s(rig: Rig) -> None:
     assert rig.mirrored()
     # Route53 comes back from a loss with an old record set of fodns's: the CNAME it
     # wrote before the switch back. It is fodns's, so it is replaced, not a conflict.
-    restart_route53_empty(rig.moto, rig.proxy, [ZONE])
-    rig.manual_record("shop.fo.example.net.", "CNAME", "lb.us.example.com.", ttl=30)
-    assert rig.mirrored(timeout=15)
+    with rig.route53_comes_back():
+        rig.manual_record("shop.fo.example.net.", "CNAME", "lb.us.example.com.", ttl=30)
+    assert rig.mirrored()
     assert rig.health()["zones"][ZONE]["conflicts"] == []
 
 
@@ -117,10 +117,12 @@ def test_a_batch_route53_took_but_never_confirmed_is_still_fodns_s(rig: Rig) -> 
     # is stopped between the two): the record set is in Route53 but not remembered.
     rig.proxy.fail_path("/change/")
     rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
-    assert wait_for(lambda: ("shop.fo.example.net.", "A") in rig.owned(), 5)
-    assert wait_for(lambda: rig.health()["errors"].get("ServiceUnavailable", 0) > 0, 5)
+    assert wait_for(lambda: ("shop.fo.example.net.", "A") in rig.owned(), MIRROR_WAIT)
+    assert wait_for(lambda: rig.health()["errors"].get("ServiceUnavailable", 0) > 0, MIRROR_WAIT)
     rig.proxy.fail_path("/change/", None)
-    assert wait_for(lambda: rig.health()["zones"][ZONE]["consecutive_failures"] == 0, 30)
+    assert wait_for(
+        lambda: rig.health()["zones"][ZONE]["consecutive_failures"] == 0, BACKOFF_MAX + MIRROR_WAIT
+    )
     assert rig.health()["zones"][ZONE]["conflicts"] == []
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
     assert rig.mirrored()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.route53_rig import OTHER_ZONE, ZONE, Rig, add_apps, route53_rig
+from fodns.route53 import BACKOFF_MAX
+from tests.route53_rig import MIRROR_WAIT, OTHER_ZONE, ZONE, Rig, add_apps, route53_rig
 from tests.support import wait_for
 
 
@@ -31,7 +32,7 @@ def test_a_plan_that_times_out_leaves_the_mirror_mirroring(rig: Rig) -> None:
     assert status == 504 and body["error"]["code"] == "route53_timeout", body
     rig.proxy.set_delay(0.0)
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
-    assert rig.mirrored(timeout=10)
+    assert rig.mirrored()
     assert rig.owned() == {("shop.fo.example.net.", "CNAME"): (30, {"lb.us.example.com."})}
     assert rig.health()["thread_alive"] is True
 
@@ -54,7 +55,7 @@ def test_a_record_set_too_big_for_route53_is_skipped_and_the_rest_mirrored(rig: 
     rig.api("POST", "/v1/groups", {"label": "cart", "primary": "eu"})
     huge = ("huge.fo.example.net.", "A")
     untouched = {huge: (30, frozenset({"198.18.0.1"}))}  # what fodns last wrote, left as it is
-    assert rig.mirrored(timeout=10, extra=untouched)
+    assert rig.mirrored(extra=untouched)
     zone = rig.health()["zones"][ZONE]
     assert zone["skipped_record_sets"] == [
         {
@@ -84,7 +85,9 @@ def test_a_failing_hosted_zone_never_stalls_another(rig: Rig) -> None:
     rig.api("POST", "/v1/groups", shop)
     rig.api("POST", "/v1/groups", {"zone": OTHER_ZONE, "label": "cart", "primary": "eu"})
     assert rig.mirrored()
-    assert wait_for(lambda: rig.health()["zones"][OTHER_ZONE]["consecutive_failures"] >= 3, 15)
+    assert wait_for(
+        lambda: rig.health()["zones"][OTHER_ZONE]["consecutive_failures"] >= 3, MIRROR_WAIT
+    )
     rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})  # while the other backs off
     assert rig.mirrored()
     health = rig.health()
@@ -94,8 +97,11 @@ def test_a_failing_hosted_zone_never_stalls_another(rig: Rig) -> None:
     assert failing["errors"] >= 3 and failing["pending_events"] >= 0
     assert f'fodns_route53_zone_errors_total{{zone="{OTHER_ZONE}"}}' in rig.metrics()
     rig.proxy.fail_path(other_id, None)
-    assert rig.mirrored(zone=OTHER_ZONE, timeout=30)  # after its backoff, a full sync
-    assert wait_for(lambda: rig.health()["zones"][OTHER_ZONE]["consecutive_failures"] == 0, 5)
+    # After its backoff (up to BACKOFF_MAX by now), a full sync.
+    assert rig.mirrored(zone=OTHER_ZONE, timeout=BACKOFF_MAX + MIRROR_WAIT)
+    assert wait_for(
+        lambda: rig.health()["zones"][OTHER_ZONE]["consecutive_failures"] == 0, MIRROR_WAIT
+    )
 
 
 def test_a_record_set_route53_refuses_is_skipped_and_the_rest_mirrored(rig: Rig) -> None:
@@ -122,7 +128,7 @@ def test_a_record_set_route53_refuses_is_skipped_and_the_rest_mirrored(rig: Rig)
             rig.owned().get(("g3.fo.example.net.", "CNAME"))
             == (30, frozenset({"lb.us.example.com."}))
         ),
-        10,
+        MIRROR_WAIT,
     )
     # Once Route53 takes it, the next comparison sends it.
     rig.proxy.refuse_values("odd.example.com", refuse=False)
