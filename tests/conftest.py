@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.route53_rig import Rig, route53_rig
 from tests.support import (
     EXAMPLE_ZONE,
     TEST_ZONES,
@@ -51,6 +52,14 @@ def fodns_factory(tmp_path: Path) -> Iterator[StartFodns]:
     exits = [running.stop() for running in started]
     expected = [-signal.SIGKILL if running.killed else 0 for running in started]
     assert exits == expected, f"fodns did not shut down cleanly: {exits}, expected {expected}"
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    """A Route53 emulator (moto_server behind a recording proxy) and the means to start
+    fodns mirroring into it; everything it started is stopped afterwards."""
+    with route53_rig(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.route53_emulator import restart_route53_empty
-from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps, route53_rig
+from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps
 from tests.support import wait_for
 
 SHOP = "shop.fo.example.net."
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    with route53_rig(tmp_path) as running:
-        yield running
 
 
 def test_create_switch_web_head_change_and_delete_are_mirrored(rig: Rig, workers: int) -> None:

@@ -6,15 +6,12 @@ neither DNS nor the API. Each ends with Route53 holding exactly fodns's answers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from fodns.config import Route53Config
 from fodns.route53 import BACKOFF_FIRST, BACKOFF_MAX, make_client
 from tests.route53_emulator import ParsedChange, ProxiedCall
-from tests.route53_rig import MIRROR_WAIT, ZONE, Records, Rig, add_apps, route53_rig
+from tests.route53_rig import MIRROR_WAIT, ZONE, Records, Rig, add_apps
 from tests.support import wait_for
 
 SHOP = "shop.fo.example.net."
@@ -28,12 +25,6 @@ HELD = 120.0
 SLOW = 5.0
 # retry_in is logged rounded to 0.01 s.
 ROUNDING = 0.01
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    with route53_rig(tmp_path) as running:
-        yield running
 
 
 def call_timeout() -> float:

@@ -6,20 +6,10 @@ fodns, boto3 and moto_server behind the recording proxy)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from fodns.route53 import BACKOFF_MAX
-from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps, route53_rig
+from tests.route53_rig import MIRROR_WAIT, ZONE, Rig, add_apps
 from tests.support import wait_for
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    with route53_rig(tmp_path) as running:
-        yield running
 
 
 def full_synced(rig: Rig) -> bool:

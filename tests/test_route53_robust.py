@@ -6,20 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from fodns.route53 import BACKOFF_MAX
-from tests.route53_rig import MIRROR_WAIT, OTHER_ZONE, ZONE, Rig, add_apps, route53_rig
+from tests.route53_rig import MIRROR_WAIT, OTHER_ZONE, ZONE, Rig, add_apps
 from tests.support import wait_for
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    with route53_rig(tmp_path) as running:
-        yield running
 
 
 def test_a_plan_that_times_out_leaves_the_mirror_mirroring(rig: Rig) -> None:
