@@ -12,9 +12,9 @@ import pytest
 
 from tests.route53_rig import Rig, route53_rig
 from tests.support import (
-    EXAMPLE_ZONE,
-    TEST_ZONES,
+    WIRE_ZONES,
     FodnsProcess,
+    serving,
     start_fodns,
     start_with_config,
     write_config,
@@ -75,18 +75,5 @@ def umask_022() -> Iterator[None]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
     """One fodns serving the example zone and the test zones, shared by the wire tests."""
     directory = tmp_path_factory.mktemp("server")
-    config = write_config(
-        directory,
-        [
-            ("fo.example.net", EXAMPLE_ZONE),
-            ("test.example", TEST_ZONES / "test.example.zone"),
-            ("child.test.example", TEST_ZONES / "child.test.example.zone"),
-        ],
-    )
-    running = start_fodns("--config", str(config))
-    try:
+    with serving(start_fodns("--config", str(write_config(directory, WIRE_ZONES)))) as running:
         yield running
-    finally:
-        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
-    failures = running.log_events("query_failed")
-    assert not failures, f"the server raised while answering: {failures}"

@@ -16,10 +16,10 @@ import dns.rdatatype
 import pytest
 
 from tests.support import (
-    EXAMPLE_ZONE,
-    TEST_ZONES,
+    WIRE_ZONES,
     FodnsProcess,
     ask_every_worker,
+    serving,
     start_fodns,
     write_config,
 )
@@ -184,21 +184,9 @@ def answering(
         yield server
         return
     directory = tmp_path_factory.mktemp("answers-workers2")
-    config = write_config(
-        directory,
-        [
-            ("fo.example.net", EXAMPLE_ZONE),
-            ("test.example", TEST_ZONES / "test.example.zone"),
-            ("child.test.example", TEST_ZONES / "child.test.example.zone"),
-        ],
-        workers=2,
-    )
-    running = start_fodns("--config", str(config))
-    try:
+    config = write_config(directory, WIRE_ZONES, workers=2)
+    with serving(start_fodns("--config", str(config))) as running:
         yield running
-    finally:
-        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
-    assert running.log_events("query_failed") == []
 
 
 def _lines(section: list[dns.rrset.RRset]) -> set[str]:

@@ -27,6 +27,7 @@ from tests.support import (
     FodnsProcess,
     framed,
     recv_exactly,
+    serving,
     start_fodns,
     wait_for,
     write_config,
@@ -63,12 +64,8 @@ def tcp_server(
         ),
         workers=request.param,
     )
-    running = start_fodns("--config", str(config))
-    try:
+    with serving(start_fodns("--config", str(config))) as running:
         yield running
-    finally:
-        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
-    assert running.log_events("query_failed") == []
 
 
 # ---- helpers ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from tests.support import (
     FodnsProcess,
     framed,
     recv_exactly,
+    serving,
     start_fodns,
     wait_for,
     write_config,
@@ -103,10 +104,8 @@ def limited(
         ),
         zone_extra='allow_transfer = [{ address = "127.0.0.0/8" }]\n',
     )
-    running = start_fodns("--config", str(config))
-    yield Limited(running, workers)
-    assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
-    assert running.log_events("query_failed") == []
+    with serving(start_fodns("--config", str(config))) as running:
+        yield Limited(running, workers)
     assert running.log_events("transfer_failed") == []
 
 

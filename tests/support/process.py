@@ -200,6 +200,26 @@ def start_with_config(
 
 
 @contextmanager
+def serving(running: FodnsProcess) -> Iterator[FodnsProcess]:
+    """Hand out a started fodns; afterwards, even when the test failed, stop it: it must
+    shut down cleanly and never have raised while answering."""
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    failures = running.log_events("query_failed")
+    assert not failures, f"the server raised while answering: {failures}"
+
+
+# The zones the wire tests ask about: the example zone, a test zone and its child.
+WIRE_ZONES = [
+    ("fo.example.net", EXAMPLE_ZONE),
+    ("test.example", TEST_ZONES / "test.example.zone"),
+    ("child.test.example", TEST_ZONES / "child.test.example.zone"),
+]
+
+
+@contextmanager
 def example_fodns(directory: Path, token: str) -> Iterator[FodnsProcess]:
     """`fodns serve` of the example zone in `directory` with `token` as its admin
     token; afterwards it must shut down cleanly."""
