@@ -11,7 +11,8 @@
 import { ApiError, call, path, token } from "./api.js";
 import { clearErrors, say, showError } from "./dom.js";
 import { openAppForm, renderApps, saveApp } from "./apps.js";
-import { eventFilterFrom, filterKey, olderEvents, renderEvents } from "./events.js";
+import { eventFilterFrom, filterKey } from "./eventfilter.js";
+import { olderEvents, renderEvents } from "./events.js";
 import {
   confirmSwitch,
   labelSuffix,
@@ -261,9 +262,9 @@ function start() {
   $("switch-dialog").addEventListener("close", switchClosed);
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
-  for (const kind of ["groups", "apps"]) {
-    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value));
-    $(`more-${kind}`).addEventListener("click", () => showMore(kind));
+  for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
+    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value, redraw));
+    $(`more-${kind}`).addEventListener("click", () => showMore(kind, redraw));
   }
   for (const button of document.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());

@@ -5,7 +5,7 @@
 import { ApiError, call, path, token } from "./api.js";
 import { say } from "./dom.js";
 import { failed, render } from "./app.js";
-import { eventsPath, inZone } from "./events.js";
+import { eventsPath, inZone } from "./eventfilter.js";
 import { $, CATCH_UP_EVENTS, CATCH_UP_FETCHES, EVENTS_PAGE, POLL_MS, state } from "./state.js";
 
 export async function refresh() {
