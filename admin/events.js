@@ -2,9 +2,9 @@
 // and which group's or app's events it shows (the filter itself is eventfilter.js).
 
 import { call } from "./api.js";
+import { failed } from "./dialogs.js";
 import { capitalise, h } from "./dom.js";
 import { eventsPath, filterSubject, inZone } from "./eventfilter.js";
-import { failed } from "./app.js";
 import { cell, emptyState, hostText, table } from "./lists.js";
 import { $, EVENTS_PAGE, state } from "./state.js";
 
