@@ -3,15 +3,18 @@
 // public admin API (/v1), and follows changes made elsewhere by polling the
 // newest event's seq every two seconds while the tab is visible.
 //
-// This module is the entry point (index.html loads only it): signing in and out,
-// picking the view, drawing them all, the delete dialog, the helpers the forms share,
-// and wiring the page's controls. The views are in groups.js, apps.js and events.js,
-// reading and following the API in sync.js, the shared state in state.js.
+// This module is the entry point (index.html loads only it) and the top of the
+// imports: signing in and out, picking the view, drawing them all, and wiring the
+// page's controls and page.js's actions. The views are in groups.js, apps.js and
+// events.js, the dialogs and form helpers in dialogs.js, reading and following the
+// API in sync.js, the shared state in state.js. Nothing imports this module.
 
-import { ApiError, call, path, token } from "./api.js";
-import { clearErrors, say, showError } from "./dom.js";
+import { ApiError, call, token } from "./api.js";
 import { openAppForm, renderApps, saveApp } from "./apps.js";
-import { eventFilterFrom, filterKey, olderEvents, renderEvents } from "./events.js";
+import { confirmDelete } from "./dialogs.js";
+import { clearErrors, say, showError } from "./dom.js";
+import { eventFilterFrom, filterKey } from "./eventfilter.js";
+import { olderEvents, renderEvents } from "./events.js";
 import {
   confirmSwitch,
   labelSuffix,
@@ -21,12 +24,13 @@ import {
   switchClosed,
 } from "./groups.js";
 import { findChanged, showMore } from "./lists.js";
-import { $, EVENTS_PAGE, REJECTED, STALE, state, VIEWS } from "./state.js";
+import { page } from "./page.js";
+import { $, EVENTS_PAGE, REJECTED, state, VIEWS } from "./state.js";
 import { catchUp, refresh, schedulePoll, stopPolling, visibilityChanged } from "./sync.js";
 
 // ---- signing in and out -----------------------------------------------------------
 
-export function showSignIn(message = "") {
+function showSignIn(message = "") {
   stopPolling();
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   $("signed-in").hidden = true;
@@ -86,13 +90,6 @@ function forgetToken() {
   showSignIn();
 }
 
-/** A failed call outside a form: a rejected token signs out, anything else is shown. */
-export function failed(error) {
-  if (error.status === 401) showSignIn(REJECTED);
-  else if (error.status === 0) say($("page-error"), `${error.message} ${STALE}`);
-  else say($("page-error"), error.message);
-}
-
 // ---- views --------------------------------------------------------------------------------
 
 function showView() {
@@ -121,7 +118,7 @@ function showView() {
   return filterChanged;
 }
 
-export function render() {
+function render() {
   const focused = document.activeElement?.id;
   renderGroups();
   renderApps();
@@ -133,122 +130,10 @@ export function render() {
   }
 }
 
-// ---- deleting -------------------------------------------------------------------------------
-
-export function openDelete(kind, item) {
-  state.deleting = { kind, item };
-  const form = $("delete-form");
-  clearErrors(form);
-  const name = kind === "group" ? item.fqdn : item.name;
-  $("delete-title").textContent = `Delete ${kind} ${name}?`;
-  $("delete-what").textContent =
-    kind === "group"
-      ? `${name} stops answering (NXDOMAIN). Its label stays taken forever: no new group can reuse it.`
-      : `The app ${name} and its web head are removed. This cannot be undone.`;
-  $("delete-confirm").textContent = `Delete ${kind}`;
-  openDialog($("delete-dialog"));
-}
-
-async function confirmDelete(event) {
-  event.preventDefault();
-  const { kind, item } = state.deleting;
-  await submit({
-    form: event.currentTarget,
-    button: $("delete-confirm"),
-    busyText: "Deleting…",
-    send: () => call("DELETE", kind === "group" ? path.group(item) : path.app(item.name)),
-    done: () => `Deleted ${kind === "group" ? item.fqdn : item.name}.`,
-  });
-}
-
-// ---- small helpers ------------------------------------------------------------------------
-
-/** Open a modal dialog; when it closes, focus goes back where it was, or to the
- * control with the same id if a refresh has rebuilt it meanwhile. */
-export function openDialog(dialog) {
-  const returnTo = document.activeElement?.id;
-  dialog.addEventListener(
-    "close",
-    () => {
-      if (returnTo && (document.activeElement === document.body || !document.activeElement)) {
-        $(returnTo)?.focus();
-      }
-    },
-    { once: true },
-  );
-  dialog.showModal();
-}
-
-/**
- * Send what a dialog's form asks for: its button busy meanwhile; then close the
- * dialog, announce `done(result)` and follow the change, or show the error beside
- * the field it names (a rejected token signs out instead).
- */
-export async function submit({ form, button, busyText = "Saving…", send, done }) {
-  const text = button.textContent;
-  setBusy(button, true, busyText);
-  try {
-    const result = await send();
-    form.closest("dialog").close();
-    // 202: saved and durable, but not every DNS worker served it in time (see /healthz).
-    const pending = result?.served === false ? ` Saved, but not yet served everywhere: ${result.message}` : "";
-    announce(done(result) + pending);
-    await catchUp();
-  } catch (error) {
-    if (error.status === 401) return showSignIn(REJECTED);
-    showError(form, error);
-  } finally {
-    setBusy(button, false, text);
-  }
-}
-
-export function setBusy(button, busy, text) {
-  button.disabled = busy;
-  button.textContent = text;
-}
-
-let announceTimer = null;
-
-export function announce(message) {
-  const status = $("page-status");
-  status.textContent = message;
-  clearTimeout(announceTimer);
-  announceTimer = setTimeout(() => (status.textContent = ""), 5000);
-}
-
-/** Copy text: the Clipboard API, else the old execCommand way, else select it for the user. */
-export async function copy(text, button, sourceId) {
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(text);
-    copied = true;
-  } catch {
-    const buffer = $("copy-buffer");
-    buffer.value = text;
-    buffer.select();
-    try {
-      copied = document.execCommand("copy");
-    } catch {
-      copied = false;
-    }
-    button.focus();
-  }
-  if (!copied) {
-    const range = document.createRange();
-    range.selectNodeContents($(sourceId));
-    getSelection().removeAllRanges();
-    getSelection().addRange(range);
-    announce(`Could not copy: ${text} is selected, press Ctrl+C (or ⌘C) to copy it.`);
-    return;
-  }
-  button.textContent = "Copied";
-  announce(`Copied ${text}.`);
-  setTimeout(() => (button.textContent = "Copy"), 1500);
-}
-
 // ---- wiring ---------------------------------------------------------------------------------
 
 function start() {
+  Object.assign(page, { render, signOut: showSignIn, catchUp });
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", forgetToken);
   $("new-group").addEventListener("click", () => openGroupForm(null));
@@ -261,9 +146,9 @@ function start() {
   $("switch-dialog").addEventListener("close", switchClosed);
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
-  for (const kind of ["groups", "apps"]) {
-    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value));
-    $(`more-${kind}`).addEventListener("click", () => showMore(kind));
+  for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
+    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value, redraw));
+    $(`more-${kind}`).addEventListener("click", () => showMore(kind, redraw));
   }
   for (const button of document.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());

@@ -2,8 +2,8 @@
 // that use it, and the form that creates or edits an app.
 
 import { call, path } from "./api.js";
+import { openDelete, openDialog, submit } from "./dialogs.js";
 import { clearErrors, h, idPart, splitList } from "./dom.js";
-import { openDelete, openDialog, submit } from "./app.js";
 import { cell, deleteButton, drawList, historyLink, hostText } from "./lists.js";
 import { $, state } from "./state.js";
 

@@ -1,10 +1,10 @@
 // The Events view: the log newest first, each event said in words, "Older events",
-// and its filter (the events of one group or one app), which lives in the address:
-// #events?group=LABEL&zone=ZONE or #events?app=NAME.
+// and which group's or app's events it shows (the filter itself is eventfilter.js).
 
 import { call } from "./api.js";
+import { failed } from "./dialogs.js";
 import { capitalise, h } from "./dom.js";
-import { failed } from "./app.js";
+import { eventsPath, filterSubject, inZone } from "./eventfilter.js";
 import { cell, emptyState, hostText, table } from "./lists.js";
 import { $, EVENTS_PAGE, state } from "./state.js";
 
@@ -112,38 +112,3 @@ export async function olderEvents() {
     failed(error);
   }
 }
-
-// ---- the filter, kept in the address --------------------------------------------------
-
-/** What `#events?group=shop&zone=fo.example.net` or `#events?app=shop-eu` asks to see. */
-export function eventFilterFrom(params) {
-  if (params.get("group")) return { group: params.get("group"), zone: params.get("zone") };
-  if (params.get("app")) return { app: params.get("app") };
-  return null;
-}
-
-export const filterKey = (filter) => (filter ? JSON.stringify(filter) : "");
-
-/** The link to the Events view showing only what is about `filter`. */
-export function eventsLink(filter) {
-  const params = new URLSearchParams(Object.entries(filter).filter(([, value]) => value));
-  return `#events?${params}`;
-}
-
-/** A page of events about the filter's group or app (all when null): older than `before`,
- * newer than `after`, each when given. */
-export function eventsPath(filter, { before = null, after = null, limit = EVENTS_PAGE } = {}) {
-  const params = new URLSearchParams({ limit: String(limit) });
-  if (filter?.group) params.set("group", filter.group);
-  if (filter?.app) params.set("app", filter.app);
-  if (before !== null) params.set("before", String(before));
-  if (after !== null) params.set("after", String(after));
-  return `/v1/events?${params}`;
-}
-
-/** The API filters events by label; the same label may exist in two zones. */
-export const inZone = (events, filter) =>
-  filter?.zone ? events.filter((event) => event.zone === filter.zone) : events;
-
-const filterSubject = (filter) =>
-  filter.group ? (filter.zone ? `${filter.group}.${filter.zone}` : filter.group) : filter.app;

@@ -3,9 +3,10 @@
 // a group.
 
 import { call, path } from "./api.js";
+import { copy, openDelete, openDialog, setBusy, submit } from "./dialogs.js";
 import { capitalise, clearErrors, h, idPart } from "./dom.js";
-import { copy, openDelete, openDialog, render, setBusy, submit } from "./app.js";
 import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
+import { page } from "./page.js";
 import { $, state } from "./state.js";
 
 export function renderGroups() {
@@ -175,7 +176,7 @@ export async function confirmSwitch(event) {
       // Done, so the dialog closing is no cancel (see switchClosed): the new state is drawn.
       state.switching = null;
       state.groups = state.groups.map((g) => (g.fqdn === group.fqdn ? group : g));
-      render();
+      page.render();
       return group;
     },
     done: (group) => {

@@ -3,9 +3,7 @@
 // Delete button, and hosts, records and web heads as text.
 
 import { h } from "./dom.js";
-import { renderApps } from "./apps.js";
-import { eventsLink } from "./events.js";
-import { renderGroups } from "./groups.js";
+import { eventsLink } from "./eventfilter.js";
 import { $, PAGE_ROWS, state } from "./state.js";
 
 // ---- tables ------------------------------------------------------------------------------
@@ -88,17 +86,18 @@ function pageOf(kind, items, searchText) {
   return drawn;
 }
 
-const redraw = (kind) => (kind === "groups" ? renderGroups() : renderApps());
+// Both take the list's renderer, `redraw` (renderGroups or renderApps): the views
+// import this module, so it cannot import them.
 
-export function findChanged(kind, value) {
+export function findChanged(kind, value, redraw) {
   state.find[kind] = value;
   state.rows[kind] = PAGE_ROWS;
-  redraw(kind);
+  redraw();
 }
 
-export function showMore(kind) {
+export function showMore(kind, redraw) {
   state.rows[kind] += PAGE_ROWS;
-  redraw(kind);
+  redraw();
 }
 
 // ---- a row's buttons --------------------------------------------------------------------

@@ -3,9 +3,10 @@
 // asks for the newest event's seq every POLL_MS while the tab is visible.
 
 import { ApiError, call, path, token } from "./api.js";
+import { failed } from "./dialogs.js";
 import { say } from "./dom.js";
-import { failed, render } from "./app.js";
-import { eventsPath, inZone } from "./events.js";
+import { eventsPath, inZone } from "./eventfilter.js";
+import { page } from "./page.js";
 import { $, CATCH_UP_EVENTS, CATCH_UP_FETCHES, EVENTS_PAGE, POLL_MS, state } from "./state.js";
 
 export async function refresh() {
@@ -33,7 +34,7 @@ export async function refresh() {
     const newestOfAll = (latest ?? events).events;
     state.seq = newestOfAll.length ? newestOfAll[0].seq : 0;
     say($("page-error"), "");
-    render();
+    page.render();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     failed(error);
@@ -59,7 +60,7 @@ export async function catchUp() {
       call("GET", "/v1/zones"),
       Promise.all(wanted.map((group) => readOrNull(path.group(group)))),
       Promise.all([...touched.apps].map((name) => readOrNull(path.app(name)))),
-      filter ? call("GET", eventsPath(filter, { after: since })).then((page) => page.events) : missed,
+      filter ? call("GET", eventsPath(filter, { after: since })).then((reply) => reply.events) : missed,
     ]);
     if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
     state.zones = zones.zones;
@@ -74,7 +75,7 @@ export async function catchUp() {
     }
     state.seq = missed[0].seq;
     say($("page-error"), "");
-    render();
+    page.render();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     failed(error);

@@ -958,6 +958,37 @@ def test_the_page_is_revalidated_and_the_api_never_cached(dashboard_server: Fodn
         assert response.headers["Cache-Control"] == "no-store"
 
 
+# `import { a, b } from "./x.js";` (or a bare `import "./x.js";`) in a dashboard module.
+MODULE_IMPORT = re.compile(r'^import\s+(?:[^;]*?\bfrom\s+)?"\./([\w-]+\.js)";', re.MULTILINE)
+
+
+def test_the_modules_import_each_other_in_one_direction() -> None:
+    """The dashboard's modules form a line, not a circle: each can be read knowing only
+    those below it, and none can touch a name of a module still being evaluated (which
+    throws, in an order that depends on where the browser entered the circle). app.js
+    is the top: index.html loads it, it reaches every module, nothing imports it."""
+    imports = {
+        path.name: set(MODULE_IMPORT.findall(path.read_text(encoding="utf-8")))
+        for path in (REPOSITORY / "admin").glob("*.js")
+    }
+    for module, names in imports.items():
+        assert names <= imports.keys(), f"{module} imports a file that is not in admin/"
+        assert "app.js" not in names, f"{module} imports app.js"
+    reached: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += imports[module]
+    assert reached == imports.keys(), f"app.js never loads {sorted(imports.keys() - reached)}"
+    placed: set[str] = set()
+    while placed != imports.keys():
+        ready = {module for module in imports.keys() - placed if imports[module] <= placed}
+        assert ready, f"import circle among {sorted(imports.keys() - placed)}"
+        placed |= ready
+
+
 # Roles a person operates; each needs a name a screen reader can say.
 CONTROL_ROLES = {"button", "textbox", "combobox", "radio", "checkbox", "link", "spinbutton"}
 
