@@ -192,6 +192,9 @@ BAD_VALUES = [
     ("cursor=%E2%82%AC", "cursor"),
     ("cursor=WyJncm91cHMiLDFd", "cursor"),  # ["groups",1]: not a groups key
     ("cursor=WyJhcHBzIiwxXQ", "cursor"),  # ["apps",1]: nor an apps key
+    # Another list's keys of this list's size: ["apps","fo.example.net","x"], ["groups","x"]
+    ("cursor=WyJhcHBzIiwiZm8uZXhhbXBsZS5uZXQiLCJ4Il0", "cursor"),
+    ("cursor=WyJncm91cHMiLCJ4Il0", "cursor"),
     ("q=" + "x" * 201, "q"),
     ("q=%FF%FE", "q"),
     ("q=a%00b", "q"),
