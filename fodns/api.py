@@ -317,7 +317,9 @@ def page_param(request: web.Request, kind: str, key_size: int) -> PageRequest | 
     return PageRequest(
         find=find_param(request),
         after=None if cursor is None else decode_cursor(kind, cursor, key_size),
-        limit=None if limit is None else int(limit),
+        # A page is never the whole list by accident: a q that finds every group
+        # would otherwise be the 25 MB list again, held whole.
+        limit=LIST_PAGE_MAX if limit is None else int(limit),
     )
 
 

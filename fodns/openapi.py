@@ -63,8 +63,14 @@ def _page_parameters(finds: str) -> list[dict[str, Any]]:
             "name": "limit",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": LIST_PAGE_MAX},
-            "description": "At most this many items; the reply's `next` asks for the rest.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": LIST_PAGE_MAX,
+                "default": LIST_PAGE_MAX,
+            },
+            "description": "At most this many items; the reply's `next` asks for the rest. "
+            f"With q or cursor but no limit, {LIST_PAGE_MAX}.",
         },
         {
             "name": "cursor",

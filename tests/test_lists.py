@@ -87,6 +87,30 @@ def test_pages_list_every_group_and_app_once_in_the_unpaged_order(api: Api) -> N
         assert every_page(api, "/v1/apps", "apps", limit) == apps["apps"]
 
 
+def test_a_q_without_limit_is_a_page_of_a_thousand(
+    fodns_factory: StartFodns, tmp_path: Path
+) -> None:
+    """A q that finds every group is a page, never the whole list by another name."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    Store(folder / "fodns.db", {ZONE: ZoneDefaults(serial=1)}).close()
+    names = [f"g{number:04d}" for number in range(1001)]
+    with sqlite3.connect(folder / "fodns.db") as db:  # in bulk: 1,001 API calls take long
+        now = "2026-12-02T00:00:00.000Z"
+        db.executemany("INSERT INTO labels VALUES (?, ?, ?)", [(ZONE, n, now) for n in names])
+        db.executemany(
+            "INSERT INTO groups (zone, label, active, ttl, created_at, updated_at)"
+            " VALUES (?, ?, 'primary', 30, ?, ?)",
+            [(ZONE, name, now, now) for name in names],
+        )
+    api = Api(fodns_factory(TOKEN, directory=folder), TOKEN)
+    assert len(api.ok("GET", "/v1/groups")["groups"]) == 1001
+    first = api.ok("GET", query("/v1/groups", q="g"))
+    assert labels(first["groups"]) == names[:1000]
+    rest = api.ok("GET", query("/v1/groups", q="g", cursor=first["next"]))
+    assert (labels(rest["groups"]), rest["next"]) == (names[1000:], None)
+
+
 def test_pages_stay_whole_while_groups_come_and_go(api: Api) -> None:
     """Groups created and deleted between pages: no group is listed twice, and none
     that existed throughout is skipped (keyset pages, not OFFSET)."""
