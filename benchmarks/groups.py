@@ -7,8 +7,9 @@
    set-up is not what is measured), then `fodns serve` with 1 and 2 workers:
    seconds until DNS is served, and resident memory per DNS process.
    With 1 worker (DNS and the API on one event loop), also: how long the list
-   calls take (the dashboard makes them after every change) and the worst DNS
-   reply time while they run, from a prober sending a query every 5 ms.
+   calls take (the whole lists, which the dashboard reads after every change, and
+   pages of 100 with and without a search) and the worst DNS reply time while
+   they run, from a prober sending a query every 5 ms.
 2. Switches: `fodns serve` with 2 workers, 20 groups; S switches through the API
    one after another. For each: the API latency (request to 200, which fodns
    sends once every worker serves the change) and the switch-to-served latency
@@ -227,7 +228,7 @@ def measure_scale(apps: int, groups: int, code: Path = REPOSITORY) -> list[dict[
                     "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
                 }
                 if workers == 1:
-                    row.update(dns_during_lists(server, ["/v1/groups", "/v1/apps", "/v1/zones"]))
+                    row.update(dns_during_lists(server, LIST_PATHS))
                 rows.append(row)
             finally:
                 server.stop()
@@ -259,6 +260,18 @@ def probe_dns(port: int, stop: Any, ready: Any, seconds: float, results: Any) ->
 
 
 PROBE_TIMEOUT = 5.0
+# The whole lists (what the dashboard reads today), then pages: the first 100 groups
+# and apps, a search that finds a few groups (app-77's and app-770's...) and one that
+# finds none, so steps over every group (a commit without pages lists them all).
+LIST_PATHS = [
+    "/v1/groups",
+    "/v1/apps",
+    "/v1/zones",
+    "/v1/groups?limit=100",
+    "/v1/apps?limit=100",
+    "/v1/groups?q=app-77&limit=100",
+    "/v1/groups?q=nowhere&limit=100",
+]
 
 
 def answered_within(sock: socket.socket, query_id: int, deadline: float) -> bool:
@@ -294,7 +307,7 @@ def dns_during_lists(server: Server, paths: list[str], rounds: int = 3) -> dict[
                 start = time.monotonic()
                 server.api_bytes("GET", path)  # read, not parsed: the time is fodns's
                 times.append(time.monotonic() - start)
-            seconds[path] = round(statistics.median(times), 2)
+            seconds[path] = round(statistics.median(times), 3)  # pages take milliseconds
     finally:
         stop.set()
         replies_ms, timeouts = results.get(timeout=PROBE_TIMEOUT + 30)

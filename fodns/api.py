@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 import json
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -27,6 +28,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from fodns.errors import FodnsError, Invalid, NotFound
 from fodns.groups import answer_json
 from fodns.health import STORE_HEARTBEAT_INTERVAL
+from fodns.listing import (
+    FIND_MAX,
+    LIST_PAGE_MAX,
+    PageRequest,
+    decode_cursor,
+    encode_cursor,
+)
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
 from fodns.model import App, Group
@@ -208,6 +216,11 @@ def json_list_body(key: str, items: Iterable[dict[str, Any]]) -> bytes:
     return b'{"' + key.encode() + b'":[' + encoded + b"]}"
 
 
+def json_page_body(key: str, items: Iterable[dict[str, Any]], next_cursor: str | None) -> bytes:
+    """`{"<key>": [items...], "next": cursor or null}`: one page of a list."""
+    return json_list_body(key, items)[:-1] + b',"next":' + json.dumps(next_cursor).encode() + b"}"
+
+
 async def json_list_response(make_body: Callable[[], bytes]) -> web.Response:
     return web.Response(body=await asyncio.to_thread(make_body), content_type="application/json")
 
@@ -291,6 +304,50 @@ def seq_param(request: web.Request, name: str) -> int | None:
     return None if text is None else int(text)
 
 
+def page_param(request: web.Request, kind: str, key_size: int) -> PageRequest | None:
+    """The page a list request asks for (`q`, `limit`, `cursor`; see fodns/listing.py),
+    or None when it names none of them: then the whole list, as it was before pages."""
+    query = request.query
+    if not {"q", "limit", "cursor"} & query.keys():
+        return None
+    limit = query.get("limit")
+    if limit is not None and (not DIGITS.match(limit) or not 1 <= int(limit) <= LIST_PAGE_MAX):
+        raise Invalid("limit", f"must be a whole number from 1 to {LIST_PAGE_MAX}")
+    cursor = query.get("cursor")
+    return PageRequest(
+        find=find_param(request),
+        after=None if cursor is None else decode_cursor(kind, cursor, key_size),
+        # A page is never the whole list by accident: a q that finds every group
+        # would otherwise be the 25 MB list again, held whole.
+        limit=LIST_PAGE_MAX if limit is None else int(limit),
+    )
+
+
+def find_param(request: web.Request) -> str | None:
+    """`q`, lower-cased; read from the raw query, because aiohttp turns bytes that are
+    not UTF-8 into U+FFFD, and a search for what was not sent would find nothing."""
+    raw = request.rel_url.raw_query_string
+    values = [
+        value
+        for name, value in urllib.parse.parse_qsl(
+            raw, keep_blank_values=True, errors="surrogateescape"
+        )
+        if name == "q"
+    ]
+    if not values:
+        return None
+    text = values[0]
+    if len(text) > FIND_MAX:
+        raise Invalid("q", f"must be at most {FIND_MAX} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("q", "must be UTF-8 text") from None
+    if "\x00" in text:
+        raise Invalid("q", "must not contain NUL characters")
+    return text.lower()
+
+
 # ---- zones and apps -------------------------------------------------------------------
 
 
@@ -305,6 +362,19 @@ async def app_json(request: web.Request, app: App) -> dict[str, Any]:
 
 async def list_apps(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
+    page = page_param(request, "apps", 1)
+    if page is not None:
+        asked = page
+
+        def page_body() -> bytes:
+            found = store.app_page(asked)
+            return json_page_body(
+                "apps",
+                ({**app.to_json(), "failover_status": status} for app, status in found.apps),
+                None if found.next is None else encode_cursor("apps", found.next),
+            )
+
+        return await json_list_response(page_body)
 
     def body() -> bytes:
         apps = store.apps_with_status()
@@ -371,6 +441,19 @@ async def get_app_status(request: web.Request) -> web.Response:
 async def list_groups(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
     zone = zone_param(request)
+    page = page_param(request, "groups", 2)
+    if page is not None:
+        asked = page
+
+        def page_body() -> bytes:
+            found = store.group_page(asked, zone)
+            return json_page_body(
+                "groups",
+                (answer_json(group, found.apps) for group in found.groups),
+                None if found.next is None else encode_cursor("groups", found.next),
+            )
+
+        return await json_list_response(page_body)
 
     def body() -> bytes:
         return store.read_groups(

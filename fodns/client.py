@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from fodns.commands import DEFAULT_API, NULL, STATUS_ERROR, STATUS_EXIT, Endpoint
+from fodns.commands import DEFAULT_API, NULL, PAGE_ALL, STATUS_ERROR, STATUS_EXIT, Endpoint
 from fodns.tokens import B64TOKEN
 
 FAILED = 1
@@ -170,13 +170,15 @@ def run_client(args: argparse.Namespace) -> int:
     is_status = args.command == "status"
     try:
         connection = Connection(args)
-        status, reply = connection.call(endpoint.method, *request_of(endpoint, args))
+        status, reply = _call(connection, endpoint, args)
         output, warning = _output(args, endpoint, status, reply, connection.api)
     except ClientError as error:
         print(f"fodns: error: {error}", file=sys.stderr)
         return STATUS_ERROR if is_status else FAILED
     if warning is not None:
         print(f"fodns: warning: {warning}", file=sys.stderr)
+    if isinstance(reply, dict) and isinstance(reply.get("next"), str):
+        print(f"fodns: next page: --cursor {reply['next']}", file=sys.stderr)
     try:
         if output is not None:
             print(output)
@@ -186,6 +188,27 @@ def run_client(args: argparse.Namespace) -> int:
         # /dev/null so that the interpreter's last flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return STATUS_EXIT[reply["failover_status"]] if is_status else 0
+
+
+def _call(connection: Connection, endpoint: Endpoint, args: argparse.Namespace) -> tuple[int, Any]:
+    """The command's API call; with --all, every page of the list (following each
+    page's `next`), joined into one reply."""
+    if not getattr(args, "all", False) or endpoint.listed is None:
+        return connection.call(endpoint.method, *request_of(endpoint, args))
+    paging = argparse.Namespace(**{**vars(args), "limit": args.limit or PAGE_ALL})
+    listed: list[Any] = []
+    while True:
+        status, reply = connection.call(endpoint.method, *request_of(endpoint, paging))
+        try:
+            listed += reply[endpoint.listed]
+            cursor = reply["next"]
+        except (KeyError, TypeError):
+            raise ClientError(
+                f"unexpected answer from {connection.api} {NOT_THE_API_HINT}"
+            ) from None
+        if cursor is None:
+            return status, {endpoint.listed: listed}
+        paging.cursor = cursor
 
 
 def _output(

@@ -20,6 +20,9 @@ from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
 DEFAULT_API = "http://127.0.0.1:8053"
 TIMEOUT = 10.0
 EVENTS_LIMIT = 20
+# A list command's page: API query parameter -> argparse dest.
+PAGE_QUERY = {"q": "find", "limit": "limit", "cursor": "cursor"}
+PAGE_ALL = 1000  # --all without --limit reads pages of this many
 
 # fodns status: its exit status is the failover status, so that `fodns status APP && job`
 # runs a job only where the app is live; any error is 3, never a status.
@@ -194,10 +197,22 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         )
     )
 
-    listing = _command(group, "list", common, "list groups, with the records each answers now")
+    listing = _command(
+        group,
+        "list",
+        common,
+        "list groups, with the records each answers now",
+        "--find TEXT lists the groups whose label or full name, primary or backup app, "
+        "or an address or hostname in the web head of either app holds TEXT (case-blind). "
+        "--limit N lists N groups and prints the next page's --cursor on stderr; --all "
+        "follows the pages to the end.",
+    )
     listing.add_argument("--zone", help="only the groups of this zone")
+    _page_options(listing, "groups")
     listing.set_defaults(
-        endpoint=Endpoint("GET", "/v1/groups", query={"zone": "zone"}, listed="groups")
+        endpoint=Endpoint(
+            "GET", "/v1/groups", query={"zone": "zone", **PAGE_QUERY}, listed="groups"
+        )
     )
 
     show = _command(
@@ -284,6 +299,24 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
+def _page_options(parser: argparse.ArgumentParser, listed: str) -> None:
+    """--find, --limit, --cursor and --all of a list command (see PAGE_QUERY)."""
+    parser.add_argument(
+        "--find", "--q", metavar="TEXT", help=f"only the {listed} that TEXT is found in"
+    )
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help=f"at most N {listed}, 1 to 1000 (a page)"
+    )
+    parser.add_argument(
+        "--cursor", metavar="CURSOR", help="the page after the one that printed this cursor"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every page, as one list (pages of --limit {listed}, default {PAGE_ALL})",
+    )
+
+
 def _web_head_options(parser: argparse.ArgumentParser, clearable: bool) -> None:
     """--load-balancer and --web-server (both repeatable), and with `clearable`
     their --no-... twins that send an empty list."""
@@ -351,8 +384,19 @@ def _add_app_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         )
     )
 
-    listing = _command(app, "list", common, "list apps with their failover status")
-    listing.set_defaults(endpoint=Endpoint("GET", "/v1/apps", listed="apps"))
+    listing = _command(
+        app,
+        "list",
+        common,
+        "list apps with their failover status",
+        "--find TEXT lists the apps whose name, or an address or hostname in whose web "
+        "head, holds TEXT (case-blind). --limit N lists N apps and prints the next page's "
+        "--cursor on stderr; --all follows the pages to the end.",
+    )
+    _page_options(listing, "apps")
+    listing.set_defaults(
+        endpoint=Endpoint("GET", "/v1/apps", query=dict(PAGE_QUERY), listed="apps")
+    )
 
     show = _command(app, "show", common, "show an app, its web head and failover status")
     show.add_argument("name", metavar="NAME", help="the app's name")

@@ -154,6 +154,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """INSERT OR IGNORE INTO route53_written (zone, name, type, ttl, record_values)
         SELECT zone, name, type, ttl, record_values FROM route53_records""",
     ),
+    (
+        # A page of apps says each app's failover status with one index seek per side
+        # ("is it the active side of some group?"), instead of reading every group
+        # (listing.FAILOVER_STATUS_SQL); these replace the indexes on the app id alone,
+        # which they begin with. Pages of groups seek the UNIQUE (zone, label) index.
+        "DROP INDEX groups_by_primary",
+        "DROP INDEX groups_by_backup",
+        "CREATE INDEX groups_by_primary_side ON groups (primary_app_id, active)",
+        "CREATE INDEX groups_by_backup_side ON groups (backup_app_id, active)",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fodns import __version__
+from fodns.listing import FIND_MAX, LIST_PAGE_MAX
 from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
 
 
@@ -44,6 +45,68 @@ REASON_QUERY = {
     "schema": {"type": "string"},
     "description": REASON["description"],
 }
+PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
+
+
+def _page_parameters(finds: str) -> list[dict[str, Any]]:
+    """q, limit and cursor of a list (fodns/listing.py); `finds` says what q matches."""
+    return [
+        {
+            "name": "q",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": FIND_MAX},
+            "description": f"Only the items whose {finds} holds this text, case-blind "
+            "(a substring: 192.0.2 finds 192.0.2.10).",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": LIST_PAGE_MAX,
+                "default": LIST_PAGE_MAX,
+            },
+            "description": "At most this many items; the reply's `next` asks for the rest. "
+            f"With q or cursor but no limit, {LIST_PAGE_MAX}.",
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The previous page's `next`: the page after it, in the same order "
+            "(groups by zone and label, apps by name). Groups created or deleted meanwhile "
+            "move no other item: none is listed twice, none that stayed is skipped.",
+        },
+    ]
+
+
+def _list_reply(key: str, item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {
+            key: {"type": "array", "items": _ref(item)},
+            "next": {
+                "type": ["string", "null"],
+                "description": "Present when q, limit or cursor was given: the cursor of "
+                "the next page, or null when this page is the last.",
+            },
+        },
+    }
+
+
+GROUP_FINDS = (
+    "label or full name, primary or backup app's name, or an address or hostname in the "
+    "web head of either app"
+)
+APP_FINDS = (
+    "name, or an address or hostname in its web head (the load balancer if it has one, "
+    "else the web servers)"
+)
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SCHEMAS: dict[str, Any] = {
@@ -222,16 +285,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/apps": {
                 "get": _operation(
-                    "List apps",
-                    {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {"apps": {"type": "array", "items": _ref("App")}},
-                            },
-                            "Every app",
-                        )
-                    },
+                    "List apps by name, or a page of them",
+                    {"200": _json(_list_reply("apps", "App"), "The apps." + PAGE_NOTE)},
+                    parameters=_page_parameters(APP_FINDS),
                 ),
                 "post": _operation(
                     "Create an app",
@@ -279,17 +335,12 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/groups": {
                 "get": _operation(
-                    "List groups",
-                    {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {"groups": {"type": "array", "items": _ref("Group")}},
-                            },
-                            "Every group",
-                        )
-                    },
-                    parameters=[ZONE_QUERY],
+                    "List groups by zone and label, or a page of them",
+                    {"200": _json(_list_reply("groups", "Group"), "The groups." + PAGE_NOTE)},
+                    parameters=[
+                        {**ZONE_QUERY, "description": "Only the groups of this zone."},
+                        *_page_parameters(GROUP_FINDS),
+                    ],
                 ),
                 "post": _operation(
                     "Create a group",

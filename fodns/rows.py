@@ -78,12 +78,21 @@ def select_groups(db: Database, where: str = "", params: Sequence[Any] = ()) -> 
     return list(group_rows(db, where, params))
 
 
+def group_rows_sql(where: str = "", limit: int | None = None) -> str:
+    """The query of group_rows: the groups `where` selects, in list order (zone, label)."""
+    tail = "" if limit is None else f" LIMIT {int(limit)}"
+    return f"{GROUP_SELECT} {where} ORDER BY g.zone, g.label{tail}"
+
+
 def group_rows(db: Database, where: str = "", params: Sequence[Any] = ()) -> Iterator[GroupRow]:
     """The groups as the cursor yields them, so a caller need not hold them all at once."""
     # A plain cursor with tuple rows: start-up reads every group, and sqlite-utils'
     # dict per row was a third of that. `active` is guaranteed by a CHECK constraint.
-    sql = f"{GROUP_SELECT} {where} ORDER BY g.zone, g.label"
-    rows = db.conn.execute(sql, list(params))
+    return group_rows_from(db.conn.execute(group_rows_sql(where), list(params)))
+
+
+def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
+    """GroupRows from the tuples of a query that selects GROUP_SELECT's columns."""
     return (
         GroupRow(
             group_id,

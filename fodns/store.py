@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_group_page
 from fodns.model import (
     App,
     Event,
@@ -272,6 +273,16 @@ class Store:
             return consume((row.group for row in group_rows(db, where, params)), apps)
 
         return self._read(read)
+
+    def group_page(self, page: PageRequest, zone: str | None = None) -> GroupPage:
+        """One page of the groups (of one zone, or all), found and paged as
+        fodns/listing.py says, with the apps they name, in one read transaction."""
+        return self._read(lambda db: read_group_page(db, page, zone))
+
+    def app_page(self, page: PageRequest) -> AppPage:
+        """One page of the apps, found and paged as fodns/listing.py says, each with its
+        failover status, in one read transaction."""
+        return self._read(lambda db: read_app_page(db, page))
 
     def group_counts(self) -> dict[str, int]:
         """How many groups each zone has, by zone name (zones with none are absent)."""
