@@ -512,7 +512,7 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
             " the mirror finishes the work in the background",
         )
     except MirrorError as error:
-        return error_response(502, "route53_error", f"Route53: {error.kind}: {error}")
+        return error_response(error.status, error.code, f"Route53: {error.kind}: {error}")
     return web.json_response({"zones": [plan.to_json() for plan in plans]})
 
 
