@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.config import DEFAULT_API_LISTEN
+from fodns.model import DEFAULT_GROUP_TTL, GROUP_TTL_MAX, GROUP_TTL_MIN
 
-DEFAULT_API = "http://127.0.0.1:8053"
+DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
 TIMEOUT = 10.0
 EVENTS_LIMIT = 20
 
@@ -183,7 +184,7 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "--ttl",
         type=int,
         metavar="SECONDS",
-        help=f"{ttl_help} (default: the zone's group_ttl, 30 unless configured)",
+        help=f"{ttl_help} (default: the zone's group_ttl, {DEFAULT_GROUP_TTL} unless configured)",
     )
     _reason(create)
     create.set_defaults(

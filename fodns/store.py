@@ -53,6 +53,7 @@ from fodns.journal import (
     served_serial,
 )
 from fodns.model import (
+    DEFAULT_GROUP_TTL,
     App,
     Event,
     Group,
@@ -121,7 +122,7 @@ class ZoneDefaults:
     """What the store needs to know of a configured zone."""
 
     serial: int  # the SOA serial in the zone file
-    group_ttl: int = 30  # TTL of a new group that names none
+    group_ttl: int = DEFAULT_GROUP_TTL  # TTL of a new group that names none
 
 
 # A Route53 record set fodns owns: (name with the final dot, type) -> (TTL, values).
