@@ -29,7 +29,7 @@ from fodns.groups import answer_json
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
-from fodns.model import App, Group
+from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, App, Group
 from fodns.notify import Notifier
 from fodns.openapi import openapi_document
 from fodns.route53 import MirrorError, Route53Mirror
@@ -469,9 +469,9 @@ async def delete_group(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    limit_text = request.query.get("limit", "100")
-    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= 1000:
-        raise Invalid("limit", "must be a whole number from 1 to 1000")
+    limit_text = request.query.get("limit", str(EVENTS_PAGE_DEFAULT))
+    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= EVENTS_PAGE_MAX:
+        raise Invalid("limit", f"must be a whole number from 1 to {EVENTS_PAGE_MAX}")
     events = await asyncio.to_thread(
         store_of(request).events,
         group=request.query.get("group"),

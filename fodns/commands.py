@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fodns.config import DEFAULT_API_LISTEN
-from fodns.model import DEFAULT_GROUP_TTL, GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.model import DEFAULT_GROUP_TTL, EVENTS_PAGE_MAX, GROUP_TTL_MAX, GROUP_TTL_MIN
 
 DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
 TIMEOUT = 10.0
@@ -442,7 +442,7 @@ def _add_events_command(commands: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=EVENTS_LIMIT,
         metavar="N",
-        help=f"at most N events, 1 to 1000 (default: {EVENTS_LIMIT})",
+        help=f"at most N events, 1 to {EVENTS_PAGE_MAX} (default: {EVENTS_LIMIT})",
     )
     events.add_argument(
         "--before",

@@ -37,6 +37,8 @@ HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 # longest question (259 bytes) and an OPT record (11) that is 1,178 bytes.
 WEB_HEAD_MAX = 32
 WEB_HEAD_ANSWER_BYTES = 1232
+# Events read at once from the log (GET /v1/events?limit=): the default and the most.
+EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX = 100, 1000
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ from fodns.journal import (
 )
 from fodns.model import (
     DEFAULT_GROUP_TTL,
+    EVENTS_PAGE_DEFAULT,
+    EVENTS_PAGE_MAX,
     App,
     Event,
     Group,
@@ -99,7 +101,6 @@ T = TypeVar("T")
 FailoverStatus = Literal["online", "offline", "none"]
 WebHead = Sequence[str] | str
 LABEL_ATTEMPTS = 1000  # 10**9 labels: a thousand misses in a row means something is wrong
-EVENTS_PAGE_MAX = 1000
 # Who holds a reserved label (see _refuse_reserved).
 # Events read at once by touched_since: a follower far behind catches up in steps.
 TOUCHED_EVENTS_MAX = 10_000
@@ -271,7 +272,7 @@ class Store:
         self,
         group: str | None = None,
         app: str | None = None,
-        limit: int = 100,
+        limit: int = EVENTS_PAGE_DEFAULT,
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Event]:
