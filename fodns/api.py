@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -37,19 +37,20 @@ from fodns.listing import (
 )
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
-from fodns.model import App, Group
+from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, App, Group
 from fodns.notify import Notifier
 from fodns.openapi import openapi_document
 from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
-from fodns.store import Store
+from fodns.store import Change, Store
 
 log = get_logger()
+P = ParamSpec("P")
 
 HealthCheck = Callable[[], dict[str, Any]]
 REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 HEALTH_KEY: web.AppKey[HealthCheck] = web.AppKey("health")
-STORE_KEY: web.AppKey[Any] = web.AppKey("store")
+STORE_KEY: web.AppKey[Store] = web.AppKey("store")  # set only when the app has a store
 TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
 # Waits until every DNS worker serves event `seq`; False if one does not in time.
 Served = Callable[[int], Awaitable[bool]]
@@ -228,15 +229,22 @@ async def json_list_response(make_body: Callable[[], bytes]) -> web.Response:
 # ---- the store runs its writes on its own thread; replies wait for them ------------
 
 
-async def in_store(request: web.Request, method: str, *args: Any, **kwargs: Any) -> Any:
-    store = request.app[STORE_KEY]
-    return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
+def store_of(request: web.Request) -> Store:
+    """The app's store. Handlers hand its bound methods (`store_of(request).app`) to
+    asyncio.to_thread and write(), never a method's name, so mypy checks each call."""
+    return request.app[STORE_KEY]
 
 
-async def write(request: web.Request, method: str, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
-    """Run a store write for the caller and wait until DNS serves it: the change, and
-    whether every DNS worker served it in time (False: durable, not yet served)."""
-    change = await in_store(request, method, request[ACTOR], *args, **kwargs)
+async def write(
+    request: web.Request,
+    method: Callable[Concatenate[str, P], Change],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> tuple[Change, bool]:
+    """Run a store write (`method`, given the caller as its actor) and wait until DNS
+    serves it: the change, and whether every DNS worker served it in time (False:
+    durable, not yet served)."""
+    change = await asyncio.to_thread(method, request[ACTOR], *args, **kwargs)
     event = change.event
     if event is None:
         return change, True  # nothing changed: nothing to serve
@@ -283,7 +291,7 @@ def change_response(body: dict[str, Any] | None, status: int, served: bool) -> w
 async def group_json(request: web.Request, group: Group) -> dict[str, Any]:
     apps: dict[str, App] = {}
     if group.active_app is not None:
-        apps[group.active_app] = await in_store(request, "app", group.active_app)
+        apps[group.active_app] = await asyncio.to_thread(store_of(request).app, group.active_app)
     return answer_json(group, apps)
 
 
@@ -352,11 +360,11 @@ def find_param(request: web.Request) -> str | None:
 
 
 async def list_zones(request: web.Request) -> web.Response:
-    return web.json_response({"zones": await in_store(request, "zone_summaries")})
+    return web.json_response({"zones": await asyncio.to_thread(store_of(request).zone_summaries)})
 
 
 async def app_json(request: web.Request, app: App) -> dict[str, Any]:
-    status = await in_store(request, "failover_status", app.name)
+    status = await asyncio.to_thread(store_of(request).failover_status, app.name)
     return {**app.to_json(), "failover_status": status}
 
 
@@ -391,7 +399,7 @@ async def post_app(request: web.Request) -> web.Response:
         raise Invalid("name", "is required")
     change, served = await write(
         request,
-        "create_app",
+        store_of(request).create_app,
         body["name"],
         body.get("load_balancer") or (),
         body.get("web_servers") or (),
@@ -402,7 +410,7 @@ async def post_app(request: web.Request) -> web.Response:
 
 
 async def get_app(request: web.Request) -> web.Response:
-    app = await in_store(request, "app", request.match_info["name"])
+    app = await asyncio.to_thread(store_of(request).app, request.match_info["name"])
     return web.json_response(await app_json(request, app))
 
 
@@ -412,26 +420,29 @@ async def patch_app(request: web.Request) -> web.Response:
     new_name = optional_str(body, "name")
     _, served = await write(
         request,
-        "update_app",
+        store_of(request).update_app,
         name,
         new_name=new_name,
         load_balancer=body.get("load_balancer"),
         web_servers=body.get("web_servers"),
         reason=optional_str(body, "reason"),
     )
-    app = await in_store(request, "app", new_name or name)
+    app = await asyncio.to_thread(store_of(request).app, new_name or name)
     return change_response(await app_json(request, app), 200, served)
 
 
 async def delete_app(request: web.Request) -> web.Response:
     _, served = await write(
-        request, "delete_app", request.match_info["name"], reason=reason_param(request)
+        request,
+        store_of(request).delete_app,
+        request.match_info["name"],
+        reason=reason_param(request),
     )
     return change_response(None, 204, served)
 
 
 async def get_app_status(request: web.Request) -> web.Response:
-    status = await in_store(request, "failover_status", request.match_info["name"])
+    status = await asyncio.to_thread(store_of(request).failover_status, request.match_info["name"])
     return web.json_response({"failover_status": status})
 
 
@@ -470,7 +481,7 @@ async def post_group(request: web.Request) -> web.Response:
     body = await json_body(request, {"zone", "label", "primary", "backup", "ttl", "reason"})
     change, served = await write(
         request,
-        "create_group",
+        store_of(request).create_group,
         zone=optional_str(body, "zone"),
         label=optional_str(body, "label"),
         primary=optional_str(body, "primary"),
@@ -482,7 +493,9 @@ async def post_group(request: web.Request) -> web.Response:
 
 
 async def get_group(request: web.Request) -> web.Response:
-    group = await in_store(request, "group", request.match_info["label"], zone_param(request))
+    group = await asyncio.to_thread(
+        store_of(request).group, request.match_info["label"], zone_param(request)
+    )
     return web.json_response(await group_json(request, group))
 
 
@@ -494,7 +507,7 @@ async def patch_group(request: web.Request) -> web.Response:
             raise Invalid(side, "must be an app name or null")
     change, served = await write(
         request,
-        "update_group",
+        store_of(request).update_group,
         request.match_info["label"],
         zone_param(request),
         primary=sides.get("primary", STORE_UNSET),
@@ -511,7 +524,7 @@ async def post_switch(request: web.Request) -> web.Response:
         raise Invalid("to", 'is required: "primary" or "backup"')
     change, served = await write(
         request,
-        "switch",
+        store_of(request).switch,
         request.match_info["label"],
         body["to"],
         zone_param(request),
@@ -520,7 +533,9 @@ async def post_switch(request: web.Request) -> web.Response:
     group = (
         change.groups[0]
         if change.groups
-        else await in_store(request, "group", request.match_info["label"], zone_param(request))
+        else await asyncio.to_thread(
+            store_of(request).group, request.match_info["label"], zone_param(request)
+        )
     )
     return change_response(await group_json(request, group), 200, served)
 
@@ -528,7 +543,7 @@ async def post_switch(request: web.Request) -> web.Response:
 async def delete_group(request: web.Request) -> web.Response:
     _, served = await write(
         request,
-        "delete_group",
+        store_of(request).delete_group,
         request.match_info["label"],
         zone_param(request),
         reason=reason_param(request),
@@ -537,12 +552,11 @@ async def delete_group(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    limit_text = request.query.get("limit", "100")
-    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= 1000:
-        raise Invalid("limit", "must be a whole number from 1 to 1000")
-    events = await in_store(
-        request,
-        "events",
+    limit_text = request.query.get("limit", str(EVENTS_PAGE_DEFAULT))
+    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= EVENTS_PAGE_MAX:
+        raise Invalid("limit", f"must be a whole number from 1 to {EVENTS_PAGE_MAX}")
+    events = await asyncio.to_thread(
+        store_of(request).events,
         group=request.query.get("group"),
         app=request.query.get("app"),
         limit=int(limit_text),
@@ -581,7 +595,7 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
             " the mirror finishes the work in the background",
         )
     except MirrorError as error:
-        return error_response(502, "route53_error", f"Route53: {error.kind}: {error}")
+        return error_response(error.status, error.code, f"Route53: {error.kind}: {error}")
     return web.json_response({"zones": [plan.to_json() for plan in plans]})
 
 
@@ -649,7 +663,8 @@ def create_app(
     app[METRICS_KEY] = ApiMetrics(registry)
     app[REGISTRY_KEY] = registry
     app[HEALTH_KEY] = health
-    app[STORE_KEY] = store
+    if store is not None:
+        app[STORE_KEY] = store
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
     app[NOTIFIER_KEY] = notifier

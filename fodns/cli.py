@@ -9,7 +9,7 @@ from pathlib import Path
 from fodns import __version__
 from fodns.client import run_client
 from fodns.commands import DEFAULT_API, STATUS_ERROR, Formatter, add_client_commands
-from fodns.config import load_config
+from fodns.config import DEFAULT_API_LISTEN, DEFAULT_DB_PATH, DEFAULT_DNS_LISTEN, load_config
 from fodns.errors import FodnsError
 from fodns.logs import configure_logging
 
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the DNS server and the admin API",
         description="Run the DNS server and the admin API (and the dashboard at the API's "
         "address). Without --config it serves the example zone from zones/ on "
-        "127.0.0.1:5353, with the API on 127.0.0.1:8053 and the database under var/.",
+        f"{DEFAULT_DNS_LISTEN}, with the API on {DEFAULT_API_LISTEN} and the database "
+        f"in {DEFAULT_DB_PATH}.",
         formatter_class=Formatter,
     )
     serve.add_argument(

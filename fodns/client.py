@@ -22,6 +22,7 @@ import urllib.request
 from typing import Any
 
 from fodns.commands import DEFAULT_API, NULL, PAGE_ALL, STATUS_ERROR, STATUS_EXIT, Endpoint
+from fodns.errors import FodnsError
 from fodns.tokens import B64TOKEN
 
 FAILED = 1
@@ -38,7 +39,7 @@ ADDRESS_HINT = "(is `fodns serve` running? FODNS_API / --api choose the address)
 NOT_THE_API_HINT = "(is that the fodns admin API? FODNS_API / --api choose the address)"
 
 
-class ClientError(Exception):
+class ClientError(FodnsError):
     """Why a command failed, as the operator should read it (already worded)."""
 
 

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.config import DEFAULT_API_LISTEN
+from fodns.model import DEFAULT_GROUP_TTL, EVENTS_PAGE_MAX, GROUP_TTL_MAX, GROUP_TTL_MIN
 
-DEFAULT_API = "http://127.0.0.1:8053"
+DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
 TIMEOUT = 10.0
 EVENTS_LIMIT = 20
 # A list command's page: API query parameter -> argparse dest.
@@ -186,7 +187,7 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "--ttl",
         type=int,
         metavar="SECONDS",
-        help=f"{ttl_help} (default: the zone's group_ttl, 30 unless configured)",
+        help=f"{ttl_help} (default: the zone's group_ttl, {DEFAULT_GROUP_TTL} unless configured)",
     )
     _reason(create)
     create.set_defaults(
@@ -485,7 +486,7 @@ def _add_events_command(commands: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=EVENTS_LIMIT,
         metavar="N",
-        help=f"at most N events, 1 to 1000 (default: {EVENTS_LIMIT})",
+        help=f"at most N events, 1 to {EVENTS_PAGE_MAX} (default: {EVENTS_LIMIT})",
     )
     events.add_argument(
         "--before",

@@ -26,6 +26,7 @@ import dns.exception
 import dns.name
 
 from fodns.errors import ConfigError
+from fodns.model import DEFAULT_GROUP_TTL, GROUP_TTL_MAX, GROUP_TTL_MIN
 
 EXAMPLE_ZONE_NAME = "fo.example.net"
 # Shipped inside the package (see pyproject.toml), so a `pip install .` has it too.
@@ -34,10 +35,11 @@ DEFAULT_DNS_LISTEN = "127.0.0.1:5353"
 DEFAULT_API_LISTEN = "127.0.0.1:8053"
 DEFAULT_DB_PATH = "var/fodns.db"
 BUILT_IN = "built-in defaults"  # Config.source when no config file was given
-GROUP_TTL_RANGE = (5, 86400)
 HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
 # RFC 6891 §6.2.5: below 512 is not allowed; 1232 is the DNS Flag Day 2020 value.
 UDP_PAYLOAD_RANGE = (512, 4096)
+DEFAULT_UDP_PAYLOAD = 1232
+WORKERS_RANGE = (1, 64)
 TCP_TIMEOUT_RANGE = (0.1, 3600.0)  # seconds, for each of the TCP timeouts
 TCP_CONNECTIONS_RANGE = (1, 100_000)
 # Where systemd puts a service's credentials (systemd.exec(5), "Credentials").
@@ -91,7 +93,7 @@ class ListenAddress:
         """'127.0.0.1:53', '[::1]:53' or ':53' (all IPv4 addresses is never implied)."""
         host, sep, port_text = text.rpartition(":")
         if not sep or not port_text.isdigit():
-            raise ConfigError(f"{where}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:5353)")
+            raise ConfigError(f"{where}: {text!r} is not HOST:PORT (e.g. {DEFAULT_DNS_LISTEN})")
         port = int(port_text)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{where}: port {port} is out of range 0-65535")
@@ -133,7 +135,7 @@ class RateLimitConfig:
 class DnsConfig:
     listen: list[ListenAddress]
     workers: int = 1
-    udp_payload: int = 1232
+    udp_payload: int = DEFAULT_UDP_PAYLOAD
     # RFC 7766 §6.2.3: idle TCP connections are closed after a while (Knot's
     # tcp-idle-timeout is 10 s too). Idle: no complete message in, nothing in progress.
     tcp_idle_timeout: float = 10.0
@@ -207,7 +209,7 @@ class NotifyTarget:
 class ZoneConfig:
     name: str
     file: Path
-    group_ttl: int = 30
+    group_ttl: int = DEFAULT_GROUP_TTL
     notify: list[NotifyTarget] = field(default_factory=list)
     allow_transfer: list[TransferPeer] = field(default_factory=list)
     route53_hosted_zone_id: str | None = None
@@ -408,10 +410,12 @@ class _Reader:
             dns=DnsConfig(
                 listen=[ListenAddress.parse(str(a), f"{self.path}: dns.listen") for a in listen],
                 workers=self.ranged(
-                    self.typed(dns, "workers", int, 1, "dns"), 1, 64, "dns.workers"
+                    self.typed(dns, "workers", int, DnsConfig.workers, "dns"),
+                    *WORKERS_RANGE,
+                    "dns.workers",
                 ),
                 udp_payload=self.ranged(
-                    self.typed(dns, "udp_payload", int, 1232, "dns"),
+                    self.typed(dns, "udp_payload", int, DnsConfig.udp_payload, "dns"),
                     *UDP_PAYLOAD_RANGE,
                     "dns.udp_payload",
                 ),
@@ -514,7 +518,10 @@ class _Reader:
             name=name.rstrip(".").lower(),
             file=self.resolve(file),
             group_ttl=self.ranged(
-                self.typed(raw, "group_ttl", int, 30, where), *GROUP_TTL_RANGE, f"{where}.group_ttl"
+                self.typed(raw, "group_ttl", int, ZoneConfig.group_ttl, where),
+                GROUP_TTL_MIN,
+                GROUP_TTL_MAX,
+                f"{where}.group_ttl",
             ),
             notify=self.notify_targets(raw, where, peers),
             allow_transfer=peers,
@@ -649,17 +656,21 @@ class _Reader:
         )
         config = Route53Config(
             enabled=self.typed(section, "enabled", bool, False, "route53"),
-            region=self.typed(section, "region", str, "us-east-1", "route53"),
+            region=self.typed(section, "region", str, Route53Config.region, "route53"),
             endpoint_url=self.typed(section, "endpoint_url", str, None, "route53"),
             profile=self.typed(section, "profile", str, None, "route53"),
             full_sync_interval=self.ranged(
-                self.typed(section, "full_sync_interval", int, 3600, "route53"),
+                self.typed(
+                    section, "full_sync_interval", int, Route53Config.full_sync_interval, "route53"
+                ),
                 0,
                 7 * 86400,
                 "route53.full_sync_interval",
             ),
             request_timeout=self.ranged(
-                self.typed(section, "request_timeout", int, 120, "route53"),
+                self.typed(
+                    section, "request_timeout", int, Route53Config.request_timeout, "route53"
+                ),
                 1,
                 3600,
                 "route53.request_timeout",

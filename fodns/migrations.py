@@ -87,7 +87,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # The serial history that IXFR (RFC 1995) answers from: per zone, what each
         # serial change removed and added, as JSON lists of [owner, ttl, type, data].
-        # Only the newest entries are kept (see store.JOURNAL_DEPTH).
+        # Only the newest entries are kept (see journal.JOURNAL_DEPTH).
         """CREATE TABLE zone_journal (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             zone TEXT NOT NULL,

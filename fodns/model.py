@@ -21,7 +21,10 @@ from fodns.errors import Invalid
 
 Side = Literal["primary", "backup"]
 SIDES: tuple[Side, ...] = ("primary", "backup")
+# A group's TTL, in seconds: traffic moves within it after a switch. Migration 1's
+# CHECK on groups.ttl holds the same range; widening it takes a new migration.
 GROUP_TTL_MIN, GROUP_TTL_MAX = 5, 86400
+DEFAULT_GROUP_TTL = 30  # a zone's group_ttl when its config names none
 # App names: what people type in URLs and shells.
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Group labels: one DNS label of letters, digits and hyphens (RFC 1123 §2.1),
@@ -34,6 +37,8 @@ HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 # longest question (259 bytes) and an OPT record (11) that is 1,178 bytes.
 WEB_HEAD_MAX = 32
 WEB_HEAD_ANSWER_BYTES = 1232
+# Events read at once from the log (GET /v1/events?limit=): the default and the most.
+EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX = 100, 1000
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fodns import __version__
 from fodns.listing import FIND_MAX, LIST_PAGE_MAX
-from fodns.model import GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, GROUP_TTL_MAX, GROUP_TTL_MIN
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -398,7 +398,12 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": EVENTS_PAGE_MAX,
+                                "default": EVENTS_PAGE_DEFAULT,
+                            },
                         },
                         {
                             "name": "before",

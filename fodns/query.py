@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from fodns import querystats
+from fodns.config import DEFAULT_UDP_PAYLOAD
 from fodns.rrl import ERROR_KEY
 from fodns.table import AnswerTable
 from fodns.tsig import MAX_MAC_SIZE, Keyring, check_request, sign_reply
@@ -66,7 +67,10 @@ class QueryHandler:
     """
 
     def __init__(
-        self, table: AnswerTable, udp_payload: int = 1232, keyring: Keyring | None = None
+        self,
+        table: AnswerTable,
+        udp_payload: int = DEFAULT_UDP_PAYLOAD,
+        keyring: Keyring | None = None,
     ) -> None:
         self.table = table
         self.udp_payload = udp_payload

@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from fodns.config import Route53Config, ZoneConfig
+from fodns.errors import FodnsError
 from fodns.logs import get_logger
 from fodns.model import App, Group
 from fodns.records import group_answer
@@ -352,8 +353,12 @@ def make_client(config: Route53Config) -> Any:
     )
 
 
-class MirrorError(Exception):
-    """A Route53 call failed; `kind` is its error code (or the exception's class)."""
+class MirrorError(FodnsError):
+    """A Route53 call failed; `kind` is its error code (or the exception's class). It
+    reaches HTTP (plan, sync) as 502: Route53, upstream of fodns, failed."""
+
+    status = 502
+    code = "route53_error"
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

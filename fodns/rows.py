@@ -1,15 +1,14 @@
 """Rows of the store's tables to values and back, for the store's reads and writes.
 
 Groups hold app ids; names come from a join, so a rename shows at once. Also the
-event and journal rows, and the small checks and conversions the store's
-methods share. Every function takes the connection of the transaction it is
-part of; none opens one.
+event rows, and the small checks and conversions the store's methods share. Every
+function takes the connection of the transaction it is part of; none opens one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +17,7 @@ from sqlite_utils import Database
 
 from fodns.errors import Conflict, Invalid, NotFound
 from fodns.model import App, Event, Group
-from fodns.records import group_answer
 
-# One record as the journal keeps it: (owner without the final dot, TTL, type, data).
-JournalRecord = tuple[str, int, str, str]
-# Serial changes kept per zone for IXFR (Knot's journal keeps 20 by default):
-# a secondary further behind than this is sent the whole zone.
-JOURNAL_DEPTH = 1000
 TEXT_MAX = 1000
 
 
@@ -182,34 +175,6 @@ def claimable_label(db: Database, zone: str, label: str) -> str:
         raise Conflict(f"label {label!r} is taken by a group in zone {zone}", field="label")
     raise Conflict(
         f"label {label!r} in zone {zone} was used before and is never reused", field="label"
-    )
-
-
-def answer_records(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:
-    """The records a group answers with, its apps being `apps` (by name), as the
-    journal keeps them."""
-    answer = group_answer(group, apps)
-    return {(answer.fqdn, answer.ttl, kind, data) for kind, data in answer.records}
-
-
-def journal_records(text: str) -> tuple[JournalRecord, ...]:
-    return tuple((str(o), int(t), str(k), str(d)) for o, t, k, d in json.loads(text))
-
-
-def store_serial(db: Database, zone: str, serial: int) -> None:
-    db.execute(
-        "INSERT INTO zone_serials VALUES (?, ?)"
-        " ON CONFLICT (zone) DO UPDATE SET serial = excluded.serial",
-        [zone, serial],
-    )
-
-
-def trim_journal(db: Database, zone: str) -> None:
-    """Keep the zone's newest JOURNAL_DEPTH entries."""
-    db.execute(
-        "DELETE FROM zone_journal WHERE zone = ? AND id <= (SELECT id FROM zone_journal"
-        " WHERE zone = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-        [zone, zone, JOURNAL_DEPTH],
     )
 
 

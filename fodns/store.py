@@ -1,7 +1,9 @@
-"""The store: apps, groups, label tombstones, events and zone serials in SQLite.
+"""The store: apps, groups, label tombstones and events in SQLite, and the rules of groups.
 
 This module holds the store's reads and writes (the rules of groups); rows.py
-turns table rows into values, writer.py is the writer thread.
+turns table rows into values, writer.py is the writer thread, journal.py keeps
+each zone's serial, zone file digest and IXFR journal within the same
+transactions.
 
 Every write is one `BEGIN IMMEDIATE ... COMMIT` transaction run by a single
 writer thread that owns the only write connection (datasette's pattern), so
@@ -18,9 +20,9 @@ Decisions beyond the design page:
 - App names are unique regardless of case ("Web" finds "web").
 - Clearing a group's active side is allowed: the group then answers NODATA,
   the same as a group created with no apps.
-- A zone's SOA serial is max(stored serial, zone file serial); a change sets
-  it to that plus one, and only for zones whose answers may have changed (a
-  rename or a change to an inactive side's web head changes no answer).
+- A change moves a zone's SOA serial (journal.bump_serials) only for zones
+  whose answers may have changed (a rename or a change to an inactive side's
+  web head changes no answer).
 - An event's `app` names the app of an app event and is None for group
   events; `events(app=...)` still finds the group events touching the app,
   through the `event_apps` table, across renames.
@@ -40,8 +42,21 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.journal import (
+    AnswerChange,
+    JournalEntry,
+    answer_records,
+    bump_serials,
+    file_loaded,
+    file_names,
+    read_journal,
+    served_serial,
+)
 from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_group_page
 from fodns.model import (
+    DEFAULT_GROUP_TTL,
+    EVENTS_PAGE_DEFAULT,
+    EVENTS_PAGE_MAX,
     App,
     Event,
     Group,
@@ -55,9 +70,7 @@ from fodns.model import (
 from fodns.rows import (
     EVENT_SELECT,
     GroupRow,
-    JournalRecord,
     active_app_id,
-    answer_records,
     app_filter,
     app_ids_of,
     append_event,
@@ -74,7 +87,6 @@ from fodns.rows import (
     group_event,
     group_rows,
     id_of,
-    journal_records,
     label_used,
     newest_seq,
     rows_using,
@@ -82,8 +94,6 @@ from fodns.rows import (
     seconds_since,
     select_apps,
     select_groups,
-    store_serial,
-    trim_journal,
     utc_now,
 )
 from fodns.writer import WriteHealth, Writer, connect
@@ -91,9 +101,7 @@ from fodns.writer import WriteHealth, Writer, connect
 T = TypeVar("T")
 FailoverStatus = Literal["online", "offline", "none"]
 WebHead = Sequence[str] | str
-SERIAL_MAX = 2**32 - 1  # RFC 1982: serials are unsigned 32-bit numbers
 LABEL_ATTEMPTS = 1000  # 10**9 labels: a thousand misses in a row means something is wrong
-EVENTS_PAGE_MAX = 1000
 # Who holds a reserved label (see _refuse_reserved).
 # Events read at once by touched_since: a follower far behind catches up in steps.
 TOUCHED_EVENTS_MAX = 10_000
@@ -116,30 +124,12 @@ class ZoneDefaults:
     """What the store needs to know of a configured zone."""
 
     serial: int  # the SOA serial in the zone file
-    group_ttl: int = 30  # TTL of a new group that names none
+    group_ttl: int = DEFAULT_GROUP_TTL  # TTL of a new group that names none
 
 
 # A Route53 record set fodns owns: (name with the final dot, type) -> (TTL, values).
 MirrorKey = tuple[str, str]
 MirrorValue = tuple[int, tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """What one serial change of a zone removed and added (an IXFR difference sequence)."""
-
-    serial_from: int
-    serial_to: int
-    removed: tuple[JournalRecord, ...]
-    added: tuple[JournalRecord, ...]
-
-
-@dataclass
-class _AnswerChange:
-    """A zone's group answers before and after one write, for its journal entry."""
-
-    before: set[JournalRecord] = field(default_factory=set)
-    after: set[JournalRecord] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -293,7 +283,7 @@ class Store:
         self,
         group: str | None = None,
         app: str | None = None,
-        limit: int = 100,
+        limit: int = EVENTS_PAGE_DEFAULT,
         before_seq: int | None = None,
         after_seq: int | None = None,
     ) -> list[Event]:
@@ -393,33 +383,7 @@ class Store:
         """The zone's changes from `serial_from` to `serial_to`, oldest first; None when
         the journal does not hold that whole history (IXFR then falls back to AXFR)."""
         key = canonical_zone(zone)
-
-        def read(db: Database) -> list[JournalEntry] | None:
-            start = db.execute(
-                "SELECT MIN(id) FROM zone_journal WHERE zone = ? AND serial_from = ?",
-                [key, serial_from],
-            ).fetchone()[0]
-            if start is None:
-                return None
-            rows = db.conn.execute(
-                "SELECT serial_from, serial_to, removed, added FROM zone_journal"
-                " WHERE zone = ? AND id >= ? ORDER BY id",
-                [key, start],
-            )
-            entries: list[JournalEntry] = []
-            serial = serial_from
-            for row_from, row_to, removed, added in rows:
-                if row_from != serial:
-                    return None  # a gap: the zone file's serial jumped past the journal
-                entries.append(
-                    JournalEntry(row_from, row_to, journal_records(removed), journal_records(added))
-                )
-                serial = row_to
-                if serial == serial_to:
-                    return entries
-            return None
-
-        return self._read(read)
+        return self._read(lambda db: read_journal(db, key, serial_from, serial_to))
 
     def snapshot(self) -> tuple[list[Group], dict[str, App], dict[str, int], int]:
         """Groups, apps by name, serial per zone and the last event seq, all as of one moment."""
@@ -539,32 +503,18 @@ class Store:
     ) -> int:
         """A zone file was (re)loaded: the serial to serve with it.
 
-        At least the file's serial. When the file's records differ from the last
-        load (`digest` is content_digest of the file's records), the serial moves
-        on by one, so secondaries fetch the edit even if the operator did not
-        raise the file's serial past fodns's, and the journal starts afresh.
-        `labels` are the labels just below the apex that the file uses (no group
-        may take one) and `names` how many names with records it has.
+        At least the file's serial; one more when its records differ from the last
+        load (see journal.file_loaded). `labels` are the labels just below the apex
+        that the file uses (no group may take one) and `names` how many names with
+        records it has.
         """
         key = canonical_zone(zone)
         file_labels = {label.lower() for label in labels}
 
         def write(db: Database) -> int:
-            row = db.execute("SELECT digest FROM zone_files WHERE zone = ?", [key]).fetchone()
-            serial = max(self._served_serial(db, key), file_serial)
-            if row is not None and row[0] != digest:
-                serial += 1
-                if serial > SERIAL_MAX:
-                    raise FodnsError(f"the SOA serial of zone {key} would pass {SERIAL_MAX}")
-                db.execute("DELETE FROM zone_journal WHERE zone = ?", [key])
-            db.execute(
-                "INSERT INTO zone_files (zone, digest, names) VALUES (?, ?, ?)"
-                " ON CONFLICT (zone) DO UPDATE SET digest = excluded.digest,"
-                " names = excluded.names",
-                [key, digest, names],
-            )
+            floor = max(file_serial, self._file_serial(key))
+            serial = file_loaded(db, key, floor, digest, names)
             _replace_reserved(db, key, RESERVED_BY_ZONE_FILE, file_labels)
-            store_serial(db, key, serial)
             return serial
 
         return self._writer.run(write)
@@ -589,7 +539,7 @@ class Store:
 
         def read(db: Database) -> list[dict[str, Any]]:
             groups = dict(db.execute("SELECT zone, COUNT(*) FROM groups GROUP BY zone").fetchall())
-            names = dict(db.execute("SELECT zone, names FROM zone_files").fetchall())
+            names = file_names(db)
             return [
                 {
                     "name": zone,
@@ -730,11 +680,11 @@ class Store:
                 app_ids=[old.id],
             )
             using = rows_using(db, old)
-            answers: dict[str, _AnswerChange] = {}
+            answers: dict[str, AnswerChange] = {}
             if app.web_head != old.app.web_head:
                 for row in using:
                     if active_app_id(row) == old.id:
-                        change = answers.setdefault(row.group.zone, _AnswerChange())
+                        change = answers.setdefault(row.group.zone, AnswerChange())
                         active = row.group.active_app or ""
                         change.before |= answer_records(row.group, {active: old.app})
                         change.after |= answer_records(row.group, {active: app})
@@ -923,7 +873,7 @@ class Store:
             return Change(
                 event,
                 deleted_groups=((group.zone, group.label),),
-                serials=self._bump_serials(db, {group.zone: _AnswerChange()}),
+                serials=self._bump_serials(db, {group.zone: AnswerChange()}),
             )
 
         return self._writer.run(write)
@@ -1004,37 +954,17 @@ class Store:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def _served_serial(self, db: Database, zone: str) -> int:
-        row = db.execute("SELECT serial FROM zone_serials WHERE zone = ?", [zone]).fetchone()
-        stored = 0 if row is None else int(row[0])
+    def _file_serial(self, zone: str) -> int:
+        """The SOA serial in a configured zone's file (0 for a zone not configured)."""
         defaults = self._zones.get(zone)
-        return max(stored, 0 if defaults is None else defaults.serial)
+        return 0 if defaults is None else defaults.serial
 
-    def _bump_serials(self, db: Database, answers: Mapping[str, _AnswerChange]) -> dict[str, int]:
-        """Move each zone's serial past both its stored value and its zone file's, and
-        journal what its answers lost and gained (RFC 1995 §4's difference sequence)."""
-        serials: dict[str, int] = {}
-        for zone in sorted(answers):
-            serial_from = self._served_serial(db, zone)
-            serial = serial_from + 1
-            if serial > SERIAL_MAX:
-                raise FodnsError(f"the SOA serial of zone {zone} would pass {SERIAL_MAX}")
-            store_serial(db, zone, serial)
-            change = answers[zone]
-            db.execute(
-                "INSERT INTO zone_journal (zone, serial_from, serial_to, removed, added)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    zone,
-                    serial_from,
-                    serial,
-                    json.dumps(sorted(change.before - change.after)),
-                    json.dumps(sorted(change.after - change.before)),
-                ],
-            )
-            trim_journal(db, zone)
-            serials[zone] = serial
-        return serials
+    def _served_serial(self, db: Database, zone: str) -> int:
+        return served_serial(db, zone, self._file_serial(zone))
+
+    def _bump_serials(self, db: Database, answers: Mapping[str, AnswerChange]) -> dict[str, int]:
+        file_serials = {zone: self._file_serial(zone) for zone in answers}
+        return bump_serials(db, answers, file_serials)
 
     def _group_change(
         self,
@@ -1051,7 +981,7 @@ class Store:
             before = set() if old is None else answer_records(old.group, apps)
             after = answer_records(row.group, apps)
             if old is None or before != after:
-                serials = self._bump_serials(db, {row.group.zone: _AnswerChange(before, after)})
+                serials = self._bump_serials(db, {row.group.zone: AnswerChange(before, after)})
         return Change(
             event,
             groups=(row.group,),

@@ -358,7 +358,8 @@ class _NameBuild:
 
 
 class _NeedsFullRebuild(Exception):
-    pass
+    """Control flow inside AnswerTable.apply, never an error: raised and caught there.
+    Not a FodnsError, so no `except FodnsError` elsewhere could ever swallow it."""
 
 
 def _changes_delegation(zone: ZoneData, key: bytes, rrsets: Mapping[int, RRset] | None) -> bool:

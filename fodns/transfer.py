@@ -34,16 +34,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.renderer
 import dns.rrset
-import dns.serial
 import dns.tsig
 import dns.tsigkeyring
 
 from fodns import querystats
 from fodns.config import TransferPeer, TsigKeyConfig, ZoneConfig
 from fodns.groups import GroupRecords
+from fodns.journal import JournalEntry, JournalRecord, is_current
 from fodns.logs import get_logger
-from fodns.rows import JournalRecord
-from fodns.store import JournalEntry
 from fodns.table import AnswerTable
 from fodns.tsig import (
     BADKEY,
@@ -76,7 +74,7 @@ IN = dns.rdataclass.IN
 POINTER_TO_QUESTION_BYTES = POINTER_TO_QUESTION.to_bytes(2, "big")
 # dnspython's renderer, which its type hints leave untyped.
 RENDERER: Any = dns.renderer.Renderer
-# The store's journal for a zone between two serials (see store.Store.journal).
+# The store's journal for a zone between two serials (see journal.read_journal).
 Journal = Callable[[str, int, int], list[JournalEntry] | None]
 
 
@@ -148,7 +146,7 @@ class Transfers:
     def _incremental(self, zone: ZoneData, client_serial: int) -> tuple[str, Iterable[Item]]:
         """IXFR's answer: ("up-to-date" | "incremental" | "full", the RRsets to send)."""
         serial = zone.serial
-        if dns.serial.Serial(client_serial) >= dns.serial.Serial(serial):
+        if is_current(client_serial, serial):
             # RFC 1995 §2: a secondary as new as us gets our SOA alone.
             return "up-to-date", [zone.soa]
         name = zone.origin.to_text(omit_final_dot=True)

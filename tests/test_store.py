@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from fodns import rows as store_rows
+from fodns import journal as zone_journal
 from fodns.config import load_config
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.migrations import LATEST, MIGRATIONS
@@ -465,7 +465,7 @@ def test_a_web_head_change_journals_every_group_it_answers_for(store: Store) -> 
 def test_the_journal_keeps_only_the_newest_changes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_rows, "JOURNAL_DEPTH", 5)  # trim_journal reads it there
+    monkeypatch.setattr(zone_journal, "JOURNAL_DEPTH", 5)  # _trim_journal reads it there
     add_apps(store)
     store.create_group("ops", label="www", primary="dc1", backup="dc2")
     for side in ["backup", "primary"] * 5:
