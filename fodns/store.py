@@ -42,6 +42,7 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.feed import Touched, touched
 from fodns.journal import (
     AnswerChange,
     JournalEntry,
@@ -141,19 +142,6 @@ class Change:
     deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of groups that no longer exist
     apps: dict[str, App] = field(default_factory=dict)  # the apps those groups reference, by name
     serials: dict[str, int] = field(default_factory=dict)  # new SOA serial of each changed zone
-
-
-@dataclass(frozen=True)
-class Touched:
-    """What the events after a cursor touched, each in its state now, all read at one
-    moment: how the DNS tables (and every other follower of the log) catch up."""
-
-    last_seq: int  # the newest event included; the cursor to ask from next time
-    events: tuple[Event, ...] = ()
-    groups: tuple[Group, ...] = ()  # touched groups that exist, as they are now
-    deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of those that are gone
-    apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
-    serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
 
 
 class Store:
@@ -323,8 +311,9 @@ class Store:
 
         The log orders, the state answers: however many events are read at once,
         a follower that applies the result ends up as the store is, and never
-        applies an older state over a newer one. A group event touches its group;
-        an app event every group that refers to the app (by id, across renames).
+        applies an older state over a newer one. What the events touched is
+        feed.touched's to say; an app event's groups are read here, being every
+        group that refers to the app (by id, across renames).
         """
 
         def read(db: Database) -> Touched:
@@ -336,13 +325,12 @@ class Store:
             )
             if not events:
                 return Touched(last_seq=seq)
-            keys = {(e.zone, e.group) for e in events if e.group is not None and e.zone is not None}
-            app_seqs = [e.seq for e in events if e.action.startswith("app_")]
+            touch = touched(events)
             groups: dict[tuple[str, str], Group] = {}
-            for row in rows_using_apps(db, app_ids_of(db, app_seqs)):
+            for row in rows_using_apps(db, app_ids_of(db, touch.app_event_seqs)):
                 groups[(row.group.zone, row.group.label)] = row.group
             deleted = []
-            for zone, label in sorted(keys - set(groups)):
+            for zone, label in sorted(touch.groups - set(groups)):
                 found = select_groups(db, "WHERE g.zone = ? AND g.label = ?", [zone, label])
                 if found:
                     groups[(zone, label)] = found[0].group
