@@ -54,6 +54,7 @@ from fodns.journal import (
     served_serial,
 )
 from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_group_page
+from fodns.logs import get_logger
 from fodns.model import (
     DEFAULT_GROUP_TTL,
     EVENTS_PAGE_DEFAULT,
@@ -99,6 +100,7 @@ from fodns.rows import (
 )
 from fodns.writer import WriteHealth, Writer, connect
 
+log = get_logger()
 T = TypeVar("T")
 FailoverStatus = Literal["online", "offline", "none"]
 WebHead = Sequence[str] | str
@@ -177,6 +179,26 @@ class Store:
             raise FodnsError(f"{self.path.parent}: {problem}") from None
         self._writer = Writer(self.path)
         self.migrations_applied: list[int] = self._writer.migrations_applied
+        self._committed: tuple[Callable[[int], None], ...] = ()
+        self._writer.after_commit = self._published
+
+    def on_commit(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(seq)` after each write that appends an event, once it is
+        committed: on the writer thread, in commit order, before the write's caller
+        hears of it. This is how the change feed learns of a change at once; the log
+        stays the truth (a follower always reads it from its own cursor), so a
+        callback must be quick, must not block, and must never write to the store."""
+        self._committed = (*self._committed, callback)
+
+    def _published(self, result: object) -> None:
+        if not isinstance(result, Change) or result.event is None:
+            return  # not a change (a heartbeat, the mirror's state) or a change of nothing
+        seq = result.event.seq
+        for callback in self._committed:
+            try:
+                callback(seq)
+            except Exception:  # one consumer's fault must not keep the others uninformed
+                log.exception("store_commit_callback_failed", seq=seq)
 
     def close(self) -> None:
         """Finish queued writes, then close every connection. Idempotent."""

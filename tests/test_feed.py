@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +160,52 @@ def test_touch_as_json_names_groups_by_fqdn(store: Store) -> None:
         "apps": ["dc1"],
         "zones": [ZONE],
     }
+
+
+def test_every_commit_is_published_once_in_commit_order(store: Store) -> None:
+    """Writers on eight threads at once: the callback hears each seq once, in order."""
+    published: list[int] = []
+    store.on_commit(published.append)
+    first = store.last_seq() + 1
+    for index in range(8):
+        store.create_group("ops", ZONE, f"g{index}", primary="dc1", backup="dc2")
+
+    def switch_back_and_forth(index: int) -> None:
+        for side in ("backup", "primary", "backup"):
+            store.switch("ops", f"g{index}", side, ZONE)
+
+    threads = [threading.Thread(target=switch_back_and_forth, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert published == list(range(first, store.last_seq() + 1))
+
+
+def test_a_write_that_changes_nothing_publishes_nothing(store: Store) -> None:
+    store.create_group("ops", ZONE, "web", primary="dc1", backup="dc2")
+    published: list[int] = []
+    store.on_commit(published.append)
+
+    store.switch("ops", "web", "primary", ZONE)  # already active: no event
+    store.heartbeat()  # a write, but not a change
+
+    assert published == []
+
+
+def test_a_failing_callback_neither_fails_the_write_nor_silences_the_others(
+    store: Store,
+) -> None:
+    def broken(seq: int) -> None:
+        raise RuntimeError(f"cannot take {seq}")
+
+    published: list[int] = []
+    store.on_commit(broken)
+    store.on_commit(published.append)
+
+    change = store.create_group("ops", ZONE, "web", primary="dc1")
+
+    assert change.event is not None
+    assert published == [change.event.seq]
+    assert store.group("web", ZONE).primary == "dc1"  # durable
