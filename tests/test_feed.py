@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dns.message
 import pytest
 
 from fodns.feed import Touched, catch_up, touched
 from fodns.store import Store, ZoneDefaults
+from tests.support import Api, FodnsProcess, answer_data, ask_every_worker, wait_for
 
 ZONE = "fo.example.net"
 OTHER_ZONE = "fo.example.org"
 ZONES = {ZONE: ZoneDefaults(serial=1), OTHER_ZONE: ZoneDefaults(serial=1)}
+TOKEN = "feed-test-token-2b9c"
+StartFodns = Callable[..., FodnsProcess]
 
 
 @pytest.fixture
@@ -209,3 +213,29 @@ def test_a_failing_callback_neither_fails_the_write_nor_silences_the_others(
     assert change.event is not None
     assert published == [change.event.seq]
     assert store.group("web", ZONE).primary == "dc1"  # durable
+
+
+def served_everywhere(server: FodnsProcess, fqdn: str) -> set[frozenset[str]]:
+    """The distinct answers to `fqdn` from sockets SO_REUSEPORT spreads over every worker."""
+    replies = ask_every_worker(server, dns.message.make_query(fqdn, "A"))
+    return {frozenset(answer_data(reply)) for reply in replies}
+
+
+def test_a_change_no_wake_up_announces_is_served_from_the_log(
+    fodns_factory: StartFodns, workers: int, tmp_path: Path
+) -> None:
+    """A change committed by another process (here a second Store on the same file) is
+    never announced to this fodns: every DNS process must still find it in the log."""
+    folder = tmp_path / "serve"
+    running = fodns_factory(TOKEN, directory=folder, workers=workers)
+    api = Api(running, TOKEN)
+    api.ok("POST", "/v1/apps", {"name": "dc1", "web_servers": ["192.0.2.10"]}, 201)
+    api.ok("POST", "/v1/apps", {"name": "dc2", "web_servers": ["192.0.2.20"]}, 201)
+    api.ok("POST", "/v1/groups", {"label": "web", "primary": "dc1", "backup": "dc2"}, 201)
+    fqdn = f"web.{ZONE}"
+    assert served_everywhere(running, fqdn) == {frozenset({"192.0.2.10"})}
+
+    with Store(folder / "fodns.db", {ZONE: ZoneDefaults(serial=1)}) as elsewhere:
+        elsewhere.switch("elsewhere", "web", "backup", ZONE)
+
+    assert wait_for(lambda: served_everywhere(running, fqdn) == {frozenset({"192.0.2.20"})}, 5.0)
