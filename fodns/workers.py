@@ -55,6 +55,8 @@ STORE_POLL_INTERVAL = 0.2
 RESTART_QUICK_DEATH = 60.0
 RESTART_WAIT_FIRST = 0.5
 RESTART_WAIT_MAX = 30.0
+# A `served` wait looks at the workers again after this long even when none reported.
+SERVED_RECHECK = 0.05
 # A worker whose last report is older than this is not counted as serving.
 REPORT_STALE_AFTER = 5.0
 
@@ -210,6 +212,9 @@ class WorkerPool:
         self.listen: list[ListenAddress] = []
         self.restarts = 0  # workers replaced after dying (fodns_dns_worker_restarts_total)
         self._quick_deaths: dict[int, int] = {}  # per slot: replacements that died young
+        # Set, and replaced by a new one, whenever a worker reports or dies: what a
+        # `served` wait sleeps on, instead of looking again every millisecond.
+        self._news = asyncio.Event()
 
     def start(self) -> list[ListenAddress]:
         """Start every worker at once; worker 0 binds first, and if a port was 0 the
@@ -278,6 +283,8 @@ class WorkerPool:
             loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
 
     def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        news, self._news = self._news, asyncio.Event()
+        news.set()
         try:
             kind, payload = worker.report.recv()
         except (EOFError, OSError):
@@ -348,7 +355,9 @@ class WorkerPool:
                 return True
             if now > deadline:
                 return False
-            await asyncio.sleep(0.001)
+            # A report wakes this at once; the cap covers a worker that died unheard.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), min(deadline - now, SERVED_RECHECK))
 
     async def reload(self, timeout: float = 120.0) -> bool:
         """SIGHUP every worker and wait until each has reloaded its zone files (or
