@@ -12,7 +12,6 @@ import socket
 import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
 
 import dns.name
 import dns.rdata
@@ -168,14 +167,6 @@ def _records_by_type(head: tuple[str, ...]) -> dict[int, list[str]]:
     for kind, data in head_records(head):
         by_type.setdefault(_RDTYPE[kind], []).append(data)
     return by_type
-
-
-def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
-    """A group as the API shows it: its fields and the records it answers with now."""
-    return {
-        **group.to_json(),
-        "answer": [{"type": t, "data": d} for t, d in group_answer(group, apps).records],
-    }
 
 
 def apply_groups(
