@@ -26,7 +26,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fodns.errors import FodnsError, Invalid, NotFound
-from fodns.groups import answer_json
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
     FIND_MAX,
@@ -40,6 +39,7 @@ from fodns.metrics import ApiMetrics
 from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, App, Group
 from fodns.notify import Notifier
 from fodns.openapi import openapi_document
+from fodns.records import answer_json
 from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, Store

@@ -12,7 +12,6 @@ import socket
 import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
 
 import dns.name
 import dns.rdata
@@ -21,11 +20,11 @@ import dns.rdatatype
 import dns.rrset
 
 from fodns import querystats
+from fodns.feed import Touched, TouchedSource, catch_up
 from fodns.logs import get_logger
 from fodns.lookup import Outcome
 from fodns.model import App, Group
 from fodns.records import group_answer, head_records
-from fodns.store import Touched
 from fodns.table import AnswerTable
 from fodns.wire import POINTER_TO_QUESTION, Template, make_template
 from fodns.zone import (
@@ -170,14 +169,6 @@ def _records_by_type(head: tuple[str, ...]) -> dict[int, list[str]]:
     return by_type
 
 
-def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
-    """A group as the API shows it: its fields and the records it answers with now."""
-    return {
-        **group.to_json(),
-        "answer": [{"type": t, "data": d} for t, d in group_answer(group, apps).records],
-    }
-
-
 def apply_groups(
     table: AnswerTable,
     groups: Iterable[Group],
@@ -245,19 +236,13 @@ def _label_key(label: str, origin_key: bytes) -> bytes:
     return bytes((len(encoded),)) + encoded + origin_key
 
 
-class TouchedSource(Protocol):
-    """The store's read that following its log needs (see store.Store.touched_since)."""
-
-    def touched_since(self, seq: int) -> Touched: ...
-
-
 class TableFollower:
-    """Keeps a process's answer table in step with the store's event log.
+    """Keeps a process's answer table in step with the store's event log: a consumer
+    of the change feed (see fodns/feed.py).
 
-    It holds a cursor, the seq of the last event applied, and on `catch_up` reads
-    what the events after it touched (in their state now, read at one moment)
-    and applies that: in sequence order, never an older state over a newer one,
-    however changes and wake-ups interleave. If a batch cannot be built, its
+    Its cursor is the seq of the last event applied; `catch_up` applies what the
+    events after it touched, in sequence order, never an older state over a newer
+    one, however changes and wake-ups interleave. If a batch cannot be built, its
     groups are applied one by one and any that still fail are left as they were,
     logged and counted, so one bad group never holds up the others.
     """
@@ -272,14 +257,10 @@ class TableFollower:
 
     def catch_up(self) -> int:
         """Apply every event after the cursor; the new cursor."""
-        while True:
-            touched = self.store.touched_since(self.applied_seq)
-            if not touched.events:
-                return self.applied_seq
-            self._apply(touched)
-            self.applied_seq = touched.last_seq
+        return catch_up(self.store, self)
 
-    def _apply(self, touched: Touched) -> None:
+    def apply(self, touched: Touched) -> None:
+        """Install what a run of events touched (see feed.Consumer)."""
         table = self.table()
         try:
             apply_groups(

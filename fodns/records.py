@@ -20,6 +20,7 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -50,6 +51,14 @@ class GroupAnswer:
     def values(self) -> tuple[str, ...]:
         """The web-head values behind the records, as stored (hostnames end in a dot)."""
         return tuple(data for _, data in self.records)
+
+
+def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
+    """A group as the API shows it: its fields and the records it answers with now."""
+    return {
+        **group.to_json(),
+        "answer": [{"type": t, "data": d} for t, d in group_answer(group, apps).records],
+    }
 
 
 def active_head(group: Group, apps: Mapping[str, App]) -> tuple[str, ...]:

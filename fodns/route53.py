@@ -559,11 +559,11 @@ class Route53Mirror:
         status.lag_seconds = _age(touched.events[0].at)
         # The log says what to look at, the state (read with it) says what it is now.
         wanted: dict[MirrorKey, MirrorValue] = {}
-        names = {f"{label}.{zone}." for z, label in touched.deleted_groups if z == zone}
-        for group in touched.groups:
-            if group.zone == zone:
-                wanted.update(group_records(group, touched.apps))
-                names.add(f"{group.fqdn}.")
+        groups, deleted_labels = touched.in_zone(zone)
+        names = {f"{label}.{zone}." for label in deleted_labels}
+        for group in groups:
+            wanted.update(group_records(group, touched.apps))
+            names.add(f"{group.fqdn}.")
         keys = {(name, kind) for name in names for kind in OWNED_TYPES}
         keys &= set(wanted) | set(remembered)
         result = plan(zone, self.hosted_zones[zone], wanted, remembered, keys, status.foreign)

@@ -174,6 +174,7 @@ async def _serve_with_workers(
     pool = WorkerPool(config)
     loop = asyncio.get_running_loop()
     listen = await loop.run_in_executor(None, pool.start)
+    store.on_commit(pool.wake)  # each commit wakes every worker at once
     try:
         pool.watch(loop)
         notifier = Notifier(config.zones, config.tsig, store.serial)

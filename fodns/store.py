@@ -42,6 +42,7 @@ from typing import Any, Literal, TypeVar
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.feed import Touched, touched
 from fodns.journal import (
     AnswerChange,
     JournalEntry,
@@ -53,6 +54,7 @@ from fodns.journal import (
     served_serial,
 )
 from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_group_page
+from fodns.logs import get_logger
 from fodns.model import (
     DEFAULT_GROUP_TTL,
     EVENTS_PAGE_DEFAULT,
@@ -98,6 +100,7 @@ from fodns.rows import (
 )
 from fodns.writer import WriteHealth, Writer, connect
 
+log = get_logger()
 T = TypeVar("T")
 FailoverStatus = Literal["online", "offline", "none"]
 WebHead = Sequence[str] | str
@@ -143,19 +146,6 @@ class Change:
     serials: dict[str, int] = field(default_factory=dict)  # new SOA serial of each changed zone
 
 
-@dataclass(frozen=True)
-class Touched:
-    """What the events after a cursor touched, each in its state now, all read at one
-    moment: how the DNS tables (and every other follower of the log) catch up."""
-
-    last_seq: int  # the newest event included; the cursor to ask from next time
-    events: tuple[Event, ...] = ()
-    groups: tuple[Group, ...] = ()  # touched groups that exist, as they are now
-    deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of those that are gone
-    apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
-    serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
-
-
 class Store:
     """The database of apps, groups and events; safe to call from any number of threads."""
 
@@ -189,6 +179,26 @@ class Store:
             raise FodnsError(f"{self.path.parent}: {problem}") from None
         self._writer = Writer(self.path)
         self.migrations_applied: list[int] = self._writer.migrations_applied
+        self._committed: tuple[Callable[[int], None], ...] = ()
+        self._writer.after_commit = self._published
+
+    def on_commit(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(seq)` after each write that appends an event, once it is
+        committed: on the writer thread, in commit order, before the write's caller
+        hears of it. This is how the change feed learns of a change at once; the log
+        stays the truth (a follower always reads it from its own cursor), so a
+        callback must be quick, must not block, and must never write to the store."""
+        self._committed = (*self._committed, callback)
+
+    def _published(self, result: object) -> None:
+        if not isinstance(result, Change) or result.event is None:
+            return  # not a change (a heartbeat, the mirror's state) or a change of nothing
+        seq = result.event.seq
+        for callback in self._committed:
+            try:
+                callback(seq)
+            except Exception:  # one consumer's fault must not keep the others uninformed
+                log.exception("store_commit_callback_failed", seq=seq)
 
     def close(self) -> None:
         """Finish queued writes, then close every connection. Idempotent."""
@@ -323,8 +333,9 @@ class Store:
 
         The log orders, the state answers: however many events are read at once,
         a follower that applies the result ends up as the store is, and never
-        applies an older state over a newer one. A group event touches its group;
-        an app event every group that refers to the app (by id, across renames).
+        applies an older state over a newer one. What the events touched is
+        feed.touched's to say; an app event's groups are read here, being every
+        group that refers to the app (by id, across renames).
         """
 
         def read(db: Database) -> Touched:
@@ -336,13 +347,12 @@ class Store:
             )
             if not events:
                 return Touched(last_seq=seq)
-            keys = {(e.zone, e.group) for e in events if e.group is not None and e.zone is not None}
-            app_seqs = [e.seq for e in events if e.action.startswith("app_")]
+            touch = touched(events)
             groups: dict[tuple[str, str], Group] = {}
-            for row in rows_using_apps(db, app_ids_of(db, app_seqs)):
+            for row in rows_using_apps(db, app_ids_of(db, touch.app_event_seqs)):
                 groups[(row.group.zone, row.group.label)] = row.group
             deleted = []
-            for zone, label in sorted(keys - set(groups)):
+            for zone, label in sorted(touch.groups - set(groups)):
                 found = select_groups(db, "WHERE g.zone = ? AND g.label = ?", [zone, label])
                 if found:
                     groups[(zone, label)] = found[0].group

@@ -4,7 +4,10 @@ With workers = N the main process runs the admin API and N spawned worker
 processes answer DNS. Each binds every listen address itself with SO_REUSEPORT
 (the kernel spreads queries over them), loads the zones, builds its own table,
 follows the store's event log, and reports to the main process: "ready" once it
-serves, "applied" after each catch-up, its counters once a second. A worker
+serves, "applied" after each catch-up, its counters once a second. The main
+process wakes every worker through its wake pipe (fodns/wake.py) as soon as a
+change commits; a worker also looks at the log by itself now and then, so a
+lost wake-up delays a change by one such look, never loses it. A worker
 that dies is replaced after a wait that grows while replacements keep dying, so
 a fault that kills every new worker cannot turn into a tight respawn loop.
 """
@@ -40,17 +43,20 @@ from fodns.server import (
 )
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
+from fodns.wake import WakeReceiver, WakeSender
 
 log = get_logger()
 COUNTER_REPORT_INTERVAL = 1.0
-# Workers look for new events this often: a change is served by every worker
-# within about this long after it is committed.
-STORE_POLL_INTERVAL = 0.005
+# Workers look for new events this often without a wake-up: how late a change
+# is served when its wake-up was lost (or it was written by another process).
+STORE_POLL_INTERVAL = 0.2
 # A replacement that dies within this many seconds of its start counts as a
 # failed restart: the wait before the next one doubles, from the first to the last.
 RESTART_QUICK_DEATH = 60.0
 RESTART_WAIT_FIRST = 0.5
 RESTART_WAIT_MAX = 30.0
+# A `served` wait looks at the workers again after this long even when none reported.
+SERVED_RECHECK = 0.05
 # A worker whose last report is older than this is not counted as serving.
 REPORT_STALE_AFTER = 5.0
 
@@ -60,12 +66,14 @@ def worker_main(
     index: int,
     report: multiprocessing.connection.Connection,
     listen_from: multiprocessing.connection.Connection | None = None,
+    wake_from: multiprocessing.connection.Connection | None = None,
 ) -> None:
     """A worker process: its own table, its own SO_REUSEPORT sockets, reports to the parent.
 
     With `listen_from`, the worker builds its table, then waits there for the
     addresses to bind (worker 0 picks any port given as 0), so that all workers
-    build at once instead of one after another.
+    build at once instead of one after another. With `wake_from`, a byte there
+    means "a change is committed": look at the log now.
     """
     configure_logging()
     worker_log = log.bind(worker=index, pid=os.getpid())
@@ -111,11 +119,25 @@ def worker_main(
             send(("reloaded", zone_serials(handler.table) if reloaded else None))
 
         install_signal_handlers(stop, reload)
+        # Set by a wake-up, and by stop so that stopping never waits for a poll.
+        nudged = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stopping = loop.create_task(stop.wait())
+        stopping.add_done_callback(lambda _: nudged.set())
+        if wake_from is not None:
+
+            def parent_gone() -> None:
+                # fodns serve is gone (kill -9, the OOM killer): see worker_orphaned below.
+                worker_log.error("worker_orphaned", parent=parent)
+                stop.set()
+
+            WakeReceiver(wake_from).listen(loop, nudged.set, parent_gone)
         worker_log.info("worker_started", listen=[str(a) for a in bound])
         next_report = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), STORE_POLL_INTERVAL)
+                await asyncio.wait_for(nudged.wait(), STORE_POLL_INTERVAL)
+            nudged.clear()
             # Follow the change log: the store is the spine, every worker reads it.
             try:
                 if store.last_seq() > follower.applied_seq:
@@ -136,6 +158,7 @@ def worker_main(
                     # fodns, never reloaded, stopped or replaced. Stop as on SIGTERM.
                     worker_log.error("worker_orphaned", parent=parent)
                     stop.set()
+        stopping.cancel()
         await server.close()
         store.close()
 
@@ -169,6 +192,7 @@ class Worker:
     # Where the parent sends the addresses to bind, for a worker started before
     # worker 0 had picked its port.
     instructions: multiprocessing.connection.Connection | None = None
+    waker: WakeSender | None = None  # its wake pipe: "a change is committed"
 
     def serving(self, now: float) -> bool:
         """Alive, ready, and heard from lately."""
@@ -188,6 +212,9 @@ class WorkerPool:
         self.listen: list[ListenAddress] = []
         self.restarts = 0  # workers replaced after dying (fodns_dns_worker_restarts_total)
         self._quick_deaths: dict[int, int] = {}  # per slot: replacements that died young
+        # Set, and replaced by a new one, whenever a worker reports or dies: what a
+        # `served` wait sleeps on, instead of looking again every millisecond.
+        self._news = asyncio.Event()
 
     def start(self) -> list[ListenAddress]:
         """Start every worker at once; worker 0 binds first, and if a port was 0 the
@@ -212,17 +239,24 @@ class WorkerPool:
         listen_from, instructions = (
             self.context.Pipe(duplex=False) if wait_for_listen else (None, None)
         )
+        wake_from, wake_to = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main,
-            args=(config, index, send, listen_from),
+            args=(config, index, send, listen_from, wake_from),
             name=f"fodns-dns-{index}",
             daemon=True,
         )
         process.start()
         send.close()
+        wake_from.close()
         if listen_from is not None:
             listen_from.close()
-        worker = Worker(index, process, receive, instructions=instructions)
+        old = self.workers.get(index)
+        if old is not None and old.waker is not None:
+            old.waker.close()
+        worker = Worker(
+            index, process, receive, instructions=instructions, waker=WakeSender(wake_to)
+        )
         self.workers[index] = worker
         return worker
 
@@ -249,6 +283,8 @@ class WorkerPool:
             loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
 
     def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+        news, self._news = self._news, asyncio.Event()
+        news.set()
         try:
             kind, payload = worker.report.recv()
         except (EOFError, OSError):
@@ -297,6 +333,13 @@ class WorkerPool:
         replacement = self._spawn(index, self.config)
         loop.add_reader(replacement.report.fileno(), self._on_report, loop, replacement)
 
+    def wake(self, seq: int) -> None:
+        """Event `seq` is committed: wake every worker to read the log. Called on the
+        store's writer thread (Store.on_commit); never blocks."""
+        for worker in list(self.workers.values()):
+            if worker.waker is not None:
+                worker.waker.wake()
+
     async def served(self, seq: int, timeout: float = 2.0) -> bool:
         """Wait until every live worker has applied event `seq`; False if one has not
         in time, or none is alive. A dead worker does not count: its sockets closed
@@ -312,7 +355,9 @@ class WorkerPool:
                 return True
             if now > deadline:
                 return False
-            await asyncio.sleep(0.001)
+            # A report wakes this at once; the cap covers a worker that died unheard.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), min(deadline - now, SERVED_RECHECK))
 
     async def reload(self, timeout: float = 120.0) -> bool:
         """SIGHUP every worker and wait until each has reloaded its zone files (or

@@ -58,6 +58,9 @@ class Writer:
         self._closed = False
         self.migrations_applied: list[int] = []
         self.health = WriteHealth()
+        # Called on this thread with each job's result right after its COMMIT, before
+        # its caller hears of it: in commit order (see Store.on_commit).
+        self.after_commit: Callable[[Any], None] | None = None
         opened: Future[None] = Future()
         self._thread = threading.Thread(
             target=self._run, args=(path, opened), name="fodns-store-writer", daemon=True
@@ -108,7 +111,7 @@ class Writer:
                     db = self._reconnect(future)
                     if db is None:
                         continue
-                if not commit(db, job, future, self.health):
+                if not commit(db, job, future, self.health, self.after_commit):
                     # The transaction could not even be rolled back: the connection's
                     # state is unknown, so it is replaced before the next job rather
                     # than letting this thread end and every later write hang.
@@ -134,9 +137,12 @@ def commit(
     job: Callable[[Database], Any],
     future: Future[Any],
     health: WriteHealth | None = None,
+    after_commit: Callable[[Any], None] | None = None,
 ) -> bool:
     """One job as BEGIN IMMEDIATE ... COMMIT; its caller gets the result or the error.
-    False when the connection can no longer be trusted (ROLLBACK itself failed)."""
+    `after_commit` sees the result once it is committed (a fault in it is logged: the
+    write is durable, and its caller still gets the result). False when the
+    connection can no longer be trusted (ROLLBACK itself failed)."""
     if not future.set_running_or_notify_cancel():
         return True
     try:
@@ -161,6 +167,11 @@ def commit(
         return connection_usable
     if health is not None:
         health.ok, health.error, health.last_success = True, None, time.time()
+    if after_commit is not None:
+        try:
+            after_commit(result)
+        except Exception:
+            log.exception("store_after_commit_failed")
     future.set_result(result)
     return True
 

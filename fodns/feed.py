@@ -1,0 +1,127 @@
+"""The change feed: what a run of committed events touched, and the consumers that follow it.
+
+The event log is the spine (see the store): every consumer of changes (the
+answer table of each DNS process, NOTIFY, the Route53 mirror, the API's wait
+until a change is served) keeps a cursor, the seq of the last event it applied,
+and catches up by asking the store what the events after its cursor touched.
+What a run of events touched is worked out here, by `touched`, and nowhere
+else; the store then reads the touched groups and apps as they are now, all at
+one moment (`Store.touched_since`), so a consumer that applies the result ends
+up as the store is, however many events it read at once, and never applies an
+older state over a newer one.
+
+This module imports only the model: the store, the table and every consumer
+import it, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fodns.model import App, Event, Group
+
+# A group by (zone, label): how events and consumers name one.
+GroupKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What a run of events names, before any state is read.
+
+    A group event touches its group; the apps on either side of it, before and
+    after, may have a new failover status. An app event touches the app under
+    each name it had (a rename has two), and every group that refers to it, which
+    only the store can say (by the app's id, across renames): `app_event_seqs`
+    are the events whose apps the store must look up.
+    """
+
+    groups: frozenset[GroupKey] = frozenset()
+    apps: frozenset[str] = frozenset()
+    zones: frozenset[str] = frozenset()
+    app_event_seqs: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, list[str]]:
+        """As the API shows it beside an event: groups as "label.zone", apps by name."""
+        return {
+            "groups": sorted(f"{label}.{zone}" for zone, label in self.groups),
+            "apps": sorted(self.apps),
+            "zones": sorted(self.zones),
+        }
+
+
+def touched(events: Iterable[Event]) -> Touch:
+    """What `events` touched: the one derivation every consumer of the log follows."""
+    groups: set[GroupKey] = set()
+    apps: set[str] = set()
+    app_event_seqs: list[int] = []
+    for event in events:
+        states = [state for state in (event.before, event.after) if state is not None]
+        if event.group is not None and event.zone is not None:
+            groups.add((event.zone, event.group))
+            apps.update(
+                name
+                for state in states
+                for name in (state.get("primary"), state.get("backup"))
+                if isinstance(name, str)
+            )
+        elif event.app is not None:
+            app_event_seqs.append(event.seq)
+            apps.add(event.app)
+            apps.update(name for state in states if isinstance(name := state.get("name"), str))
+    return Touch(
+        groups=frozenset(groups),
+        apps=frozenset(apps),
+        zones=frozenset(zone for zone, _ in groups),
+        app_event_seqs=tuple(app_event_seqs),
+    )
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What the events after a cursor touched, each in its state now, all read at one
+    moment: what a consumer of the feed applies to catch up."""
+
+    last_seq: int  # the newest event included; the cursor to ask from next time
+    events: tuple[Event, ...] = ()
+    groups: tuple[Group, ...] = ()  # touched groups that exist, as they are now
+    deleted_groups: tuple[GroupKey, ...] = ()  # (zone, label) of those that are gone
+    apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
+    serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
+
+    def in_zone(self, zone: str) -> tuple[list[Group], list[str]]:
+        """The touched groups of one zone that exist, and the labels of those gone."""
+        return (
+            [group for group in self.groups if group.zone == zone],
+            [label for touched_zone, label in self.deleted_groups if touched_zone == zone],
+        )
+
+
+class TouchedSource(Protocol):
+    """The store's read that following the log needs (see store.Store.touched_since)."""
+
+    def touched_since(self, seq: int) -> Touched: ...
+
+
+class Consumer(Protocol):
+    """One follower of the log: its cursor, and how it applies what events touched."""
+
+    applied_seq: int  # the seq of the last event applied
+
+    def apply(self, touched: Touched) -> None: ...
+
+
+def catch_up(source: TouchedSource, consumer: Consumer) -> int:
+    """Apply every event after the consumer's cursor, in sequence order; the new cursor.
+
+    The store reads a bounded run of events at a time, so a consumer far behind
+    catches up in steps. The cursor moves only after `apply` returns: a consumer
+    that raises reads the same events again next time, never skips them.
+    """
+    while True:
+        touched_now = source.touched_since(consumer.applied_seq)
+        if not touched_now.events or touched_now.last_seq <= consumer.applied_seq:
+            return consumer.applied_seq
+        consumer.apply(touched_now)
+        consumer.applied_seq = touched_now.last_seq
