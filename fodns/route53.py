@@ -627,33 +627,36 @@ class Route53Mirror:
         status.conflicts = _refreshed(status.conflicts, result.conflicts, names)
         self._report_skipped(zone, result.skipped)
         for key, theirs in result.conflicts.items():
-            what = "conflict " + " ".join(theirs)
-            if (zone, key, what) not in self._reported:
-                self._reported.add((zone, key, what))
-                log.warning(
-                    "route53_conflict",
-                    zone=zone,
-                    name=key[0],
-                    type=key[1],
-                    held_by=list(theirs),
-                    left="record sets fodns did not write are never changed or deleted",
-                )
+            self._warn_once(
+                "route53_conflict",
+                zone,
+                key,
+                "conflict " + " ".join(theirs),
+                held_by=list(theirs),
+                left="record sets fodns did not write are never changed or deleted",
+            )
 
     def _report_skipped(
         self, zone: str, skipped: Mapping[MirrorKey, tuple[MirrorValue, str]]
     ) -> None:
         for key, (value, why) in skipped.items():
-            if (zone, key, why) not in self._reported:
-                self._reported.add((zone, key, why))
-                log.warning(
-                    "route53_record_set_skipped",
-                    zone=zone,
-                    name=key[0],
-                    type=key[1],
-                    values=len(value[1]),
-                    reason=why,
-                    mirrored="the rest of the zone",
-                )
+            self._warn_once(
+                "route53_record_set_skipped",
+                zone,
+                key,
+                why,
+                values=len(value[1]),
+                reason=why,
+                mirrored="the rest of the zone",
+            )
+
+    def _warn_once(self, event: str, zone: str, key: MirrorKey, what: str, **fields: Any) -> None:
+        """Log `event` for this record set the first time `what` is seen of it, not on
+        every pass of the mirror (a conflict or a skip stays until someone acts)."""
+        if (zone, key, what) in self._reported:
+            return
+        self._reported.add((zone, key, what))
+        log.warning(event, zone=zone, name=key[0], type=key[1], **fields)
 
     def _list(self, zone: str) -> list[Listed]:
         """Every record set of the hosted zone. One that cannot be read (a name or TTL

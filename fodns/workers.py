@@ -124,14 +124,19 @@ def worker_main(
         loop = asyncio.get_running_loop()
         stopping = loop.create_task(stop.wait())
         stopping.add_done_callback(lambda _: nudged.set())
-        if wake_from is not None:
 
-            def parent_gone() -> None:
-                # fodns serve is gone (kill -9, the OOM killer): see worker_orphaned below.
+        def orphaned() -> None:
+            # fodns serve is gone (kill -9, the OOM killer) and this process was handed
+            # to init: nobody supervises it now. Left running, it would go on answering
+            # on the shared port (SO_REUSEPORT) beside a restarted fodns, never
+            # reloaded, stopped or replaced. Stop as on SIGTERM. Seen at once as the
+            # end of the wake pipe; the parent PID check below is the fallback.
+            if not stop.is_set():
                 worker_log.error("worker_orphaned", parent=parent)
                 stop.set()
 
-            WakeReceiver(wake_from).listen(loop, nudged.set, parent_gone)
+        if wake_from is not None:
+            WakeReceiver(wake_from).listen(loop, nudged.set, orphaned)
         worker_log.info("worker_started", listen=[str(a) for a in bound])
         next_report = time.monotonic()
         while not stop.is_set():
@@ -152,12 +157,7 @@ def worker_main(
                 next_report += COUNTER_REPORT_INTERVAL
                 send(("counters", handler.counters))
                 if os.getppid() != parent:
-                    # fodns serve is gone (kill -9, the OOM killer) and this process was
-                    # handed to init: nobody supervises it now. Left running, it would go
-                    # on answering on the shared port (SO_REUSEPORT) beside a restarted
-                    # fodns, never reloaded, stopped or replaced. Stop as on SIGTERM.
-                    worker_log.error("worker_orphaned", parent=parent)
-                    stop.set()
+                    orphaned()
         stopping.cancel()
         await server.close()
         store.close()
