@@ -3,9 +3,12 @@
 Every /v1 call needs `Authorization: Bearer <token>`; errors are JSON
 `{"error": {"code", "message", "field"?}}` with the status of the FodnsError
 behind them, whatever went wrong (a bug is a JSON 500, never a traceback page).
-A write returns once the store has committed it durably and every DNS worker
-serves it; a change that is durable but not served within the deadline is
-answered 202 with `"served": false`, never 200.
+A write is: validate, commit (the store), wait until every DNS process serves
+it (the `served` wait the service passes in, see fodns/consumers.py), reply. A
+change that is durable but not served within the deadline is answered 202 with
+`"served": false`, never 200. Everything else that follows a change (NOTIFY, the
+Route53 mirror) follows the store's log, not this module, so it follows changes
+made by any process.
 """
 
 from __future__ import annotations
@@ -37,10 +40,8 @@ from fodns.listing import (
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
 from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, App, Group
-from fodns.notify import Notifier
 from fodns.openapi import openapi_document
 from fodns.records import answer_json
-from fodns.route53 import MirrorError, Route53Mirror
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, Store
 
@@ -57,8 +58,11 @@ Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
 ALLOWED_HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts")
 METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
-NOTIFIER_KEY: web.AppKey[Notifier | None] = web.AppKey("notifier")
-MIRROR_KEY: web.AppKey[Route53Mirror | None] = web.AppKey("route53_mirror")
+# The Route53 mirror's "plan" or "sync", as /v1/route53/* ask for it (see
+# route53.Route53Mirror.answer): each zone's plan as JSON; a FodnsError when Route53
+# fails or does not answer in time.
+MirrorRequests = Callable[[str], Awaitable[list[dict[str, Any]]]]
+MIRROR_KEY: web.AppKey[MirrorRequests | None] = web.AppKey("route53_mirror")
 # Shipped inside the package (see pyproject.toml), so a `pip install .` serves it too.
 DASHBOARD = Path(str(files("fodns") / "admin"))
 CONTENT_SECURITY_POLICY = (
@@ -269,13 +273,6 @@ async def write(
     if not is_served:
         metrics.changes_not_served.inc()
         log.error("change_not_served_in_time", seq=event.seq)
-    notifier = request.app[NOTIFIER_KEY]
-    if notifier is not None:
-        for zone in change.serials:
-            notifier.changed(zone)  # RFC 1996: the secondaries fetch the new serial
-    mirror = request.app[MIRROR_KEY]
-    if mirror is not None:
-        mirror.changed()
     return change, is_served
 
 
@@ -578,25 +575,7 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
     mirror = request.app[MIRROR_KEY]
     if mirror is None:
         raise NotFound("the Route53 mirror is not enabled ([route53] enabled = true)")
-    # [route53] request_timeout: a plan lists every record set, a sync may send many batches.
-    timeout = mirror.config.request_timeout
-    try:
-        # shield: on timeout the request is abandoned, not cancelled under the mirror's
-        # thread, which answers it when it can (and must never die doing so).
-        future = asyncio.wrap_future(mirror.request(kind))
-        # An abandoned answer that is an error must not be logged as never retrieved.
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
-        plans = await asyncio.wait_for(asyncio.shield(future), timeout)
-    except TimeoutError:
-        return error_response(
-            504,
-            "route53_timeout",
-            f"Route53 did not answer in {timeout} s ([route53] request_timeout);"
-            " the mirror finishes the work in the background",
-        )
-    except MirrorError as error:
-        return error_response(error.status, error.code, f"Route53: {error.kind}: {error}")
-    return web.json_response({"zones": [plan.to_json() for plan in plans]})
+    return web.json_response({"zones": await mirror(kind)})
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -650,12 +629,13 @@ def create_app(
     store: Store | None = None,
     tokens: dict[str, str] | None = None,
     served: Served | None = None,
-    notifier: Notifier | None = None,
-    mirror: Route53Mirror | None = None,
+    mirror: MirrorRequests | None = None,
     allowed_hosts: frozenset[str] = frozenset(),
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor),
-    `allowed_hosts` are names besides IP addresses and localhost it answers for."""
+    `served` waits until DNS serves a change (None: no DNS to wait for), `mirror`
+    answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
+    names besides IP addresses and localhost it answers for."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[count_requests, json_errors, known_host, bearer_token],
@@ -667,7 +647,6 @@ def create_app(
         app[STORE_KEY] = store
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
-    app[NOTIFIER_KEY] = notifier
     app[MIRROR_KEY] = mirror
     app[ALLOWED_HOSTS_KEY] = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
     app.router.add_get("/healthz", healthz)

@@ -24,6 +24,10 @@ from fodns.model import App, Event, Group
 
 # A group by (zone, label): how events and consumers name one.
 GroupKey = tuple[str, str]
+# How often a follower looks at the log without being woken: how late a change is
+# served when its wake-up was lost, or when another process wrote it (nothing wakes
+# anyone then). Wake-ups do the work; this is the safety net, so it is slow.
+SAFETY_POLL_INTERVAL = 0.2
 
 
 @dataclass(frozen=True, slots=True)

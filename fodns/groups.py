@@ -1,4 +1,4 @@
-"""Group answers: the records a failover group serves, and keeping the table in step.
+"""Group answers: the records a failover group serves, rendered into the answer table.
 
 A group answers with its active app's web head: A and AAAA records for
 addresses, a CNAME for a hostname, with the group's TTL. A group whose active
@@ -11,7 +11,7 @@ import functools
 import socket
 import struct
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import dns.name
 import dns.rdata
@@ -20,7 +20,6 @@ import dns.rdatatype
 import dns.rrset
 
 from fodns import querystats
-from fodns.feed import Touched, TouchedSource, catch_up
 from fodns.logs import get_logger
 from fodns.lookup import Outcome
 from fodns.model import App, Group
@@ -234,52 +233,3 @@ def _label_key(label: str, origin_key: bytes) -> bytes:
     """The wire key of label.zone, built directly (labels are checked lower-case LDH)."""
     encoded = label.lower().encode("ascii")
     return bytes((len(encoded),)) + encoded + origin_key
-
-
-class TableFollower:
-    """Keeps a process's answer table in step with the store's event log: a consumer
-    of the change feed (see fodns/feed.py).
-
-    Its cursor is the seq of the last event applied; `catch_up` applies what the
-    events after it touched, in sequence order, never an older state over a newer
-    one, however changes and wake-ups interleave. If a batch cannot be built, its
-    groups are applied one by one and any that still fail are left as they were,
-    logged and counted, so one bad group never holds up the others.
-    """
-
-    def __init__(
-        self, table: Callable[[], AnswerTable], store: TouchedSource, applied_seq: int
-    ) -> None:
-        self.table = table
-        self.store = store
-        self.applied_seq = applied_seq
-        self.failed_groups = 0  # groups skipped because their answers could not be built
-
-    def catch_up(self) -> int:
-        """Apply every event after the cursor; the new cursor."""
-        return catch_up(self.store, self)
-
-    def apply(self, touched: Touched) -> None:
-        """Install what a run of events touched (see feed.Consumer)."""
-        table = self.table()
-        try:
-            apply_groups(
-                table, touched.groups, touched.apps, touched.serials, touched.deleted_groups
-            )
-            return
-        except Exception:
-            log.exception("table_update_failed", seq=touched.last_seq, retry="group by group")
-        for group in touched.groups:
-            try:
-                apply_groups(table, [group], touched.apps, touched.serials)
-            except Exception as exc:
-                self.failed_groups += 1
-                log.error(
-                    "group_not_served",
-                    zone=group.zone,
-                    group=group.label,
-                    seq=touched.last_seq,
-                    error=str(exc),
-                    kept="its previous answer",
-                )
-        apply_groups(table, [], {}, touched.serials, touched.deleted_groups)

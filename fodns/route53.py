@@ -28,6 +28,7 @@ and reported, and the rest of the zone is mirrored as usual.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import random
@@ -365,6 +366,21 @@ class MirrorError(FodnsError):
         self.kind = kind
 
 
+class MirrorRequestFailed(FodnsError):
+    """A plan or sync asked through the API failed in Route53 (502: upstream failed)."""
+
+    status = 502
+    code = "route53_error"
+
+
+class MirrorRequestTimeout(FodnsError):
+    """A plan or sync asked through the API took longer than [route53] request_timeout
+    (504); the mirror finishes it in the background."""
+
+    status = 504
+    code = "route53_timeout"
+
+
 @dataclass
 class ZoneStatus:
     """One zone's mirror: what /healthz and /metrics say of it, and its own retry state
@@ -464,6 +480,28 @@ class Route53Mirror:
             self._requests.append((kind, future))
         self._wake.set()
         return future
+
+    async def answer(self, kind: str) -> list[dict[str, Any]]:
+        """`request(kind)` as the admin API answers it: each zone's plan as JSON, within
+        [route53] request_timeout (a plan lists every record set, a sync may send many
+        batches). Raises MirrorRequestFailed when Route53 fails, MirrorRequestTimeout
+        when it is slower than that."""
+        timeout = self.config.request_timeout
+        # shield: on timeout the request is abandoned, not cancelled under the mirror's
+        # thread, which answers it when it can (and must never die doing so).
+        future = asyncio.wrap_future(self.request(kind))
+        # An abandoned answer that is an error must not be logged as never retrieved.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            plans = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise MirrorRequestTimeout(
+                f"Route53 did not answer in {timeout} s ([route53] request_timeout);"
+                " the mirror finishes the work in the background"
+            ) from None
+        except MirrorError as error:
+            raise MirrorRequestFailed(f"Route53: {error.kind}: {error}") from None
+        return [plan.to_json() for plan in plans]
 
     def health(self) -> dict[str, Any]:
         now, monotonic = time.time(), time.monotonic()

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ from aiohttp import web
 from fodns import __version__, batchio
 from fodns.api import create_app
 from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
+from fodns.consumers import Feed, NotifyFollower, TableFollower
 from fodns.errors import ListenError
-from fodns.groups import TableFollower
-from fodns.health import HealthSources, health_report
+from fodns.health import SERVED_DEADLINE, HealthSources, health_report
 from fodns.logs import get_logger
 from fodns.metrics import build_registry
 from fodns.notify import Notifier
@@ -42,9 +42,8 @@ from fodns.tsig import tsig_keyring
 from fodns.workers import WorkerPool
 
 log = get_logger()
-# With workers = 1, the table also looks at the log this often, for changes no
-# request of this process waited for.
-FOLLOW_INTERVAL = 1.0
+# What aiohttp's cleanup_ctx takes: starts a part when the app starts, closes it after.
+Lifetime = Callable[[web.Application], AsyncIterator[None]]
 
 
 def serve(config: Config) -> None:
@@ -65,9 +64,13 @@ def serve(config: Config) -> None:
     for name in set(tokens.values()):
         store.ensure_token_name(name)  # events name their actor by the token's name
     mirror = Route53Mirror(store, config.route53, config.zones) if config.route53.enabled else None
+    if mirror is not None:
+        # Its thread follows the log by itself; a commit (by this process) wakes it at
+        # once instead of at its next poll. `changed` only sets a threading.Event,
+        # so it is safe on the store's writer thread.
+        wake_mirror = mirror.changed
+        store.on_commit(lambda _seq: wake_mirror())
     try:
-        if mirror is not None:
-            mirror.start()  # its own thread: Route53 never holds up DNS or the API
         if config.dns.workers == 1:
             table, applied = build_table(zones, store)
             handler = QueryHandler(table, config.dns.udp_payload, tsig_keyring(config.tsig))
@@ -80,7 +83,7 @@ def serve(config: Config) -> None:
             run_event_loop(lambda: _serve_with_workers(config, store, tokens, mirror))
     finally:
         if mirror is not None:
-            mirror.stop()
+            mirror.stop()  # stopped already by the app's cleanup, unless start-up failed
         store.close()
 
 
@@ -106,17 +109,11 @@ async def _serve_in_process(
     dns_server = DnsServer(handler, config.dns, transfers=transfers)
     listen = await dns_server.start()
 
-    def catch_up() -> bool:
-        try:
-            follower.catch_up()
-        except Exception:  # the database could not be read: /healthz shows the lag
-            log.exception("table_catch_up_failed", applied=follower.applied_seq)
-            return False
-        return True
-
-    async def served(seq: int) -> bool:
-        # This process answers DNS: apply the log up to the change before replying.
-        return catch_up() and follower.applied_seq >= seq
+    # This process answers DNS: its table is the feed's one follower of the log, and
+    # what it has applied is what DNS serves.
+    feed = Feed(lambda: follower.applied_seq, SERVED_DEADLINE)
+    feed.follow_log(store, follower)
+    store.on_commit(feed.committed)
 
     def dns_states() -> list[dict[str, Any]]:
         return [
@@ -130,9 +127,14 @@ async def _serve_in_process(
             }
         ]
 
-    # The API follows its writes into whichever table this process serves now
-    # (SIGHUP replaces it), so it asks the handler at each request.
+    # Whichever table this process serves now (SIGHUP replaces it): asked each time.
+    def served_serial(zone: str) -> int | None:
+        return zone_serials(handler.table).get(zone)
+
     notifier = Notifier(config.zones, config.tsig, lambda zone: zone_serials(handler.table)[zone])
+    notify_follower = _follow_with_notify(
+        config, store, feed, notifier, follower.applied_seq, served_serial
+    )
     sources = _health_sources(config, store, 1, dns_states, listen, mirror, notifier)
     registry = build_registry(lambda: [handler.counters], mirror, _service_state(sources))
     app = create_app(
@@ -140,32 +142,26 @@ async def _serve_in_process(
         lambda: health_report(sources),
         store=store,
         tokens=tokens,
-        served=served,
-        notifier=notifier,
-        mirror=mirror,
+        served=feed.served,
+        mirror=None if mirror is None else mirror.answer,
         allowed_hosts=frozenset(config.api.allowed_hosts),
     )
+    app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror))
     runner = await _start_api(config, app)
     stop = asyncio.Event()
 
     def reload() -> None:
-        before = zone_serials(handler.table)
-        reload_zones(handler, config, store)
-        _notify_moved(notifier, before, zone_serials(handler.table))
-
-    async def follow_log() -> None:
-        while True:
-            await asyncio.sleep(FOLLOW_INTERVAL)
-            catch_up()
+        if reload_zones(handler, config, store) and notify_follower is not None:
+            notify_follower.zones_reloaded()
 
     install_signal_handlers(stop, reload)
-    follower_task = asyncio.get_running_loop().create_task(follow_log())
-    _announce(config, listen, zone_serials(handler.table))
-    await stop.wait()
-    log.info("stopping")
-    follower_task.cancel()
-    await runner.cleanup()
-    await dns_server.close()
+    try:
+        _announce(config, listen, zone_serials(handler.table))
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+        await dns_server.close()
 
 
 async def _serve_with_workers(
@@ -176,8 +172,26 @@ async def _serve_with_workers(
     listen = await loop.run_in_executor(None, pool.start)
     store.on_commit(pool.wake)  # each commit wakes every worker at once
     try:
+        # The workers follow the log themselves; what they all report having applied
+        # is what DNS serves.
+        feed = Feed(pool.served_seq, SERVED_DEADLINE)
+        pool.on_progress = feed.progressed
         pool.watch(loop)
-        notifier = Notifier(config.zones, config.tsig, store.serial)
+
+        def notify_serial(zone: str) -> int:
+            serial = pool.served_serial(zone)
+            return store.serial(zone) if serial is None else serial
+
+        notifier = Notifier(config.zones, config.tsig, notify_serial)
+        started = pool.served_seq()
+        notify_follower = _follow_with_notify(
+            config,
+            store,
+            feed,
+            notifier,
+            store.last_seq() if started is None else started,
+            pool.served_serial,
+        )
         sources = _health_sources(
             config, store, config.dns.workers, pool.states, listen, mirror, notifier
         )
@@ -187,11 +201,11 @@ async def _serve_with_workers(
             lambda: health_report(sources),
             store=store,
             tokens=tokens,
-            served=pool.served,
-            notifier=notifier,
-            mirror=mirror,
+            served=feed.served,
+            mirror=None if mirror is None else mirror.answer,
             allowed_hosts=frozenset(config.api.allowed_hosts),
         )
+        app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror))
         runner = await _start_api(config, app)
         stop = asyncio.Event()
 
@@ -203,20 +217,60 @@ async def _serve_with_workers(
             while True:
                 await reload_wanted.wait()
                 reload_wanted.clear()
-                before = {zone.name: store.serial(zone.name) for zone in config.zones}
-                if await pool.reload():
-                    after = {zone.name: store.serial(zone.name) for zone in config.zones}
-                    _notify_moved(notifier, before, after)
+                if await pool.reload() and notify_follower is not None:
+                    notify_follower.zones_reloaded()
 
         reloader = loop.create_task(reload_on_request())
         install_signal_handlers(stop, reload_wanted.set)
-        _announce(config, listen, [z.name for z in config.zones])
-        await stop.wait()
-        log.info("stopping")
-        reloader.cancel()
-        await runner.cleanup()
+        try:
+            _announce(config, listen, [z.name for z in config.zones])
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            reloader.cancel()
+            await runner.cleanup()
     finally:
         await loop.run_in_executor(None, pool.stop)
+
+
+def _follow_with_notify(
+    config: Config,
+    store: Store,
+    feed: Feed,
+    notifier: Notifier,
+    applied_seq: int,
+    served_serial: Callable[[str], int | None],
+) -> NotifyFollower | None:
+    """NOTIFY as a follower of what DNS serves, when any zone has secondaries to tell."""
+    zones = [zone.name for zone in config.zones if zone.notify]
+    if not zones:
+        return None
+    follower = NotifyFollower(store, applied_seq, zones, served_serial, notifier.changed)
+    feed.follow_served(follower)
+    return follower
+
+
+def _lifetimes(feed: Feed, notifier: Notifier, mirror: Route53Mirror | None) -> list[Lifetime]:
+    """The app's long-lived parts, started with the app and closed after it (last
+    started, first closed): the mirror's thread, the NOTIFY rounds, the feed."""
+
+    async def mirror_thread(app: web.Application) -> AsyncIterator[None]:
+        if mirror is not None:
+            mirror.start()  # its own thread: Route53 never holds up DNS or the API
+        yield
+        if mirror is not None:
+            await asyncio.to_thread(mirror.stop)
+
+    async def notify_rounds(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await notifier.close()
+
+    async def change_feed(app: web.Application) -> AsyncIterator[None]:
+        feed.start()
+        yield
+        await feed.close()
+
+    return [mirror_thread, notify_rounds, change_feed]
 
 
 def _health_sources(
@@ -251,13 +305,6 @@ def _service_state(
         }
 
     return state
-
-
-def _notify_moved(notifier: Notifier, before: dict[str, int], after: dict[str, int]) -> None:
-    """After a reload: NOTIFY the secondaries of each zone whose serial moved."""
-    for zone, serial in after.items():
-        if before.get(zone) != serial:
-            notifier.changed(zone)
 
 
 async def _start_api(config: Config, app: web.Application) -> web.AppRunner:

@@ -327,9 +327,15 @@ class Store:
         sql = f"{EVENT_SELECT} WHERE seq > ? ORDER BY seq"
         return self._read(lambda db: [event_from_row(row) for row in db.query(sql, [seq])])
 
-    def touched_since(self, seq: int, limit: int = TOUCHED_EVENTS_MAX) -> Touched:
-        """The events after `seq` (at most `limit`, oldest first) and everything they
-        touched, as it is now, in one read transaction.
+    def touched_since(
+        self, seq: int, limit: int = TOUCHED_EVENTS_MAX, upto: int | None = None
+    ) -> Touched:
+        """The events after `seq` (at most `limit`, none after `upto`, oldest first) and
+        everything they touched, as it is now, in one read transaction.
+
+        `upto` is for a consumer that must not run ahead of another (NOTIFY follows
+        what every DNS process serves): seqs may have gaps (a rolled-back write
+        leaves one), so it bounds by seq, never by a count.
 
         The log orders, the state answers: however many events are read at once,
         a follower that applies the result ends up as the store is, and never
@@ -338,11 +344,14 @@ class Store:
         group that refers to the app (by id, across renames).
         """
 
+        last = 2**63 - 1 if upto is None else upto
+
         def read(db: Database) -> Touched:
             events = tuple(
                 event_from_row(row)
                 for row in db.query(
-                    f"{EVENT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+                    f"{EVENT_SELECT} WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    [seq, last, limit],
                 )
             )
             if not events:

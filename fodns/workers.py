@@ -22,12 +22,14 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fodns.config import Config, ListenAddress
+from fodns.consumers import TableFollower
 from fodns.errors import ListenError
-from fodns.groups import TableFollower
+from fodns.feed import SAFETY_POLL_INTERVAL
 from fodns.logs import configure_logging, get_logger
 from fodns.query import QueryHandler
 from fodns.server import (
@@ -47,16 +49,11 @@ from fodns.wake import WakeReceiver, WakeSender
 
 log = get_logger()
 COUNTER_REPORT_INTERVAL = 1.0
-# Workers look for new events this often without a wake-up: how late a change
-# is served when its wake-up was lost (or it was written by another process).
-STORE_POLL_INTERVAL = 0.2
 # A replacement that dies within this many seconds of its start counts as a
 # failed restart: the wait before the next one doubles, from the first to the last.
 RESTART_QUICK_DEATH = 60.0
 RESTART_WAIT_FIRST = 0.5
 RESTART_WAIT_MAX = 30.0
-# A `served` wait looks at the workers again after this long even when none reported.
-SERVED_RECHECK = 0.05
 # A worker whose last report is older than this is not counted as serving.
 REPORT_STALE_AFTER = 5.0
 
@@ -141,7 +138,7 @@ def worker_main(
         next_report = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(nudged.wait(), STORE_POLL_INTERVAL)
+                await asyncio.wait_for(nudged.wait(), SAFETY_POLL_INTERVAL)
             nudged.clear()
             # Follow the change log: the store is the spine, every worker reads it.
             try:
@@ -212,9 +209,9 @@ class WorkerPool:
         self.listen: list[ListenAddress] = []
         self.restarts = 0  # workers replaced after dying (fodns_dns_worker_restarts_total)
         self._quick_deaths: dict[int, int] = {}  # per slot: replacements that died young
-        # Set, and replaced by a new one, whenever a worker reports or dies: what a
-        # `served` wait sleeps on, instead of looking again every millisecond.
-        self._news = asyncio.Event()
+        # Called (on the event loop) whenever a worker reports or dies: what the workers
+        # serve may have moved (see consumers.Feed.progressed).
+        self.on_progress: Callable[[], None] = lambda: None
 
     def start(self) -> list[ListenAddress]:
         """Start every worker at once; worker 0 binds first, and if a port was 0 the
@@ -283,8 +280,12 @@ class WorkerPool:
             loop.add_reader(worker.report.fileno(), self._on_report, loop, worker)
 
     def _on_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-        news, self._news = self._news, asyncio.Event()
-        news.set()
+        try:
+            self._read_report(loop, worker)
+        finally:
+            self.on_progress()
+
+    def _read_report(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
         try:
             kind, payload = worker.report.recv()
         except (EOFError, OSError):
@@ -340,24 +341,26 @@ class WorkerPool:
             if worker.waker is not None:
                 worker.waker.wake()
 
-    async def served(self, seq: int, timeout: float = 2.0) -> bool:
-        """Wait until every live worker has applied event `seq`; False if one has not
-        in time, or none is alive. A dead worker does not count: its sockets closed
-        with it. Every live one does, even one not heard from lately (stuck: the
-        kernel still queues queries to its sockets, and it answers them from its old
-        table when it runs again) or one still starting (a replacement may answer
-        from a table built before the change until it reports having applied it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            now = time.monotonic()
-            live = [w for w in self.workers.values() if w.process.is_alive()]
-            if live and all(w.ready and w.applied_seq >= seq for w in live):
-                return True
-            if now > deadline:
-                return False
-            # A report wakes this at once; the cap covers a worker that died unheard.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), min(deadline - now, SERVED_RECHECK))
+    def served_seq(self) -> int | None:
+        """The seq of the last event every live worker serves (the served frontier);
+        None while none is alive or one is still starting. A dead worker does not
+        count: its sockets closed with it. Every live one does, even one not heard
+        from lately (stuck: the kernel still queues queries to its sockets, and it
+        answers them from its old table when it runs again) or one still starting
+        (a replacement may answer from a table built before a change until it
+        reports having applied it)."""
+        live = [w for w in self.workers.values() if w.process.is_alive()]
+        if not live or not all(w.ready for w in live):
+            return None
+        return min(w.applied_seq for w in live)
+
+    def served_serial(self, zone: str) -> int | None:
+        """The zone's SOA serial as every live worker serves it (the least, as the
+        frontier); None while one is not serving it."""
+        live = [w for w in self.workers.values() if w.process.is_alive()]
+        if not live or not all(w.ready and zone in w.serials for w in live):
+            return None
+        return min(w.serials[zone] for w in live)
 
     async def reload(self, timeout: float = 120.0) -> bool:
         """SIGHUP every worker and wait until each has reloaded its zone files (or

@@ -71,11 +71,14 @@ class Rig:
         self.zone_ids[name] = self.moto.create_zone(name)
         return self.zone_ids[name]
 
-    def route53_tables(self, full_sync_interval: int, route53_extra: str) -> str:
-        """The [[zones]] tables, each naming its own hosted zone, and [route53]."""
+    def route53_tables(
+        self, full_sync_interval: int, route53_extra: str, zone_extra: str = ""
+    ) -> str:
+        """The [[zones]] tables, each naming its own hosted zone (and `zone_extra`), and
+        [route53]."""
         zones = "".join(
             f'[[zones]]\nname = "{name}"\nfile = "{ZONE_FILES[name]}"\n'
-            f'route53_hosted_zone_id = "{zone_id}"\n'
+            f'route53_hosted_zone_id = "{zone_id}"\n{zone_extra}'
             for name, zone_id in self.zone_ids.items()
         )
         return (
@@ -84,11 +87,17 @@ class Rig:
         )
 
     def start_fodns(
-        self, full_sync_interval: int = 3600, route53_extra: str = "", workers: int | None = None
+        self,
+        full_sync_interval: int = 3600,
+        route53_extra: str = "",
+        workers: int | None = None,
+        zone_extra: str = "",
+        extra: str = "",
     ) -> FodnsProcess:
         """fodns with `workers` DNS processes (default: the rig's), mirroring every hosted
         zone of the rig; its config and database in the rig's directory (a restart keeps
-        the database)."""
+        the database). `zone_extra` goes into each zone's table, `extra` (e.g. [tsig.*])
+        at the end."""
         self.fodns = start_with_config(
             self.directory,
             TOKEN,
@@ -96,7 +105,7 @@ class Rig:
             # Each zone names its own hosted zone, which zone_extra (the same for every
             # zone) cannot say: the zone tables come with [route53] instead.
             zones=[],
-            extra=self.route53_tables(full_sync_interval, route53_extra),
+            extra=self.route53_tables(full_sync_interval, route53_extra, zone_extra) + extra,
             env=AWS_ENV,
         )
         self.started.append(self.fodns)

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dns.message
 import pytest
 
+from fodns.consumers import NotifyFollower
 from fodns.feed import Touched, catch_up, touched
 from fodns.store import Store, ZoneDefaults
-from tests.support import Api, FodnsProcess, answer_data, ask_every_worker, wait_for
+from tests.route53_rig import Rig, add_apps
+from tests.support import (
+    Api,
+    FodnsProcess,
+    answer_data,
+    api_request,
+    ask_every_worker,
+    wait_for,
+)
+from tests.support.notify import NotifyReceiver
+from tests.support.transfer import ixfr, pull, transfer_options
+from tests.support.transfer import served as served_in
 
 ZONE = "fo.example.net"
 OTHER_ZONE = "fo.example.org"
 ZONES = {ZONE: ZoneDefaults(serial=1), OTHER_ZONE: ZoneDefaults(serial=1)}
 TOKEN = "feed-test-token-2b9c"
 StartFodns = Callable[..., FodnsProcess]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -239,3 +256,247 @@ def test_a_change_no_wake_up_announces_is_served_from_the_log(
         elsewhere.switch("elsewhere", "web", "backup", ZONE)
 
     assert wait_for(lambda: served_everywhere(running, fqdn) == {frozenset({"192.0.2.20"})}, 5.0)
+
+
+def test_touched_since_reads_no_further_than_upto(store: Store) -> None:
+    store.create_group("ops", ZONE, "web", primary="dc1", backup="dc2")
+    start = store.last_seq()
+    store.switch("ops", "web", "backup", ZONE)
+    bound = store.last_seq()
+    store.create_group("ops", OTHER_ZONE, "later", primary="dc3")
+
+    bounded = store.touched_since(start, upto=bound)
+
+    assert [event.seq for event in bounded.events] == [bound]
+    assert bounded.last_seq == bound
+    assert set(bounded.serials) == {ZONE}  # the later group's zone is not read yet
+    assert store.touched_since(bound, upto=bound).events == ()
+
+
+def test_notify_follows_what_dns_serves_not_what_is_committed(store: Store) -> None:
+    """Each zone is announced once DNS serves the change that moved its serial, once;
+    a change committed but not served yet is left for later, not read ahead and lost."""
+    store.create_group("ops", ZONE, "web", primary="dc1", backup="dc2")
+    store.create_group("ops", OTHER_ZONE, "api", primary="dc1", backup="dc2")
+    start = store.last_seq()
+    # What DNS serves: the frontier, and each zone's serial there.
+    served = {"seq": start, ZONE: store.serial(ZONE), OTHER_ZONE: store.serial(OTHER_ZONE)}
+    announced: list[str] = []
+    follower = NotifyFollower(
+        store, start, [ZONE, OTHER_ZONE], lambda zone: served[zone], announced.append
+    )
+    store.switch("ops", "web", "backup", ZONE)
+    first = store.last_seq()
+    store.switch("ops", "api", "backup", OTHER_ZONE)
+
+    served.update({"seq": first, ZONE: store.serial(ZONE)})  # DNS serves the first only
+    follower.served_up_to(first)
+    assert announced == [ZONE]
+
+    served.update({"seq": store.last_seq(), OTHER_ZONE: store.serial(OTHER_ZONE)})
+    follower.served_up_to(store.last_seq())
+    assert announced == [ZONE, OTHER_ZONE]
+
+    serial = store.serial(ZONE)
+    store.update_group("ops", "web", ZONE, primary=None)  # not the active side: same answer
+    assert store.serial(ZONE) == serial
+    follower.served_up_to(store.last_seq())
+    assert announced == [ZONE, OTHER_ZONE]  # served, but no serial moved: nothing told
+
+
+# ---- concurrent writes: each reply once DNS serves it, and served in commit order -------
+
+ADDRESSES = {"eu": "192.0.2.10", "us": "198.51.100.7", "asia": "203.0.113.5"}
+# (what DNS answers for a group: its addresses and TTL)
+Answer = tuple[frozenset[str], int]
+
+
+def answer_of(state: dict[str, Any]) -> Answer:
+    """What a group in this state (an event's before or after) answers."""
+    return frozenset({ADDRESSES[state[state["active"]]]}), int(state["ttl"])
+
+
+def dns_answers(server: FodnsProcess, fqdn: str) -> set[Answer]:
+    """The distinct answers (addresses, TTL; -1 for none) of every worker to `fqdn`."""
+    replies = ask_every_worker(server, dns.message.make_query(fqdn, "A"))
+    return {
+        (frozenset(answer_data(reply)), reply.answer[0].ttl if reply.answer else -1)
+        for reply in replies
+    }
+
+
+class AppliedSeqs:
+    """Reads /healthz over and over on a thread (bounded) while writes run: each DNS
+    process's applied_seq, as seen, in order."""
+
+    def __init__(self, server: FodnsProcess) -> None:
+        self.server = server
+        self.seen: dict[tuple[int, int], list[int]] = {}  # (slot, pid) -> applied seqs
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            _, report = api_request(self.server, "GET", "/healthz")
+            for state in report["dns_workers"]:
+                key = (state["index"], state["pid"])
+                self.seen.setdefault(key, []).append(state["applied_seq"])
+
+    def stop(self) -> dict[tuple[int, int], list[int]]:
+        self.stopping.set()
+        self.thread.join(10)
+        return self.seen
+
+
+def at_once(*calls: Callable[[], T]) -> list[T]:
+    """Run each call on its own thread, all released at the same moment; their results
+    (a call that raised raises here)."""
+    start = threading.Barrier(len(calls))
+
+    def released(call: Callable[[], T]) -> T:
+        start.wait(10)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(released, call) for call in calls]
+        return [future.result(60) for future in futures]
+
+
+# Each case: the two writes of one round (method, path, body), given the round's number.
+Write = tuple[str, str, dict[str, Any]]
+CONCURRENT_CASES = {
+    "switches of two groups": lambda round_: (
+        ("POST", "/v1/groups/shop/switch", {"to": ("backup", "primary")[round_ % 2]}),
+        ("POST", "/v1/groups/cart/switch", {"to": ("backup", "primary")[round_ % 2]}),
+    ),
+    "a switch and a patch of one group": lambda round_: (
+        ("POST", "/v1/groups/shop/switch", {"to": ("backup", "primary")[round_ % 2]}),
+        ("PATCH", "/v1/groups/shop", {"ttl": 100 + round_}),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CONCURRENT_CASES))
+def test_two_concurrent_writes_are_served_in_commit_order(
+    fodns_factory: StartFodns, workers: int, case: str
+) -> None:
+    """Two clients write at the same moment, five rounds. Each reply comes only once
+    every DNS process serves that write (what they answer right after it is the state
+    of that write's event or a later one); no process's applied seq ever goes back; the
+    events list both in commit order, the later one having seen the earlier; and DNS
+    ends with the later commit's state, which is what the store holds."""
+    running = fodns_factory(TOKEN, workers=workers)
+    api = Api(running, TOKEN)
+    for name, address in ADDRESSES.items():
+        api.ok("POST", "/v1/apps", {"name": name, "web_servers": [address]}, 201)
+    api.ok("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"}, 201)
+    api.ok("POST", "/v1/groups", {"label": "cart", "primary": "eu", "backup": "asia"}, 201)
+    watcher = AppliedSeqs(running)
+    try:
+        for round_ in range(5):
+            before = api.ok("GET", "/v1/events?limit=1")["events"][0]["seq"]
+
+            def write(method: str, path: str, body: dict[str, Any]) -> tuple[Any, ...]:
+                status, reply = api.call(method, path, body)
+                fqdn = f"{reply['label']}.{ZONE}"
+                return status, reply["label"], dns_answers(running, fqdn)
+
+            writes = CONCURRENT_CASES[case](round_)
+            results = at_once(*(functools.partial(write, *w) for w in writes))
+
+            events = api.ok("GET", f"/v1/events?after={before}")["events"]
+            assert [status for status, _, _ in results] == [200, 200], results
+            assert len(events) == 2 and events[0]["seq"] > events[1]["seq"], events
+            later, earlier = events
+            if later["group"] == earlier["group"]:
+                assert later["before"] == earlier["after"]  # it saw the earlier write
+            by_action = {"POST": "group_switched", "PATCH": "group_updated"}
+            for (method, _, _), (_, label, seen) in zip(writes, results, strict=True):
+                mine = next(
+                    e for e in events if e["group"] == label and e["action"] == by_action[method]
+                )
+                # The state of this write's event, or of a later one of the same group.
+                allowed = {
+                    answer_of(e["after"])
+                    for e in events
+                    if e["group"] == label and e["seq"] >= mine["seq"]
+                }
+                assert seen <= allowed, (round_, label, seen, allowed)
+            for label in {later["group"], earlier["group"]}:
+                stored = api.ok("GET", f"/v1/groups/{label}")
+                last = next(e for e in events if e["group"] == label)  # newest first
+                assert {key: stored[key] for key in last["after"]} == last["after"]
+                assert dns_answers(running, f"{label}.{ZONE}") == {answer_of(last["after"])}
+    finally:
+        seen_seqs = watcher.stop()
+    assert len(seen_seqs) >= workers
+    for process, seqs in seen_seqs.items():
+        assert seqs == sorted(seqs), (process, seqs)
+
+
+# ---- one switch through every consumer of the log ------------------------------------
+
+SHOP = f"shop.{ZONE}."
+SWITCHED = {(SHOP, "CNAME"): (30, frozenset({"lb.us.example.com."}))}
+
+
+def soa_serials(server: FodnsProcess) -> set[int]:
+    """The zone's SOA serial as each DNS process serves it."""
+    replies = ask_every_worker(server, dns.message.make_query(ZONE, "SOA"))
+    return {int(reply.answer[0][0].serial) for reply in replies}
+
+
+def notified_serials(server: FodnsProcess) -> list[int]:
+    """The serial of each NOTIFY round a secondary answered, in order."""
+    return [int(str(event["serial"])) for event in server.log_events("notify_answered")]
+
+
+def test_one_switch_reaches_every_consumer(rig: Rig, workers: int) -> None:
+    """One switch, followed through every consumer of the change log: every DNS
+    process answers it, a secondary's IXFR from the old serial brings it, Route53
+    comes to hold it, the secondary is told by NOTIFY (once every DNS process
+    serves the new serial), and the event log lists it."""
+    receiver = NotifyReceiver()
+    try:
+        options = transfer_options(notify=receiver.port)
+        running = rig.start_fodns(
+            workers=workers, zone_extra=options["zone_extra"], extra=options["extra"]
+        )
+        add_apps(rig)
+        rig.api("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"})
+        assert rig.mirrored()
+        (old_serial,) = soa_serials(running)
+        assert wait_for(lambda: old_serial in notified_serials(running), 30)
+        secondary = pull(running)  # the secondary's copy at the old serial
+        before = rig.api("GET", "/v1/events?limit=1")["events"][0]["seq"]
+        receiver.on_notify = lambda: soa_serials(running)
+        told_before = len(receiver.seen_on_notify)
+
+        switched = rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
+
+        assert switched["active"] == "backup"
+        # Every DNS process (sixteen sockets: SO_REUSEPORT spreads them over the workers).
+        assert rig.served(SHOP, "A") == SWITCHED
+        assert soa_serials(running) == {old_serial + 1}
+        # A secondary's IXFR from the old serial: just the switch's difference.
+        transfer = ixfr(running, secondary)
+        assert transfer["client_serial"] == old_serial
+        assert secondary.get_soa().serial == old_serial + 1
+        assert served_in(secondary, "shop", "CNAME") == {"lb.us.example.com."}
+        assert served_in(secondary, "shop", "A") == set()
+        # Route53.
+        assert rig.mirrored()
+        assert rig.owned() == SWITCHED
+        # NOTIFY, sent once every DNS process served the new serial.
+        assert wait_for(lambda: old_serial + 1 in notified_serials(running), 30)
+        told = receiver.seen_on_notify[told_before:]
+        assert told and all(serials == {old_serial + 1} for serials in told), told
+        # The event log.
+        events = rig.api("GET", f"/v1/events?after={before}")["events"]
+        assert [(e["action"], e["group"], e["after"]["active"]) for e in events] == [
+            ("group_switched", "shop", "backup")
+        ]
+    finally:
+        receiver.close()

@@ -45,27 +45,73 @@ def test_nothing_below_the_api_imports_it() -> None:
         ("wake", set()),
         ("records", {"logs", "model"}),
         ("model", {"errors"}),
+        ("consumers", {"feed", "groups", "logs", "table"}),
+        ("notify", {"config", "logs", "tsig"}),
+        ("route53", {"config", "errors", "feed", "logs", "model", "records", "store"}),
+        (
+            "workers",
+            {
+                "config",
+                "consumers",
+                "errors",
+                "feed",
+                "logs",
+                "query",
+                "server",
+                "transfer",
+                "tsig",
+                "wake",
+            },
+        ),
+        (
+            "api",
+            {
+                "errors",
+                "feed",
+                "health",
+                "listing",
+                "logs",
+                "metrics",
+                "model",
+                "openapi",
+                "records",
+                "store",
+            },
+        ),
     ],
 )
-def test_the_bottom_of_the_change_path_imports_only_what_it_names(
+def test_each_module_on_the_change_path_imports_only_what_it_names(
     module: str, allowed: set[str]
 ) -> None:
     assert fodns_imports(module) <= allowed
 
 
 def test_the_store_knows_no_consumer_of_its_changes() -> None:
-    consumers = {"api", "groups", "table", "server", "workers", "service", "route53", "notify"}
+    consumers = {
+        "api",
+        "consumers",
+        "groups",
+        "table",
+        "server",
+        "workers",
+        "service",
+        "route53",
+        "notify",
+    }
     assert fodns_imports("store") & consumers == set()
 
 
 def test_the_api_imports_neither_the_table_nor_the_dns_processes() -> None:
-    dns_side = {"groups", "table", "zone", "query", "server", "workers", "transfer"}
+    dns_side = {"consumers", "groups", "table", "zone", "query", "server", "workers", "transfer"}
     assert fodns_imports("api") & dns_side == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12, next step: NOTIFY and the mirror follow the change feed, not the API",
-)
 def test_the_api_imports_neither_the_notifier_nor_the_mirror() -> None:
     assert fodns_imports("api") & {"notify", "route53"} == set()
+
+
+def test_only_the_wiring_of_a_process_imports_the_consumers() -> None:
+    """The consumers of the feed are wired by `fodns serve` (service) and by each DNS
+    worker (workers); nothing they consume from imports them."""
+    importers = {module for module in modules() if "consumers" in fodns_imports(module)}
+    assert importers == {"service", "workers"}

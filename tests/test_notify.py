@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,87 +22,21 @@ import dns.rdatatype
 import pytest
 
 from fodns.notify import FIRST_WAIT
+from fodns.store import Store, ZoneDefaults
 from tests.support import (
     EXAMPLE_ZONE,
-    KEYRING,
     Api,
     FodnsProcess,
     ask_every_worker,
     keyring_for,
     wait_for,
 )
+from tests.support.notify import NotifyReceiver
 from tests.support.transfer import transfer_options
 
 TOKEN = "notify-test-token"
 StartFodns = Callable[..., FodnsProcess]
 ROUND_ENDS = ("notify_answered", "notify_refused", "notify_unanswered")
-
-
-class NotifyReceiver:
-    """A secondary's NOTIFY port on 127.0.0.1: reads each message as it comes (so none
-    waits in the socket), verifies its TSIG, and answers with `rcode` unless told to
-    ignore the first few, or held (`answering=False`) until `answer()`."""
-
-    def __init__(
-        self,
-        ignore_first: int = 0,
-        rcode: int = dns.rcode.NOERROR,
-        answering: bool = True,
-        keyring: object = KEYRING,
-    ) -> None:
-        self.rcode = rcode
-        self.keyring = keyring
-        self.ignore_first = ignore_first
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = int(self.sock.getsockname()[1])
-        self.received: list[tuple[float, dns.message.Message]] = []
-        # Run on each NOTIFY before it is answered (the secondary's view at that moment).
-        self.on_notify: Callable[[], object] | None = None
-        self.seen_on_notify: list[object] = []
-        self.answering = threading.Event()
-        if answering:
-            self.answering.set()
-        self.held: list[tuple[dns.message.Message, tuple[str, int]]] = []
-        self.running = True
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        deadline = time.monotonic() + 120  # bounded
-        while self.running and time.monotonic() < deadline:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                self._answer_held()
-                continue
-            # Raises on a bad signature (or one made with another algorithm).
-            message = dns.message.from_wire(data, keyring=self.keyring)
-            self.received.append((time.monotonic(), message))
-            if self.on_notify is not None:
-                self.seen_on_notify.append(self.on_notify())
-            if len(self.received) > self.ignore_first:
-                self.held.append((message, peer))
-            self._answer_held()
-
-    def _answer_held(self) -> None:
-        if not self.answering.is_set():
-            return
-        for message, peer in self.held:
-            reply = dns.message.make_response(message)
-            reply.set_rcode(self.rcode)
-            self.sock.sendto(reply.to_wire(), peer)
-        self.held.clear()
-
-    def answer(self) -> None:
-        """Answer what was held, and from now on each NOTIFY as it comes."""
-        self.answering.set()
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(5)
-        self.sock.close()
 
 
 def start(
@@ -259,6 +190,43 @@ def test_a_reload_that_moves_the_serial_notifies(
         # When told, every DNS process already served the new serial.
         first_round = ended[0][2] or 0
         assert receiver.seen_on_notify[:first_round] == [{serial + 1}] * first_round
+    finally:
+        receiver.close()
+
+
+def test_a_change_written_by_another_process_notifies(
+    fodns_factory: StartFodns, tmp_path: Path, workers: int
+) -> None:
+    """NOTIFY follows the change log, not the API: a switch committed to the database by
+    another process (here a second Store on the same file, as another `fodns` process
+    would) moves the serial, so the secondaries are told, and only once every DNS
+    process serves the new serial (a secondary that asks for the SOA sooner would see
+    the old one and wait for its refresh timer)."""
+    receiver = NotifyReceiver()
+    folder = tmp_path / "serve"
+    try:
+        server = fodns_factory(
+            TOKEN, directory=folder, workers=workers, **transfer_options(notify=receiver.port)
+        )
+        receiver.on_notify = lambda: serials_served(server)
+        api = Api(server, TOKEN)
+        api.ok("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]}, 201)
+        api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]}, 201)
+        api.ok("POST", "/v1/groups", {"label": "shop", "primary": "eu", "backup": "us"}, 201)
+        serial = soa_serial(server)
+        assert wait_for(lambda: serial in answered_serials(server), timeout=30)
+        told_before = len(receiver.received)
+
+        zone = "fo.example.net"
+        with Store(folder / "fodns.db", {zone: ZoneDefaults(serial=serial)}) as elsewhere:
+            elsewhere.switch("elsewhere", "shop", "backup", zone)
+
+        assert wait_for(lambda: serial + 1 in answered_serials(server), timeout=30)
+        assert [s for _, s, _ in rounds(server)] == [serial, serial + 1]
+        # When told, every DNS process already served the new serial.
+        assert receiver.seen_on_notify[told_before:] == [{serial + 1}] * (
+            len(receiver.received) - told_before
+        )
     finally:
         receiver.close()
 
