@@ -61,7 +61,7 @@ def write_touched_on_old_events(db: Database) -> None:
         touch = Touch.of_event(
             zone=zone, group=label, app=app, before=before, after=after, app_groups=app_groups
         )
-        updates.append((dump_json(touch.to_json()), int(seq)))
+        updates.append((dump_json(touch.to_stored()), int(seq)))
     db.conn.executemany("UPDATE events SET touched = ? WHERE seq = ?", updates)
 
 
@@ -227,7 +227,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "CREATE INDEX groups_by_backup_side ON groups (backup_app_id, active)",
     ),
     (
-        # What each event touched (model.Touch as JSON), written with the event at
+        # What each event touched (model.Touch.to_stored), written with the event at
         # commit: for an app event, the groups that used the app at that moment. The
         # change feed reads it instead of asking the store, so applying an event is
         # the same on every node and at any later time. NULL only in a row written by

@@ -142,8 +142,8 @@ class Touch:
         return cls(groups, apps, frozenset(zone for zone, _ in groups))
 
     def to_json(self) -> dict[str, Any]:
-        """As the API shows it on each event (and the log stores it): groups by zone
-        then label, each with its full name; apps and zones sorted."""
+        """As the API shows it on each event: groups by zone then label, each with its
+        full name; apps and zones sorted."""
         return {
             "groups": [
                 {"zone": zone, "label": label, "fqdn": f"{label}.{zone}"}
@@ -153,23 +153,28 @@ class Touch:
             "zones": sorted(self.zones),
         }
 
+    def to_stored(self) -> dict[str, Any]:
+        """As the event log keeps it: labels by zone, so that an app in 100,000 groups
+        costs its event about 14 bytes a group (the zones are those of the groups)."""
+        labels: dict[str, list[str]] = {}
+        for zone, label in sorted(self.groups):
+            labels.setdefault(zone, []).append(label)
+        return {"groups": labels, "apps": sorted(self.apps)}
+
     @classmethod
-    def from_json(cls, value: Any) -> Touch:
-        """A stored `to_json()`; what is not of that form (a hand-edited row) is left out."""
+    def from_stored(cls, value: Any) -> Touch:
+        """A `to_stored()` read back; what is not of that form (a row edited by hand)
+        is left out, never a crash."""
         if not isinstance(value, dict):
             return cls()
-        groups = value.get("groups")
-        return cls(
-            frozenset(
-                (item["zone"], item["label"])
-                for item in (groups if isinstance(groups, list) else [])
-                if isinstance(item, dict)
-                and isinstance(item.get("zone"), str)
-                and isinstance(item.get("label"), str)
-            ),
-            frozenset(_strings(value.get("apps"))),
-            frozenset(_strings(value.get("zones"))),
+        labels = value.get("groups")
+        groups = frozenset(
+            (zone, label)
+            for zone, zone_labels in (labels.items() if isinstance(labels, dict) else ())
+            if isinstance(zone, str)
+            for label in _strings(zone_labels)
         )
+        return cls(groups, frozenset(_strings(value.get("apps"))), frozenset(z for z, _ in groups))
 
 
 def _strings(value: Any) -> list[str]:

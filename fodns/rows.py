@@ -255,7 +255,7 @@ def append_event(
             dump_json(before),
             dump_json(after),
             reason,
-            dump_json(touch.to_json()),
+            dump_json(touch.to_stored()),
         ],
     )
     seq = int(cursor.lastrowid or 0)
@@ -277,7 +277,7 @@ def event_from_row(row: dict[str, Any]) -> Event:
         after=None if row["after"] is None else json.loads(row["after"]),
         reason=row["reason"],
         # NULL only in a row written by hand: it then names nothing it touched.
-        touched=Touch.from_json(None if row["touched"] is None else json.loads(row["touched"])),
+        touched=Touch.from_stored(None if row["touched"] is None else json.loads(row["touched"])),
     )
 
 

@@ -3,6 +3,7 @@ to a real `fodns serve`, and on a database written by the fodns before the colum
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from fodns.feed import touched
 from fodns.migrations import LATEST
+from fodns.model import Touch
 from fodns.store import Store, ZoneDefaults
 from tests.support import (
     EXAMPLE_ZONE,
@@ -241,3 +243,20 @@ def test_a_database_of_the_previous_schema_gets_touched_on_its_old_events(
     ]
     assert by_action["group_deleted"] == [expected([group(ZONE, "gone")], [])]
     assert by_action["app_deleted"] == [expected([], ["dc3"])]
+
+
+def test_what_an_event_touched_is_kept_compact_and_read_back_whatever_the_row_holds() -> None:
+    touch = Touch(
+        frozenset({(ZONE, "web"), (ZONE, "api"), (OTHER, "web")}),
+        frozenset({"dc1", "dc2"}),
+        frozenset({ZONE, OTHER}),
+    )
+    stored = json.loads(json.dumps(touch.to_stored()))
+    assert stored == {"groups": {OTHER: ["web"], ZONE: ["api", "web"]}, "apps": ["dc1", "dc2"]}
+    assert Touch.from_stored(stored) == touch
+    # A row written by hand: what is not of the form is left out, never a crash.
+    for junk in (None, [], "groups", {"groups": ["web"], "apps": "dc1"}, {"groups": {ZONE: 7}}):
+        assert Touch.from_stored(junk) == Touch()
+    assert Touch.from_stored({"groups": {ZONE: ["web", 7]}}) == Touch(
+        frozenset({(ZONE, "web")}), frozenset(), frozenset({ZONE})
+    )
