@@ -23,10 +23,18 @@ import {
   saveGroup,
   switchClosed,
 } from "./groups.js";
-import { findChanged, showMore } from "./lists.js";
+import { findChanged, showMore, totalOf } from "./lists.js";
 import { page } from "./page.js";
-import { $, EVENTS_PAGE, REJECTED, state, VIEWS } from "./state.js";
-import { catchUp, refresh, schedulePoll, stopPolling, visibilityChanged } from "./sync.js";
+import { $, EVENTS_PAGE, PAGE_ROWS, REJECTED, state, VIEWS } from "./state.js";
+import {
+  catchUp,
+  findOnServer,
+  readMore,
+  refresh,
+  schedulePoll,
+  stopPolling,
+  visibilityChanged,
+} from "./sync.js";
 
 // ---- signing in and out -----------------------------------------------------------
 
@@ -37,7 +45,16 @@ function showSignIn(message = "") {
   $("views").hidden = true;
   $("sign-out").hidden = true;
   for (const list of ["groups-list", "apps-list", "events-list"]) $(list).replaceChildren();
-  Object.assign(state, { zones: [], apps: [], groups: [], events: [], seq: null });
+  Object.assign(state, {
+    zones: [],
+    apps: [],
+    groups: [],
+    events: [],
+    seq: null,
+    paged: { groups: false, apps: false },
+    asked: { groups: "", apps: "" },
+    next: { groups: null, apps: null },
+  });
   $("sign-in").hidden = false;
   say($("sign-in-error"), message);
   const input = $("token");
@@ -123,8 +140,11 @@ function render() {
   renderGroups();
   renderApps();
   renderEvents();
-  $("count-groups").textContent = String(state.groups.length);
-  $("count-apps").textContent = String(state.apps.length);
+  for (const kind of ["groups", "apps"]) {
+    const total = totalOf(kind);
+    // A paged list of apps has no count to show: more than a page of them.
+    $(`count-${kind}`).textContent = total === null ? `${PAGE_ROWS}+` : total.toLocaleString();
+  }
   if (focused && document.activeElement === document.body) {
     $(focused)?.focus({ preventScroll: true });
   }
@@ -147,8 +167,15 @@ function start() {
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
   for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
-    $(`${kind}-filter`).addEventListener("input", (event) => findChanged(kind, event.currentTarget.value, redraw));
-    $(`more-${kind}`).addEventListener("click", () => showMore(kind, redraw));
+    // A list held whole is filtered here; a paged one is found by the server.
+    $(`${kind}-filter`).addEventListener("input", (event) => {
+      findChanged(kind, event.currentTarget.value, redraw);
+      if (state.paged[kind]) findOnServer(kind);
+    });
+    $(`more-${kind}`).addEventListener("click", () => {
+      showMore(kind, redraw);
+      if (state.paged[kind] && state[kind].length < state.rows[kind]) readMore(kind);
+    });
   }
   for (const button of document.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());

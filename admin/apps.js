@@ -52,7 +52,9 @@ function appRow(app, using) {
               h("li", {}, h("code", {}, group.fqdn), ` (${side}${group.active === side ? ", live" : ""})`),
             ),
           )
-        : h("span", { class: "muted" }, "none"),
+        : h("span", { class: "muted" }, state.paged.groups ? "none of the groups listed" : "none"),
+      // With more groups than a page, only those read so far are known here.
+      using.length > 0 && state.paged.groups ? h("span", { class: "muted" }, "of the groups listed") : null,
     ),
     cell(
       "Actions",

@@ -2,7 +2,7 @@
 // green), the confirmation before every switch, and the form that creates or edits
 // a group.
 
-import { call, path } from "./api.js";
+import { ApiError, call, path } from "./api.js";
 import { copy, openDelete, openDialog, setBusy, submit } from "./dialogs.js";
 import { capitalise, clearErrors, h, idPart } from "./dom.js";
 import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
@@ -116,6 +116,15 @@ function sideChoice(group, side, key) {
   );
 }
 
+async function readApp(name) {
+  try {
+    return await call("GET", path.app(name));
+  } catch (error) {
+    if (error instanceof ApiError) return null; // gone meanwhile: the dialog says NODATA
+    throw error;
+  }
+}
+
 function answerList(records) {
   if (!records.length) return h("span", { class: "muted" }, "nothing (NODATA)");
   return h(
@@ -129,11 +138,13 @@ function answerList(records) {
 
 // ---- the switch: a confirmation first -------------------------------------------------------
 
-function openSwitch(group, to) {
+async function openSwitch(group, to) {
   if (group.active === to) return;
   state.switching = { group, to };
   const from = group.active;
-  const target = appNamed(group[to]);
+  // With more apps than a page, the app may not be among those read: ask for it.
+  const target = appNamed(group[to]) ?? (await readApp(group[to]));
+  if (state.switching?.group !== group || state.switching.to !== to) return; // changed meanwhile
   const now = recordsText(group.answer) || "nothing (NODATA)";
   const next = webHeadText(target) || "nothing (NODATA: the app has no web head)";
   $("switch-title").textContent = `Switch ${group.fqdn} to its ${to}?`;
@@ -199,9 +210,13 @@ export function switchClosed() {
 // ---- group form --------------------------------------------------------------------------
 
 function appOptions(selected) {
+  // The apps read so far (with more than a page of them, find one under Apps first),
+  // and always the group's own.
+  const names = state.apps.map((app) => app.name);
+  if (selected && !names.includes(selected)) names.unshift(selected);
   return [
     h("option", { value: "", selected: !selected }, "— no app —"),
-    ...state.apps.map((app) => h("option", { value: app.name, selected: app.name === selected }, app.name)),
+    ...names.map((name) => h("option", { value: name, selected: name === selected }, name)),
   ];
 }
 

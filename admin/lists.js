@@ -45,8 +45,9 @@ const searchTexts = new WeakMap();
 export function drawList(kind, { items, searchText, caption, headings, row, none, create }) {
   const list = $(`${kind}-list`);
   const one = kind.slice(0, -1);
-  $(`${kind}-find`).hidden = !items.length;
-  if (!items.length) {
+  const searched = Boolean(state.asked[kind]); // items are a search's results
+  $(`${kind}-find`).hidden = !items.length && !searched;
+  if (!items.length && !searched) {
     $(`more-${kind}`).hidden = true;
     list.replaceChildren(emptyState(none, `Create the first ${one}`, create));
     return;
@@ -59,13 +60,26 @@ export function drawList(kind, { items, searchText, caption, headings, row, none
   );
 }
 
+/** How many items of `kind` there are in all, or null when this page cannot know:
+ * groups from the zones' counts, apps only from a list held whole. */
+export function totalOf(kind) {
+  if (!state.paged[kind]) return state[kind].length;
+  return kind === "groups" ? state.zones.reduce((sum, zone) => sum + zone.groups, 0) : null;
+}
+
 /**
- * The rows of `kind` ("groups" or "apps") to draw: those whose search text holds every
- * word in its find box, at most state.rows[kind] of them. Says how many match and how
- * many are drawn next to the box, and shows "Show more" while some are not drawn.
+ * The rows of `kind` ("groups" or "apps") to draw, at most state.rows[kind] of them:
+ * those whose search text holds every word in its find box (of a paged list, every
+ * word but the one the server found them by). Says how many match and how many are
+ * drawn next to the box, and shows "Show more" while some are not drawn or not read.
  */
 function pageOf(kind, items, searchText) {
-  const words = state.find[kind].toLowerCase().split(/\s+/).filter(Boolean);
+  const paged = state.paged[kind];
+  // The word the server looked for (state.asked) it found; the others are looked for here.
+  const words = state.find[kind]
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((word) => word && word !== state.asked[kind]);
   const text = (item) => {
     let cached = searchTexts.get(item);
     if (cached === undefined) searchTexts.set(item, (cached = searchText(item).toLowerCase()));
@@ -73,16 +87,23 @@ function pageOf(kind, items, searchText) {
   };
   const matching = words.length ? items.filter((item) => words.every((word) => text(item).includes(word))) : items;
   const drawn = matching.slice(0, state.rows[kind]);
+  const unread = paged && state.next[kind] !== null; // pages the server has not sent yet
+  const total = totalOf(kind);
   const noun = (count) => `${count.toLocaleString()} ${count === 1 ? kind.slice(0, -1) : kind}`;
   let shown = "";
-  if (words.length) shown = `${matching.length.toLocaleString()} of ${noun(items.length)} match.`;
-  if (drawn.length < matching.length) {
+  if ((words.length || state.asked[kind]) && !unread && total !== null) {
+    shown = `${matching.length.toLocaleString()} of ${noun(total)} match.`;
+  }
+  if (drawn.length < matching.length || unread) {
     shown = `${shown} Showing the first ${drawn.length.toLocaleString()}.`.trim();
   }
   $(`${kind}-shown`).textContent = shown;
   const more = $(`more-${kind}`);
-  more.hidden = drawn.length >= matching.length;
-  more.textContent = `Show ${Math.min(PAGE_ROWS, matching.length - drawn.length).toLocaleString()} more ${kind}`;
+  more.hidden = drawn.length >= matching.length && !unread;
+  // How many more a click draws: the rest held, else a page (fewer, if the total says so).
+  const left = unread ? (state.asked[kind] || total === null ? null : total - drawn.length) : matching.length - drawn.length;
+  more.textContent =
+    left === null ? `Show more ${kind}` : `Show ${Math.min(PAGE_ROWS, left).toLocaleString()} more ${kind}`;
   return drawn;
 }
 

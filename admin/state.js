@@ -3,12 +3,16 @@
 
 export const POLL_MS = 2000;
 export const EVENTS_PAGE = 100;
-// Rows drawn per list at first and per "Show more": a few thousand groups would
-// take seconds to lay out, and a find box is quicker than scrolling through them.
+// Rows drawn per list at first and per "Show more", and the page size asked of
+// GET /v1/groups and /v1/apps: the first load reads one page of each, never the
+// whole list (25 MB with 100,000 groups); a find box is quicker than scrolling.
 export const PAGE_ROWS = 100;
+// How long the find box of a list longer than a page waits for more typing before
+// it asks the server (`?q=`).
+export const FIND_DELAY_MS = 200;
 // After a change, up to this many missed events are applied by fetching only the
-// groups and apps they touch (at most CATCH_UP_FETCHES of them); past either
-// limit the page reads everything again, which with 100,000 groups is 25 MB.
+// groups and apps they say they touched (at most CATCH_UP_FETCHES of those this page
+// shows); past either limit the page reads its first pages again.
 export const CATCH_UP_EVENTS = 200;
 export const CATCH_UP_FETCHES = 50;
 export const VIEWS = ["groups", "apps", "events"];
@@ -30,6 +34,14 @@ export const state = {
   deleting: null, // {kind, item}
   find: { groups: "", apps: "" }, // what the find boxes hold
   rows: { groups: PAGE_ROWS, apps: PAGE_ROWS }, // how many matching rows are drawn
+  // A list is read a page at a time. One that fits a page is whole (`paged` false)
+  // and its find box filters it here, word by word; a longer one (`paged` true)
+  // holds the pages read so far, and its find box asks the server (`asked` is the
+  // text the items answer, "" for the list itself). `next`: the cursor of the page
+  // after those held, null when there is none.
+  paged: { groups: false, apps: false },
+  asked: { groups: "", apps: "" },
+  next: { groups: null, apps: null },
   eventFilter: null, // {group, zone} or {app}: the Events view shows only those
   eventsLoading: false, // the filter changed and its events have not arrived yet
   eventsKept: EVENTS_PAGE, // events kept as new ones arrive: a page, or more once asked for

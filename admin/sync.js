@@ -1,29 +1,69 @@
-// Reading the API and following changes made elsewhere: refresh() reads everything,
-// catchUp() only the groups and apps the events missed since then touch, and polling
-// asks for the newest event's seq every POLL_MS while the tab is visible.
+// Reading the API and following changes made elsewhere: refresh() reads the first page
+// of each list, readMore() and findOnServer() further pages and searches of a list
+// longer than a page, catchUp() only the groups and apps the events missed since
+// then say they touched, and polling asks for the newest event's seq every POLL_MS
+// while the tab is visible.
 
 import { ApiError, call, path, token } from "./api.js";
 import { failed } from "./dialogs.js";
 import { say } from "./dom.js";
 import { eventsPath, inZone } from "./eventfilter.js";
 import { page } from "./page.js";
-import { $, CATCH_UP_EVENTS, CATCH_UP_FETCHES, EVENTS_PAGE, POLL_MS, state } from "./state.js";
+import {
+  $,
+  CATCH_UP_EVENTS,
+  CATCH_UP_FETCHES,
+  EVENTS_PAGE,
+  FIND_DELAY_MS,
+  PAGE_ROWS,
+  POLL_MS,
+  state,
+} from "./state.js";
+
+/** GET /v1/groups or /v1/apps: one page, of the items matching `asked` when not "". */
+function listPath(kind, asked, cursor = null) {
+  const params = new URLSearchParams({ limit: String(PAGE_ROWS) });
+  if (asked) params.set("q", asked);
+  if (cursor) params.set("cursor", cursor);
+  return `/v1/${kind}?${params}`;
+}
+
+/** What a paged list's find box asks the server ("" for the list itself): its longest
+ * word, the likeliest to narrow the list most; the other words are looked for here,
+ * among what the server found (see lists.js pageOf). */
+function askedOf(kind) {
+  if (!state.paged[kind]) return "";
+  const words = state.find[kind].toLowerCase().split(/\s+/).filter(Boolean);
+  return words.reduce((longest, word) => (word.length > longest.length ? word : longest), "");
+}
+
+/** Hold a first page of `kind` read for `asked`; a list read whole in one page is
+ * no longer paged, one that is not becomes paged. */
+function takeFirstPage(kind, reply, asked) {
+  state[kind] = reply[kind];
+  state.next[kind] = reply.next;
+  state.asked[kind] = asked;
+  if (!asked) state.paged[kind] = reply.next !== null;
+  // Found too long to filter here, with words in its find box: the server finds them.
+  if (askedOf(kind) !== asked) findOnServer(kind);
+}
 
 export async function refresh() {
   const filter = state.eventFilter;
+  const asked = { groups: askedOf("groups"), apps: askedOf("apps") };
   try {
     const [zones, apps, groups, events, latest] = await Promise.all([
       call("GET", "/v1/zones"),
-      call("GET", "/v1/apps"),
-      call("GET", "/v1/groups"),
+      call("GET", listPath("apps", asked.apps)),
+      call("GET", listPath("groups", asked.groups)),
       call("GET", eventsPath(filter)),
       // Polling compares the newest seq of the whole log; a filtered page may not hold it.
       filter ? call("GET", "/v1/events?limit=1") : null,
     ]);
     if (filter !== state.eventFilter) return; // the filter changed meanwhile: a newer refresh runs
     state.zones = zones.zones;
-    state.apps = apps.apps;
-    state.groups = groups.groups;
+    takeFirstPage("apps", apps, asked.apps);
+    takeFirstPage("groups", groups, asked.groups);
     const newest = inZone(events.events, filter);
     const oldest = newest.length ? newest[newest.length - 1].seq : Infinity;
     const older = state.events.filter((event) => event.seq < oldest);
@@ -41,10 +81,45 @@ export async function refresh() {
   }
 }
 
+// ---- lists longer than a page -------------------------------------------------------------
+
+const findTimers = { groups: null, apps: null };
+
+/** The find box of a paged list changed: ask the server once typing pauses. */
+export function findOnServer(kind) {
+  clearTimeout(findTimers[kind]);
+  if (askedOf(kind) === state.asked[kind]) return; // the items held answer it already
+  findTimers[kind] = setTimeout(() => readPage(kind, askedOf(kind), null), FIND_DELAY_MS);
+}
+
+/** "Show more" past the items held: the next page of the same list or search. */
+export function readMore(kind) {
+  if (state.next[kind] !== null) readPage(kind, state.asked[kind], state.next[kind]);
+}
+
+async function readPage(kind, asked, cursor) {
+  try {
+    const reply = await call("GET", listPath(kind, asked, cursor));
+    if (cursor === null) {
+      if (askedOf(kind) !== asked) return; // typed on meanwhile: a newer search runs
+      takeFirstPage(kind, reply, asked);
+    } else {
+      if (cursor !== state.next[kind] || asked !== state.asked[kind]) return; // read already
+      state[kind] = [...state[kind], ...reply[kind]];
+      state.next[kind] = reply.next;
+    }
+    page.render();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    failed(error);
+  }
+}
+
 /**
  * Bring the page up to the newest event by reading the events it missed and then
- * only the groups and apps they touch; everything, through refresh(), when that is
- * less work or the events say something this page cannot follow piece by piece.
+ * only the groups and apps they say they touched (`touched`, written with each
+ * event) that this page shows or would show; everything, through refresh(), when
+ * that is less work.
  */
 export async function catchUp() {
   const since = state.seq;
@@ -53,21 +128,22 @@ export async function catchUp() {
   try {
     const { events: missed } = await call("GET", eventsPath(null, { after: since, limit: CATCH_UP_EVENTS }));
     if (!missed.length || missed.length >= CATCH_UP_EVENTS) return refresh(); // none: a new log
-    const touched = touchedBy(missed);
-    if (touched === null || touched.groups.size + touched.apps.size > CATCH_UP_FETCHES) return refresh();
-    const wanted = [...touched.groups.values()];
-    const [zones, groups, apps, shown] = await Promise.all([
+    const touched = eventsTouched(missed);
+    const groups = [...touched.groups.values()].filter((key) => mayHold("groups", groupOrder, key));
+    const apps = [...touched.apps].filter((name) => mayHold("apps", appOrder, { name }));
+    if (groups.length + apps.length > CATCH_UP_FETCHES) return refresh();
+    const [zones, groupsNow, appsNow, shown] = await Promise.all([
       call("GET", "/v1/zones"),
-      Promise.all(wanted.map((group) => readOrNull(path.group(group)))),
-      Promise.all([...touched.apps].map((name) => readOrNull(path.app(name)))),
+      Promise.all(groups.map((group) => readOrNull(path.group(group)))),
+      Promise.all(apps.map((name) => readOrNull(path.app(name)))),
       filter ? call("GET", eventsPath(filter, { after: since })).then((reply) => reply.events) : missed,
     ]);
     if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
     state.zones = zones.zones;
     state.groups = [...state.groups];
-    wanted.forEach((key, index) => putInOrder(state.groups, groupOrder, key, groups[index]));
+    groups.forEach((key, index) => hold("groups", groupOrder, key, groupsNow[index]));
     state.apps = [...state.apps];
-    [...touched.apps].forEach((name, index) => putInOrder(state.apps, appOrder, { name }, apps[index]));
+    apps.forEach((name, index) => hold("apps", appOrder, { name }, appsNow[index]));
     state.events = [...inZone(shown, filter), ...state.events];
     if (state.events.length > state.eventsKept) {
       state.events = state.events.slice(0, state.eventsKept);
@@ -82,32 +158,33 @@ export async function catchUp() {
   }
 }
 
-/** The groups ("label zone" -> {label, zone}) and app names whose rows these events may
- * have changed; null for an event this page does not know how to follow. */
-function touchedBy(events) {
+/** The groups ("label zone" -> {label, zone}) and app names these events touched, as
+ * each event says (its `touched`, written with it when it was committed). */
+function eventsTouched(events) {
   const groups = new Map();
   const apps = new Set();
-  const addGroup = (label, zone) => groups.set(`${label} ${zone}`, { label, zone });
-  for (const event of events) {
-    const states = [event.before, event.after].filter(Boolean);
-    if (event.group) {
-      addGroup(event.group, event.zone);
-      // The apps on either side, before and after: their failover status may have moved.
-      for (const group of states) for (const side of ["primary", "backup"]) if (group[side]) apps.add(group[side]);
-    } else if (event.app) {
-      const names = new Set([event.app, ...states.map((app) => app.name).filter(Boolean)]);
-      for (const name of names) apps.add(name);
-      if (event.action === "app_updated") {
-        // A new web head or name shows in every group that uses the app.
-        for (const group of state.groups) {
-          if (names.has(group.primary) || names.has(group.backup)) addGroup(group.label, group.zone);
-        }
-      }
-    } else {
-      return null;
-    }
+  for (const { touched } of events) {
+    for (const group of touched.groups) groups.set(`${group.label} ${group.zone}`, group);
+    for (const name of touched.apps) apps.add(name);
   }
   return { groups, apps };
+}
+
+/** Whether the item `key` names is, or may belong, among the items of `kind` held: any
+ * in a whole list; in a paged one, only up to the last item held (a later page brings
+ * the rest); in a search's results, only those already there (whether another now
+ * matches is the server's to say, when the search is made again). */
+function mayHold(kind, order, key) {
+  const list = state[kind];
+  if (state.asked[kind]) return list.some((item) => order(item, key) === 0);
+  if (state.next[kind] === null || !list.length) return true;
+  return order(key, list[list.length - 1]) <= 0;
+}
+
+/** Put `item` (null: gone) where `key` belongs among the items of `kind` held. */
+function hold(kind, order, key, item) {
+  if (item !== null && state.asked[kind] && !state[kind].some((held) => order(held, key) === 0)) return;
+  putInOrder(state[kind], order, key, item);
 }
 
 /** GET `path`: its JSON, or null when it is gone (404). */

@@ -5,7 +5,8 @@
 For each run: a store with the apps and groups written straight into SQLite (as in
 benchmarks/groups.py), `fodns serve` with one worker, then in Chromium:
 
-1. sign-in: from clicking "Sign in" to the first group row drawn;
+1. sign-in: from clicking "Sign in" to the first group row drawn, with the requests
+   and bytes of that first load (until the network is idle);
 2. find: from typing a label into "Find groups" to that one row drawn;
 3. follow: a switch made through the API (not the page), until the page shows it
    (polling every 2 s, so 0-2 s of it is waiting), with the requests and bytes the
@@ -23,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from groups import TOKEN, Server, fill_store, write_config, write_results
-from playwright.sync_api import Page, Response, expect, sync_playwright
+from playwright.sync_api import Page, Request, expect, sync_playwright
 from provenance import print_report, provenance
 
 
@@ -48,13 +50,30 @@ def one_run(apps: int, groups: int, chromium: str) -> dict[str, object]:
             server.stop()
 
 
+def api_recorder(into: list[tuple[str, int]]) -> Callable[[Request], None]:
+    """A requestfinished listener keeping (path after /v1/, response body bytes) of each
+    API request; the sizes come from the network layer, as a 25 MB body may already be
+    gone from the inspector's cache when read back."""
+
+    def record(request: Request) -> None:
+        if "/v1/" in request.url:
+            into.append((request.url.split("/v1/", 1)[1], request.sizes()["responseBodySize"]))
+
+    return record
+
+
 def measure(page: Page, server: Server) -> dict[str, object]:
     page.goto(f"http://127.0.0.1:{server.api_port}/")
     page.get_by_label("Admin token").fill(TOKEN)
+    first_load: list[tuple[str, int]] = []
+    record_first_load = api_recorder(first_load)
+    page.on("requestfinished", record_first_load)
     started = time.monotonic()
     page.get_by_role("button", name="Sign in").click()
     page.locator("tr[data-group]").first.wait_for(timeout=120_000)
     sign_in = time.monotonic() - started
+    page.wait_for_load_state("networkidle")  # every request of the first load answered
+    page.remove_listener("requestfinished", record_first_load)
 
     label = "000-000-001"
     row = page.locator(f'tr[data-group="{label}.fo.example.net"]')
@@ -66,21 +85,20 @@ def measure(page: Page, server: Server) -> dict[str, object]:
 
     to = "primary" if row.locator("input[value=backup]").is_checked() else "backup"
     fetched: list[tuple[str, int]] = []
-
-    def record(response: Response) -> None:
-        if "/v1/" in response.url:
-            fetched.append((response.url.split("/v1/", 1)[1], len(response.body())))
-
+    record = api_recorder(fetched)
     page.wait_for_timeout(300)  # let any poll in flight finish before counting
-    page.on("response", record)
+    page.on("requestfinished", record)
     started = time.monotonic()
     server.api("POST", f"/v1/groups/{label}/switch", {"to": to})
     expect(row.locator(f"input[value={to}]")).to_be_checked(timeout=30_000)
     follow = time.monotonic() - started
     page.wait_for_timeout(300)
-    page.remove_listener("response", record)
+    page.remove_listener("requestfinished", record)
     return {
         "sign_in_to_first_row_s": round(sign_in, 2),
+        "first_load_requests": len(first_load),
+        "first_load_bytes": sum(size for _, size in first_load),
+        "first_load_fetched": [path for path, _ in first_load],
         "find_one_group_s": round(find, 2),
         "follow_a_switch_made_elsewhere_s": round(follow, 2),
         "follow_requests": len(fetched),

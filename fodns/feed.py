@@ -4,11 +4,13 @@ The event log is the spine (see the store): every consumer of changes (the
 answer table of each DNS process, NOTIFY, the Route53 mirror, the API's wait
 until a change is served) keeps a cursor, the seq of the last event it applied,
 and catches up by asking the store what the events after its cursor touched.
-What a run of events touched is worked out here, by `touched`, and nowhere
-else; the store then reads the touched groups and apps as they are now, all at
-one moment (`Store.touched_since`), so a consumer that applies the result ends
-up as the store is, however many events it read at once, and never applies an
-older state over a newer one.
+Each event carries what it touched (`model.Touch`, written with it at commit:
+for an app event, the groups that used the app then); `touched` joins them for
+a run of events, and nothing else works it out again. The store then reads the
+touched groups and apps as they are now, all at one moment
+(`Store.touched_since`), so a consumer that applies the result ends up as the
+store is, however many events it read at once, and never applies an older state
+over a newer one.
 
 This module imports only the model: the store, the table and every consumer
 import it, never the other way round.
@@ -20,66 +22,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fodns.model import App, Event, Group
+from fodns.model import App, Event, Group, GroupKey, Touch
 
-# A group by (zone, label): how events and consumers name one.
-GroupKey = tuple[str, str]
 # How often a follower looks at the log without being woken: how late a change is
 # served when its wake-up was lost, or when another process wrote it (nothing wakes
 # anyone then). Wake-ups do the work; this is the safety net, so it is slow.
 SAFETY_POLL_INTERVAL = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """What a run of events names, before any state is read.
-
-    A group event touches its group; the apps on either side of it, before and
-    after, may have a new failover status. An app event touches the app under
-    each name it had (a rename has two), and every group that refers to it, which
-    only the store can say (by the app's id, across renames): `app_event_seqs`
-    are the events whose apps the store must look up.
-    """
-
-    groups: frozenset[GroupKey] = frozenset()
-    apps: frozenset[str] = frozenset()
-    zones: frozenset[str] = frozenset()
-    app_event_seqs: tuple[int, ...] = ()
-
-    def to_json(self) -> dict[str, list[str]]:
-        """As the API shows it beside an event: groups as "label.zone", apps by name."""
-        return {
-            "groups": sorted(f"{label}.{zone}" for zone, label in self.groups),
-            "apps": sorted(self.apps),
-            "zones": sorted(self.zones),
-        }
-
-
 def touched(events: Iterable[Event]) -> Touch:
-    """What `events` touched: the one derivation every consumer of the log follows."""
+    """What `events` touched, together: what each says it touched (`Event.touched`,
+    worked out once when it was written), so following the log needs no read of the
+    store to know which groups an app event reached."""
     groups: set[GroupKey] = set()
     apps: set[str] = set()
-    app_event_seqs: list[int] = []
+    zones: set[str] = set()
     for event in events:
-        states = [state for state in (event.before, event.after) if state is not None]
-        if event.group is not None and event.zone is not None:
-            groups.add((event.zone, event.group))
-            apps.update(
-                name
-                for state in states
-                for name in (state.get("primary"), state.get("backup"))
-                if isinstance(name, str)
-            )
-        elif event.app is not None:
-            app_event_seqs.append(event.seq)
-            apps.add(event.app)
-            apps.update(name for state in states if isinstance(name := state.get("name"), str))
-    return Touch(
-        groups=frozenset(groups),
-        apps=frozenset(apps),
-        zones=frozenset(zone for zone, _ in groups),
-        app_event_seqs=tuple(app_event_seqs),
-    )
+        groups |= event.touched.groups
+        apps |= event.touched.apps
+        zones |= event.touched.zones
+    return Touch(frozenset(groups), frozenset(apps), frozenset(zones))
 
 
 @dataclass(frozen=True)

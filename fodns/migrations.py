@@ -2,14 +2,77 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 from sqlite_utils import Database
 
 from fodns.errors import FodnsError
-from fodns.rows import utc_now
+from fodns.model import GroupKey, Touch
+from fodns.rows import dump_json, utc_now
 
-# Migration N is MIGRATIONS[N - 1]: a tuple of statements run in one transaction.
+# A step of a migration: an SQL statement, or a function run on the same connection
+# (for what SQL cannot say, such as replaying the event log).
+Step = str | Callable[[Database], None]
+EVENTS_APPEND_ONLY_UPDATE = """CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"""
+
+
+def write_touched_on_old_events(db: Database) -> None:
+    """Migration 7: what each event written before it touched (model.Touch), worked out
+    as the event was written: the log is replayed from the start, keeping each group's
+    apps by name, so an app event touches the groups that used the app at that moment,
+    not those that use it now. Group events carry their apps in `before` and `after`;
+    names follow renames as the log does. Deterministic: the same log gives the same
+    result on every node, whatever its state now."""
+    sides: dict[GroupKey, set[str]] = {}  # each group's apps, lower-cased, as the log goes
+    members: dict[str, set[GroupKey]] = {}  # each app's groups, by lower-cased name
+    updates: list[tuple[str | None, int]] = []
+    rows = db.execute(
+        "SELECT seq, zone, group_label, app, before, after FROM events ORDER BY seq"
+    ).fetchall()
+    for seq, zone, label, app, before_text, after_text in rows:
+        before, after = _state(before_text), _state(after_text)
+        app_groups: list[GroupKey] = []
+        if label is not None and zone is not None:
+            key = (zone, label)
+            for name in sides.pop(key, set()):
+                members.get(name, set()).discard(key)
+            if after is not None:
+                names = {
+                    n.lower()
+                    for n in (after.get("primary"), after.get("backup"))
+                    if isinstance(n, str)
+                }
+                sides[key] = names
+                for name in names:
+                    members.setdefault(name, set()).add(key)
+        elif app is not None:
+            old = before.get("name") if before is not None else None
+            new = after.get("name") if after is not None else None
+            if isinstance(old, str):
+                app_groups = sorted(members.get(old.lower(), ()))
+                if isinstance(new, str) and new.lower() != old.lower():
+                    moved = members.pop(old.lower(), set())
+                    members.setdefault(new.lower(), set()).update(moved)
+                    for key in moved:
+                        sides[key] = {new.lower() if n == old.lower() else n for n in sides[key]}
+        touch = Touch.of_event(
+            zone=zone, group=label, app=app, before=before, after=after, app_groups=app_groups
+        )
+        updates.append((dump_json(touch.to_stored()), int(seq)))
+    db.conn.executemany("UPDATE events SET touched = ? WHERE seq = ?", updates)
+
+
+def _state(text: str | None) -> dict[str, Any] | None:
+    value = None if text is None else json.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+# Migration N is MIGRATIONS[N - 1]: a tuple of steps run in one transaction.
 # Append new migrations; never edit one that has shipped, files out there ran it.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
         # AUTOINCREMENT: an id is never handed out twice, so the event_apps rows
         # of a deleted app can never be mistaken for a newer app's history.
@@ -66,8 +129,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX events_by_group ON events (group_label, seq)",
         "CREATE INDEX events_by_app ON events (app COLLATE NOCASE, seq)",
-        """CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+        EVENTS_APPEND_ONLY_UPDATE,
         """CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
         # Which apps (by id, stable across renames) each event touched, so the
@@ -164,6 +226,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX groups_by_primary_side ON groups (primary_app_id, active)",
         "CREATE INDEX groups_by_backup_side ON groups (backup_app_id, active)",
     ),
+    (
+        # What each event touched (model.Touch.to_stored), written with the event at
+        # commit: for an app event, the groups that used the app at that moment. The
+        # change feed reads it instead of asking the store, so applying an event is
+        # the same on every node and at any later time. NULL only in a row written by
+        # hand (read as touching nothing).
+        "ALTER TABLE events ADD COLUMN touched TEXT",
+        # Events already written get it by replaying the log (the one time the log
+        # is rewritten, so the append-only trigger steps aside and comes back).
+        "DROP TRIGGER events_are_append_only_update",
+        write_touched_on_old_events,
+        EVENTS_APPEND_ONLY_UPDATE,
+    ),
 )
 LATEST = len(MIGRATIONS)
 
@@ -189,8 +264,11 @@ def migrate(db: Database) -> list[int]:
         applied = list(range(current + 1, LATEST + 1))
         now = utc_now()
         for version in applied:
-            for statement in MIGRATIONS[version - 1]:
-                db.execute(statement)
+            for step in MIGRATIONS[version - 1]:
+                if isinstance(step, str):
+                    db.execute(step)
+                else:
+                    step(db)
             db.execute("INSERT INTO schema_version VALUES (?, ?)", [version, now])
         db.execute("COMMIT")
     except BaseException:

@@ -208,6 +208,19 @@ SCHEMAS: dict[str, Any] = {
     },
     "Event": {
         "type": "object",
+        "required": [
+            "seq",
+            "at",
+            "actor",
+            "action",
+            "zone",
+            "group",
+            "app",
+            "before",
+            "after",
+            "reason",
+            "touched",
+        ],
         "properties": {
             "seq": {"type": "integer"},
             "at": {"type": "string", "format": "date-time"},
@@ -219,6 +232,33 @@ SCHEMAS: dict[str, Any] = {
             "before": {"type": ["object", "null"]},
             "after": {"type": ["object", "null"]},
             "reason": {"type": ["string", "null"]},
+            "touched": {
+                "type": "object",
+                "description": "What the change touched, written with the event when it was"
+                " committed: the groups whose answer or sides it may have changed, the apps"
+                " whose web head or failover status it may have changed (under every name each"
+                " had: a rename names both), and those groups' zones. For an app event, the"
+                " groups that used the app at that moment. A client following the log with"
+                " `after=` reads back exactly these instead of everything.",
+                "required": ["groups", "apps", "zones"],
+                "additionalProperties": False,
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["zone", "label", "fqdn"],
+                            "properties": {
+                                "zone": {"type": "string"},
+                                "label": {"type": "string"},
+                                "fqdn": {"type": "string"},
+                            },
+                        },
+                    },
+                    "apps": {"type": "array", "items": {"type": "string"}},
+                    "zones": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     },
     "Error": {

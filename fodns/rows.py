@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, Invalid, NotFound
-from fodns.model import App, Event, Group
+from fodns.model import App, Event, Group, GroupKey, Touch
 
 TEXT_MAX = 1000
 
@@ -28,7 +28,8 @@ FROM groups AS g
 LEFT JOIN apps AS p ON p.id = g.primary_app_id
 LEFT JOIN apps AS b ON b.id = g.backup_app_id"""
 EVENT_SELECT = (
-    "SELECT seq, at, actor, action, zone, group_label, app, before, after, reason FROM events"
+    "SELECT seq, at, actor, action, zone, group_label, app, before, after, reason, touched"
+    " FROM events"
 )
 
 
@@ -135,15 +136,15 @@ def rows_using_apps(db: Database, app_ids: Sequence[int]) -> list[GroupRow]:
     return select_groups(db, where, [*app_ids, *app_ids])
 
 
-def app_ids_of(db: Database, seqs: Sequence[int]) -> list[int]:
-    """The ids of the apps these events touched (event_apps)."""
-    ids: set[int] = set()
-    for start in range(0, len(seqs), 500):  # SQLite's limit on bound parameters
-        chunk = seqs[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT app_id FROM event_apps WHERE seq IN ({marks})"
-        ids.update(int(row[0]) for row in db.execute(sql, list(chunk)))
-    return sorted(ids)
+def rows_by_keys(db: Database, keys: Sequence[GroupKey]) -> list[GroupRow]:
+    """The groups of these (zone, label) keys that exist, a few hundred per query."""
+    rows: list[GroupRow] = []
+    for start in range(0, len(keys), 400):  # two bound parameters each
+        chunk = keys[start : start + 400]
+        marks = ", ".join("(?, ?)" for _ in chunk)
+        where = f"WHERE (g.zone, g.label) IN (VALUES {marks})"
+        rows.extend(group_rows(db, where, [part for key in chunk for part in key]))
+    return rows
 
 
 def id_of(row: AppRow | None) -> int | None:
@@ -228,16 +229,39 @@ def append_event(
     reason: str | None = None,
     app_ids: Iterable[int | None] = (),
 ) -> Event:
+    """Append one event, with what it touched (model.Touch): for an app event, the
+    groups that use its app (`app_ids`) now, in the transaction that changed it."""
     at = utc_now()
+    ids = sorted({i for i in app_ids if i is not None})
+    app_groups = (
+        [(row.group.zone, row.group.label) for row in rows_using_apps(db, ids)]
+        if group is None
+        else []
+    )
+    touch = Touch.of_event(
+        zone=zone, group=group, app=app, before=before, after=after, app_groups=app_groups
+    )
     cursor = db.execute(
-        "INSERT INTO events (at, actor, action, zone, group_label, app, before, after, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [at, actor, action, zone, group, app, dump_json(before), dump_json(after), reason],
+        "INSERT INTO events"
+        " (at, actor, action, zone, group_label, app, before, after, reason, touched)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            at,
+            actor,
+            action,
+            zone,
+            group,
+            app,
+            dump_json(before),
+            dump_json(after),
+            reason,
+            dump_json(touch.to_stored()),
+        ],
     )
     seq = int(cursor.lastrowid or 0)
-    for app_id in sorted({i for i in app_ids if i is not None}):
+    for app_id in ids:
         db.execute("INSERT INTO event_apps VALUES (?, ?)", [app_id, seq])
-    return Event(seq, at, actor, action, zone, group, app, before, after, reason)
+    return Event(seq, at, actor, action, zone, group, app, before, after, reason, touch)
 
 
 def event_from_row(row: dict[str, Any]) -> Event:
@@ -252,6 +276,8 @@ def event_from_row(row: dict[str, Any]) -> Event:
         before=None if row["before"] is None else json.loads(row["before"]),
         after=None if row["after"] is None else json.loads(row["after"]),
         reason=row["reason"],
+        # NULL only in a row written by hand: it then names nothing it touched.
+        touched=Touch.from_stored(None if row["touched"] is None else json.loads(row["touched"])),
     )
 
 

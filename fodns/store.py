@@ -74,7 +74,6 @@ from fodns.rows import (
     GroupRow,
     active_app_id,
     app_filter,
-    app_ids_of,
     append_event,
     apps_of,
     canonical_zone,
@@ -91,8 +90,8 @@ from fodns.rows import (
     id_of,
     label_used,
     newest_seq,
+    rows_by_keys,
     rows_using,
-    rows_using_apps,
     seconds_since,
     select_apps,
     select_groups,
@@ -340,8 +339,8 @@ class Store:
         The log orders, the state answers: however many events are read at once,
         a follower that applies the result ends up as the store is, and never
         applies an older state over a newer one. What the events touched is
-        feed.touched's to say; an app event's groups are read here, being every
-        group that refers to the app (by id, across renames).
+        feed.touched's to say, from what each event says it touched (for an app
+        event, the groups that used the app when it was written).
         """
 
         last = 2**63 - 1 if upto is None else upto
@@ -356,18 +355,12 @@ class Store:
             )
             if not events:
                 return Touched(last_seq=seq)
-            touch = touched(events)
-            groups: dict[tuple[str, str], Group] = {}
-            for row in rows_using_apps(db, app_ids_of(db, touch.app_event_seqs)):
-                groups[(row.group.zone, row.group.label)] = row.group
-            deleted = []
-            for zone, label in sorted(touch.groups - set(groups)):
-                found = select_groups(db, "WHERE g.zone = ? AND g.label = ?", [zone, label])
-                if found:
-                    groups[(zone, label)] = found[0].group
-                else:
-                    deleted.append((zone, label))
-            zones = {zone for zone, _ in groups} | {zone for zone, _ in deleted}
+            keys = sorted(touched(events).groups)
+            groups = {
+                (row.group.zone, row.group.label): row.group for row in rows_by_keys(db, keys)
+            }
+            deleted = [key for key in keys if key not in groups]
+            zones = {zone for zone, _ in keys}
             return Touched(
                 last_seq=events[-1].seq,
                 events=events,

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -214,6 +215,16 @@ class Dashboard:
     def fetched(self) -> list[str]:
         """Every URL the page has fetched so far, in order."""
         return list(self.page.evaluate("window.fetchedUrls"))
+
+    def found_on_server(self, kind: str, word: str) -> None:
+        """Until the page has asked the server for the `kind` list with `q=word` (a list
+        longer than a page is searched there) and no fetch is waiting for an answer."""
+        self.page.wait_for_function(
+            """([path]) => window.fetchesPending === 0
+                && window.fetchedUrls.some((url) => url.startsWith(path))""",
+            arg=[f"/v1/{kind}?limit=100&q={urllib.parse.quote(word.lower(), safe='')}"],
+            timeout=30_000,
+        )
 
     def polls(self) -> int:
         """How many times the page has asked for the newest event so far."""
@@ -651,6 +662,126 @@ LISTS = ("groups-list", "apps-list")
 WHOLE_LIST = re.compile(r"/v1/(groups|apps)(\?|$)")
 
 
+def test_what_another_client_changed_is_read_back_as_its_event_says(
+    dashboard: Dashboard,
+) -> None:
+    """The page reads back exactly the groups and apps each missed event says it
+    touched (`touched`): a switch made by another client, then an app renamed there,
+    which every group using the app shows under its new name."""
+    api = dashboard.api
+    fqdn = seed(
+        api,
+        "told",
+        {"name": "told-a", "web_servers": ["192.0.2.140"]},
+        {"name": "told-b", "web_servers": ["192.0.2.141"]},
+    )
+    also = api.ok("POST", "/v1/groups", {"label": "told-too", "primary": "told-b"}, 201)["fqdn"]
+    dashboard.sign_in()
+    row, other = dashboard.group_row(fqdn), dashboard.group_row(also)
+    expect(row.get_by_role("radio", name="Primary told-a")).to_be_checked()
+    dashboard.wait_for_polls(2)  # the sign-in and a whole poll are behind us
+    before_switch = len(dashboard.fetched())
+
+    api.ok("POST", "/v1/groups/told/switch", {"to": "backup", "reason": "another client"})
+    expect(row.get_by_role("radio", name="Backup told-b")).to_be_checked(timeout=10_000)
+    read_back = [url for url in dashboard.fetched()[before_switch:] if READ_BACK.search(url)]
+    assert sorted(read_back) == [
+        "/v1/apps/told-a",
+        "/v1/apps/told-b",
+        "/v1/groups/told?zone=fo.example.net",
+    ]
+    before_rename = len(dashboard.fetched())
+
+    api.ok("PATCH", "/v1/apps/told-b", {"name": "told-b2"})
+    expect(row.get_by_role("radio", name="Backup told-b2")).to_be_checked(timeout=10_000)
+    expect(other.get_by_role("radio", name="Primary told-b2")).to_be_checked()
+    read_back = [url for url in dashboard.fetched()[before_rename:] if READ_BACK.search(url)]
+    assert sorted(read_back) == [
+        "/v1/apps/told-b",  # gone under its old name: its row goes
+        "/v1/apps/told-b2",
+        "/v1/groups/told-too?zone=fo.example.net",
+        "/v1/groups/told?zone=fo.example.net",
+    ]
+    dashboard.view("Apps")
+    expect(dashboard.app_row("told-b2")).to_be_visible()
+    expect(dashboard.app_row("told-b")).to_have_count(0)
+
+
+# A group or an app read back by itself (not a list, not the poll of /v1/events).
+READ_BACK = re.compile(r"/v1/(groups|apps)/[^/?]+(\?zone=[^&]+)?$")
+
+
+def test_the_first_load_reads_one_page_and_finds_the_rest_on_the_server(
+    open_tab: OpenTab, fodns_factory: StartFodns
+) -> None:
+    """With more groups and apps than a page, signing in reads one page of each (with
+    100,000 groups the whole list was 25 MB); "Show more" reads the next page, the
+    find box asks the server, and a change elsewhere is followed on what is shown."""
+    dashboard = open_tab(fodns_factory(TOKEN))
+    api = dashboard.api
+    for number in range(120):
+        api.ok("POST", "/v1/apps", {"name": f"app-{number:03d}", "web_servers": ["192.0.2.1"]}, 201)
+    for number in range(230):
+        body = {"label": f"page-{number:03d}", "primary": f"app-{number % 120:03d}"}
+        api.ok("POST", "/v1/groups", body, 201)
+    page = dashboard.sign_in()
+    rows = page.locator("tr[data-group]")
+    expect(rows).to_have_count(100)
+    expect(page.locator("#count-groups")).to_have_text("230")
+    page.wait_for_load_state("networkidle")
+    lists = [url for url in dashboard.fetched() if WHOLE_LIST.search(url)]
+    assert sorted(lists) == ["/v1/apps?limit=100", "/v1/groups?limit=100"]
+
+    more = page.get_by_role("button", name="Show 100 more groups")
+    more.click()
+    expect(rows).to_have_count(200)
+    expect(rows.nth(199)).to_have_attribute("data-group", "page-199.fo.example.net")
+    assert [url for url in dashboard.fetched() if "cursor=" in url][-1].startswith(
+        "/v1/groups?limit=100&cursor="
+    )
+    page.get_by_role("button", name="Show 30 more groups").click()
+    expect(rows).to_have_count(230)
+    expect(page.get_by_role("button", name=re.compile(r"more groups"))).to_be_hidden()
+
+    find = page.get_by_role("searchbox", name="Find groups")
+    find.fill("page-22")  # page-220 to page-229: not among the first page
+    dashboard.found_on_server("groups", "page-22")
+    expect(rows).to_have_count(10)
+    expect(page.locator("#groups-shown")).to_have_text("10 of 230 groups match.")
+    find.fill("app-119")  # by the app: page-119 (there is no page-239)
+    dashboard.found_on_server("groups", "app-119")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-group", "page-119.fo.example.net")
+
+    # A change elsewhere to a group shown is followed; the list is not read again.
+    shown_from = len(dashboard.fetched())
+    api.ok("PATCH", "/v1/groups/page-119", {"backup": "app-000"})
+    api.ok("POST", "/v1/groups/page-119/switch", {"to": "backup"})
+    expect(rows.first.get_by_role("radio", name="Backup app-000")).to_be_checked(timeout=10_000)
+    assert [url for url in dashboard.fetched()[shown_from:] if WHOLE_LIST.search(url)] == []
+
+    find.fill("")
+    expect(rows).to_have_count(100)
+    dashboard.view("Apps")
+    expect(page.locator("tr[data-app]")).to_have_count(100)
+    expect(page.locator("#count-apps")).to_have_text("100+")
+    page.get_by_role("searchbox", name="Find apps").fill("app-11")
+    dashboard.found_on_server("apps", "app-11")
+    expect(page.locator("tr[data-app]")).to_have_count(10)
+    # The switch dialog says what the other side answers even when its app was never read.
+    dashboard.view("Groups")
+    find.fill("page-110")
+    dashboard.found_on_server("groups", "page-110")
+    expect(rows).to_have_count(1)
+    api.ok("PATCH", "/v1/apps/app-110", {"web_servers": ["192.0.2.110"]})
+    api.ok("PATCH", "/v1/groups/page-110", {"backup": "app-050"})  # not among the apps read
+    expect(rows.first.get_by_role("radio", name="Backup app-050")).to_be_enabled(timeout=10_000)
+    rows.first.get_by_role("radio", name="Backup app-050").check()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("will answer with 192.0.2.1")
+    dialog.get_by_role("button", name="Cancel").click()
+
+
 def test_edit_and_delete_apps_and_groups(dashboard: Dashboard) -> None:
     server, api = dashboard.server, dashboard.api
     fqdn = seed(
@@ -745,6 +876,8 @@ def test_many_groups_are_found_by_words_and_drawn_a_hundred_at_a_time(
     expect(more).to_be_hidden()
     for words, expected in [("needle", fqdn), ("192.0.2.90", fqdn), ("FINDME haystack", fqdn)]:
         find.fill(words)  # by app, by the address answered now, every word, any case
+        # More than a page of groups: the server finds the longest word, the page the rest.
+        dashboard.found_on_server("groups", max(words.split(), key=len))
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_attribute("data-group", expected)
     find.fill("no-such-thing")

@@ -82,7 +82,6 @@ def test_a_group_change_touches_its_group_and_the_apps_on_both_sides(store: Stor
     # dc1 left the group (its failover status may now be "none"), dc3 joined it.
     assert touch.apps == {"dc1", "dc2", "dc3"}
     assert touch.zones == {ZONE}
-    assert touch.app_event_seqs == ()
 
 
 def test_an_app_rename_touches_both_names_and_every_group_using_it(store: Store) -> None:
@@ -92,11 +91,11 @@ def test_an_app_rename_touches_both_names_and_every_group_using_it(store: Store)
     seq = store.last_seq()
     store.update_app("ops", "dc1", new_name="dc1-new")
 
-    events = store.events_since(seq)
-    touch = touched(events)
+    touch = touched(store.events_since(seq))
     assert touch.apps == {"dc1", "dc1-new"}
-    assert touch.app_event_seqs == (events[0].seq,)
-    assert touch.groups == frozenset()  # which groups use the app, only the store knows
+    # The event says which groups used the app when it was written: no store read.
+    assert touch.groups == {(ZONE, "web"), (OTHER_ZONE, "api")}
+    assert touch.zones == {ZONE, OTHER_ZONE}
 
     state = store.touched_since(seq)
     assert {(g.zone, g.label) for g in state.groups} == {(ZONE, "web"), (OTHER_ZONE, "api")}
@@ -174,10 +173,10 @@ def test_a_consumer_that_fails_reads_the_same_events_again(store: Store) -> None
     )
 
 
-def test_touch_as_json_names_groups_by_fqdn(store: Store) -> None:
+def test_touch_as_json_names_groups_by_zone_label_and_fqdn(store: Store) -> None:
     store.create_group("ops", ZONE, "web", primary="dc1")
     assert touched(store.events_since(3)).to_json() == {
-        "groups": [f"web.{ZONE}"],
+        "groups": [{"zone": ZONE, "label": "web", "fqdn": f"web.{ZONE}"}],
         "apps": ["dc1"],
         "zones": [ZONE],
     }
