@@ -292,6 +292,12 @@ async def group_json(request: web.Request, group: Group) -> dict[str, Any]:
     return answer_json(group, apps)
 
 
+def changed_group_json(change: Change) -> dict[str, Any]:
+    """The group a write changed, as it stood at that commit: the change carries its
+    apps, so the reply needs no second read (and cannot show a later change's app)."""
+    return answer_json(change.groups[0], change.apps)
+
+
 def zone_param(request: web.Request) -> str | None:
     return request.query.get("zone")
 
@@ -486,7 +492,7 @@ async def post_group(request: web.Request) -> web.Response:
         ttl=body.get("ttl"),
         reason=optional_str(body, "reason"),
     )
-    return change_response(await group_json(request, change.groups[0]), 201, served)
+    return change_response(changed_group_json(change), 201, served)
 
 
 async def get_group(request: web.Request) -> web.Response:
@@ -512,7 +518,7 @@ async def patch_group(request: web.Request) -> web.Response:
         ttl=body.get("ttl"),
         reason=optional_str(body, "reason"),
     )
-    return change_response(await group_json(request, change.groups[0]), 200, served)
+    return change_response(changed_group_json(change), 200, served)
 
 
 async def post_switch(request: web.Request) -> web.Response:
@@ -527,14 +533,8 @@ async def post_switch(request: web.Request) -> web.Response:
         zone_param(request),
         reason=optional_str(body, "reason"),
     )
-    group = (
-        change.groups[0]
-        if change.groups
-        else await asyncio.to_thread(
-            store_of(request).group, request.match_info["label"], zone_param(request)
-        )
-    )
-    return change_response(await group_json(request, group), 200, served)
+    # Switching to the side already active changes nothing, and still names the group.
+    return change_response(changed_group_json(change), 200, served)
 
 
 async def delete_group(request: web.Request) -> web.Response:

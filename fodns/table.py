@@ -31,7 +31,7 @@ from fodns import querystats
 from fodns.errors import ZoneFileError
 from fodns.lookup import Outcome, Result, find_zone, highest_cut, lookup, negative_soa
 from fodns.wire import CLASS_IN, Template, refused_template, render
-from fodns.zone import AAAA, CNAME, NS, A, Name, RRset, ZoneData, parent_key, wire_key
+from fodns.zone import AAAA, CNAME, NS, SOA, A, Name, RRset, ZoneData, parent_key, wire_key
 
 ANY = int(dns.rdatatype.ANY)
 # CNAME owners get prebuilt replies for the types resolvers ask for most;
@@ -196,6 +196,24 @@ class AnswerTable:
             build.templates[key + _QTYPE.pack(qtype) + CLASS_IN] = template
         return build
 
+    def _build_serial(self, zone: ZoneData) -> _NameBuild:
+        """The apex's build when only the serial moved: its replies as installed, with
+        the SOA reply rendered again (the others, NS with its glue and the rest, do not
+        hold the serial; negative answers are rendered on demand from the zone)."""
+        key = zone.origin_key
+        installed = self._keys_of.get(key)
+        if installed is None or key not in self.names:
+            return self._build_name(zone, key)
+        build = _NameBuild(key)
+        build.info = self.names[key]
+        build.references = list(self._references_of.get(key, ()))
+        build.templates = {answer_key: self.answers[answer_key] for answer_key in installed}
+        result = lookup(self.zones, zone.origin, SOA)
+        build.templates[key + _QTYPE.pack(SOA) + CLASS_IN] = render(
+            result, zone.origin, len(key), querystats.slot(SOA, 0)
+        )
+        return build
+
     def _install(self, build: _NameBuild) -> None:
         for answer_key in self._keys_of.pop(build.key, ()):
             self.answers.pop(answer_key, None)
@@ -256,10 +274,21 @@ class AnswerTable:
                 affected.add(key)
                 if before is not None:
                     affected.update(before.symmetric_difference(zone.names))
+            # Names whose replies hold a changed record, before the serial is counted.
+            rebuilt = self._with_dependents(affected)
             if serial is not None:
                 zone.set_serial(serial)
-            affected.add(zone.origin_key)
-            builds = [self._build_name(zone, key) for key in self._with_dependents(affected)]
+            builds = [self._build_name(zone, key) for key in rebuilt]
+            if serial is not None and zone.origin_key not in rebuilt:
+                # Only the serial moved at the apex (every group change moves it): of
+                # the apex's own replies only SOA holds it; the names chasing to the
+                # apex (a CNAME to it) do, whole.
+                builds.append(self._build_serial(zone))
+                builds.extend(
+                    self._build_name(zone, key)
+                    for key in self._with_dependents({zone.origin_key})
+                    if key != zone.origin_key and key not in rebuilt
+                )
         except _NeedsFullRebuild:
             for key, rrsets in changes.items():
                 zone.set_records_by_key(key, rrsets)

@@ -142,8 +142,9 @@ def worker_main(
             nudged.clear()
             # Follow the change log: the store is the spine, every worker reads it.
             try:
-                if store.last_seq() > follower.applied_seq:
-                    follower.catch_up()
+                # One read of the log: nothing after the cursor is an empty run.
+                before = follower.applied_seq
+                if follower.catch_up() > before:
                     send(("applied", (follower.applied_seq, zone_serials(handler.table))))
             except Exception:
                 # The database could not be read (locked, I/O error): keep serving

@@ -204,3 +204,51 @@ def test_rebuild_touches_only_changed_names() -> None:
         serial=9,
     )
     assert untouched and all(table.answers[k] is t for k, t in untouched.items())
+
+
+def test_a_serial_that_moves_alone_renders_only_the_apex_soa_again() -> None:
+    """Every group change moves the serial: the apex's other replies (NS with its glue,
+    MX) do not hold it, so they keep their very template objects; the SOA reply, the
+    negative answers and the names that chase to the apex carry the new serial."""
+    handler = QueryHandler(AnswerTable([zone()]))
+    table = handler.table
+    handler.table.apply(
+        ORIGIN,
+        {
+            dns.name.from_text("toapex.test.example"): records(
+                "toapex.test.example", ("CNAME", "test.example.")
+            )
+        },
+        serial=8,
+    )
+    apex = b"\x04test\x07example\x00"
+    kept = {
+        key: template
+        for key, template in table.answers.items()
+        if key.startswith(apex) and key[len(apex) : len(apex) + 2] != b"\x00\x06"
+    }
+    handler.table.apply(
+        ORIGIN,
+        {dns.name.from_text("www.test.example"): records("www.test.example", ("A", "192.0.2.7"))},
+        serial=9,
+    )
+    assert len(kept) >= 2 and all(table.answers[key] is tpl for key, tpl in kept.items())
+    assert ask(handler, "test.example", "SOA").answer[0][0].serial == 9
+    assert ask(handler, "nope.test.example", "A").authority[0][0].serial == 9
+    chased = ask(handler, "toapex.test.example", "SOA").answer
+    assert [rrset[0].serial for rrset in chased if rrset.rdtype == dns.rdatatype.SOA] == [9]
+    assert_same_as_fresh(handler)
+
+
+def test_a_change_to_the_apex_glue_with_a_serial_renders_the_apex_again() -> None:
+    """The apex is rebuilt whole when something it includes changed, not only its serial."""
+    handler = QueryHandler(AnswerTable([zone()]))
+    handler.table.apply(
+        ORIGIN,
+        {dns.name.from_text("ns1.test.example"): records("ns1.test.example", ("A", "127.0.0.9"))},
+        serial=10,
+    )
+    glue = section_lines(ask(handler, "test.example", "NS").additional)
+    assert glue == ["ns1.test.example. 30 IN A 127.0.0.9"]
+    assert ask(handler, "test.example", "SOA").answer[0][0].serial == 10
+    assert_same_as_fresh(handler)
