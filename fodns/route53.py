@@ -44,9 +44,10 @@ from typing import Any, TypeVar
 from fodns.config import Route53Config, ZoneConfig
 from fodns.errors import FodnsError
 from fodns.logs import get_logger
+from fodns.mirrorstate import MirrorKey, MirrorState, MirrorValue
 from fodns.model import App, Group
 from fodns.records import group_answer
-from fodns.store import RESERVED_BY_ROUTE53, MirrorKey, MirrorValue, Store
+from fodns.store import RESERVED_BY_ROUTE53, Store
 
 log = get_logger()
 T = TypeVar("T")
@@ -436,6 +437,7 @@ class Route53Mirror:
         client_factory: Callable[[Route53Config], Any] = make_client,
     ) -> None:
         self.store = store
+        self.state = MirrorState(store)  # its own tables, through the store's hooks
         self.config = config
         self.hosted_zones = {
             z.name: z.route53_hosted_zone_id for z in zones if z.route53_hosted_zone_id
@@ -585,7 +587,7 @@ class Route53Mirror:
 
     def _follow(self, zone: str) -> None:
         status = self.status[zone]
-        cursor, remembered = self.store.mirror_state(zone)
+        cursor, remembered = self.state.cursor_and_records(zone)
         if cursor is None or status.needs_full_sync or self._full_sync_due(status):
             self._full_sync(zone, apply=True)
             return
@@ -629,9 +631,9 @@ class Route53Mirror:
             return wanted
 
         wanted = self.store.read_groups(records_of, zone)
-        _, remembered = self.store.mirror_state(zone)
+        _, remembered = self.state.cursor_and_records(zone)
         listed = self._list(zone)
-        written = self.store.route53_written(zone)
+        written = self.state.sent(zone)
         held, foreign = ownership(
             zone, listed, remembered, lambda key, value: (*key, *value) in written
         )
@@ -740,11 +742,11 @@ class Route53Mirror:
                 found[key] = (value, why)
             status.skipped = {**status.skipped, **found}
             self._report_skipped(zone, found)
-            self.store.save_mirror(zone, after, seq, replace=True)
+            self.state.save(zone, after, seq, replace=True)
         elif full:
-            self.store.save_mirror(zone, result.after(), seq, replace=True)
+            self.state.save(zone, result.after(), seq, replace=True)
         else:
-            self.store.save_mirror(zone, {}, seq)
+            self.state.save(zone, {}, seq)
         status.last_success = time.time()
         status.pending_events = 0
         status.lag_seconds = 0.0
@@ -773,7 +775,7 @@ class Route53Mirror:
         sent = {_key(change): _value(change) for change in batch}
         # Written down before it goes out: should Route53 take it and fodns never
         # hear so, the record set is still known to be fodns's.
-        self.store.remember_route53_written(
+        self.state.remember_sent(
             zone, {key: sent[key] for key in sent if _action(batch, key) != "DELETE"}
         )
         try:
@@ -796,7 +798,7 @@ class Route53Mirror:
             return
         self.status[zone].batches += 1
         self._wait_insync(response["ChangeInfo"])
-        self.store.save_mirror(
+        self.state.save(
             zone, {key: None if _action(batch, key) == "DELETE" else sent[key] for key in sent}
         )
 

@@ -31,7 +31,6 @@ Decisions beyond the design page:
 from __future__ import annotations
 
 import enum
-import json
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -127,11 +126,6 @@ class ZoneDefaults:
 
     serial: int  # the SOA serial in the zone file
     group_ttl: int = DEFAULT_GROUP_TTL  # TTL of a new group that names none
-
-
-# A Route53 record set fodns owns: (name with the final dot, type) -> (TTL, values).
-MirrorKey = tuple[str, str]
-MirrorValue = tuple[int, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -415,95 +409,6 @@ class Store:
         key = canonical_zone(zone)
         rows = self._read(lambda db: db.execute("SELECT label FROM labels WHERE zone = ?", [key]))
         return {str(row[0]) for row in rows}
-
-    def mirror_state(self, zone: str) -> tuple[int | None, dict[MirrorKey, MirrorValue]]:
-        """The Route53 mirror's cursor for the zone (None: never synced) and the record
-        sets it believes Route53 holds for fodns."""
-        key = canonical_zone(zone)
-
-        def read(db: Database) -> tuple[int | None, dict[MirrorKey, MirrorValue]]:
-            row = db.execute("SELECT seq FROM route53_cursor WHERE zone = ?", [key]).fetchone()
-            records = {
-                (str(name), str(rtype)): (int(ttl), tuple(json.loads(values)))
-                for name, rtype, ttl, values in db.execute(
-                    "SELECT name, type, ttl, record_values FROM route53_records WHERE zone = ?",
-                    [key],
-                )
-            }
-            return (None if row is None else int(row[0])), records
-
-        return self._read(read)
-
-    def save_mirror(
-        self,
-        zone: str,
-        records: Mapping[MirrorKey, MirrorValue | None],
-        seq: int | None = None,
-        *,
-        replace: bool = False,
-    ) -> None:
-        """Record what Route53 accepted: record sets set (None: deleted), all of them
-        when `replace`; and, with `seq`, that every event up to it is mirrored."""
-        key = canonical_zone(zone)
-
-        def write(db: Database) -> None:
-            if replace:
-                db.execute("DELETE FROM route53_records WHERE zone = ?", [key])
-            for (name, rtype), value in records.items():
-                if value is None:
-                    db.execute(
-                        "DELETE FROM route53_records WHERE zone = ? AND name = ? AND type = ?",
-                        [key, name, rtype],
-                    )
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO route53_records VALUES (?, ?, ?, ?, ?)",
-                        [key, name, rtype, value[0], json.dumps(list(value[1]))],
-                    )
-            if seq is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO route53_cursor VALUES (?, ?, ?)", [key, seq, utc_now()]
-                )
-
-        self._writer.run(write)
-
-    def remember_route53_written(
-        self, zone: str, records: Mapping[MirrorKey, MirrorValue], keep: int = 16
-    ) -> None:
-        """Record sets the mirror is about to send to Route53 (see route53_written);
-        only the newest `keep` of each name and type are kept."""
-        key = canonical_zone(zone)
-
-        def write(db: Database) -> None:
-            for (name, rtype), (ttl, values) in records.items():
-                # REPLACE gives a value sent again a new rowid: rowid order is age.
-                db.execute(
-                    "INSERT OR REPLACE INTO route53_written"
-                    " (zone, name, type, ttl, record_values) VALUES (?, ?, ?, ?, ?)",
-                    [key, name, rtype, ttl, json.dumps(sorted(values))],
-                )
-                db.execute(
-                    "DELETE FROM route53_written WHERE zone = ? AND name = ? AND type = ?"
-                    " AND rowid NOT IN (SELECT rowid FROM route53_written"
-                    " WHERE zone = ? AND name = ? AND type = ? ORDER BY rowid DESC LIMIT ?)",
-                    [key, name, rtype, key, name, rtype, keep],
-                )
-
-        self._writer.run(write)
-
-    def route53_written(self, zone: str) -> set[tuple[str, str, int, tuple[str, ...]]]:
-        """(name, type, TTL, sorted values) of every record set the mirror remembers
-        sending to the zone's hosted zone."""
-        key = canonical_zone(zone)
-        sql = "SELECT name, type, ttl, record_values FROM route53_written WHERE zone = ?"
-
-        def read(db: Database) -> set[tuple[str, str, int, tuple[str, ...]]]:
-            return {
-                (str(name), str(rtype), int(ttl), tuple(sorted(json.loads(values))))
-                for name, rtype, ttl, values in db.execute(sql, [key])
-            }
-
-        return self._read(read)
 
     def zone_loaded(
         self,
@@ -891,6 +796,18 @@ class Store:
         return self._writer.run(write)
 
     # Helpers that need the configured zones or the label source.
+
+    def read(self, read: Callable[[Database], T]) -> T:
+        """Run `read` in one read transaction: the hook through which a part of fodns
+        that keeps tables of its own (the Route53 mirror, fodns/mirrorstate.py) reads
+        them, without the store knowing what they hold."""
+        return self._read(read)
+
+    def write(self, write: Callable[[Database], T]) -> T:
+        """Run `write` as one committed transaction on the store's writer (see
+        writer.Writer): the write hook of the same parts. Such a write appends no
+        event: it is a consumer's own state, never a change to what DNS answers."""
+        return self._writer.run(write)
 
     def _read(self, read: Callable[[Database], T]) -> T:
         """Run `read` in one read transaction, so what it sees is one committed state."""

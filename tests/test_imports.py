@@ -47,7 +47,11 @@ def test_nothing_below_the_api_imports_it() -> None:
         ("model", {"errors"}),
         ("consumers", {"feed", "groups", "logs", "table"}),
         ("notify", {"config", "logs", "tsig"}),
-        ("route53", {"config", "errors", "feed", "logs", "model", "records", "store"}),
+        (
+            "route53",
+            {"config", "errors", "feed", "logs", "mirrorstate", "model", "records", "store"},
+        ),
+        ("mirrorstate", {"rows"}),
         (
             "workers",
             {
@@ -96,6 +100,7 @@ def test_the_store_knows_no_consumer_of_its_changes() -> None:
         "workers",
         "service",
         "route53",
+        "mirrorstate",
         "notify",
     }
     assert fodns_imports("store") & consumers == set()
@@ -115,3 +120,11 @@ def test_only_the_wiring_of_a_process_imports_the_consumers() -> None:
     worker (workers); nothing they consume from imports them."""
     importers = {module for module in modules() if "consumers" in fodns_imports(module)}
     assert importers == {"service", "workers"}
+
+
+def test_the_store_holds_no_sql_of_the_route53_mirror() -> None:
+    """The mirror's tables are read and written in mirrorstate.py through the store's
+    hooks; the store names none of them."""
+    source = (PACKAGE / "store.py").read_text()
+    assert "route53_records" not in source and "route53_cursor" not in source
+    assert "route53_written" not in source
