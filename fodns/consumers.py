@@ -193,6 +193,7 @@ class Feed:
         self._served_followers: list[ServedFollower] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._catch_up_scheduled = False
+        self._served_scheduled = False
         self._tick: asyncio.Task[None] | None = None
         # Set, and replaced by a new one, whenever the frontier may have moved: what a
         # `served` wait sleeps on.
@@ -244,17 +245,26 @@ class Feed:
         self.progressed()
 
     def progressed(self) -> None:
-        """The served frontier may have moved: the served followers and `served`
-        waits look again."""
-        frontier = self.frontier()
-        if frontier is not None:
-            for follower in self._served_followers:
-                try:
-                    follower.served_up_to(frontier)
-                except Exception:  # the database could not be read: the next tick retries
-                    log.exception("served_follower_failed", frontier=frontier)
+        """The served frontier may have moved: `served` waits look again, then the
+        served followers. In that order: a request waiting for its change is the
+        one someone is timing, and NOTIFY's read of the log can come a moment later
+        (the waiters resume before the callback scheduled after them runs)."""
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()
+        if self._served_followers and not self._served_scheduled and self._loop is not None:
+            self._served_scheduled = True
+            self._loop.call_soon(self._tell_served_followers)
+
+    def _tell_served_followers(self) -> None:
+        self._served_scheduled = False
+        frontier = self.frontier()
+        if frontier is None:
+            return
+        for follower in self._served_followers:
+            try:
+                follower.served_up_to(frontier)
+            except Exception:  # the database could not be read: the next tick retries
+                log.exception("served_follower_failed", frontier=frontier)
 
     async def served(self, seq: int) -> bool:
         """Wait until every DNS process serves event `seq`; False if one does not
