@@ -107,6 +107,17 @@ def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
     )
 
 
+def active_group_rows(db: Database, zone: str) -> Iterator[tuple[str, int | None, int]]:
+    """(label, id of the active side's app or None, TTL) of each group of `zone`, in
+    no particular order: what a table needs of a group, read without joins."""
+    # `active` is guaranteed by a CHECK constraint to be one of the two.
+    return db.conn.execute(
+        "SELECT label, CASE active WHEN 'primary' THEN primary_app_id ELSE backup_app_id END,"
+        " ttl FROM groups WHERE zone = ?",
+        [zone],
+    )
+
+
 def find_group(db: Database, label: str, zone: str | None) -> GroupRow:
     """The group with this label, in `zone` or (None) in the one zone that has it."""
     label = label.lower()
