@@ -29,6 +29,7 @@ Everything binds 127.0.0.1 on ports the OS picks; every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -134,6 +135,15 @@ def fill_store(directory: Path, apps: int, groups: int, code: Path = REPOSITORY)
         )
 
 
+class StartFailed(RuntimeError):
+    """fodns exited while starting: why, after how long, and its peak memory until then."""
+
+    def __init__(self, message: str, seconds: float, peak_mb: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.peak_mb = peak_mb
+
+
 class Server:
     """`fodns serve` as a child process; reads its dns_listening/api_listening events.
     By default this checkout's fodns; with `code`, the fodns in that directory."""
@@ -154,10 +164,22 @@ class Server:
             env={**environment, "FODNS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
         )
         self.dns_port = self.api_port = 0
+        # The most memory all its processes held at once while it started (sampled).
+        self.peak_resident_mb_total = 0.0
+        next_sample = 0.0
         deadline = time.monotonic() + 120
         while (not self.dns_port or not self.api_port) and time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"fodns exited while starting: {self.log_path.read_text()}")
+                raise StartFailed(
+                    f"fodns exited while starting: {self.log_path.read_text()[-500:]}",
+                    time.monotonic() - self.started,
+                    self.peak_resident_mb_total,
+                )
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + 0.1
+                self.peak_resident_mb_total = max(
+                    self.peak_resident_mb_total, self.resident_mb_total()
+                )
             for line in self.log_path.read_text().splitlines():
                 try:
                     event = json.loads(line)
@@ -193,9 +215,10 @@ class Server:
         pids = [str(self.process.pid), *children]
         total = 0.0
         for pid in pids:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
+            with contextlib.suppress(OSError):  # a process that has just ended
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
         return total
 
     def api(self, method: str, path: str, body: object = None) -> object:
@@ -235,7 +258,20 @@ def measure_scale(
         directory = Path(temporary)
         fill_store(directory, apps, groups, code)
         for workers in workers_counts:
-            server = Server(write_config(directory, workers), code)
+            try:
+                server = Server(write_config(directory, workers), code)
+            except StartFailed as failed:
+                rows.append(
+                    {
+                        "workers": workers,
+                        "groups": groups,
+                        "apps": apps,
+                        "failed_to_start": str(failed),
+                        "seconds_until_it_gave_up": round(failed.seconds, 2),
+                        "peak_resident_mb_total": round(failed.peak_mb),
+                    }
+                )
+                continue
             try:
                 reply = dns.query.udp(
                     dns.message.make_query("000-000-001.fo.example.net", "A"),
@@ -251,6 +287,7 @@ def measure_scale(
                     "seconds_to_serving": round(server.ready_after, 2),
                     "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
                     "resident_mb_total": round(server.resident_mb_total()),
+                    "peak_resident_mb_total": round(server.peak_resident_mb_total),
                 }
                 if workers == 1:
                     row.update(dns_during_lists(server, LIST_PATHS))

@@ -57,6 +57,7 @@ def record_zone_files(store: Store, zones: Iterable[ZoneData]) -> None:
 def build_table(zones: list[ZoneData], store: Store) -> tuple[AnswerTable, int]:
     """The zone files' data and, on top of it, every group of the store: the table
     and the seq of the last event it includes (where its follower starts)."""
+    started = time.monotonic()
     table = AnswerTable(zones)
     # The collector would walk the millions of objects being created again and again
     # (a third of the time of loading a million groups): off while loading, which
@@ -73,6 +74,13 @@ def build_table(zones: list[ZoneData], store: Store) -> tuple[AnswerTable, int]:
         gc.freeze()
         if collecting:
             gc.enable()
+    log.info(
+        "table_built",
+        names=len(table.names),
+        replies=len(table.answers),
+        seq=seq,
+        seconds=round(time.monotonic() - started, 3),
+    )
     return table, seq
 
 
