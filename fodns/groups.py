@@ -11,6 +11,7 @@ import socket
 import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import dns.name
 import dns.rdata
@@ -219,36 +220,38 @@ def load_groups(
     """Start-up: every group into a table that has none yet (see AnswerTable.load_by_key)."""
     lines: dict[str, list[GroupLine]] = defaultdict(list)
     for group in groups:
-        active = None if group.active_app is None else apps.get(group.active_app)
-        lines[group.zone].append((group.label, active, group.ttl))
+        lines[group.zone].append((group.label, group.active_app, group.ttl))
     for origin_key, zone in table.zones.items():
         name = zone.origin.to_text(omit_final_dot=True)
         if name in lines or name in serials:
-            _load_zone(table, origin_key, lines.get(name, []), serials.get(name))
+            keyed = ((_label_key(label, origin_key), *rest) for label, *rest in lines.get(name, []))
+            _load_zone(table, origin_key, keyed, apps.get, serials.get(name))
 
 
 def load_stored_groups(table: AnswerTable, stored: StoredGroups) -> None:
     """Start-up: every group of the store into a table that has none yet, read zone by
     zone as plain rows and never all held at once (a million groups as Group objects
     took more memory than the table they become)."""
-    apps = stored.apps
     for origin_key, zone in table.zones.items():
         name = zone.origin.to_text(omit_final_dot=True)
-        lines = (
-            (label, None if app_id is None else apps.get(app_id), ttl)
-            for label, app_id, ttl in stored.rows(name)
-        )
-        _load_zone(table, origin_key, lines, stored.serials.get(name))
+        rows = stored.rows(name, origin_key)
+        _load_zone(table, origin_key, rows, stored.apps.get, stored.serials.get(name))
 
 
-# A group as start-up loads it: label, active app (None: that side has none), TTL.
-GroupLine = tuple[str, App | None, int]
+# A group as start-up loads it: label, its active app (by name or by id; None when
+# that side has no app), TTL.
+GroupLine = tuple[str, Any, int]
 
 
 def _load_zone(
-    table: AnswerTable, origin_key: bytes, lines: Iterable[GroupLine], serial: int | None
+    table: AnswerTable,
+    origin_key: bytes,
+    rows: Iterable[tuple[bytes, Any, int]],
+    app_of: Callable[[Any], App | None],
+    serial: int | None,
 ) -> None:
-    """Load one zone's groups in one pass (AnswerTable.load_by_key) and set its serial.
+    """Load one zone's groups, given as (name key, active app's name or id, TTL), in one
+    pass (AnswerTable.load_by_key), and set the zone's serial.
 
     A zone file edited to use a name that a group already has (the API refuses
     the other way round) loses that name to the group: customers' CNAMEs point
@@ -257,15 +260,15 @@ def _load_zone(
     zone = table.zones[origin_key]
     file_names = zone.file_names
     # Groups on the same app with the same TTL share their records: found once per
-    # (app, TTL) here, by the App object's identity (the apps outlive the load).
-    shared_of: dict[tuple[int, int], HeadRecords] = {}
+    # (app, TTL) here.
+    shared_of: dict[tuple[Any, int], HeadRecords] = {}
 
     def named_records() -> Iterator[tuple[bytes, GroupRecords]]:
-        for label, app, ttl in lines:
-            key = _label_key(label, origin_key)
-            shared = shared_of.get((id(app), ttl))
+        for key, app, ttl in rows:
+            shared = shared_of.get((app, ttl))
             if shared is None:
-                shared = shared_of[id(app), ttl] = shared_records(ttl, app_records(app))
+                active = None if app is None else app_of(app)
+                shared = shared_of[app, ttl] = shared_records(ttl, app_records(active))
             if key in file_names:
                 _take_file_name(zone, key)
             yield key, GroupRecords(key, shared)

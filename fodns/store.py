@@ -158,10 +158,11 @@ class StoredGroups:
     seq: int
     db: Database
 
-    def rows(self, zone: str) -> Iterator[tuple[str, int | None, int]]:
-        """(label, active app id or None, TTL) of each group of `zone`, as SQLite yields
-        them: a million groups never exist as a million Group objects."""
-        return active_group_rows(self.db, zone)
+    def rows(self, zone: str, origin_key: bytes) -> Iterator[tuple[bytes, int | None, int]]:
+        """(name key, active app id or None, TTL) of each group of `zone`, as SQLite
+        yields them: a million groups never exist as a million Group objects.
+        `origin_key` is the zone's wire name (see rows.active_group_rows)."""
+        return active_group_rows(self.db, zone, origin_key)
 
 
 class Store:

@@ -319,6 +319,10 @@ class AnswerTable:
         rest: dict[bytes, Mapping[int, RRset] | None] = {}
         referred: set[bytes] = set()  # loaded names that zone-file names refer to
         loaded = 0
+        # Renderings are shared by many names (a group's by every group on its web
+        # head): what installing one takes is worked out once per rendering, by its
+        # identity (each is kept alive by the records that rendered it).
+        installs: dict[int, tuple[NameInfo, tuple[tuple[bytes, Template], ...] | None]] = {}
         for key, records in new_names:
             direct = getattr(records, "direct_templates", None)
             templates = (
@@ -332,13 +336,23 @@ class AnswerTable:
             if templates is None or records is None:
                 rest[key] = records
                 continue
+            install = installs.get(id(templates))
+            if install is None:
+                implied = templates.keys() <= _IMPLIED_SUFFIX.keys()
+                install = installs[id(templates)] = (
+                    cname if CNAME in templates else plain,
+                    tuple((_IMPLIED_SUFFIX[t], tpl) for t, tpl in templates.items())
+                    if implied
+                    else None,
+                )
             # What set_records_by_key does for a new child of the apex, its count aside.
             records_of[key] = records
             zone_names.add(key)
-            names[key] = cname if CNAME in templates else plain
-            if templates.keys() <= _IMPLIED_SUFFIX.keys():
-                for rdtype, template in templates.items():
-                    answers[key + _IMPLIED_SUFFIX[rdtype]] = template
+            info, suffixed = install
+            names[key] = info
+            if suffixed is not None:
+                for suffix, template in suffixed:
+                    answers[key + suffix] = template
             else:
                 entries = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
                 answers.update(entries)
