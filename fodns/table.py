@@ -321,8 +321,8 @@ class AnswerTable:
         loaded = 0
         # Renderings are shared by many names (a group's by every group on its web
         # head): what installing one takes is worked out once per rendering, by its
-        # identity (each is kept alive by the records that rendered it).
-        installs: dict[int, tuple[NameInfo, tuple[tuple[bytes, Template], ...] | None]] = {}
+        # identity; the entry holds the rendering, so no other can take its id.
+        installs: dict[int, tuple[object, NameInfo, tuple[tuple[bytes, Template], ...] | None]] = {}
         for key, records in new_names:
             direct = getattr(records, "direct_templates", None)
             templates = (
@@ -340,6 +340,7 @@ class AnswerTable:
             if install is None:
                 implied = templates.keys() <= _IMPLIED_SUFFIX.keys()
                 install = installs[id(templates)] = (
+                    templates,
                     cname if CNAME in templates else plain,
                     tuple((_IMPLIED_SUFFIX[t], tpl) for t, tpl in templates.items())
                     if implied
@@ -348,7 +349,7 @@ class AnswerTable:
             # What set_records_by_key does for a new child of the apex, its count aside.
             records_of[key] = records
             zone_names.add(key)
-            info, suffixed = install
+            _, info, suffixed = install
             names[key] = info
             if suffixed is not None:
                 for suffix, template in suffixed:
