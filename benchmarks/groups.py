@@ -29,6 +29,7 @@ Everything binds 127.0.0.1 on ports the OS picks; every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -61,6 +62,8 @@ def write_config(directory: Path, workers: int) -> Path:
         f'[dns]\nlisten = ["127.0.0.1:0"]\nworkers = {workers}\n'
         f'[api]\nlisten = "127.0.0.1:0"\n[store]\npath = "{directory / "fodns.db"}"\n'
         f'[[zones]]\nname = "fo.example.net"\nfile = "{ZONE}"\n'
+        # AXFR from loopback, unsigned: the transfer measured while queries are answered.
+        'allow_transfer = [{ address = "127.0.0.1/32" }]\n'
     )
     return config
 
@@ -132,6 +135,15 @@ def fill_store(directory: Path, apps: int, groups: int, code: Path = REPOSITORY)
         )
 
 
+class StartFailed(RuntimeError):
+    """fodns exited while starting: why, after how long, and its peak memory until then."""
+
+    def __init__(self, message: str, seconds: float, peak_mb: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.peak_mb = peak_mb
+
+
 class Server:
     """`fodns serve` as a child process; reads its dns_listening/api_listening events.
     By default this checkout's fodns; with `code`, the fodns in that directory."""
@@ -152,10 +164,22 @@ class Server:
             env={**environment, "FODNS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
         )
         self.dns_port = self.api_port = 0
+        # The most memory all its processes held at once while it started (sampled).
+        self.peak_resident_mb_total = 0.0
+        next_sample = 0.0
         deadline = time.monotonic() + 120
         while (not self.dns_port or not self.api_port) and time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"fodns exited while starting: {self.log_path.read_text()}")
+                raise StartFailed(
+                    f"fodns exited while starting: {self.log_path.read_text()[-500:]}",
+                    time.monotonic() - self.started,
+                    self.peak_resident_mb_total,
+                )
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + 0.1
+                self.peak_resident_mb_total = max(
+                    self.peak_resident_mb_total, self.resident_mb_total()
+                )
             for line in self.log_path.read_text().splitlines():
                 try:
                     event = json.loads(line)
@@ -182,6 +206,21 @@ class Server:
                     sizes.append(int(line.split()[1]) / 1024)
         return sizes
 
+    def resident_mb_total(self) -> float:
+        """Resident memory of every process of this fodns: the main process, the DNS
+        workers and multiprocessing's helper, as the machine must hold them."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        pids = [str(self.process.pid), *children]
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):  # a process that has just ended
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+        return total
+
     def api(self, method: str, path: str, body: object = None) -> object:
         return json.loads(self.api_bytes(method, path, body) or b"null")
 
@@ -206,13 +245,33 @@ class Server:
         self.log.close()
 
 
-def measure_scale(apps: int, groups: int, code: Path = REPOSITORY) -> list[dict[str, object]]:
+def measure_scale(
+    apps: int,
+    groups: int,
+    code: Path = REPOSITORY,
+    workers_counts: tuple[int, ...] = (1, 2),
+    switches_at_scale: int = 0,
+    axfr: bool = False,
+) -> list[dict[str, object]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fodns-scale-") as temporary:
         directory = Path(temporary)
         fill_store(directory, apps, groups, code)
-        for workers in (1, 2):
-            server = Server(write_config(directory, workers), code)
+        for workers in workers_counts:
+            try:
+                server = Server(write_config(directory, workers), code)
+            except StartFailed as failed:
+                rows.append(
+                    {
+                        "workers": workers,
+                        "groups": groups,
+                        "apps": apps,
+                        "failed_to_start": str(failed),
+                        "seconds_until_it_gave_up": round(failed.seconds, 2),
+                        "peak_resident_mb_total": round(failed.peak_mb),
+                    }
+                )
+                continue
             try:
                 reply = dns.query.udp(
                     dns.message.make_query("000-000-001.fo.example.net", "A"),
@@ -227,13 +286,151 @@ def measure_scale(apps: int, groups: int, code: Path = REPOSITORY) -> list[dict[
                     "apps": apps,
                     "seconds_to_serving": round(server.ready_after, 2),
                     "resident_mb_per_dns_process": [round(m) for m in server.resident_mb()],
+                    "resident_mb_total": round(server.resident_mb_total()),
+                    "peak_resident_mb_total": round(server.peak_resident_mb_total),
                 }
                 if workers == 1:
                     row.update(dns_during_lists(server, LIST_PATHS))
+                if workers > 1 and axfr:
+                    row.update(dns_during_axfr(server))
+                if workers > 1 and switches_at_scale:
+                    targets = scale_switch_targets(groups, apps)
+                    row["switches_at_scale"] = switch_loop(server, targets, switches_at_scale)
                 rows.append(row)
             finally:
                 server.stop()
     return rows
+
+
+def scale_switch_targets(groups: int, apps: int, count: int = 20) -> list[SwitchTarget]:
+    """Groups of fill_store to switch back and forth: spread over the whole store, each
+    with its primary side active and web servers on both sides (fill_store gives group
+    i the apps i and i + 1, app j the servers 10.(j >> 8).(j & 255).1 and .2 unless j
+    is a multiple of ten, and a third of the groups, i a multiple of three, backup
+    active)."""
+    chosen: list[SwitchTarget] = []
+    step = max(1, groups // count)
+    for start in range(0, groups, step):
+        i = next(
+            (k for k in range(start, min(groups, start + 30)) if k % 3 and k % 10 not in (0, 9)),
+            None,
+        )
+        if i is None:
+            continue
+        label = f"{i // 1_000_000:03d}-{i // 1000 % 1000:03d}-{i % 1000:03d}"
+        primary, backup = i % apps, (i + 1) % apps
+        chosen.append((label, app_address(primary), app_address(backup)))
+    return chosen[:count]
+
+
+def app_address(app: int) -> str:
+    return f"10.{app >> 8 & 255}.{app & 255}.1"
+
+
+def dns_during_axfr(server: Server, seconds_before: float = 3.0) -> dict[str, object]:
+    """An AXFR of the zone over TCP while a prober process queries over UDP, one query
+    after another from 16 sockets in turn (so both workers are asked): the probes
+    answered per second before and during the transfer, and the worst reply time
+    during it. The transfer is read and its records counted without being parsed,
+    so the reader takes little of the CPU the server needs."""
+    context = multiprocessing.get_context("spawn")
+    stop, ready, results = context.Event(), context.Event(), context.Queue()
+    prober = context.Process(
+        target=probe_dns_spread, args=(server.dns_port, stop, ready, 600.0, results)
+    )
+    prober.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the DNS prober got no reply within 60 s")
+        time.sleep(seconds_before)
+        started = time.monotonic()
+        records, messages = axfr_record_count(server.dns_port, "fo.example.net")
+        finished = time.monotonic()
+    finally:
+        stop.set()
+        replies = results.get(timeout=PROBE_TIMEOUT + 60)
+        prober.join(10)
+    before = [ms for at, ms in replies if at < started]
+    during = [ms for at, ms in replies if started <= at <= finished]
+    window_before = min(seconds_before, started - min(at for at, _ in replies))
+    return {
+        "axfr_seconds": round(finished - started, 2),
+        "axfr_records": records,
+        "axfr_messages": messages,
+        "dns_answered_per_second_before_axfr": round(len(before) / window_before),
+        "dns_answered_per_second_during_axfr": round(len(during) / (finished - started)),
+        "dns_ms_during_axfr_p99": round(percentile(during, 0.99), 1) if during else None,
+        "dns_ms_during_axfr_worst": round(max(during), 1) if during else None,
+        "dns_probes_unanswered_during_axfr": sum(ms >= PROBE_TIMEOUT * 1000 for ms in during),
+    }
+
+
+def axfr_record_count(port: int, zone: str, timeout: float = 300.0) -> tuple[int, int]:
+    """Records and messages of an AXFR of `zone`, read until the closing SOA (RFC 5936
+    §2.2: the first and last record are the SOA), each record stepped over by its
+    RDLENGTH rather than parsed."""
+    query = dns.message.make_query(zone, "AXFR").to_wire()
+    deadline = time.monotonic() + timeout
+    records = messages = soas = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(len(query).to_bytes(2, "big") + query)
+        stream = sock.makefile("rb")
+        while soas < 2 and time.monotonic() < deadline:
+            length = int.from_bytes(stream.read(2), "big")
+            message = stream.read(length)
+            if len(message) < 12 or message[3] & 0x0F:
+                raise RuntimeError(f"AXFR failed: rcode {message[3] & 0x0F if message else '-'}")
+            count = int.from_bytes(message[6:8], "big")
+            offset = skip_name(message, 12) + 4  # the question: name, type, class
+            for _ in range(count):
+                offset = skip_name(message, offset)
+                if int.from_bytes(message[offset : offset + 2], "big") == SOA_TYPE:
+                    soas += 1
+                offset += 10 + int.from_bytes(message[offset + 8 : offset + 10], "big")
+            records += count
+            messages += 1
+    return records, messages
+
+
+SOA_TYPE = 6
+
+
+def skip_name(message: bytes, offset: int) -> int:
+    """The offset after the (possibly compressed) name at `offset`."""
+    while True:
+        length = message[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0:
+            return offset + 2
+        offset += length + 1
+
+
+def probe_dns_spread(port: int, stop: Any, ready: Any, seconds: float, results: Any) -> None:
+    """Query a group name over UDP, one query at a time, from 16 sockets in turn (the
+    kernel spreads them over the workers), until `stop` is set or `seconds` pass;
+    send back (time sent, reply ms) of each, a probe unanswered within PROBE_TIMEOUT
+    counting as that."""
+    deadline = time.monotonic() + seconds
+    replies: list[tuple[float, float]] = []
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
+    try:
+        count = 0
+        while not stop.is_set() and time.monotonic() < deadline:
+            sock = sockets[count % len(sockets)]
+            query = dns.message.make_query(f"000-{count % 1000:03d}-001.fo.example.net", "A")
+            sent = time.monotonic()
+            sock.sendto(query.to_wire(), ("127.0.0.1", port))
+            if answered_within(sock, query.id, sent + PROBE_TIMEOUT):
+                replies.append((sent, (time.monotonic() - sent) * 1000))
+                ready.set()
+            else:
+                replies.append((sent, PROBE_TIMEOUT * 1000))
+            count += 1
+    finally:
+        for sock in sockets:
+            sock.close()
+    results.put(replies)
 
 
 def probe_dns(port: int, stop: Any, ready: Any, seconds: float, results: Any) -> None:
@@ -368,52 +565,68 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+# A group to switch: label, its primary's address, its backup's address (primary active).
+SwitchTarget = tuple[str, str, str]
+
+
 def measure_switches(switches: int, code: Path = REPOSITORY) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="fodns-switch-") as temporary:
         directory = Path(temporary)
         server = Server(write_config(directory, 2), code)
-        sockets = []
         try:
             server.api("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.10"]})
             server.api("POST", "/v1/apps", {"name": "us", "web_servers": ["198.51.100.7"]})
-            labels = [
-                server.api("POST", "/v1/groups", {"primary": "eu", "backup": "us"})["label"]
-                for _ in range(20)
-            ]  # type: ignore[index]
-            for _ in range(16):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sock.settimeout(0.2)
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)
-            api_ms, served_ms, missed = [], [], 0
-            began = time.monotonic()
-            for count in range(switches):
-                label = labels[count % len(labels)]
-                side, address = (
-                    ("backup", "198.51.100.7")
-                    if (count // len(labels)) % 2 == 0
-                    else ("primary", "192.0.2.10")
+            targets: list[SwitchTarget] = [
+                (
+                    server.api("POST", "/v1/groups", {"primary": "eu", "backup": "us"})["label"],  # type: ignore[index]
+                    "192.0.2.10",
+                    "198.51.100.7",
                 )
-                start = time.monotonic()
-                server.api("POST", f"/v1/groups/{label}/switch", {"to": side})
-                acknowledged = time.monotonic()
-                if not all_sockets_see(
-                    sockets, server.dns_port, f"{label}.fo.example.net", address, acknowledged + 2.0
-                ):
-                    missed += 1
-                api_ms.append((acknowledged - start) * 1000)
-                served_ms.append((time.monotonic() - start) * 1000)
-            elapsed = time.monotonic() - began
-            # Switch rate alone: the API one request after another, no DNS checks between.
-            rate_began = time.monotonic()
-            for count in range(switches):
-                side = "backup" if count % 2 == 0 else "primary"
-                server.api("POST", f"/v1/groups/{labels[0]}/switch", {"to": side})
-            rate = switches / (time.monotonic() - rate_began)
+                for _ in range(20)
+            ]
+            return switch_loop(server, targets, switches)
         finally:
-            for sock in sockets:
-                sock.close()
             server.stop()
+
+
+def switch_loop(server: Server, targets: list[SwitchTarget], switches: int) -> dict[str, object]:
+    """`switches` switches through the API one after another, over the targets in turn,
+    each checked from 16 sockets (see all_sockets_see); then the switch rate alone."""
+    sockets = []
+    try:
+        for _ in range(16):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(0.2)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        api_ms, served_ms, missed = [], [], 0
+        began = time.monotonic()
+        for count in range(switches):
+            label, primary, backup = targets[count % len(targets)]
+            side, address = (
+                ("backup", backup) if (count // len(targets)) % 2 == 0 else ("primary", primary)
+            )
+            start = time.monotonic()
+            server.api("POST", f"/v1/groups/{label}/switch", {"to": side})
+            acknowledged = time.monotonic()
+            if not all_sockets_see(
+                sockets, server.dns_port, f"{label}.fo.example.net", address, acknowledged + 2.0
+            ):
+                missed += 1
+            api_ms.append((acknowledged - start) * 1000)
+            served_ms.append((time.monotonic() - start) * 1000)
+        elapsed = time.monotonic() - began
+        # Switch rate alone: the API one request after another, no DNS checks between.
+        # An even number, so every group ends on the side it started on.
+        rate_switches = switches - switches % 2
+        rate_began = time.monotonic()
+        for count in range(rate_switches):
+            side = "backup" if count % 2 == 0 else "primary"
+            server.api("POST", f"/v1/groups/{targets[0][0]}/switch", {"to": side})
+        rate = rate_switches / (time.monotonic() - rate_began) if rate_switches else 0.0
+    finally:
+        for sock in sockets:
+            sock.close()
     return {
         "switches": switches,
         "workers": 2,
@@ -451,7 +664,16 @@ def export_commit(revision: str, directory: Path) -> dict[str, str]:
 
 
 def measure(args: argparse.Namespace, code: Path) -> dict[str, object]:
-    results: dict[str, object] = {"scale": measure_scale(args.apps, args.groups, code)}
+    results: dict[str, object] = {
+        "scale": measure_scale(
+            args.apps,
+            args.groups,
+            code,
+            tuple(args.workers),
+            args.switches_at_scale,
+            args.axfr,
+        )
+    }
     if args.switches:
         results["switches"] = measure_switches(args.switches, code)
     return results
@@ -464,7 +686,13 @@ def numbers(results: dict[str, Any]) -> dict[str, float]:
         for key, value in row.items():
             name = f"scale.workers{row['workers']}.{key}"
             if isinstance(value, dict):
-                flat.update({f"{name}.{k}": float(v) for k, v in value.items()})
+                flat.update(
+                    {
+                        f"{name}.{k}": float(v)
+                        for k, v in value.items()
+                        if isinstance(v, (int, float)) and k not in ("switches", "workers")
+                    }
+                )
             elif isinstance(value, list):
                 flat.update({f"{name}.{i}": float(v) for i, v in enumerate(value)})
             elif isinstance(value, (int, float)) and key not in ("workers", "groups", "apps"):
@@ -501,6 +729,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", type=int, default=10_000)
     parser.add_argument("--switches", type=int, default=1000, help="0: no switch measurement")
     parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="the worker counts whose start-up is measured (the lists only with 1)",
+    )
+    parser.add_argument(
+        "--switches-at-scale",
+        type=int,
+        default=0,
+        metavar="S",
+        help="also S switches of the big store's groups, with 2 workers or more",
+    )
+    parser.add_argument(
+        "--axfr",
+        action="store_true",
+        help="also an AXFR of the big zone while queries are answered (2 workers or more)",
+    )
+    parser.add_argument(
         "--against",
         metavar="REV",
         help="also measure commit REV in this run, taking turns with this tree",
@@ -535,7 +782,14 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(measure(args, code))
     results: dict[str, Any] = {
         "provenance": record,
-        "settings": {"groups": args.groups, "apps": args.apps, "switches": args.switches},
+        "settings": {
+            "groups": args.groups,
+            "apps": args.apps,
+            "switches": args.switches,
+            "workers": args.workers,
+            "switches_at_scale": args.switches_at_scale,
+            "axfr": args.axfr,
+        },
         **this_tree[0],  # "scale" and "switches" of this tree, as before
     }
     if against:

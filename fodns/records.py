@@ -72,6 +72,12 @@ def group_answer(group: Group, apps: Mapping[str, App]) -> GroupAnswer:
     return GroupAnswer(group.fqdn, group.ttl, head_records(active_head(group, apps)))
 
 
+def app_records(app: App | None) -> tuple[Record, ...]:
+    """The records of a group whose active side is `app` (None: no app there), as
+    group_answer has them: for start-up, which reads groups as rows, not Groups."""
+    return () if app is None else head_records(app.web_head)
+
+
 @functools.lru_cache(maxsize=65536)
 def head_records(head: Sequence[str]) -> tuple[Record, ...]:
     """(type, data) of each servable value of a web head, in its order.

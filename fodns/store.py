@@ -72,6 +72,7 @@ from fodns.rows import (
     EVENT_SELECT,
     GroupRow,
     active_app_id,
+    active_group_rows,
     app_filter,
     append_event,
     apps_of,
@@ -137,6 +138,24 @@ class Change:
     deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of groups that no longer exist
     apps: dict[str, App] = field(default_factory=dict)  # the apps those groups reference, by name
     serials: dict[str, int] = field(default_factory=dict)  # new SOA serial of each changed zone
+
+
+@dataclass(frozen=True)
+class StoredGroups:
+    """Every group as of one committed state, for building a table: the apps by id,
+    each zone's served serial, the seq of the last event, and each zone's groups
+    as plain rows from the cursor (see `rows`). Valid only inside Store.read_stored_groups."""
+
+    apps: dict[int, App]
+    serials: dict[str, int]
+    seq: int
+    db: Database
+
+    def rows(self, zone: str, origin_key: bytes) -> Iterator[tuple[bytes, int | None, int]]:
+        """(name key, active app id or None, TTL) of each group of `zone`, as SQLite
+        yields them: a million groups never exist as a million Group objects.
+        `origin_key` is the zone's wire name (see rows.active_group_rows)."""
+        return active_group_rows(self.db, zone, origin_key)
 
 
 class Store:
@@ -399,6 +418,17 @@ class Store:
             apps = {row.app.name: row.app for row in select_apps(db)}
             serials = {zone: self._served_serial(db, zone) for zone in self._zones}
             return groups, apps, serials, newest_seq(db)
+
+        return self._read(read)
+
+    def read_stored_groups(self, use: Callable[[StoredGroups], T]) -> T:
+        """Call `use` with every group as of one moment (see StoredGroups), inside one
+        read transaction; what it returns. Start-up builds its table this way."""
+
+        def read(db: Database) -> T:
+            apps = {row.id: row.app for row in select_apps(db)}
+            serials = {zone: self._served_serial(db, zone) for zone in self._zones}
+            return use(StoredGroups(apps, serials, newest_seq(db), db))
 
         return self._read(read)
 

@@ -41,6 +41,11 @@ SYNTHESIZED_CACHE_LIMIT = 20_000
 MISSES_REMEMBERED = 100_000
 WILDCARD_PREFIX = b"\x01*"
 _QTYPE = struct.Struct("!H")
+# The end of a question key (QTYPE, QCLASS IN) for the types a failover group has.
+# A name whose replies are all of these types keeps no list of its answer keys
+# (`_keys_of`): they are found by trying the three, which saves a list per group.
+_IMPLIED_SUFFIX = {rdtype: _QTYPE.pack(rdtype) + CLASS_IN for rdtype in (A, AAAA, CNAME)}
+_IMPLIED = frozenset(_IMPLIED_SUFFIX.values())
 
 
 class NameKind(enum.IntEnum):
@@ -214,9 +219,16 @@ class AnswerTable:
         )
         return build
 
-    def _install(self, build: _NameBuild) -> None:
-        for answer_key in self._keys_of.pop(build.key, ()):
+    def _drop_answers(self, key: bytes) -> None:
+        """Remove every prebuilt reply of the name `key`."""
+        answer_keys = self._keys_of.pop(key, None)
+        if answer_keys is None:  # none of other types: see _IMPLIED_SUFFIX
+            answer_keys = [key + suffix for suffix in _IMPLIED_SUFFIX.values()]
+        for answer_key in answer_keys:
             self.answers.pop(answer_key, None)
+
+    def _install(self, build: _NameBuild) -> None:
+        self._drop_answers(build.key)
         for target in self._references_of.pop(build.key, ()):
             referers = self._dependents.get(target)
             if referers is not None:
@@ -226,7 +238,8 @@ class AnswerTable:
             return
         self.names[build.key] = build.info
         self.answers.update(build.templates)
-        self._keys_of[build.key] = list(build.templates)
+        if any(answer_key[-4:] not in _IMPLIED for answer_key in build.templates):
+            self._keys_of[build.key] = list(build.templates)
         self._references_of[build.key] = build.references
         for target in build.references:
             self._dependents.setdefault(target, set()).add(build.key)
@@ -313,36 +326,72 @@ class AnswerTable:
     def load_by_key(
         self,
         origin_key: bytes,
-        new_names: Mapping[bytes, Mapping[int, RRset] | None],
+        new_names: Iterable[tuple[bytes, Mapping[int, RRset] | None]],
         serial: int | None = None,
     ) -> None:
-        """Start-up: add many new names whose records render themselves (groups).
+        """Start-up: add many new names whose records render themselves (groups),
+        read once from an iterable of (key, records), so a caller can stream them.
 
         The bookkeeping `apply_by_key` keeps for changes (rollback copies, a
         dependency walk per name) is a waste when the names are new; this adds
-        them directly. Anything unusual (the name exists, a delegation, a reply
-        that needs the full lookup) and the names whose replies include the new
-        ones (a zone-file CNAME to a group) still go through `apply_by_key`.
+        them directly. Anything unusual (the name exists, is not a child of the
+        apex, a delegation, a reply that needs the full lookup) and the names
+        whose replies include the new ones (a zone-file CNAME to a group) still go
+        through `apply_by_key`.
         """
         zone = self.zones[origin_key]
         runtime = self.runtimes[origin_key]
-        answers, names, keys_of = self.answers, self.names, self._keys_of
+        plain, cname = runtime.info(NameKind.PLAIN), runtime.info(NameKind.CNAME)
+        answers, names, dependents = self.answers, self.names, self._dependents
+        records_of, zone_names = zone.records, zone.names
+        direct_allowed = not zone.cuts
         rest: dict[bytes, Mapping[int, RRset] | None] = {}
-        loaded: set[bytes] = set()
-        for key, records in new_names.items():
+        referred: set[bytes] = set()  # loaded names that zone-file names refer to
+        loaded = 0
+        # Renderings are shared by many names (a group's by every group on its web
+        # head): what installing one takes is worked out once per rendering, by its
+        # identity; the entry holds the rendering, so no other can take its id.
+        installs: dict[int, tuple[object, NameInfo, tuple[tuple[bytes, Template], ...] | None]] = {}
+        for key, records in new_names:
             direct = getattr(records, "direct_templates", None)
-            simple = not zone.cuts and key not in zone.names and parent_key(key) == origin_key
-            templates = direct(len(key), zone) if direct is not None and simple else None
+            templates = (
+                direct(len(key), zone)
+                if direct is not None
+                and direct_allowed
+                and key[key[0] + 1 :] == origin_key
+                and key not in zone_names
+                else None
+            )
             if templates is None or records is None:
                 rest[key] = records
                 continue
-            zone.set_records_by_key(key, records)
-            names[key] = runtime.info(NameKind.CNAME if CNAME in records else NameKind.PLAIN)
-            entries = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
-            answers.update(entries)
-            keys_of[key] = list(entries)
-            loaded.add(key)
-        for referer in set(self._with_dependents(loaded)) - loaded:
+            install = installs.get(id(templates))
+            if install is None:
+                implied = templates.keys() <= _IMPLIED_SUFFIX.keys()
+                install = installs[id(templates)] = (
+                    templates,
+                    cname if CNAME in templates else plain,
+                    tuple((_IMPLIED_SUFFIX[t], tpl) for t, tpl in templates.items())
+                    if implied
+                    else None,
+                )
+            # What set_records_by_key does for a new child of the apex, its count aside.
+            records_of[key] = records
+            zone_names.add(key)
+            _, info, suffixed = install
+            names[key] = info
+            if suffixed is not None:
+                for suffix, template in suffixed:
+                    answers[key + suffix] = template
+            else:
+                entries = {key + _QTYPE.pack(t) + CLASS_IN: tpl for t, tpl in templates.items()}
+                answers.update(entries)
+                self._keys_of[key] = list(entries)
+            if key in dependents:
+                referred.add(key)
+            loaded += 1
+        zone.count_new_children(loaded)
+        for referer in set(self._with_dependents(referred)) - referred:
             rest.setdefault(referer, zone.records.get(referer))
         self.apply_by_key(origin_key, rest, serial)
 
@@ -362,8 +411,7 @@ class AnswerTable:
         stale = [key for key, info in self.names.items() if info.zone.data is zone]
         for key in stale:
             del self.names[key]
-            for answer_key in self._keys_of.pop(key, ()):
-                self.answers.pop(answer_key, None)
+            self._drop_answers(key)
             for target in self._references_of.pop(key, ()):
                 self._dependents.get(target, set()).discard(key)
         for key in zone.names:

@@ -226,16 +226,19 @@ Item = RRset | RawRecords
 def _full(zone: ZoneData) -> Iterator[Item]:
     """AXFR's answer: SOA, every other RRset, SOA (RFC 5936 §2.2).
 
-    The snapshot is the list of each name's records as they are now: a change
-    replaces a name's mapping in the table and never edits one, so the list
-    keeps this serial's data while the messages go out.
+    The snapshot is a copy of the dict of each name's records as they are now: a
+    change replaces a name's mapping in the table and never edits one, so the copy
+    keeps this serial's data while the messages go out. A copy, not a list of
+    (name, records) pairs: with a million groups the list's million new tuples
+    woke the garbage collector again and again, and the first message took 1.5 s,
+    during which this process answered no query; the copy takes 40 ms.
     """
-    return _whole_zone(zone.soa, list(zone.records.items()), zone.origin_key)
+    return _whole_zone(zone.soa, zone.records.copy(), zone.origin_key)
 
 
-def _whole_zone(soa: RRset, nodes: list[tuple[bytes, Any]], origin_key: bytes) -> Iterator[Item]:
+def _whole_zone(soa: RRset, nodes: dict[bytes, Any], origin_key: bytes) -> Iterator[Item]:
     yield soa
-    for key, records in nodes:
+    for key, records in nodes.items():
         if isinstance(records, GroupRecords):
             # Groups' records straight to wire (dnspython's RRsets cost 100 us
             # each, 10 s for 100,000 groups); the owner ends in a pointer to the

@@ -146,6 +146,12 @@ class ZoneData:
             if self.descendants.get(key, 0) == 0 and key != self.origin_key:
                 self.names.discard(key)
 
+    def count_new_children(self, count: int) -> None:
+        """Count `count` nodes that a bulk load put straight into `records` and `names`
+        as new children of the apex (what set_records_by_key counts one by one)."""
+        if count:
+            self.descendants[self.origin_key] = self.descendants.get(self.origin_key, 0) + count
+
     def set_serial(self, serial: int) -> None:
         soa = self.soa
         new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)

@@ -46,6 +46,10 @@ def test_nothing_below_the_api_imports_it() -> None:
         ("records", {"logs", "model"}),
         ("model", {"errors"}),
         ("consumers", {"feed", "groups", "logs", "table"}),
+        (
+            "groups",
+            {"logs", "lookup", "model", "querystats", "records", "table", "wire", "zone"},
+        ),
         ("notify", {"config", "logs", "tsig"}),
         (
             "route53",
