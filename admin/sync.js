@@ -127,7 +127,10 @@ export async function catchUp() {
     const missed = reply.events;
     // The log ends below the page's seq: a database restored from a backup (docs/backup.md).
     if (reply.last_seq < since || missed.length >= CATCH_UP_EVENTS) return refresh();
-    if (!missed.length) return say($("page-error"), ""); // nothing new: a write that changed nothing
+    if (!missed.length) {
+      say($("page-error"), ""); // nothing new: a write that changed nothing, say
+      return;
+    }
     const touched = eventsTouched(missed);
     const groups = [...touched.groups.values()].filter((key) => mayHold("groups", groupOrder, key));
     const apps = [...touched.apps].filter((name) => mayHold("apps", appOrder, { name }));
