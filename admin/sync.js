@@ -1,8 +1,8 @@
 // Reading the API and following changes made elsewhere: refresh() reads the first page
 // of each list, readMore() and findOnServer() further pages and searches of a list
 // longer than a page, catchUp() only the groups and apps the events missed since
-// then say they touched, and polling asks for the newest event's seq every POLL_MS
-// while the tab is visible.
+// then say they touched, and polling asks every POLL_MS, while the tab is visible,
+// for what came after the seq the page has read.
 
 import { ApiError, call, path, token } from "./api.js";
 import { failed } from "./dialogs.js";
@@ -52,13 +52,11 @@ export async function refresh() {
   const filter = state.eventFilter;
   const asked = { groups: askedOf("groups"), apps: askedOf("apps") };
   try {
-    const [zones, apps, groups, events, latest] = await Promise.all([
+    const [zones, apps, groups, events] = await Promise.all([
       call("GET", "/v1/zones"),
       call("GET", listPath("apps", asked.apps)),
       call("GET", listPath("groups", asked.groups)),
       call("GET", eventsPath(filter)),
-      // Polling compares the newest seq of the whole log; a filtered page may not hold it.
-      filter ? call("GET", "/v1/events?limit=1") : null,
     ]);
     if (filter !== state.eventFilter) return; // the filter changed meanwhile: a newer refresh runs
     state.zones = zones.zones;
@@ -71,8 +69,7 @@ export async function refresh() {
     if (newest.length < EVENTS_PAGE) state.moreEvents = false;
     else if (!older.length) state.moreEvents = true;
     state.eventsLoading = false;
-    const newestOfAll = (latest ?? events).events;
-    state.seq = newestOfAll.length ? newestOfAll[0].seq : 0;
+    state.seq = events.last_seq; // of the whole log, also when the page is filtered
     say($("page-error"), "");
     page.render();
   } catch (error) {
@@ -126,8 +123,14 @@ export async function catchUp() {
   const filter = state.eventFilter;
   if (since === null) return refresh();
   try {
-    const { events: missed } = await call("GET", eventsPath(null, { after: since, limit: CATCH_UP_EVENTS }));
-    if (!missed.length || missed.length >= CATCH_UP_EVENTS) return refresh(); // none: a new log
+    const reply = await call("GET", eventsPath(null, { after: since, limit: CATCH_UP_EVENTS }));
+    const missed = reply.events;
+    // The log ends below the page's seq: a database restored from a backup (docs/backup.md).
+    if (reply.last_seq < since || missed.length >= CATCH_UP_EVENTS) return refresh();
+    if (!missed.length) {
+      say($("page-error"), ""); // nothing new: a write that changed nothing, say
+      return;
+    }
     const touched = eventsTouched(missed);
     const groups = [...touched.groups.values()].filter((key) => mayHold("groups", groupOrder, key));
     const apps = [...touched.apps].filter((name) => mayHold("apps", appOrder, { name }));
@@ -149,7 +152,7 @@ export async function catchUp() {
       state.events = state.events.slice(0, state.eventsKept);
       state.moreEvents = true;
     }
-    state.seq = missed[0].seq;
+    state.seq = reply.last_seq;
     say($("page-error"), "");
     page.render();
   } catch (error) {
@@ -242,9 +245,13 @@ export function stopPolling() {
 
 async function poll() {
   try {
-    const { events } = await call("GET", "/v1/events?limit=1");
-    const seq = events.length ? events[0].seq : 0;
-    if (seq !== state.seq) await catchUp();
+    // The events after the page's seq, not the newest event: nothing is read while
+    // nothing is new, however big the newest event is (an app's event names every
+    // group using the app). A `last_seq` other than the page's: new events, or a
+    // restored log (catchUp() tells which).
+    const since = state.seq;
+    const news = since === null ? null : await call("GET", eventsPath(null, { after: since, limit: 1 }));
+    if (news === null || news.events.length || news.last_seq !== since) await catchUp();
     else say($("page-error"), "");
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;

@@ -552,15 +552,17 @@ async def list_events(request: web.Request) -> web.Response:
     limit_text = request.query.get("limit", str(EVENTS_PAGE_DEFAULT))
     if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= EVENTS_PAGE_MAX:
         raise Invalid("limit", f"must be a whole number from 1 to {EVENTS_PAGE_MAX}")
-    events = await asyncio.to_thread(
-        store_of(request).events,
+    page = await asyncio.to_thread(
+        store_of(request).event_page,
         group=request.query.get("group"),
         app=request.query.get("app"),
         limit=int(limit_text),
         before_seq=seq_param(request, "before"),
         after_seq=seq_param(request, "after"),
     )
-    return web.json_response({"events": [event.to_json() for event in events]})
+    return web.json_response(
+        {"events": [event.to_json() for event in page.events], "last_seq": page.last_seq}
+    )
 
 
 async def route53_plan(request: web.Request) -> web.Response:

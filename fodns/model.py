@@ -213,6 +213,17 @@ class Event:
         }
 
 
+@dataclass(frozen=True)
+class EventPage:
+    """A page of the log and the newest seq of the whole log (0 when it is empty), read
+    together: a follower learns whether anything is new without reading the newest
+    event, and a `last_seq` below what it has read says the log went backwards (a
+    database restored from a backup)."""
+
+    events: list[Event]
+    last_seq: int
+
+
 def check_app_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or not APP_NAME.match(name):
         raise Invalid(

@@ -427,7 +427,21 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(
                             {
                                 "type": "object",
-                                "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                                "required": ["events", "last_seq"],
+                                "properties": {
+                                    "events": {"type": "array", "items": _ref("Event")},
+                                    "last_seq": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "The seq of the newest event of the "
+                                        "whole log, whatever the filters (0 when the log is "
+                                        "empty), read together with the page: ask "
+                                        "`?after=SEQ&limit=1` to learn whether anything is "
+                                        "new without reading the newest event. Below a seq "
+                                        "already read: the log went backwards (a database "
+                                        "restored from a backup); read everything again.",
+                                    },
+                                },
                             },
                             "Events",
                         )

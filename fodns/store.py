@@ -60,6 +60,7 @@ from fodns.model import (
     EVENTS_PAGE_MAX,
     App,
     Event,
+    EventPage,
     Group,
     Side,
     check_app_name,
@@ -311,12 +312,24 @@ class Store:
     ) -> list[Event]:
         """The log newest first, optionally about one group label or one app, paged by
         seq: older than `before_seq`, newer than `after_seq` (what a follower missed)."""
+        return self.event_page(group, app, limit, before_seq, after_seq).events
+
+    def event_page(
+        self,
+        group: str | None = None,
+        app: str | None = None,
+        limit: int = EVENTS_PAGE_DEFAULT,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> EventPage:
+        """The page `events` reads and the newest seq of the whole log, in one read
+        transaction: no event the page would hold is newer than its `last_seq`."""
         check_int(limit, "limit", 1, EVENTS_PAGE_MAX)
         for bound, name in ((before_seq, "before_seq"), (after_seq, "after_seq")):
             if bound is not None:
                 check_int(bound, name, 0, 2**63 - 1)
 
-        def read(db: Database) -> list[Event]:
+        def read(db: Database) -> EventPage:
             where, params = ["1"], list[Any]()
             if group is not None:
                 where.append("group_label = ?")
@@ -330,7 +343,8 @@ class Store:
                 where.append("seq > ?")
                 params.append(after_seq)
             sql = f"{EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
-            return [event_from_row(row) for row in db.query(sql, [*params, limit])]
+            events = [event_from_row(row) for row in db.query(sql, [*params, limit])]
+            return EventPage(events, newest_seq(db))
 
         return self._read(read)
 

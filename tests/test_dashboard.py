@@ -8,9 +8,12 @@ to test-artifacts/dashboard/ for people to look at.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -49,7 +52,10 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 NARROWEST: ViewportSize = {"width": 360, "height": 740}
 REJECTED = "That token was not accepted"
-POLL = "/v1/events?limit=1"
+# The page's poll, `&after=` the seq it has read (matched without it too, so that a poll
+# reading the newest event fails on what it reads, not on being missed); never a page of
+# the Events view (`?limit=100`).
+POLL = r"^/v1/events\?limit=1(&after=\d+)?$"
 # Chromium cannot hide a headless tab; the page sees the same as when its tab goes to the back.
 HIDE_TAB = """() => {
   Object.defineProperty(document, "hidden", { value: true, configurable: true });
@@ -127,6 +133,7 @@ def browser() -> Iterator[Browser]:
 # the time an evaluate() that reads it runs (network events reach the test on their own
 # schedule). Installed before the page's scripts run.
 RECORD_FETCHES = """() => {
+  performance.setResourceTimingBufferSize(100000); // every reply's size (see replies_since)
   window.fetchedUrls = [];
   window.fetchesPending = 0;
   const fetchOriginal = window.fetch;
@@ -227,16 +234,17 @@ class Dashboard:
         )
 
     def polls(self) -> int:
-        """How many times the page has asked for the newest event so far."""
-        return sum(POLL in url for url in self.fetched())
+        """How many times the page has polled so far."""
+        return sum(bool(re.search(POLL, url)) for url in self.fetched())
 
     def wait_for_polls(self, count: int) -> None:
         """Until the page has started `count` more polls. Polls run one after another
         (the next is scheduled when the last one and what it fetched are done), so after
         two more, the page has finished one whole poll that began after this call."""
         self.page.wait_for_function(
-            f"(n) => window.fetchedUrls.filter((url) => url.includes({POLL!r})).length >= n",
-            arg=self.polls() + count,
+            """([n, poll]) => window.fetchedUrls.filter((url) => new RegExp(poll).test(url))
+                .length >= n""",
+            arg=[self.polls() + count, POLL],
             timeout=30_000,
         )
 
@@ -250,6 +258,33 @@ class Dashboard:
               ({HIDE_TAB})();
             }}"""
         )
+
+    def when_answered(self) -> float:
+        """Once no fetch of the page is waiting for the server, the time on the page's
+        clock (`performance.now()`): replies_since() of it holds the fetches begun later."""
+        return float(
+            self.page.evaluate(
+                """async () => {
+                  const tick = () => new Promise((done) => setTimeout(done, 10));
+                  while (window.fetchesPending > 0) await tick();
+                  return performance.now();
+                }"""
+            )
+        )
+
+    def replies_since(self, moment: float) -> list[tuple[str, int]]:
+        """The path and query of every fetch begun after `moment` and answered whole by
+        now, with the size of its body in bytes (the browser's resource timing)."""
+        replies = self.page.evaluate(
+            """(moment) => performance.getEntriesByType("resource")
+                .filter((entry) => entry.initiatorType === "fetch" && entry.startTime > moment)
+                .map((entry) => {
+                  const url = new URL(entry.name);
+                  return [url.pathname + url.search, entry.decodedBodySize];
+                })""",
+            moment,
+        )
+        return [(str(path), int(size)) for path, size in replies]
 
     def idle_longer_than_a_poll(self) -> None:
         """Wait, on the page's own clock, its poll interval and a bit: a poll timer set
@@ -709,6 +744,103 @@ def test_what_another_client_changed_is_read_back_as_its_event_says(
 
 # A group or an app read back by itself (not a list, not the poll of /v1/events).
 READ_BACK = re.compile(r"/v1/(groups|apps)/[^/?]+(\?zone=[^&]+)?$")
+
+
+def test_an_idle_page_never_reads_again_an_event_it_has(
+    open_tab: OpenTab, fodns_factory: StartFodns
+) -> None:
+    """An app's event names every group using the app (8.5 MB with 100,000 groups).
+    Once the page has caught up with it, its polls read only the events after the seq
+    it has, none while nothing changes: not the newest event again and again, every
+    2 s in every open tab, while it is the newest."""
+    dashboard = open_tab(fodns_factory(TOKEN))
+    api = dashboard.api
+    api.ok("POST", "/v1/apps", {"name": "wide", "web_servers": ["192.0.2.150"]}, 201)
+    for number in range(WIDE_GROUPS):
+        api.ok("POST", "/v1/groups", {"label": f"wide-{number:03}", "primary": "wide"}, 201)
+    dashboard.sign_in()
+    first = dashboard.group_row("wide-000.fo.example.net")
+    expect(first).to_contain_text("192.0.2.150")
+
+    api.ok("PATCH", "/v1/apps/wide", {"web_servers": ["192.0.2.151"]})
+    (wide_event,) = api.ok("GET", "/v1/events?limit=1")["events"]
+    assert len(wide_event["touched"]["groups"]) == WIDE_GROUPS
+    wide_bytes = len(json.dumps(wide_event))
+    expect(first).to_contain_text("192.0.2.151", timeout=10_000)  # caught up with it
+    caught_up = dashboard.when_answered()
+    dashboard.wait_for_polls(3)  # two whole polls at least: polls run one after another
+
+    read = [
+        (path, size) for path, size in dashboard.replies_since(caught_up) if EVENTS.search(path)
+    ]
+    assert sum(bool(re.search(POLL, path)) for path, _ in read) >= 2, read
+    assert all(size < IDLE_REPLY_BYTES for _, size in read), (
+        f"an idle page read {read} of /v1/events; the newest event alone is {wide_bytes} bytes"
+    )
+
+
+WIDE_GROUPS = 300
+
+
+def test_a_log_restored_from_a_backup_is_read_again(
+    open_tab: OpenTab, fodns_factory: StartFodns, tmp_path: Path
+) -> None:
+    """fodns comes back on a database restored from a backup (docs/backup.md): the log's
+    newest seq is below the one the page has read, and nothing is after it, so the page
+    reads everything again (without a reload: the token stays) and follows the restored
+    log from there."""
+    folder = tmp_path / "fodns"
+    first = fodns_factory(TOKEN, directory=folder)
+    dashboard = open_tab(first)
+    dashboard.expected_problems.append("ERR_CONNECTION_REFUSED")  # while fodns is down
+    api = dashboard.api
+    fqdn = seed(
+        api,
+        "kept",
+        {"name": "kept-a", "web_servers": ["192.0.2.160"]},
+        {"name": "kept-b", "web_servers": ["192.0.2.161"]},
+    )
+    backup = tmp_path / "backup.db"
+    with (
+        contextlib.closing(sqlite3.connect(folder / "fodns.db")) as live,
+        contextlib.closing(sqlite3.connect(backup)) as copy,
+    ):
+        live.backup(copy)  # what `sqlite3 fodns.db ".backup FILE"` does
+    page = dashboard.sign_in()
+    page.evaluate("window.stillTheSamePage = true")
+    row = dashboard.group_row(fqdn)
+    forgotten = dashboard.group_row("forgotten.fo.example.net")
+    api.ok("POST", "/v1/groups/kept/switch", {"to": "backup"})
+    api.ok("POST", "/v1/groups", {"label": "forgotten", "primary": "kept-a"}, 201)
+    expect(forgotten).to_be_visible(timeout=10_000)
+    expect(row.get_by_role("radio", name="Backup kept-b")).to_be_checked()
+
+    assert first.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+    for path in folder.glob("fodns.db*"):  # the -wal beside it would bring the changes back
+        path.unlink()
+    shutil.copyfile(backup, folder / "fodns.db")
+    again = start_fodns(
+        "--config",
+        str(folder / "fodns.toml"),
+        "--api-listen",
+        f"127.0.0.1:{first.api_port}",
+        env={"FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    try:
+        expect(forgotten).to_have_count(0, timeout=10_000)
+        expect(row.get_by_role("radio", name="Primary kept-a")).to_be_checked()
+        expect(page.locator("#page-error")).to_be_hidden()
+        assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
+        Api(again, TOKEN).ok("POST", "/v1/groups/kept/switch", {"to": "backup"})
+        expect(row.get_by_role("radio", name="Backup kept-b")).to_be_checked(timeout=10_000)
+        dashboard.view("Events")
+        expect(page.locator("#events-list tbody tr")).to_have_count(4)  # 3 restored, 1 new
+    finally:
+        assert again.stop() == 0, "fodns did not shut down cleanly on SIGTERM"
+
+
+EVENTS = re.compile(r"^/v1/events\?")
+IDLE_REPLY_BYTES = 200  # {"events": [], "last_seq": 302}: what is new when nothing is
 
 
 def test_the_first_load_reads_one_page_and_finds_the_rest_on_the_server(

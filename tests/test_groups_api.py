@@ -112,6 +112,57 @@ def test_a_follower_reads_the_events_it_missed(api: Api) -> None:
     assert api.ok("GET", f"/v1/events?after={seen}&app=shop-us&limit=1")["events"] == missed[:1]
 
 
+def test_every_page_of_events_says_the_newest_seq_of_the_whole_log(
+    fodns_factory: StartFodns,
+) -> None:
+    """`last_seq` is the newest seq of the log, whatever the page holds: a follower asks
+    `?after=SEQ&limit=1` and learns whether anything is new without reading the newest
+    event (an app used by many groups makes a big one), and sees a log that went
+    backwards (restored from a backup) as a `last_seq` below its own."""
+    api = Api(fodns_factory(TOKEN), TOKEN)
+    for path in ("/v1/events", "/v1/events?limit=1", "/v1/events?after=0", "/v1/events?before=9"):
+        assert api.ok("GET", path) == {"events": [], "last_seq": 0}, path
+
+    two_apps(api)
+    label = api.ok("POST", "/v1/groups", {"primary": "shop-eu", "backup": "shop-us"}, 201)["label"]
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})
+    every = api.ok("GET", "/v1/events")
+    seqs = [event["seq"] for event in every["events"]]
+    assert len(seqs) == 4 and every["last_seq"] == seqs[0]
+    newest = seqs[0]
+    pages = {
+        "?limit=1": seqs[:1],
+        f"?after={newest}": [],
+        f"?after={newest}&limit=1": [],
+        f"?after={seqs[2]}&limit=1": seqs[:1],  # newest first, also after a seq
+        f"?before={seqs[1]}": seqs[2:],
+        f"?before={seqs[3]}": [],
+        f"?after={seqs[3]}&before={seqs[0]}": seqs[1:3],
+        "?app=shop-eu&limit=1": seqs[:1],
+        f"?group={label}&before={newest}": [seqs[1]],
+        "?group=no-such-group": [],
+        "?app=no-such-app": [],
+    }
+    for query, expected in pages.items():
+        page = api.ok("GET", f"/v1/events{query}")
+        assert [event["seq"] for event in page["events"]] == expected, query
+        assert page["last_seq"] == newest, query
+
+    # A write that changes nothing appends no event: the newest seq stays.
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "backup"})
+    assert api.ok("GET", f"/v1/events?after={newest}&limit=1") == {
+        "events": [],
+        "last_seq": newest,
+    }
+    api.ok("POST", f"/v1/groups/{label}/switch", {"to": "primary"})
+    page = api.ok("GET", f"/v1/events?after={newest}&limit=1")
+    assert page["last_seq"] == page["events"][0]["seq"] > newest
+
+    operation = api.ok("GET", "/v1/openapi.json")["paths"]["/v1/events"]["get"]
+    reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(reply["required"]) == set(reply["properties"]) == {"events", "last_seq"}
+
+
 def test_a_label_is_never_reused(running: FodnsProcess, api: Api) -> None:
     api.ok("POST", "/v1/groups", {"label": "shop"}, 201)
     status, body = api.call("POST", "/v1/groups", {"label": "shop"})
