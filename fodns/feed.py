@@ -55,6 +55,10 @@ class Touched:
     deleted_groups: tuple[GroupKey, ...] = ()  # (zone, label) of those that are gone
     apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
     serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
+    # The read stopped at its bound with events left after `last_seq`: read again.
+    # False: the log held nothing more when it was read (what comes later wakes the
+    # consumer again, or the safety poll finds it).
+    more: bool = False
 
     def in_zone(self, zone: str) -> tuple[list[Group], list[str]]:
         """The touched groups of one zone that exist, and the labels of those gone."""
@@ -83,7 +87,9 @@ def catch_up(source: TouchedSource, consumer: Consumer) -> int:
 
     The store reads a bounded run of events at a time, so a consumer far behind
     catches up in steps. The cursor moves only after `apply` returns: a consumer
-    that raises reads the same events again next time, never skips them.
+    that raises reads the same events again next time, never skips them. A run
+    that the log ended (not the bound) is the last: no second read to learn that
+    nothing came, which on the path from a switch to served is one read too many.
     """
     while True:
         touched_now = source.touched_since(consumer.applied_seq)
@@ -91,3 +97,5 @@ def catch_up(source: TouchedSource, consumer: Consumer) -> int:
             return consumer.applied_seq
         consumer.apply(touched_now)
         consumer.applied_seq = touched_now.last_seq
+        if not touched_now.more:
+            return consumer.applied_seq

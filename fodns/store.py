@@ -395,6 +395,7 @@ class Store:
                 deleted_groups=tuple(deleted),
                 apps=apps_of(db, groups.values()),
                 serials={zone: self._served_serial(db, zone) for zone in sorted(zones)},
+                more=len(events) == limit,
             )
 
         return self._read(read)

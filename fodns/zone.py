@@ -13,6 +13,7 @@ import dns.exception
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.tokenizer
 import dns.zone
@@ -156,7 +157,22 @@ class ZoneData:
         soa = self.soa
         new = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         new.update_ttl(soa.ttl)
-        new.add(soa[0].replace(serial=serial))
+        old = soa[0]
+        # The constructor, not old.replace(serial=...): replace() inspects the
+        # signature on every call, and every change to a group moves the serial.
+        new.add(
+            dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]  # dnspython: no hints
+                old.rdclass,
+                old.rdtype,
+                old.mname,
+                old.rname,
+                serial,
+                old.refresh,
+                old.retry,
+                old.expire,
+                old.minimum,
+            )
+        )
         self.records[self.origin_key] = {**self.records[self.origin_key], SOA: new}
 
     def _count_ancestors(self, key: bytes, delta: int) -> None:
