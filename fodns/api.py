@@ -248,7 +248,9 @@ async def write(
     """Run a store write (`method`, given the caller as its actor) and wait until DNS
     serves it: the change, and whether every DNS worker served it in time (False:
     durable, not yet served)."""
-    change = await asyncio.to_thread(method, request[ACTOR], *args, **kwargs)
+    change = await asyncio.wrap_future(
+        store_of(request).submit(method, request[ACTOR], *args, **kwargs)
+    )
     event = change.event
     if event is None:
         return change, True  # nothing changed: nothing to serve

@@ -31,12 +31,14 @@ Decisions beyond the design page:
 from __future__ import annotations
 
 import enum
+import functools
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
@@ -102,6 +104,7 @@ from fodns.writer import WriteHealth, Writer, connect
 
 log = get_logger()
 T = TypeVar("T")
+P = ParamSpec("P")
 FailoverStatus = Literal["online", "offline", "none"]
 WebHead = Sequence[str] | str
 LABEL_ATTEMPTS = 1000  # 10**9 labels: a thousand misses in a row means something is wrong
@@ -194,6 +197,13 @@ class Store:
         self.migrations_applied: list[int] = self._writer.migrations_applied
         self._committed: tuple[Callable[[int], None], ...] = ()
         self._writer.after_commit = self._published
+
+    def submit(self, write: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run one of this store's writes (a bound method, e.g. `store.switch`) on the
+        writer's thread, its checks included; its Change (or error) in the future.
+        What an event loop awaits (asyncio.wrap_future) instead of handing the call
+        to a thread pool that would only wait for the writer."""
+        return self._writer.call(functools.partial(write, *args, **kwargs))
 
     def on_commit(self, callback: Callable[[int], None]) -> None:
         """Call `callback(seq)` after each write that appends an event, once it is

@@ -47,13 +47,35 @@ class WriteHealth:
     failures: int = 0
 
 
+_Job = tuple[Callable[[Database], Any], Future[Any]]
+
+
+@dataclass
+class _Call:
+    """A function to run on the writer's thread (Writer.call)."""
+
+    function: Callable[[], Any]
+    future: Future[Any]
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.function()
+        except BaseException as exc:  # its caller waits on the future: it must hear
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+
 class Writer:
     """The one thread that owns the write connection; each job is one committed transaction."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._jobs: queue.SimpleQueue[tuple[Callable[[Database], Any], Future[Any]] | None]
+        self._jobs: queue.SimpleQueue[_Job | _Call | None]
         self._jobs = queue.SimpleQueue()
+        self._db: Database | None = None  # the write connection, used on its thread only
         self._lock = threading.Lock()
         self._closed = False
         self.migrations_applied: list[int] = []
@@ -71,15 +93,32 @@ class Writer:
     def run(self, job: Callable[[Database], T]) -> T:
         """Run `job` in a write transaction and return its result once committed."""
         future: Future[T] = Future()
-        with self._lock:  # so no job is queued behind the stop sentinel
-            if self._closed:
-                raise FodnsError("the store is closed")
-            self._jobs.put((job, future))
+        if threading.current_thread() is self._thread:
+            # Called by a `call` running on this thread: commit here and now (queueing
+            # would wait for this very thread).
+            self._commit(job, future)
+        else:
+            self._put((job, future))
         try:
             return future.result()
         except sqlite3.Error as exc:
             # The database failed, not the request: say so (503), nothing was committed.
             raise StoreUnavailable(f"the database did not take the change: {exc}") from exc
+
+    def call(self, function: Callable[[], T]) -> Future[T]:
+        """Run `function` on this thread, in turn with the jobs; its result or error
+        comes in the future. For a store write whose caller is an event loop: its
+        checks and its job run here, and the loop hears once, with no thread of a
+        pool between (each hand-over between threads waits for a CPU)."""
+        future: Future[T] = Future()
+        self._put(_Call(function, future))
+        return future
+
+    def _put(self, item: _Job | _Call) -> None:
+        with self._lock:  # so no job is queued behind the stop sentinel
+            if self._closed:
+                raise FodnsError("the store is closed")
+            self._jobs.put(item)
 
     def close(self) -> None:
         with self._lock:
@@ -104,24 +143,31 @@ class Writer:
             opened.set_exception(exc)
             return
         opened.set_result(None)
+        self._db = db
         try:
             while (item := self._jobs.get()) is not None:
-                job, future = item
-                if db is None:
-                    db = self._reconnect(future)
-                    if db is None:
-                        continue
-                if not commit(db, job, future, self.health, self.after_commit):
-                    # The transaction could not even be rolled back: the connection's
-                    # state is unknown, so it is replaced before the next job rather
-                    # than letting this thread end and every later write hang.
-                    log.error("store_connection_reset", path=str(path))
-                    with contextlib.suppress(Exception):
-                        db.close()
-                    db = None
+                if isinstance(item, _Call):
+                    item.run()
+                else:
+                    self._commit(*item)
         finally:
-            if db is not None:
-                db.close()
+            if self._db is not None:
+                self._db.close()
+
+    def _commit(self, job: Callable[[Database], Any], future: Future[Any]) -> None:
+        """One job on this thread's connection (opened again if it was dropped)."""
+        if self._db is None:
+            self._db = self._reconnect(future)
+            if self._db is None:
+                return
+        if not commit(self._db, job, future, self.health, self.after_commit):
+            # The transaction could not even be rolled back: the connection's
+            # state is unknown, so it is replaced before the next job rather
+            # than letting this thread end and every later write hang.
+            log.error("store_connection_reset", path=str(self._path))
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
 
     def _reconnect(self, future: Future[Any]) -> Database | None:
         try:

@@ -892,3 +892,33 @@ def test_the_writer_outlives_a_transaction_it_cannot_roll_back(tmp_path: Path) -
         assert not worker.is_alive(), "a write hung after a failed rollback"
         assert isinstance(outcomes[0], RuntimeError)
         assert store.app("after").web_servers == ("192.0.2.1",)
+
+
+def test_a_submitted_write_runs_on_the_writer_and_says_its_change_or_its_error(
+    store: Store,
+) -> None:
+    """Store.submit: what the API awaits. The write's checks and its job run on the
+    writer's thread (the job commits there at once, not queued behind itself), the
+    change comes back in the future, and so does a refusal."""
+    add_apps(store)
+    group = new_group(store, primary="dc1", backup="dc2")
+    threads: list[str] = []
+    store.on_commit(lambda _seq: threads.append(threading.current_thread().name))
+    change = store.submit(store.switch, "ops", group.label, "backup").result(timeout=10)
+    assert change.event is not None and change.event.action == "group_switched"
+    assert change.groups[0].active == "backup"
+    assert store.group(group.label).active == "backup"
+    assert threads == ["fodns-store-writer"]
+    refused = store.submit(store.switch, "ops", "no-such-group", "backup")
+    with pytest.raises(NotFound):
+        refused.result(timeout=10)
+    # The writer goes on after a refusal.
+    again = store.submit(store.switch, "ops", group.label, "primary").result(timeout=10)
+    assert again.groups[0].active == "primary"
+
+
+def test_nothing_is_submitted_to_a_closed_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "closed.db", {"fo.example.net": ZoneDefaults(serial=1)})
+    store.close()
+    with pytest.raises(FodnsError):
+        store.submit(store.heartbeat)
