@@ -70,8 +70,8 @@ def http_exchange(
     """One HTTP/1.1 request as these bytes, read to the connection's close: (status,
     headers lower-cased, every byte after the header block). Unlike urllib it sends any
     method and shows a body sent where none belongs (after HEAD, with a 204)."""
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    sent = {"Host": "127.0.0.1", "Connection": "close", **(headers or {})}
+    lines = [f"{method} {path} HTTP/1.1", *(f"{name}: {value}" for name, value in sent.items())]
     if token:
         lines.append(f"Authorization: Bearer {token}")
     if body:
