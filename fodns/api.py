@@ -76,6 +76,10 @@ NOT_SERVED = (
     "the change is committed and durable, but not every DNS worker served it in time; "
     "they will serve it when they catch up (see /healthz)"
 )
+# Methods counted by name in fodns_api_requests_total; any other counts as "other".
+COUNTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+# RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 names the scheme.
+AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="fodns"'}
 # Query parameters that are counts or event seqs: ASCII digits only ("²".isdigit()).
 DIGITS = re.compile(r"^[0-9]{1,18}$")
 
@@ -114,6 +118,27 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
+async def http_methods(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The methods of RFC 9110 that every resource has. OPTIONS (§9.3.7) answers 204
+    with `Allow`; a method the resource does not have is a 405 whose `Allow` lists
+    exactly the ones it does (§15.5.6), unknown methods included. HEAD is routed
+    beside each GET (aiohttp's add_get) and answered like it without the body (§9.3.2).
+    Under /v1 this runs after the token check, like every /v1 call: there is no CORS
+    preflight to serve, and a caller without the token learns nothing of the API."""
+    refused = request.match_info.http_exception
+    if not isinstance(refused, web.HTTPMethodNotAllowed):
+        return await handler(request)
+    allow = ", ".join(sorted({*refused.allowed_methods, "OPTIONS"}))
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers={"Allow": allow})
+    response = error_response(
+        405, "method_not_allowed", f"{request.method[:20]} is not allowed here; allowed: {allow}"
+    )
+    response.headers["Allow"] = allow
+    return response
+
+
+@web.middleware
 async def known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only answer for an IP address, localhost or a configured name in Host, so a web
     page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) cannot read
@@ -144,11 +169,13 @@ def host_allowed(host: str, allowed: frozenset[str]) -> bool:
 
 @web.middleware
 async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """fodns_api_requests_total by route template (bounded), method and status."""
+    """fodns_api_requests_total by route template, method and status, each bounded:
+    a client may send any token as a method, and each would be a series of its own."""
     response = await handler(request)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    request.app[METRICS_KEY].requests.labels(route, request.method, str(response.status)).inc()
+    method = request.method if request.method in COUNTED_METHODS else "other"
+    request.app[METRICS_KEY].requests.labels(route, method, str(response.status)).inc()
     return response
 
 
@@ -158,9 +185,11 @@ async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResp
     if request.path.startswith("/v1"):
         actor = token_name(request.headers.get("Authorization", ""), request.app[TOKENS_KEY])
         if actor is None:
-            return error_response(
+            response = error_response(
                 401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required"
             )
+            response.headers.update(AUTHENTICATE)
+            return response
         request[ACTOR] = actor
     return await handler(request)
 
@@ -642,7 +671,7 @@ def create_app(
     names besides IP addresses and localhost it answers for."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[count_requests, json_errors, known_host, bearer_token],
+        middlewares=[count_requests, json_errors, known_host, bearer_token, http_methods],
     )
     app[METRICS_KEY] = ApiMetrics(registry)
     app[REGISTRY_KEY] = registry

@@ -17,12 +17,79 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERRORS = {
-    "400": {"$ref": "#/components/responses/Invalid"},
-    "401": {"$ref": "#/components/responses/Unauthorized"},
-    "404": {"$ref": "#/components/responses/NotFound"},
-    "409": {"$ref": "#/components/responses/Conflict"},
+# Every error the API sends, by status: its name under components/responses and what
+# it means. Each has the Error body (fodns/api.py error_response).
+ERROR_RESPONSES = {
+    "400": ("Invalid", "Bad input; error.field names it. Nothing changed."),
+    "401": (
+        "Unauthorized",
+        "Missing or wrong bearer token (WWW-Authenticate says Bearer); nothing changed",
+    ),
+    "404": ("NotFound", "No such app, group or zone"),
+    "409": ("Conflict", "The change breaks a rule of groups; nothing changed"),
+    "413": ("TooLarge", "The body is over 64 KiB (code too_large); nothing changed"),
+    "421": (
+        "UnknownHost",
+        "The Host header is neither an IP address, localhost nor a name of [api] "
+        "allowed_hosts (code unknown_host, field Host): a guard against DNS rebinding",
+    ),
+    "500": ("Internal", "A bug (code internal), logged with its traceback as api_request_failed"),
+    "502": ("Route53Failed", "Route53 failed the plan or sync (code route53_error)"),
+    "503": (
+        "StoreUnavailable",
+        "The database did not take the change (locked, full, read-only; code "
+        "store_unavailable): nothing changed, try again",
+    ),
+    "504": (
+        "Route53Timeout",
+        "Route53 did not answer within [route53] request_timeout (code route53_timeout); "
+        "the mirror finishes the work in the background",
+    ),
 }
+# Sent by any call: a token, a Host and a bug are checked or met before any handler.
+EVERY_CALL = ("401", "421", "500")
+# A write: validated, committed on the store's writer (503 when the database refuses),
+# then served by every DNS worker (202 when one does not in time), with a JSON body
+# (413 past the size limit) for all but DELETE.
+WRITE = ("400", "503")
+WITH_BODY = ("413",)
+# The statuses each operation can answer besides its success and EVERY_CALL, as the
+# code behind it raises them (fodns/api.py handlers, fodns/store.py, fodns/route53.py).
+ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("/v1/zones", "get"): (),
+    ("/v1/apps", "get"): ("400",),
+    ("/v1/apps", "post"): (*WRITE, *WITH_BODY, "409"),
+    ("/v1/apps/{name}", "get"): ("404",),
+    ("/v1/apps/{name}", "patch"): (*WRITE, *WITH_BODY, "404", "409"),
+    ("/v1/apps/{name}", "delete"): (*WRITE, "404", "409"),
+    ("/v1/apps/{name}/status", "get"): ("404",),
+    ("/v1/groups", "get"): ("400",),
+    ("/v1/groups", "post"): (*WRITE, *WITH_BODY, "404", "409"),
+    # 400: a label that exists in several zones, asked without ?zone=.
+    ("/v1/groups/{label}", "get"): ("400", "404"),
+    ("/v1/groups/{label}", "patch"): (*WRITE, *WITH_BODY, "404"),
+    ("/v1/groups/{label}", "delete"): (*WRITE, "404", "409"),
+    ("/v1/groups/{label}/switch", "post"): (*WRITE, *WITH_BODY, "404", "409"),
+    ("/v1/events", "get"): ("400",),
+    # 404: the mirror is not enabled.
+    ("/v1/route53/plan", "get"): ("404", "502", "504"),
+    ("/v1/route53/sync", "post"): ("404", "502", "504"),
+}
+NOT_SERVED: dict[str, Any] = {
+    "type": "object",
+    "required": ["served", "message"],
+    "properties": {
+        "served": {"const": False},
+        "message": {
+            "type": "string",
+            "description": "The change is durable; the DNS workers serve it as they catch up.",
+        },
+    },
+}
+NOT_SERVED_DESCRIPTION = (
+    "The change is committed and durable, but not every DNS worker served it within 2 s "
+    "(see /healthz): the body it would have had, plus served: false and a message"
+)
 WEB_HEAD = {
     "type": "array",
     "items": {"type": "string"},
@@ -45,6 +112,13 @@ REASON_QUERY = {
     "schema": {"type": "string"},
     "description": REASON["description"],
 }
+# What every path does beyond its operations (fodns/api.py http_methods).
+METHODS = (
+    "HTTP methods as RFC 9110 has them on every path: each GET is also answered to HEAD, "
+    "without the body (§9.3.2); OPTIONS answers 204 with Allow, after the token check "
+    "under /v1 (§9.3.7); a method a path does not have is a 405 with the Error body and "
+    "Allow listing exactly the methods it has (§15.5.6)."
+)
 PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
 
 
@@ -264,10 +338,12 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error"],
+        "additionalProperties": False,
         "properties": {
             "error": {
                 "type": "object",
                 "required": ["code", "message"],
+                "additionalProperties": False,
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
@@ -284,28 +360,66 @@ SCHEMAS: dict[str, Any] = {
 
 
 def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {**responses, **ERRORS}, **extra}
+    """An operation with its success responses; _with_errors adds the rest."""
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def _error_ref(status: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
+
+
+def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation's responses, complete: its success, the 202 of a write not yet
+    served, and exactly the errors ERROR_STATUSES and EVERY_CALL give it, in order."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            statuses = ERROR_STATUSES[(path, method)]
+            responses = operation["responses"]
+            if "503" in statuses:  # a write: it may be durable before it is served
+                responses["202"] = _not_served(responses)
+            for status in (*statuses, *EVERY_CALL):
+                responses[status] = _error_ref(status)
+            operation["responses"] = dict(sorted(responses.items()))
+    return paths
+
+
+def _not_served(responses: dict[str, Any]) -> dict[str, Any]:
+    """The 202 of a write whose success is `responses`' 2xx: that body, if any, plus
+    served: false and the message."""
+    (success,) = [value for status, value in responses.items() if status.startswith("2")]
+    content = success.get("content")
+    schema = NOT_SERVED
+    if content is not None:
+        schema = {"allOf": [content["application/json"]["schema"], NOT_SERVED]}
+    return _json(schema, NOT_SERVED_DESCRIPTION)
+
+
+def _error_responses() -> dict[str, Any]:
+    responses = {name: _json(_ref("Error"), text) for name, text in ERROR_RESPONSES.values()}
+    # RFC 9110 §11.6.1: a 401 says how to authenticate.
+    responses["Unauthorized"]["headers"] = {
+        "WWW-Authenticate": {
+            "description": "The scheme to use: Bearer",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer"},
+        }
+    }
+    return responses
 
 
 def openapi_document() -> dict[str, Any]:
     group = _json(_ref("Group"), "The group, with the records it answers with now")
     app = _json(_ref("App"), "The app")
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "fodns admin API", "version": __version__},
+        "info": {"title": "fodns admin API", "version": __version__, "description": METHODS},
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
-            "responses": {
-                name: _json(_ref("Error"), text)
-                for name, text in [
-                    ("Invalid", "Bad input; error.field names it"),
-                    ("Unauthorized", "Missing or wrong bearer token; nothing changed"),
-                    ("NotFound", "No such app, group or zone"),
-                    ("Conflict", "The change breaks a rule of groups"),
-                ]
-            },
+            "responses": _error_responses(),
         },
         "paths": {
             "/v1/zones": {
@@ -499,3 +613,5 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    _with_errors(document["paths"])
+    return document

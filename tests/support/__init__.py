@@ -4,7 +4,8 @@ Every test module takes these from here (`from tests.support import ...`); no te
 module imports another. Fixtures live in tests/conftest.py and are built on these.
 """
 
-from tests.support.api import Api, api_request, expect_status
+from tests.support.api import Api, api_request, expect_status, http_exchange
+from tests.support.contract import contract_run
 from tests.support.net import free_port, loopback_v6_available
 from tests.support.process import (
     EXAMPLE_ZONE,
@@ -43,11 +44,13 @@ __all__ = [
     "answer_data",
     "api_request",
     "ask_every_worker",
+    "contract_run",
     "example_fodns",
     "expect_status",
     "file_mode",
     "framed",
     "free_port",
+    "http_exchange",
     "keyring_for",
     "loopback_v6_available",
     "read_framed",
