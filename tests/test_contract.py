@@ -167,10 +167,16 @@ def test_each_error_status_is_the_documented_reply(
     document = json.loads(http_exchange(running, "GET", "/v1/openapi.json", TOKEN)[2])
 
     def send(
-        method: str, path: str, value: Any = None, headers: dict[str, str] | None = None
+        method: str,
+        path: str,
+        value: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
     ) -> tuple[int, dict[str, str], bytes]:
         body = json.dumps(value).encode() if value is not None else b""
-        return http_exchange(running, method, path, TOKEN, body=body, headers=headers)
+        return http_exchange(
+            running, method, path, TOKEN, body=body, headers=headers, timeout=timeout
+        )
 
     ok = {"name": "eu", "web_servers": ["192.0.2.10"]}
     check_reply(document, "/v1/apps", "POST", send("POST", "/v1/apps", ok), 201)
@@ -232,7 +238,8 @@ def test_each_error_status_is_the_documented_reply(
     # 503: another process holds the write lock past SQLite's busy timeout (10 s).
     database.execute("BEGIN EXCLUSIVE")
     try:
-        reply = send("POST", "/v1/groups", {"label": "blocked"})
+        # The reply comes after the busy timeout: wait well past it.
+        reply = send("POST", "/v1/groups", {"label": "blocked"}, timeout=60)
     finally:
         database.execute("ROLLBACK")
         database.close()

@@ -66,6 +66,7 @@ def http_exchange(
     token: str = "",
     body: bytes = b"",
     headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request as these bytes, read to the connection's close: (status,
     headers lower-cased, every byte after the header block). Unlike urllib it sends any
@@ -76,7 +77,7 @@ def http_exchange(
         lines.append(f"Authorization: Bearer {token}")
     if body:
         lines.append(f"Content-Length: {len(body)}")
-    with socket.create_connection(("127.0.0.1", server.api_port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.api_port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         data = b""
         while chunk := sock.recv(65536):
