@@ -88,6 +88,10 @@ CONTENT_SECURITY_POLICY = (
 )
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
+# The longest request line the document allows: ?reason= of 1000 characters and
+# ?zone= of 254, each up to 4 UTF-8 bytes sent as %XX, 12 characters a character
+# (aiohttp's default, 8,190, refused some with a text/plain 400).
+MAX_REQUEST_LINE = 16 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_SERVED = (
     "the change is committed and durable, but not every DNS worker served it in time; "
@@ -196,10 +200,15 @@ def token_name(authorization: str, tokens: dict[str, str]) -> str | None:
     return actor
 
 
-async def json_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+async def json_body(
+    request: web.Request, schema: Schema, *, optional: bool = False
+) -> dict[str, Any]:
     """The request's JSON object as `schema` (fodns/schemas.py) accepts it: unknown
-    fields are errors too, so typos cannot pass silently."""
+    fields are errors too, so typos cannot pass silently. No body at all is `{}` where
+    the document makes the body `optional`."""
     raw = await request.read()  # at most MAX_BODY bytes, else 413
+    if optional and not raw:
+        raw = b"{}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -489,7 +498,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 async def post_group(request: web.Request) -> web.Response:
-    body = await json_body(request, NEW_GROUP)
+    body = await json_body(request, NEW_GROUP, optional=True)
     change, served = await write(
         request,
         store_of(request).create_group,

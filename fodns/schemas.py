@@ -94,6 +94,7 @@ TTL: Schema = {
 }
 ZONE_FIELD: Schema = {
     "type": "string",
+    "maxLength": 254,
     "description": "A zone fodns serves (404 otherwise), with or without the final dot.",
     "examples": ["fo.example.net"],
 }

@@ -302,3 +302,18 @@ def test_one_app_on_both_sides_is_a_conflict_naming_the_side(
     lists for a rule of groups, not a 400 for a request its schema accepts."""
     status, reply = api.call(method, path, body)
     assert status == 409 and reply["error"]["field"] == "backup", reply
+
+
+def test_a_group_is_created_without_a_body(api: Api) -> None:
+    """The document makes POST /v1/groups's body optional: no body is an empty one."""
+    status, reply = api.call("POST", "/v1/groups")
+    assert status == 201, reply
+
+
+def test_the_longest_query_the_document_allows_is_read(api: Api) -> None:
+    """A reason of 1000 four-byte characters is 12,000 bytes percent-encoded, and a
+    zone of 254 more: past aiohttp's default 8,190-byte request line, which answered
+    a text/plain 400 to a request the document allows."""
+    path = "/v1/groups/" + "z" * 63 + q(zone="\U0001d11e" * 254, reason="\U0001d11e" * 1000)
+    status, reply = api.call("DELETE", path)
+    assert status == 404 and reply["error"]["code"] == "not_found", reply
