@@ -22,6 +22,14 @@ ERRORS = {
     "404": {"$ref": "#/components/responses/NotFound"},
     "409": {"$ref": "#/components/responses/Conflict"},
 }
+# A web head as the API shows it (normalised: a hostname ends in a dot); what a
+# request may send is schemas.WEB_HEAD.
+WEB_HEAD = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "One hostname (answered as a CNAME) or one or more IPv4/IPv6 addresses "
+    "(answered as A/AAAA). Empty: none.",
+}
 PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
 
 
@@ -63,8 +71,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "load_balancer", "web_servers", "failover_status"],
         "properties": {
             "name": {"type": "string"},
-            "load_balancer": schemas.WEB_HEAD,
-            "web_servers": schemas.WEB_HEAD,
+            "load_balancer": WEB_HEAD,
+            "web_servers": WEB_HEAD,
             "failover_status": {"enum": ["online", "offline", "none"]},
         },
     },
