@@ -293,15 +293,20 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 _Validator = extend(Draft202012Validator, {"pattern": _end_anchored})  # type: ignore[no-untyped-call]
 
 
-_VALIDATORS: dict[int, Any] = {}
+# By the schema's identity (dicts are not hashable), each kept with its schema so
+# that an id is never reused for another one.
+_VALIDATORS: dict[int, tuple[Schema, Any]] = {}
 
 
 def validator(schema: Schema) -> Any:
-    """The validator of `schema`, made once (the schemas are this module's constants)."""
-    made = _VALIDATORS.get(id(schema))
-    if made is None:
-        made = _VALIDATORS[id(schema)] = _Validator(schema, format_checker=FormatChecker())
-    return made
+    """The validator of `schema`, made once for each of this module's schemas."""
+    kept = _VALIDATORS.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _VALIDATORS[id(schema)] = (
+            schema,
+            _Validator(schema, format_checker=FormatChecker()),
+        )
+    return kept[1]
 
 
 # The model's own check of a field, run on a value the schema refused: where it
@@ -315,8 +320,6 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
     "load_balancer": check_web_head,
     "web_servers": check_web_head,
     "reason": lambda value, field: check_text(value, field, required=True),
-    "primary": lambda value, field: check_app_name(value, field),
-    "backup": lambda value, field: check_app_name(value, field),
 }
 _MESSAGES = {
     "limit": "must be a whole number from {minimum} to {maximum}",
@@ -346,11 +349,8 @@ def check(schema: Schema, instance: Any, what: str = "body") -> None:
     field = str(error.path[0])
     value = instance[field]
     worded = _WORDED.get(field)
-    if worded is not None and not (value is None and field in ("primary", "backup")):
-        try:
-            worded(value, field)
-        except Invalid as refused:
-            raise refused from None
+    if worded is not None:
+        worded(value, field)  # raises its own Invalid where it refuses too
     message = _MESSAGES.get(field)
     if message is not None:
         raise Invalid(field, message.format(**schema["properties"][field]))
