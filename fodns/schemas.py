@@ -252,19 +252,33 @@ DELETE_QUERY = _query({"reason": REASON})
 DELETE_GROUP_QUERY = _query({**GROUP_QUERY["properties"], **DELETE_QUERY["properties"]})
 EVENTS_QUERY = _query(
     {
-        "group": {"type": "string", "description": "Only the events of groups with this label."},
-        "app": {"type": "string", "description": "Only the events of this app, across renames."},
+        "group": {
+            "type": "string",
+            "description": "Only the events of groups with this label.",
+            "examples": ["414-262-781"],
+        },
+        "app": {
+            "type": "string",
+            "description": "Only the events of this app, across renames.",
+            "examples": ["shop-eu"],
+        },
         "limit": {
             "type": "integer",
             "minimum": 1,
             "maximum": EVENTS_PAGE_MAX,
             "default": EVENTS_PAGE_DEFAULT,
+            "examples": [1],
         },
-        "before": {**EVENT_SEQ, "description": "Only events with a smaller seq (paging)."},
+        "before": {
+            **EVENT_SEQ,
+            "description": "Only events with a smaller seq (paging).",
+            "examples": [1200],
+        },
         "after": {
             **EVENT_SEQ,
             "description": "Only events with a greater seq: what a client that has read up "
             "to this seq missed (still newest first).",
+            "examples": [1187],
         },
     }
 )
