@@ -18,7 +18,6 @@ import contextlib
 import hmac
 import ipaddress
 import json
-import re
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.resources import files
@@ -39,9 +38,27 @@ from fodns.listing import (
 )
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
-from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, App, Group
+from fodns.model import EVENTS_PAGE_DEFAULT, App, Group
 from fodns.openapi import openapi_document
 from fodns.records import answer_json
+from fodns.schemas import (
+    APP_CHANGE,
+    APP_PATH,
+    APPS_QUERY,
+    DELETE_GROUP_QUERY,
+    DELETE_QUERY,
+    EVENTS_QUERY,
+    GROUP_CHANGE,
+    GROUP_PATH,
+    GROUP_QUERY,
+    GROUPS_QUERY,
+    NEW_APP,
+    NEW_GROUP,
+    SWITCH,
+    Schema,
+    check,
+    check_query,
+)
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, Store
 
@@ -71,6 +88,10 @@ CONTENT_SECURITY_POLICY = (
 )
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
+# The longest request line the document allows: ?reason= of 1000 characters and
+# ?zone= of 254, each up to 4 UTF-8 bytes sent as %XX, 12 characters a character
+# (aiohttp's default, 8,190, refused some with a text/plain 400).
+MAX_REQUEST_LINE = 16 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_SERVED = (
     "the change is committed and durable, but not every DNS worker served it in time; "
@@ -80,8 +101,7 @@ NOT_SERVED = (
 COUNTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 names the scheme.
 AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="fodns"'}
-# Query parameters that are counts or event seqs: ASCII digits only ("²".isdigit()).
-DIGITS = re.compile(r"^[0-9]{1,18}$")
+NO_QUERY: Schema = {"type": "object", "properties": {}}
 
 
 # ---- cross-cutting: errors and tokens ---------------------------------------------------
@@ -209,9 +229,15 @@ def token_name(authorization: str, tokens: dict[str, str]) -> str | None:
     return actor
 
 
-async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    """The request's JSON object; unknown fields are errors, so typos cannot pass silently."""
+async def json_body(
+    request: web.Request, schema: Schema, *, optional: bool = False
+) -> dict[str, Any]:
+    """The request's JSON object as `schema` (fodns/schemas.py) accepts it: unknown
+    fields are errors too, so typos cannot pass silently. No body at all is `{}` where
+    the document makes the body `optional`."""
     raw = await request.read()  # at most MAX_BODY bytes, else 413
+    if optional and not raw:
+        raw = b"{}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -223,18 +249,16 @@ async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         # Integers past Python's digit limit; arrays nested thousands deep.
         raise Invalid("body", f"not usable JSON: {type(exc).__name__}") from None
-    if not isinstance(body, dict):
-        raise Invalid("body", "must be a JSON object")
-    for field in sorted(set(body) - allowed):
-        raise Invalid(field[:100], f"unknown field (allowed: {', '.join(sorted(allowed))})")
-    return body
+    check(schema, body)
+    return dict(body)
 
 
-def optional_str(body: dict[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str):
-        raise Invalid(field, "must be a string")
-    return value
+def query_of(request: web.Request, query: Schema, path: Schema | None = None) -> dict[str, Any]:
+    """The request's query parameters as `query` types them (checked, like the path's
+    {name} or {label} against `path`): Invalid naming the parameter otherwise."""
+    if path is not None:
+        check(path, dict(request.match_info), "path")
+    return check_query(request.query, query)
 
 
 # ---- long lists: read and encoded off the event loop ----------------------------------
@@ -307,6 +331,11 @@ async def write(
     return change, is_served
 
 
+def whole(number: int | float | None) -> int | None:
+    """A JSON number the schema took as an integer (30.0 is one, in JSON Schema)."""
+    return None if number is None else int(number)
+
+
 def change_response(body: dict[str, Any] | None, status: int, served: bool) -> web.Response:
     """The reply to a write: as asked when DNS serves it, else 202 saying exactly that."""
     if served:
@@ -329,39 +358,21 @@ def changed_group_json(change: Change) -> dict[str, Any]:
     return answer_json(change.groups[0], change.apps)
 
 
-def zone_param(request: web.Request) -> str | None:
-    return request.query.get("zone")
-
-
-def reason_param(request: web.Request) -> str | None:
-    """A DELETE's reason: a query parameter, as a DELETE carries no body."""
-    return request.query.get("reason")
-
-
-def seq_param(request: web.Request, name: str) -> int | None:
-    """An event seq given in the query as `name`, or None when it is not given."""
-    text = request.query.get(name)
-    if text is not None and not DIGITS.match(text):
-        raise Invalid(name, "must be an event seq")
-    return None if text is None else int(text)
-
-
-def page_param(request: web.Request, kind: str, key_size: int) -> PageRequest | None:
-    """The page a list request asks for (`q`, `limit`, `cursor`; see fodns/listing.py),
-    or None when it names none of them: then the whole list, as it was before pages."""
-    query = request.query
+def page_param(
+    request: web.Request, query: dict[str, Any], kind: str, key_size: int
+) -> PageRequest | None:
+    """The page a list request asks for (`q`, `limit`, `cursor`, checked in `query`; see
+    fodns/listing.py), or None when it names none of them: then the whole list, as it
+    was before pages."""
     if not {"q", "limit", "cursor"} & query.keys():
         return None
-    limit = query.get("limit")
-    if limit is not None and (not DIGITS.match(limit) or not 1 <= int(limit) <= LIST_PAGE_MAX):
-        raise Invalid("limit", f"must be a whole number from 1 to {LIST_PAGE_MAX}")
     cursor = query.get("cursor")
     return PageRequest(
         find=find_param(request),
         after=None if cursor is None else decode_cursor(kind, cursor, key_size),
         # A page is never the whole list by accident: a q that finds every group
         # would otherwise be the 25 MB list again, held whole.
-        limit=LIST_PAGE_MAX if limit is None else int(limit),
+        limit=query.get("limit", LIST_PAGE_MAX),
     )
 
 
@@ -404,7 +415,7 @@ async def app_json(request: web.Request, app: App) -> dict[str, Any]:
 
 async def list_apps(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
-    page = page_param(request, "apps", 1)
+    page = page_param(request, query_of(request, APPS_QUERY), "apps", 1)
     if page is not None:
         asked = page
 
@@ -428,30 +439,30 @@ async def list_apps(request: web.Request) -> web.Response:
 
 
 async def post_app(request: web.Request) -> web.Response:
-    body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
-    if "name" not in body:
-        raise Invalid("name", "is required")
+    body = await json_body(request, NEW_APP)
     change, served = await write(
         request,
         store_of(request).create_app,
         body["name"],
-        body.get("load_balancer") or (),
-        body.get("web_servers") or (),
-        reason=optional_str(body, "reason"),
+        body.get("load_balancer", ()),
+        body.get("web_servers", ()),
+        reason=body.get("reason"),
     )
     app = change.apps[body["name"]]
     return change_response(await app_json(request, app), 201, served)
 
 
 async def get_app(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, APP_PATH)
     app = await asyncio.to_thread(store_of(request).app, request.match_info["name"])
     return web.json_response(await app_json(request, app))
 
 
 async def patch_app(request: web.Request) -> web.Response:
-    body = await json_body(request, {"name", "load_balancer", "web_servers", "reason"})
+    query_of(request, NO_QUERY, APP_PATH)
+    body = await json_body(request, APP_CHANGE)
     name = request.match_info["name"]
-    new_name = optional_str(body, "name")
+    new_name = body.get("name")
     _, served = await write(
         request,
         store_of(request).update_app,
@@ -459,23 +470,26 @@ async def patch_app(request: web.Request) -> web.Response:
         new_name=new_name,
         load_balancer=body.get("load_balancer"),
         web_servers=body.get("web_servers"),
-        reason=optional_str(body, "reason"),
+        reason=body.get("reason"),
     )
     app = await asyncio.to_thread(store_of(request).app, new_name or name)
     return change_response(await app_json(request, app), 200, served)
 
 
 async def delete_app(request: web.Request) -> web.Response:
+    # A DELETE's reason is a query parameter, as a DELETE carries no body.
+    query = query_of(request, DELETE_QUERY, APP_PATH)
     _, served = await write(
         request,
         store_of(request).delete_app,
         request.match_info["name"],
-        reason=reason_param(request),
+        reason=query.get("reason"),
     )
     return change_response(None, 204, served)
 
 
 async def get_app_status(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, APP_PATH)
     status = await asyncio.to_thread(store_of(request).failover_status, request.match_info["name"])
     return web.json_response({"failover_status": status})
 
@@ -485,8 +499,9 @@ async def get_app_status(request: web.Request) -> web.Response:
 
 async def list_groups(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
-    zone = zone_param(request)
-    page = page_param(request, "groups", 2)
+    query = query_of(request, GROUPS_QUERY)
+    zone = query.get("zone")
+    page = page_param(request, query, "groups", 2)
     if page is not None:
         asked = page
 
@@ -512,84 +527,80 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 async def post_group(request: web.Request) -> web.Response:
-    body = await json_body(request, {"zone", "label", "primary", "backup", "ttl", "reason"})
+    body = await json_body(request, NEW_GROUP, optional=True)
     change, served = await write(
         request,
         store_of(request).create_group,
-        zone=optional_str(body, "zone"),
-        label=optional_str(body, "label"),
-        primary=optional_str(body, "primary"),
-        backup=optional_str(body, "backup"),
-        ttl=body.get("ttl"),
-        reason=optional_str(body, "reason"),
+        zone=body.get("zone"),
+        label=body.get("label"),
+        primary=body.get("primary"),
+        backup=body.get("backup"),
+        ttl=whole(body.get("ttl")),
+        reason=body.get("reason"),
     )
     return change_response(changed_group_json(change), 201, served)
 
 
 async def get_group(request: web.Request) -> web.Response:
+    query = query_of(request, GROUP_QUERY, GROUP_PATH)
     group = await asyncio.to_thread(
-        store_of(request).group, request.match_info["label"], zone_param(request)
+        store_of(request).group, request.match_info["label"], query.get("zone")
     )
     return web.json_response(await group_json(request, group))
 
 
 async def patch_group(request: web.Request) -> web.Response:
-    body = await json_body(request, {"primary", "backup", "ttl", "reason"})
-    sides = {side: body[side] for side in ("primary", "backup") if side in body}
-    for side, value in sides.items():
-        if value is not None and not isinstance(value, str):
-            raise Invalid(side, "must be an app name or null")
+    query = query_of(request, GROUP_QUERY, GROUP_PATH)
+    body = await json_body(request, GROUP_CHANGE)
     change, served = await write(
         request,
         store_of(request).update_group,
         request.match_info["label"],
-        zone_param(request),
-        primary=sides.get("primary", STORE_UNSET),
-        backup=sides.get("backup", STORE_UNSET),
-        ttl=body.get("ttl"),
-        reason=optional_str(body, "reason"),
+        query.get("zone"),
+        primary=body.get("primary", STORE_UNSET),
+        backup=body.get("backup", STORE_UNSET),
+        ttl=whole(body.get("ttl")),
+        reason=body.get("reason"),
     )
     return change_response(changed_group_json(change), 200, served)
 
 
 async def post_switch(request: web.Request) -> web.Response:
-    body = await json_body(request, {"to", "reason"})
-    if "to" not in body:
-        raise Invalid("to", 'is required: "primary" or "backup"')
+    query = query_of(request, GROUP_QUERY, GROUP_PATH)
+    body = await json_body(request, SWITCH)
     change, served = await write(
         request,
         store_of(request).switch,
         request.match_info["label"],
         body["to"],
-        zone_param(request),
-        reason=optional_str(body, "reason"),
+        query.get("zone"),
+        reason=body.get("reason"),
     )
     # Switching to the side already active changes nothing, and still names the group.
     return change_response(changed_group_json(change), 200, served)
 
 
 async def delete_group(request: web.Request) -> web.Response:
+    query = query_of(request, DELETE_GROUP_QUERY, GROUP_PATH)
     _, served = await write(
         request,
         store_of(request).delete_group,
         request.match_info["label"],
-        zone_param(request),
-        reason=reason_param(request),
+        query.get("zone"),
+        reason=query.get("reason"),
     )
     return change_response(None, 204, served)
 
 
 async def list_events(request: web.Request) -> web.Response:
-    limit_text = request.query.get("limit", str(EVENTS_PAGE_DEFAULT))
-    if not DIGITS.match(limit_text) or not 1 <= int(limit_text) <= EVENTS_PAGE_MAX:
-        raise Invalid("limit", f"must be a whole number from 1 to {EVENTS_PAGE_MAX}")
+    query = query_of(request, EVENTS_QUERY)
     page = await asyncio.to_thread(
         store_of(request).event_page,
-        group=request.query.get("group"),
-        app=request.query.get("app"),
-        limit=int(limit_text),
-        before_seq=seq_param(request, "before"),
-        after_seq=seq_param(request, "after"),
+        group=query.get("group"),
+        app=query.get("app"),
+        limit=query.get("limit", EVENTS_PAGE_DEFAULT),
+        before_seq=query.get("before"),
+        after_seq=query.get("after"),
     )
     return web.json_response(
         {"events": [event.to_json() for event in page.events], "last_seq": page.last_seq}

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import dns.exception
 import dns.name
 
 from fodns.errors import Invalid
@@ -29,8 +28,15 @@ DEFAULT_GROUP_TTL = 30  # a zone's group_ttl when its config names none
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Group labels: one DNS label of letters, digits and hyphens (RFC 1123 §2.1),
 # stored lower-case; generated ones look like 414-262-781.
-GROUP_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# These patterns are also the API's (fodns/schemas.py publishes them), so they are
+# written the way every JSON Schema validator reads them alike: no lookarounds, and
+# matched with fullmatch (a closing `$` alone lets a final newline through).
+GROUP_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# A hostname in a web head: two labels or more of letters, digits, '_' or '-', the
+# last starting with a letter (RFC 1123 §2.1, RFC 3696 §2: a top-level label is never
+# all digits), at most 253 characters (255 octets on the wire), a final dot optional.
+HOSTNAME = re.compile(r"^([A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}\.?$")
+HOSTNAME_MAX = 253
 # A web head's answer must fit in one UDP reply of the EDNS size most resolvers
 # use (1,232 bytes, DNS Flag Day 2020), or resolvers fall back to TCP for every
 # lookup. 32 AAAA records take 32 x 28 = 896 bytes; with a 12-byte header, the
@@ -225,7 +231,7 @@ class EventPage:
 
 
 def check_app_name(name: Any, field: str = "name") -> str:
-    if not isinstance(name, str) or not APP_NAME.match(name):
+    if not isinstance(name, str) or not APP_NAME.fullmatch(name):
         raise Invalid(
             field, "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -233,7 +239,7 @@ def check_app_name(name: Any, field: str = "name") -> str:
 
 
 def check_group_label(label: Any, field: str = "label") -> str:
-    if not isinstance(label, str) or not GROUP_LABEL.match(label.lower()):
+    if not isinstance(label, str) or not GROUP_LABEL.fullmatch(label):
         raise Invalid(
             field,
             "must be one DNS label: 1-63 letters, digits or '-', not starting or ending with '-'",
@@ -304,20 +310,14 @@ def _check_address(value: str, field: str) -> str | None:
 
 
 def _check_hostname(value: str, field: str) -> str:
-    try:
-        name = dns.name.from_text(value)
-    except dns.exception.DNSException as exc:
-        raise Invalid(
-            field, f"{_shown(value)} is neither an IP address nor a hostname: {exc}"
-        ) from None
-    labels = [label.decode("ascii", "replace") for label in name.labels[:-1]]
-    if len(labels) < 2 or not all(HOSTNAME_LABEL.match(label) for label in labels):
-        raise Invalid(field, f"{_shown(value)} is neither an IP address nor a hostname")
-    if labels[-1].isdigit():
+    last = value.rstrip(".").rpartition(".")[2]
+    if last.isdigit():
         # RFC 1123 §2.1 and RFC 3696 §2: a top-level label is never all digits, so
         # 192.0.2.300 is a mistyped address, not a hostname.
         raise Invalid(field, f"{_shown(value)} is not a valid IP address (nor a hostname)")
-    return name.to_text().lower()
+    if len(value) > HOSTNAME_MAX or not HOSTNAME.fullmatch(value):
+        raise Invalid(field, f"{_shown(value)} is neither an IP address nor a hostname")
+    return dns.name.from_text(value).to_text().lower()
 
 
 def _shown(value: str) -> str:

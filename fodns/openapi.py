@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fodns import __version__
-from fodns.listing import FIND_MAX, LIST_PAGE_MAX
-from fodns.model import EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns import __version__, schemas
+from fodns.schemas import parameters
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -59,15 +58,16 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/zones", "get"): (),
     ("/v1/apps", "get"): ("400",),
     ("/v1/apps", "post"): (*WRITE, *WITH_BODY, "409"),
-    ("/v1/apps/{name}", "get"): ("404",),
+    ("/v1/apps/{name}", "get"): ("400", "404"),
     ("/v1/apps/{name}", "patch"): (*WRITE, *WITH_BODY, "404", "409"),
     ("/v1/apps/{name}", "delete"): (*WRITE, "404", "409"),
-    ("/v1/apps/{name}/status", "get"): ("404",),
+    ("/v1/apps/{name}/status", "get"): ("400", "404"),
     ("/v1/groups", "get"): ("400",),
     ("/v1/groups", "post"): (*WRITE, *WITH_BODY, "404", "409"),
     # 400: a label that exists in several zones, asked without ?zone=.
     ("/v1/groups/{label}", "get"): ("400", "404"),
-    ("/v1/groups/{label}", "patch"): (*WRITE, *WITH_BODY, "404"),
+    # 409: the same app on both sides.
+    ("/v1/groups/{label}", "patch"): (*WRITE, *WITH_BODY, "404", "409"),
     ("/v1/groups/{label}", "delete"): (*WRITE, "404", "409"),
     ("/v1/groups/{label}/switch", "post"): (*WRITE, *WITH_BODY, "404", "409"),
     ("/v1/events", "get"): ("400",),
@@ -90,27 +90,13 @@ NOT_SERVED_DESCRIPTION = (
     "The change is committed and durable, but not every DNS worker served it within 2 s "
     "(see /healthz): the body it would have had, plus served: false and a message"
 )
+# A web head as the API shows it (normalised: a hostname ends in a dot); what a
+# request may send is schemas.WEB_HEAD.
 WEB_HEAD = {
     "type": "array",
     "items": {"type": "string"},
     "description": "One hostname (answered as a CNAME) or one or more IPv4/IPv6 addresses "
     "(answered as A/AAAA). Empty: none.",
-}
-LABEL_PARAM = {"name": "label", "in": "path", "required": True, "schema": {"type": "string"}}
-ZONE_QUERY = {
-    "name": "zone",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "The group's zone, when the label exists in more than one.",
-}
-REASON = {"type": "string", "description": "Why: recorded with the change in the event log."}
-REASON_QUERY = {
-    "name": "reason",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": REASON["description"],
 }
 # What every path does beyond its operations (fodns/api.py http_methods).
 METHODS = (
@@ -120,42 +106,6 @@ METHODS = (
     "Allow listing exactly the methods it has (§15.5.6)."
 )
 PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
-
-
-def _page_parameters(finds: str) -> list[dict[str, Any]]:
-    """q, limit and cursor of a list (fodns/listing.py); `finds` says what q matches."""
-    return [
-        {
-            "name": "q",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "maxLength": FIND_MAX},
-            "description": f"Only the items whose {finds} holds this text, case-blind "
-            "(a substring: 192.0.2 finds 192.0.2.10).",
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": LIST_PAGE_MAX,
-                "default": LIST_PAGE_MAX,
-            },
-            "description": "At most this many items; the reply's `next` asks for the rest. "
-            f"With q or cursor but no limit, {LIST_PAGE_MAX}.",
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "The previous page's `next`: the page after it, in the same order "
-            "(groups by zone and label, apps by name). Groups created or deleted meanwhile "
-            "move no other item: none is listed twice, none that stayed is skipped.",
-        },
-    ]
 
 
 def _list_reply(key: str, item: str) -> dict[str, Any]:
@@ -173,15 +123,8 @@ def _list_reply(key: str, item: str) -> dict[str, Any]:
     }
 
 
-GROUP_FINDS = (
-    "label or full name, primary or backup app's name, or an address or hostname in the "
-    "web head of either app"
-)
-APP_FINDS = (
-    "name, or an address or hostname in its web head (the load balancer if it has one, "
-    "else the web servers)"
-)
-NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+NAME_PARAM = parameters(schemas.APP_PATH, "path")
+LABEL_PARAM = parameters(schemas.GROUP_PATH, "path")
 
 SCHEMAS: dict[str, Any] = {
     "Zone": {
@@ -208,27 +151,9 @@ SCHEMAS: dict[str, Any] = {
             "failover_status": {"enum": ["online", "offline", "none"]},
         },
     },
-    "NewApp": {
-        "type": "object",
-        "required": ["name"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},
-            "load_balancer": WEB_HEAD,
-            "web_servers": WEB_HEAD,
-            "reason": REASON,
-        },
-    },
-    "AppChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "description": "A new name: the app is renamed."},
-            "load_balancer": WEB_HEAD,
-            "web_servers": WEB_HEAD,
-            "reason": REASON,
-        },
-    },
+    # The request bodies: the very dicts the API validates requests with.
+    "NewApp": schemas.NEW_APP,
+    "AppChange": schemas.APP_CHANGE,
     "Record": {
         "type": "object",
         "required": ["type", "data"],
@@ -252,34 +177,9 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "NewGroup": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "zone": {"type": "string", "description": "Needed when fodns serves several zones."},
-            "label": {"type": "string", "description": "Default: a new NNN-NNN-NNN label."},
-            "primary": {"type": ["string", "null"]},
-            "backup": {"type": ["string", "null"]},
-            "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
-            "reason": REASON,
-        },
-    },
-    "GroupChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "primary": {"type": ["string", "null"]},
-            "backup": {"type": ["string", "null"]},
-            "ttl": {"type": "integer", "minimum": GROUP_TTL_MIN, "maximum": GROUP_TTL_MAX},
-            "reason": REASON,
-        },
-    },
-    "Switch": {
-        "type": "object",
-        "required": ["to"],
-        "additionalProperties": False,
-        "properties": {"to": {"enum": ["primary", "backup"]}, "reason": REASON},
-    },
+    "NewGroup": schemas.NEW_GROUP,
+    "GroupChange": schemas.GROUP_CHANGE,
+    "Switch": schemas.SWITCH,
     "Event": {
         "type": "object",
         "required": [
@@ -441,7 +341,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": _operation(
                     "List apps by name, or a page of them",
                     {"200": _json(_list_reply("apps", "App"), "The apps." + PAGE_NOTE)},
-                    parameters=_page_parameters(APP_FINDS),
+                    parameters=parameters(schemas.APPS_QUERY, "query"),
                 ),
                 "post": _operation(
                     "Create an app",
@@ -453,7 +353,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             "/v1/apps/{name}": {
-                "parameters": [NAME_PARAM],
+                "parameters": NAME_PARAM,
                 "get": _operation("Read an app", {"200": app}),
                 "patch": _operation(
                     "Change an app's web head, or rename it",
@@ -466,11 +366,11 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _operation(
                     "Delete an app (409 while a group references it)",
                     {"204": {"description": "Deleted"}},
-                    parameters=[REASON_QUERY],
+                    parameters=parameters(schemas.DELETE_QUERY, "query"),
                 ),
             },
             "/v1/apps/{name}/status": {
-                "parameters": [NAME_PARAM],
+                "parameters": NAME_PARAM,
                 "get": _operation(
                     "The app's failover status",
                     {
@@ -491,10 +391,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": _operation(
                     "List groups by zone and label, or a page of them",
                     {"200": _json(_list_reply("groups", "Group"), "The groups." + PAGE_NOTE)},
-                    parameters=[
-                        {**ZONE_QUERY, "description": "Only the groups of this zone."},
-                        *_page_parameters(GROUP_FINDS),
-                    ],
+                    parameters=parameters(schemas.GROUPS_QUERY, "query"),
                 ),
                 "post": _operation(
                     "Create a group",
@@ -506,7 +403,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             "/v1/groups/{label}": {
-                "parameters": [LABEL_PARAM, ZONE_QUERY],
+                "parameters": LABEL_PARAM + parameters(schemas.GROUP_QUERY, "query"),
                 "get": _operation("Read a group", {"200": group}),
                 "patch": _operation(
                     "Set primary, backup or TTL",
@@ -519,11 +416,12 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _operation(
                     "Delete a group (409 while it points at apps); its label is never reused",
                     {"204": {"description": "Deleted"}},
-                    parameters=[REASON_QUERY],
+                    # The path's zone and the delete's reason.
+                    parameters=parameters(schemas.DELETE_GROUP_QUERY, "query"),
                 ),
             },
             "/v1/groups/{label}/switch": {
-                "parameters": [LABEL_PARAM, ZONE_QUERY],
+                "parameters": LABEL_PARAM + parameters(schemas.GROUP_QUERY, "query"),
                 "post": _operation(
                     "Switch traffic: 200 once durable and served; to the active side, 200 "
                     "and nothing recorded",
@@ -560,33 +458,7 @@ def openapi_document() -> dict[str, Any]:
                             "Events",
                         )
                     },
-                    parameters=[
-                        {"name": "group", "in": "query", "schema": {"type": "string"}},
-                        {"name": "app", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": EVENTS_PAGE_MAX,
-                                "default": EVENTS_PAGE_DEFAULT,
-                            },
-                        },
-                        {
-                            "name": "before",
-                            "in": "query",
-                            "schema": {"type": "integer"},
-                            "description": "Only events with a smaller seq (paging).",
-                        },
-                        {
-                            "name": "after",
-                            "in": "query",
-                            "schema": {"type": "integer"},
-                            "description": "Only events with a greater seq: what a client "
-                            "that has read up to this seq missed (still newest first).",
-                        },
-                    ],
+                    parameters=parameters(schemas.EVENTS_QUERY, "query"),
                 ),
             },
             "/v1/route53/plan": {

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from fodns import __version__, batchio
-from fodns.api import create_app
+from fodns.api import MAX_REQUEST_LINE, create_app
 from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
 from fodns.consumers import Feed, NotifyFollower, TableFollower
 from fodns.errors import ListenError
@@ -308,7 +308,7 @@ def _service_state(
 
 
 async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, max_line_size=MAX_REQUEST_LINE)
     await runner.setup()
     address = config.api.listen
     try:

@@ -716,7 +716,7 @@ class Store:
             primary_row = None if primary_name is None else find_app(db, primary_name, "primary")
             backup_row = None if backup_name is None else find_app(db, backup_name, "backup")
             if primary_row and backup_row and primary_row.id == backup_row.id:
-                raise Invalid("backup", "must be another app than the primary")
+                raise Conflict("the primary and the backup must be different apps", field="backup")
             if wanted is None:
                 new_label = self._new_label(db, zone_name)
             else:
@@ -766,7 +766,7 @@ class Store:
             }
             if ids["primary"] is not None and ids["primary"] == ids["backup"]:
                 named = "backup" if backup is not UNSET else "primary"
-                raise Invalid(named, "the primary and the backup must be different apps")
+                raise Conflict("the primary and the backup must be different apps", field=named)
             group_ttl = old.group.ttl if new_ttl is None else new_ttl
             if (ids["primary"], ids["backup"], group_ttl) == (
                 old.primary_id,

@@ -83,6 +83,7 @@ def test_nothing_below_the_api_imports_it() -> None:
                 "model",
                 "openapi",
                 "records",
+                "schemas",
                 "store",
             },
         ),

@@ -172,7 +172,7 @@ def test_update_group_leaves_unset_fields_alone(store: Store) -> None:
 
 def test_a_group_needs_two_different_apps_and_known_ones(store: Store) -> None:
     add_apps(store)
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(Conflict) as caught:
         store.create_group("ops", primary="dc1", backup="DC1")
     assert caught.value.field == "backup"
     with pytest.raises(NotFound, match=r"^primary: no app named 'nope'"):
@@ -180,7 +180,7 @@ def test_a_group_needs_two_different_apps_and_known_ones(store: Store) -> None:
     with pytest.raises(NotFound, match=r"^backup: no app named 'nope'"):
         store.create_group("ops", primary="dc1", backup="nope")
     new_group(store, label="www", primary="dc1")
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(Conflict) as caught:
         store.update_group("ops", "www", backup="dc1")
     assert caught.value.field == "backup"
 

@@ -1,0 +1,426 @@
+"""The admin API's request bodies and parameters as JSON Schema 2020-12: the one definition.
+
+/v1/openapi.json publishes these dicts as they are (JSON Schema is OpenAPI 3.1's own
+schema language), and the API validates every request against the same dicts with
+`jsonschema` before it reaches the store: a constraint written here is enforced and
+documented at once, and one that is not written here is neither. The model's checks
+(fodns/model.py, fodns/rows.py) still run in the store, as the last line for callers
+that are not the API; they accept everything these schemas accept, and where they
+have words for a refusal (a scoped address, a mix of hostname and addresses) the
+400 uses them. What a schema cannot know (a label already taken, an app that does
+not exist) is the store's: 404 or 409.
+
+Patterns are written so that a JSON Schema validator in any language reads them as
+Python does: no lookarounds, no `\\d`, `\\w` or `\\s` (their Unicode reading differs
+between engines), and a closing `$` that means the end of the text, never "before
+a final newline" (see `_end_anchored`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import ValidationError as SchemaError
+from jsonschema.validators import extend
+
+from fodns.errors import Invalid
+from fodns.listing import CURSOR_MAX, FIND_MAX, LIST_PAGE_MAX
+from fodns.model import (
+    APP_NAME,
+    EVENTS_PAGE_DEFAULT,
+    EVENTS_PAGE_MAX,
+    GROUP_LABEL,
+    GROUP_TTL_MAX,
+    GROUP_TTL_MIN,
+    HOSTNAME,
+    HOSTNAME_MAX,
+    WEB_HEAD_MAX,
+    check_app_name,
+    check_group_label,
+    check_side,
+    check_ttl,
+    check_web_head,
+)
+from fodns.rows import TEXT_MAX, check_text
+
+Schema = dict[str, Any]
+
+# ---- the fields ------------------------------------------------------------------
+
+# What str.strip() removes (str.isspace), spelled out: `\s` means another set in
+# ECMA-262 regular expressions, which is what other validators use.
+_SPACE = r"\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+REASON: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": TEXT_MAX,
+    # Something besides spaces, and no NUL (SQLite, the logs and every reader of the
+    # event log would choke on one).
+    "pattern": rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$",
+    "description": f"Why: recorded with the change in the event log. 1 to {TEXT_MAX} "
+    "characters, not only spaces, no NUL. Leave it out for none.",
+    "examples": ["moving traffic to us-east for the eu-west maintenance"],
+}
+APP_NAME_FIELD: Schema = {
+    "type": "string",
+    "pattern": APP_NAME.pattern,
+    "description": "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+    "examples": ["shop-eu"],
+}
+SIDE_APP: Schema = {
+    "type": ["string", "null"],
+    "pattern": APP_NAME.pattern,
+    "description": "An existing app's name (404 naming this field if there is none); "
+    "null: no app on this side.",
+    "examples": ["shop-eu"],
+}
+GROUP_LABEL_FIELD: Schema = {
+    "type": "string",
+    "pattern": GROUP_LABEL.pattern,
+    "description": "One DNS label: 1-63 letters, digits or '-', not starting or ending "
+    "with '-'; stored lower-case.",
+    "examples": ["414-262-781"],
+}
+TTL: Schema = {
+    "type": "integer",
+    "minimum": GROUP_TTL_MIN,
+    "maximum": GROUP_TTL_MAX,
+    "description": "Seconds; traffic moves within it after a switch.",
+    "examples": [30],
+}
+ZONE_FIELD: Schema = {
+    "type": "string",
+    "maxLength": 254,
+    "description": "A zone fodns serves (404 otherwise), with or without the final dot.",
+    "examples": ["fo.example.net"],
+}
+# A web head value: an IPv4 or IPv6 address (not scoped: the ipv6 format refuses a
+# %zone), neither unspecified nor multicast, or a hostname (model.HOSTNAME).
+_NOT_SERVABLE = r"^(0\.0\.0\.0|22[4-9]\..*|23[0-9]\..*|[0:.]+|[fF][fF][0-9a-fA-F]{2}:.*)$"
+ADDRESS: Schema = {
+    "type": "string",
+    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+    "not": {"pattern": _NOT_SERVABLE},
+}
+HOST: Schema = {"type": "string", "maxLength": HOSTNAME_MAX, "pattern": HOSTNAME.pattern}
+WEB_HEAD: Schema = {
+    "type": "array",
+    "maxItems": WEB_HEAD_MAX,
+    "uniqueItems": True,
+    "anyOf": [{"items": ADDRESS}, {"maxItems": 1, "items": HOST}],
+    "description": f"One hostname (answered as a CNAME) or up to {WEB_HEAD_MAX} IPv4/IPv6 "
+    "addresses (answered as A/AAAA; not scoped, unspecified or multicast). A hostname has "
+    "two labels or more and its last one starts with a letter (192.0.2.300 is a mistyped "
+    "address). Empty: none.",
+    "examples": [["192.0.2.10", "2001:db8::10"], ["lb.shop.example.com"]],
+}
+
+# ---- the request bodies -------------------------------------------------------------
+
+NEW_APP: Schema = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": APP_NAME_FIELD,
+        "load_balancer": WEB_HEAD,
+        "web_servers": WEB_HEAD,
+        "reason": REASON,
+    },
+    "description": "An app may have no web head yet (both lists empty or left out): a "
+    "group whose active side it is answers NODATA until it gets one, as a group with no "
+    "app on that side does.",
+    "examples": [{"name": "shop-eu", "web_servers": ["192.0.2.10", "192.0.2.11"]}],
+}
+APP_CHANGE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {**APP_NAME_FIELD, "description": "A new name: the app is renamed."},
+        "load_balancer": WEB_HEAD,
+        "web_servers": WEB_HEAD,
+        "reason": REASON,
+    },
+    "description": "A field left out stays as it is; an empty list clears it.",
+    "examples": [{"load_balancer": ["lb.shop.example.com"], "reason": "new load balancer"}],
+}
+NEW_GROUP: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "zone": {**ZONE_FIELD, "description": "Needed when fodns serves several zones."},
+        "label": {**GROUP_LABEL_FIELD, "description": "Default: a new NNN-NNN-NNN label."},
+        "primary": SIDE_APP,
+        "backup": SIDE_APP,
+        "ttl": {**TTL, "description": "Default: the zone's group_ttl."},
+        "reason": REASON,
+    },
+    "examples": [{"primary": "shop-eu", "backup": "shop-us", "ttl": 30}],
+}
+GROUP_CHANGE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"primary": SIDE_APP, "backup": SIDE_APP, "ttl": TTL, "reason": REASON},
+    "description": "A field left out stays as it is; null clears a side.",
+    "examples": [{"backup": "shop-us", "reason": "us-east is ready"}],
+}
+SWITCH: Schema = {
+    "type": "object",
+    "required": ["to"],
+    "additionalProperties": False,
+    "properties": {
+        "to": {"enum": ["primary", "backup"], "description": "The side to make active."},
+        "reason": REASON,
+    },
+    "examples": [{"to": "backup", "reason": "eu-west maintenance"}],
+}
+
+# ---- the parameters: each operation's query as one object schema ---------------------
+# Query values arrive as text; `query_values` turns those an integer schema asks for
+# into integers first (ASCII digits only: "²".isdigit() is true).
+
+EVENT_SEQ: Schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+PAGE_QUERY: Schema = {
+    "q": {
+        "type": "string",
+        "maxLength": FIND_MAX,
+        "pattern": r"^[^\x00]*$",
+        "examples": ["shop"],
+    },
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": LIST_PAGE_MAX,
+        "description": "At most this many items; the reply's `next` asks for the rest. "
+        f"With q or cursor but no limit, {LIST_PAGE_MAX}.",
+        "examples": [100],
+    },
+    "cursor": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": CURSOR_MAX,
+        "pattern": "^[A-Za-z0-9_-]*$",
+        "description": "The previous page's `next`: the page after it, in the same order "
+        "(groups by zone and label, apps by name). Groups created or deleted meanwhile "
+        "move no other item: none is listed twice, none that stayed is skipped. Anything "
+        "else is a 400 naming `cursor`.",
+    },
+}
+
+
+def _query(properties: Mapping[str, Schema]) -> Schema:
+    """A query as one object schema: other parameters are ignored, as HTTP has it."""
+    return {"type": "object", "properties": dict(properties)}
+
+
+def _finding(finds: str) -> Schema:
+    """`q` of a list, saying what it matches there (see fodns/listing.py)."""
+    return {
+        **PAGE_QUERY["q"],
+        "description": f"Only the items whose {finds} holds this text, case-blind "
+        "(a substring: 192.0.2 finds 192.0.2.10).",
+    }
+
+
+APPS_QUERY = _query(
+    {
+        **PAGE_QUERY,
+        "q": _finding(
+            "name, or an address or hostname in its web head (the load balancer if it has "
+            "one, else the web servers)"
+        ),
+    }
+)
+GROUPS_QUERY = _query(
+    {
+        "zone": {**ZONE_FIELD, "description": "Only the groups of this zone."},
+        **PAGE_QUERY,
+        "q": _finding(
+            "label or full name, primary or backup app's name, or an address or hostname "
+            "in the web head of either app"
+        ),
+    }
+)
+GROUP_QUERY = _query(
+    {"zone": {**ZONE_FIELD, "description": "The group's zone, when the label is in several."}}
+)
+DELETE_QUERY = _query({"reason": REASON})
+DELETE_GROUP_QUERY = _query({**GROUP_QUERY["properties"], **DELETE_QUERY["properties"]})
+EVENTS_QUERY = _query(
+    {
+        "group": {
+            "type": "string",
+            "description": "Only the events of groups with this label.",
+            "examples": ["414-262-781"],
+        },
+        "app": {
+            "type": "string",
+            "description": "Only the events of this app, across renames.",
+            "examples": ["shop-eu"],
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": EVENTS_PAGE_MAX,
+            "default": EVENTS_PAGE_DEFAULT,
+            "examples": [1],
+        },
+        "before": {
+            **EVENT_SEQ,
+            "description": "Only events with a smaller seq (paging).",
+            "examples": [1200],
+        },
+        "after": {
+            **EVENT_SEQ,
+            "description": "Only events with a greater seq: what a client that has read up "
+            "to this seq missed (still newest first).",
+            "examples": [1187],
+        },
+    }
+)
+# Path parameters: what a route's {name} or {label} may be. A well-formed one that
+# names nothing is a 404.
+APP_PATH: Schema = _query({"name": APP_NAME_FIELD})
+GROUP_PATH: Schema = _query({"label": GROUP_LABEL_FIELD})
+
+# ---- validation -------------------------------------------------------------------
+
+
+def _end_anchored(validator: Any, pattern: str, instance: Any, schema: Schema) -> Any:
+    """`pattern` as JSON Schema means it (ECMA-262): the closing `$` is the end of the
+    text; Python's `$` also matches before a final newline, which would let "shop\\n"
+    through where every other validator refuses it."""
+    if isinstance(instance, str) and not _compiled(pattern).search(instance):
+        yield SchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+
+# (types-jsonschema leaves `extend` untyped.)
+_Validator = extend(Draft202012Validator, {"pattern": _end_anchored})  # type: ignore[no-untyped-call]
+
+
+# By the schema's identity (dicts are not hashable), each kept with its schema so
+# that an id is never reused for another one.
+_VALIDATORS: dict[int, tuple[Schema, Any]] = {}
+
+
+def validator(schema: Schema) -> Any:
+    """The validator of `schema`, made once for each of this module's schemas."""
+    kept = _VALIDATORS.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _VALIDATORS[id(schema)] = (
+            schema,
+            _Validator(schema, format_checker=FormatChecker()),
+        )
+    return kept[1]
+
+
+# The model's own check of a field, run on a value the schema refused: where it
+# refuses too, its message (which says what is wrong in the product's words) is the
+# 400's; else the schema's.
+_WORDED: dict[str, Callable[[Any, str], object]] = {
+    "name": check_app_name,
+    "label": check_group_label,
+    "ttl": check_ttl,
+    "to": check_side,
+    "load_balancer": check_web_head,
+    "web_servers": check_web_head,
+    "reason": lambda value, field: check_text(value, field, required=True),
+}
+_MESSAGES = {
+    "limit": "must be a whole number from {minimum} to {maximum}",
+    "before": "must be an event seq",
+    "after": "must be an event seq",
+    "primary": "must be an app name or null",
+    "backup": "must be an app name or null",
+}
+
+
+def check(schema: Schema, instance: Any, what: str = "body") -> None:
+    """Refuse `instance` unless `schema` accepts it: Invalid naming the field (`what`
+    when the whole of it is wrong), unknown fields first, then missing ones."""
+    errors = list(validator(schema).iter_errors(instance))
+    if not errors:
+        return
+    error = min(errors, key=_rank)
+    if not error.path:
+        if error.validator == "additionalProperties":
+            allowed = ", ".join(sorted(schema["properties"]))
+            unknown = sorted(set(instance) - set(schema["properties"]))[0]
+            raise Invalid(unknown[:100], f"unknown field (allowed: {allowed})")
+        if error.validator == "required":
+            missing = next(name for name in schema["required"] if name not in instance)
+            raise Invalid(missing, "is required")
+        raise Invalid(what, "must be a JSON object")
+    field = str(error.path[0])
+    value = instance[field]
+    worded = _WORDED.get(field)
+    if worded is not None:
+        worded(value, field)  # raises its own Invalid where it refuses too
+    message = _MESSAGES.get(field)
+    if message is not None:
+        raise Invalid(field, message.format(**schema["properties"][field]))
+    raise Invalid(field, _plain(error))
+
+
+def _rank(error: SchemaError) -> tuple[int, str]:
+    order = {"additionalProperties": 0, "required": 1, "type": 2}
+    return (order.get(str(error.validator), 3) if not error.path else 4, str(list(error.path)))
+
+
+def _plain(error: SchemaError) -> str:
+    """jsonschema's message without the value it quotes (which may be huge)."""
+    if error.validator in ("pattern", "anyOf", "not", "format"):
+        return "is not of the form the API document gives"
+    return str(error.message) if len(error.message) <= 200 else str(error.message)[:197] + "..."
+
+
+def query_values(query: Mapping[str, str], schema: Schema) -> dict[str, Any]:
+    """A request's query (first value of each name) as `schema` types it: integers
+    where it asks for an integer and the text is ASCII digits, else the text."""
+    values: dict[str, Any] = {}
+    for name, spec in schema["properties"].items():
+        text = query.get(name)
+        if text is None:
+            continue
+        numeric = spec.get("type") == "integer" and _DIGITS.match(text)
+        values[name] = int(text) if numeric else text
+    return values
+
+
+_DIGITS = re.compile(r"^[0-9]{1,19}\Z")
+
+
+def check_query(query: Mapping[str, str], schema: Schema) -> dict[str, Any]:
+    """The query `schema` accepts, typed; Invalid naming the parameter otherwise."""
+    values = query_values(query, schema)
+    check(schema, values, "query")
+    return values
+
+
+# ---- for the document ----------------------------------------------------------------
+
+
+def parameters(schema: Schema, where: str) -> list[dict[str, Any]]:
+    """An OpenAPI parameter list from a query (or path) schema: each parameter's schema
+    is the very dict the API validates it with."""
+    listed = []
+    for name, spec in schema["properties"].items():
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": where,
+            "required": where == "path",  # a path's parameters are always there
+            "schema": spec,
+        }
+        if "description" in spec:
+            parameter["description"] = spec["description"]
+        listed.append(parameter)
+    return listed

@@ -1,0 +1,319 @@
+"""Requests as fodns/schemas.py defines them: the document publishes the very schemas the
+server validates with, its examples pass, and each constraint holds on a real `fodns
+serve` over real HTTP at its boundary (just inside accepted, just outside a 400
+naming the field)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fodns import schemas
+from fodns.openapi import openapi_document
+from tests.support import Api, FodnsProcess, serving, start_with_config
+
+TOKEN = "schemas-test-token-5d1c"
+
+# Every operation of the document with the body schema the server checks it against:
+# a route added to the document must be added here.
+BODIES: dict[tuple[str, str], schemas.Schema | None] = {
+    ("get", "/v1/zones"): None,
+    ("get", "/v1/apps"): None,
+    ("post", "/v1/apps"): schemas.NEW_APP,
+    ("get", "/v1/apps/{name}"): None,
+    ("patch", "/v1/apps/{name}"): schemas.APP_CHANGE,
+    ("delete", "/v1/apps/{name}"): None,
+    ("get", "/v1/apps/{name}/status"): None,
+    ("get", "/v1/groups"): None,
+    ("post", "/v1/groups"): schemas.NEW_GROUP,
+    ("get", "/v1/groups/{label}"): None,
+    ("patch", "/v1/groups/{label}"): schemas.GROUP_CHANGE,
+    ("delete", "/v1/groups/{label}"): None,
+    ("post", "/v1/groups/{label}/switch"): schemas.SWITCH,
+    ("get", "/v1/events"): None,
+    ("get", "/v1/route53/plan"): None,
+    ("post", "/v1/route53/sync"): None,
+}
+# The parameters each operation's server-side checks read: path and query schemas.
+PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
+    ("get", "/v1/apps"): [schemas.APPS_QUERY],
+    ("get", "/v1/apps/{name}"): [schemas.APP_PATH],
+    ("patch", "/v1/apps/{name}"): [schemas.APP_PATH],
+    ("delete", "/v1/apps/{name}"): [schemas.APP_PATH, schemas.DELETE_QUERY],
+    ("get", "/v1/apps/{name}/status"): [schemas.APP_PATH],
+    ("get", "/v1/groups"): [schemas.GROUPS_QUERY],
+    ("get", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
+    ("patch", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
+    ("delete", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.DELETE_GROUP_QUERY],
+    ("post", "/v1/groups/{label}/switch"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
+    ("get", "/v1/events"): [schemas.EVENTS_QUERY],
+}
+
+
+def document_operations() -> Iterator[tuple[str, str, dict[str, Any], list[dict[str, Any]]]]:
+    """(method, path, operation, its parameters with the path's) of the document."""
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            by_name = {p["name"]: p for p in item.get("parameters", [])}
+            by_name.update({p["name"]: p for p in operation.get("parameters", [])})
+            yield method, path, operation, list(by_name.values())
+
+
+def body_schema(operation: dict[str, Any]) -> Any:
+    body = operation.get("requestBody")
+    if body is None:
+        return None
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    return openapi_document()["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_every_request_schema_in_the_document_is_the_one_the_server_checks() -> None:
+    seen = set()
+    for method, path, operation, parameters in document_operations():
+        seen.add((method, path))
+        assert body_schema(operation) is BODIES[(method, path)], (method, path)
+        checked: dict[str, Any] = {}
+        for schema in PARAMETERS.get((method, path), []):
+            checked.update(schema["properties"])
+        documented = {p["name"]: p["schema"] for p in parameters}
+        assert documented.keys() == checked.keys(), (method, path)
+        for name, schema in documented.items():
+            assert schema is checked[name], (method, path, name)
+    assert seen == set(BODIES)
+
+
+def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
+    """Every example the document gives for a request: bodies and their fields."""
+    for name in ("NEW_APP", "APP_CHANGE", "NEW_GROUP", "GROUP_CHANGE", "SWITCH"):
+        body = getattr(schemas, name)
+        for example in body["examples"]:
+            yield name, body, example
+        for field, schema in body["properties"].items():
+            for example in schema.get("examples", []):
+                yield f"{name}.{field}", schema, example
+    for name in ("APPS_QUERY", "GROUPS_QUERY", "EVENTS_QUERY", "DELETE_QUERY"):
+        for field, schema in getattr(schemas, name)["properties"].items():
+            for example in schema.get("examples", []):
+                yield f"{name}.{field}", schema, example
+
+
+def test_every_request_body_has_an_example() -> None:
+    for method, path, operation, _ in document_operations():
+        body = body_schema(operation)
+        assert body is None or body.get("examples"), (method, path)
+
+
+@pytest.mark.parametrize(("where", "schema", "example"), list(examples()))
+def test_the_documents_examples_are_accepted(where: str, schema: Any, example: Any) -> None:
+    assert not list(schemas.validator(schema).iter_errors(example)), (where, example)
+
+
+# ---- each constraint on a real server ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
+    directory: Path = tmp_path_factory.mktemp("schemas")
+    with serving(start_with_config(directory, TOKEN, workers=2)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def api(running: FodnsProcess) -> Api:
+    api = Api(running, TOKEN)
+    api.ok("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.1"]}, 201)
+    api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["192.0.2.2"]}, 201)
+    api.ok("POST", "/v1/groups", {"label": "edge", "primary": "eu", "backup": "us"}, 201)
+    return api
+
+
+ADDRESSES_32 = [f"192.0.2.{n}" for n in range(1, 33)]
+ADDRESSES_33 = [*ADDRESSES_32, "192.0.2.33"]
+LONGEST_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+
+
+def q(**values: str) -> str:
+    return "?" + urllib.parse.urlencode(values)
+
+
+# (method, path, body, field): a 400 naming `field`, or when it is None, taken past the
+# checks (2xx, or 404 for a well-formed name that names nothing). The cases run on
+# several xdist workers in any order, so none depends on another.
+BOUNDARIES: list[tuple[str, str, Any, str | None]] = [
+    # app names: 1-63 of [A-Za-z0-9._-], a letter or digit first, nothing after
+    ("POST", "/v1/apps", {"name": "a"}, None),
+    ("POST", "/v1/apps", {"name": "A" * 63}, None),
+    ("POST", "/v1/apps", {"name": "b" * 64}, "name"),
+    ("POST", "/v1/apps", {"name": "-b"}, "name"),
+    ("POST", "/v1/apps", {"name": "b\n"}, "name"),
+    ("POST", "/v1/apps", {"name": 7}, "name"),
+    ("POST", "/v1/apps", {}, "name"),
+    ("POST", "/v1/apps", {"name": "c", "colour": "red"}, "colour"),
+    # an app without a web head is allowed, however it is said
+    ("POST", "/v1/apps", {"name": "bare", "load_balancer": [], "web_servers": []}, None),
+    ("POST", "/v1/apps", {"name": "bare-lb", "load_balancer": None}, "load_balancer"),
+    # reasons: 1 to 1000 characters, not only spaces, no NUL, never null
+    ("POST", "/v1/apps", {"name": "r1", "reason": "x" * 1000}, None),
+    ("POST", "/v1/apps", {"name": "r2", "reason": "x" * 1001}, "reason"),
+    ("POST", "/v1/apps", {"name": "r3", "reason": ""}, "reason"),
+    ("POST", "/v1/apps", {"name": "r4", "reason": " \t\x1c"}, "reason"),
+    ("POST", "/v1/apps", {"name": "r5", "reason": None}, "reason"),
+    ("POST", "/v1/apps", {"name": "r6", "reason": " x "}, None),
+    # web heads: up to 32 addresses or one hostname, servable, no duplicates
+    ("POST", "/v1/apps", {"name": "w1", "web_servers": ADDRESSES_32}, None),
+    (
+        "POST",
+        "/v1/apps",
+        {"name": "w2", "web_servers": [*ADDRESSES_32, "192.0.2.33"]},
+        "web_servers",
+    ),
+    ("POST", "/v1/apps", {"name": "w3", "web_servers": ["192.0.2.1", "192.0.2.1"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w4", "load_balancer": ["lb.example.com."]}, None),
+    (
+        "POST",
+        "/v1/apps",
+        {"name": "w5", "load_balancer": ["a.ex", "b.ex"]},
+        "load_balancer",
+    ),
+    (
+        "POST",
+        "/v1/apps",
+        {"name": "w6", "load_balancer": ["a.ex", "192.0.2.1"]},
+        "load_balancer",
+    ),
+    ("POST", "/v1/apps", {"name": "w7", "load_balancer": [LONGEST_HOST]}, None),
+    ("POST", "/v1/apps", {"name": "w8", "load_balancer": [LONGEST_HOST + "d"]}, "load_balancer"),
+    ("POST", "/v1/apps", {"name": "w9", "load_balancer": ["localhost"]}, "load_balancer"),
+    ("POST", "/v1/apps", {"name": "w10", "load_balancer": ["host.x1"]}, None),
+    ("POST", "/v1/apps", {"name": "w11", "load_balancer": ["192.0.2.300"]}, "load_balancer"),
+    ("POST", "/v1/apps", {"name": "w12", "load_balancer": ["host.1x"]}, "load_balancer"),
+    ("POST", "/v1/apps", {"name": "w13", "web_servers": ["223.255.255.255"]}, None),
+    ("POST", "/v1/apps", {"name": "w14", "web_servers": ["224.0.0.1"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w15", "web_servers": ["::"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w16", "web_servers": ["fe80::1%eth0"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w17", "web_servers": ["ff02::1"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w18", "web_servers": ["ff::1"]}, None),
+    ("POST", "/v1/apps", {"name": "w19", "web_servers": [" 192.0.2.9"]}, "web_servers"),
+    ("POST", "/v1/apps", {"name": "w20", "web_servers": "192.0.2.9"}, "web_servers"),
+    ("PATCH", "/v1/apps/-x", {}, "name"),
+    ("PATCH", "/v1/apps/eu", {"reason": None}, "reason"),
+    ("PATCH", "/v1/apps/eu", {"name": "eu", "reason": "no change"}, None),
+    # groups: labels, TTLs, sides
+    ("POST", "/v1/groups", {"label": "a" * 63}, None),
+    ("POST", "/v1/groups", {"label": "a" * 64}, "label"),
+    ("POST", "/v1/groups", {"label": "g-"}, "label"),
+    ("POST", "/v1/groups", {"label": "G-1"}, None),
+    ("POST", "/v1/groups", {"label": "g1\n"}, "label"),
+    ("POST", "/v1/groups", {"ttl": 5}, None),
+    ("POST", "/v1/groups", {"ttl": 4}, "ttl"),
+    ("POST", "/v1/groups", {"ttl": 86400}, None),
+    ("POST", "/v1/groups", {"ttl": 86401}, "ttl"),
+    ("POST", "/v1/groups", {"ttl": 30.0}, None),
+    ("POST", "/v1/groups", {"ttl": True}, "ttl"),
+    ("POST", "/v1/groups", {"primary": None, "backup": None}, None),
+    ("POST", "/v1/groups", {"primary": 7}, "primary"),
+    ("POST", "/v1/groups", {"zone": None}, "zone"),
+    ("POST", "/v1/groups", {"label": None}, "label"),
+    ("PATCH", "/v1/groups/edge", {"ttl": 5}, None),
+    ("PATCH", "/v1/groups/edge", {"ttl": 4}, "ttl"),
+    ("PATCH", "/v1/groups/edge", {"backup": "-us"}, "backup"),
+    ("PATCH", "/v1/groups/edge-", {}, "label"),
+    ("POST", "/v1/groups/edge/switch", {"to": "primary"}, None),
+    ("POST", "/v1/groups/edge/switch", {"to": "sideways"}, "to"),
+    ("POST", "/v1/groups/edge/switch", {}, "to"),
+    ("POST", "/v1/groups/edge/switch", {"to": "primary", "reason": ""}, "reason"),
+    # query parameters
+    ("GET", "/v1/events" + q(after="0", before="9223372036854775807"), None, None),
+    ("GET", "/v1/events" + q(after="-1"), None, "after"),
+    ("GET", "/v1/events" + q(before="9223372036854775808"), None, "before"),
+    ("GET", "/v1/events" + q(limit="1"), None, None),
+    ("GET", "/v1/events" + q(limit="1000"), None, None),
+    ("GET", "/v1/events" + q(limit="1001"), None, "limit"),
+    ("GET", "/v1/events" + q(limit="0"), None, "limit"),
+    ("GET", "/v1/events" + q(group="", app=""), None, None),
+    ("GET", "/v1/apps" + q(limit="1000"), None, None),
+    ("GET", "/v1/apps" + q(limit="1001"), None, "limit"),
+    ("GET", "/v1/apps" + q(q="x" * 200), None, None),
+    ("GET", "/v1/apps" + q(q="x" * 201), None, "q"),
+    ("GET", "/v1/groups" + q(limit="0"), None, "limit"),
+    ("GET", "/v1/groups" + q(cursor=""), None, "cursor"),
+    ("GET", "/v1/groups" + q(cursor="a+b"), None, "cursor"),
+    ("GET", "/v1/apps/-x", None, "name"),
+    ("GET", "/v1/groups/-x", None, "label"),
+    ("DELETE", "/v1/apps/us" + q(reason=""), None, "reason"),
+    ("DELETE", "/v1/groups/edge" + q(reason="x" * 1001), None, "reason"),
+    ("DELETE", "/v1/apps/gone" + q(reason="x" * 1000), None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    BOUNDARIES,
+    ids=[f"{m} {p[:40]} {json.dumps(b)[:40]}" for m, p, b, _ in BOUNDARIES],
+)
+def test_each_constraint_holds_at_its_boundary(
+    api: Api, method: str, path: str, body: Any, field: str | None
+) -> None:
+    status, reply = api.call(method, path, body)
+    if field is None:
+        assert status < 300 or (status == 404 and method == "DELETE"), (status, reply)
+        return
+    assert status == 400, (status, reply)
+    assert reply["error"]["code"] == "invalid" and reply["error"]["field"] == field, reply
+    assert reply["error"]["message"].startswith(f"{field}: ")
+
+
+def test_the_boundaries_are_the_definitions_own() -> None:
+    """The boundary table agrees with the definitions themselves: what the server refuses
+    the schema refuses, what it takes the schema accepts."""
+    for method, path, body, field in BOUNDARIES:
+        if body is None or method == "GET" or path.startswith("/v1/apps/"):
+            continue
+        schema = {
+            ("POST", "/v1/apps"): schemas.NEW_APP,
+            ("POST", "/v1/groups"): schemas.NEW_GROUP,
+            ("PATCH", "/v1/groups/edge"): schemas.GROUP_CHANGE,
+            ("POST", "/v1/groups/edge/switch"): schemas.SWITCH,
+        }.get((method, path))
+        if schema is None:
+            continue
+        valid = not list(schemas.validator(schema).iter_errors(body))
+        assert valid is (field is None), (method, path, body)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/groups", {"primary": "eu", "backup": "eu"}),
+        ("PATCH", "/v1/groups/edge", {"backup": "eu"}),
+    ],
+)
+def test_one_app_on_both_sides_is_a_conflict_naming_the_side(
+    api: Api, method: str, path: str, body: Any
+) -> None:
+    """A rule of groups no schema can say (two fields equal): 409, as the document
+    lists for a rule of groups, not a 400 for a request its schema accepts."""
+    status, reply = api.call(method, path, body)
+    assert status == 409 and reply["error"]["field"] == "backup", reply
+
+
+def test_a_group_is_created_without_a_body(api: Api) -> None:
+    """The document makes POST /v1/groups's body optional: no body is an empty one."""
+    status, reply = api.call("POST", "/v1/groups")
+    assert status == 201, reply
+
+
+def test_the_longest_query_the_document_allows_is_read(api: Api) -> None:
+    """A reason of 1000 four-byte characters is 12,000 bytes percent-encoded, and a
+    zone of 254 more: past aiohttp's default 8,190-byte request line, which answered
+    a text/plain 400 to a request the document allows."""
+    path = "/v1/groups/" + "z" * 63 + q(zone="\U0001d11e" * 254, reason="\U0001d11e" * 1000)
+    status, reply = api.call("DELETE", path)
+    assert status == 404 and reply["error"]["code"] == "not_found", reply
