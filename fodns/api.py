@@ -33,8 +33,10 @@ from fodns.listing import (
     FIND_MAX,
     LIST_PAGE_MAX,
     PageRequest,
-    decode_cursor,
-    encode_cursor,
+    app_cursor,
+    app_position,
+    group_cursor,
+    group_position,
 )
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
@@ -359,7 +361,7 @@ def changed_group_json(change: Change) -> dict[str, Any]:
 
 
 def page_param(
-    request: web.Request, query: dict[str, Any], kind: str, key_size: int
+    request: web.Request, query: dict[str, Any], position: Callable[[str], tuple[str, ...]]
 ) -> PageRequest | None:
     """The page a list request asks for (`q`, `limit`, `cursor`, checked in `query`; see
     fodns/listing.py), or None when it names none of them: then the whole list, as it
@@ -369,7 +371,7 @@ def page_param(
     cursor = query.get("cursor")
     return PageRequest(
         find=find_param(request),
-        after=None if cursor is None else decode_cursor(kind, cursor, key_size),
+        after=None if cursor is None else position(cursor),
         # A page is never the whole list by accident: a q that finds every group
         # would otherwise be the 25 MB list again, held whole.
         limit=query.get("limit", LIST_PAGE_MAX),
@@ -415,7 +417,7 @@ async def app_json(request: web.Request, app: App) -> dict[str, Any]:
 
 async def list_apps(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
-    page = page_param(request, query_of(request, APPS_QUERY), "apps", 1)
+    page = page_param(request, query_of(request, APPS_QUERY), app_position)
     if page is not None:
         asked = page
 
@@ -424,7 +426,7 @@ async def list_apps(request: web.Request) -> web.Response:
             return json_page_body(
                 "apps",
                 ({**app.to_json(), "failover_status": status} for app, status in found.apps),
-                None if found.next is None else encode_cursor("apps", found.next),
+                None if found.next is None else app_cursor(found.next),
             )
 
         return await json_list_response(page_body)
@@ -501,7 +503,7 @@ async def list_groups(request: web.Request) -> web.Response:
     store: Store = request.app[STORE_KEY]
     query = query_of(request, GROUPS_QUERY)
     zone = query.get("zone")
-    page = page_param(request, query, "groups", 2)
+    page = page_param(request, query, group_position)
     if page is not None:
         asked = page
 
@@ -510,7 +512,7 @@ async def list_groups(request: web.Request) -> web.Response:
             return json_page_body(
                 "groups",
                 (answer_json(group, found.apps) for group in found.groups),
-                None if found.next is None else encode_cursor("groups", found.next),
+                None if found.next is None else group_cursor(found.next),
             )
 
         return await json_list_response(page_body)

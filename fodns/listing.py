@@ -14,21 +14,21 @@ What `find` matches, lower-cased on both sides:
 - an app: its name, or an address or hostname in its web head (its load
   balancer if it has one, else its web servers).
 
-A cursor is the sort key as base64url JSON with the list's name, opaque to the
-caller; one that does not decode, or is another list's, is a 400 on `cursor`.
+A cursor is the last item's own name in the list's order: an app's name, a
+group's full name (label.zone). Any text is a position in that order, so every
+cursor the document allows is answered with the items after it (a cursor made by
+hand, or kept from a list that has changed since, too): a page is asked for by
+where it starts, not by a token only the server can read.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from fodns.errors import Invalid
 from fodns.model import App, Group
 from fodns.rows import apps_of, canonical_zone, group_rows_from, group_rows_sql
 
@@ -80,29 +80,28 @@ class AppPage:
     next: tuple[str, ...] | None
 
 
-def encode_cursor(kind: str, key: tuple[str, ...]) -> str:
-    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+def app_cursor(key: tuple[str, ...]) -> str:
+    """The cursor after an app: its name (the key of the app list)."""
+    (name,) = key
+    return name
 
 
-def decode_cursor(kind: str, text: str, size: int) -> tuple[str, ...]:
-    """The sort key in a cursor of list `kind` (`size` strings), else Invalid("cursor")."""
-    problem = Invalid("cursor", f"is not a cursor of this list: pass the {kind} page's `next`")
-    if len(text) > CURSOR_MAX or not text.isascii():
-        raise problem
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        value = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, RecursionError):
-        raise problem from None
-    if (
-        not isinstance(value, list)
-        or len(value) != size + 1
-        or value[0] != kind
-        or not all(isinstance(part, str) and "\x00" not in part for part in value[1:])
-    ):
-        raise problem
-    return tuple(value[1:])
+def group_cursor(key: tuple[str, ...]) -> str:
+    """The cursor after a group: its full name, label.zone (the key is zone, label)."""
+    zone, label = key
+    return f"{label}.{zone}"
+
+
+def app_position(cursor: str) -> tuple[str, ...]:
+    """Where a page of apps starts: after this name, in the list's (case-blind) order."""
+    return (cursor,)
+
+
+def group_position(cursor: str) -> tuple[str, ...]:
+    """Where a page of groups starts: after this full name. The label is up to the
+    first dot, the zone the rest (a text without one is a label before every zone)."""
+    label, _, zone = cursor.partition(".")
+    return (zone.rstrip(".").lower(), label.lower())
 
 
 def group_page_query(page: PageRequest, zone: str | None) -> tuple[str, list[Any]]:

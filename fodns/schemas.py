@@ -203,11 +203,13 @@ PAGE_QUERY: Schema = {
         "type": "string",
         "minLength": 1,
         "maxLength": CURSOR_MAX,
-        "pattern": "^[A-Za-z0-9_-]*$",
-        "description": "The previous page's `next`: the page after it, in the same order "
-        "(groups by zone and label, apps by name). Groups created or deleted meanwhile "
-        "move no other item: none is listed twice, none that stayed is skipped. Anything "
-        "else is a 400 naming `cursor`.",
+        "pattern": r"^[^\x00]*$",
+        "description": "Where the page starts: after this name in the list's order (groups "
+        "by zone and label, apps by name, case-blind). The previous page's `next` is its "
+        "last item's name (a group's label.zone, an app's name); any other name is a "
+        "position too. Items created or deleted meanwhile move no other: none is listed "
+        "twice, none that stayed is skipped.",
+        "examples": ["414-262-781.fo.example.net"],
     },
 }
 

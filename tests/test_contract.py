@@ -38,12 +38,6 @@ MAX_TIME = 40
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    strict=True,
-    reason="request side (issue 17): the document's request schemas are looser than the "
-    "server's checks (reason '', cursor '', after -1, web heads, names; reason null "
-    "accepted) until one definition makes both",
-)
 def test_schemathesis_finds_no_failure(fodns_factory: StartFodns, tmp_path: Path) -> None:
     assert shutil.which("st", path=str(Path(sys.executable).parent)), "schemathesis missing"
     running = fodns_factory(TOKEN, workers=2)

@@ -244,7 +244,10 @@ BOUNDARIES: list[tuple[str, str, Any, str | None]] = [
     ("GET", "/v1/apps" + q(q="x" * 201), None, "q"),
     ("GET", "/v1/groups" + q(limit="0"), None, "limit"),
     ("GET", "/v1/groups" + q(cursor=""), None, "cursor"),
-    ("GET", "/v1/groups" + q(cursor="a+b"), None, "cursor"),
+    ("GET", "/v1/groups" + q(cursor="a+b"), None, None),  # any name is a position
+    ("GET", "/v1/groups" + q(cursor="a\x00b"), None, "cursor"),
+    ("GET", "/v1/apps" + q(cursor="x" * 2000), None, None),
+    ("GET", "/v1/apps" + q(cursor="x" * 2001), None, "cursor"),
     ("GET", "/v1/apps/-x", None, "name"),
     ("GET", "/v1/groups/-x", None, "label"),
     ("DELETE", "/v1/apps/us" + q(reason=""), None, "reason"),
