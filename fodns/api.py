@@ -31,7 +31,6 @@ from fodns.errors import FodnsError, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
     FIND_MAX,
-    LIST_PAGE_MAX,
     PageRequest,
     app_cursor,
     app_position,
@@ -40,7 +39,7 @@ from fodns.listing import (
 )
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
-from fodns.model import EVENTS_PAGE_DEFAULT, App, Group
+from fodns.model import EVENTS_PAGE_DEFAULT, LIST_PAGE_MAX, App, Group
 from fodns.openapi import openapi_document
 from fodns.records import answer_json
 from fodns.schemas import (

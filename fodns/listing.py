@@ -32,7 +32,6 @@ from sqlite_utils import Database
 from fodns.model import App, Group
 from fodns.rows import apps_of, canonical_zone, group_rows_from, group_rows_sql
 
-LIST_PAGE_MAX = 1000
 FIND_MAX = 200  # characters: longer than any label, app name, address or hostname
 CURSOR_MAX = 2000  # characters of an encoded cursor: a zone name and a label fit many times
 

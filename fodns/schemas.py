@@ -28,7 +28,7 @@ from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import extend
 
 from fodns.errors import Invalid
-from fodns.listing import CURSOR_MAX, FIND_MAX, LIST_PAGE_MAX
+from fodns.listing import CURSOR_MAX, FIND_MAX
 from fodns.model import (
     APP_NAME,
     EVENTS_PAGE_DEFAULT,
@@ -38,6 +38,7 @@ from fodns.model import (
     GROUP_TTL_MIN,
     HOSTNAME,
     HOSTNAME_MAX,
+    LIST_PAGE_MAX,
     WEB_HEAD_MAX,
     check_app_name,
     check_group_label,
