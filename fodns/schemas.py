@@ -95,7 +95,7 @@ TTL: Schema = {
 }
 ZONE_FIELD: Schema = {
     "type": "string",
-    "maxLength": 254,
+    "maxLength": HOSTNAME_MAX + 1,  # the longest name and its final dot
     "description": "A zone fodns serves (404 otherwise), with or without the final dot.",
     "examples": ["fo.example.net"],
 }
