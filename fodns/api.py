@@ -31,7 +31,6 @@ from fodns.errors import FodnsError, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
     FIND_MAX,
-    LIST_PAGE_MAX,
     PageRequest,
     app_cursor,
     app_position,
@@ -40,7 +39,7 @@ from fodns.listing import (
 )
 from fodns.logs import get_logger
 from fodns.metrics import ApiMetrics
-from fodns.model import EVENTS_PAGE_DEFAULT, App, Group
+from fodns.model import EVENTS_PAGE_DEFAULT, LIST_PAGE_MAX, App, Group
 from fodns.openapi import openapi_document
 from fodns.records import answer_json
 from fodns.schemas import (
@@ -380,7 +379,10 @@ def page_param(
 
 def find_param(request: web.Request) -> str | None:
     """`q`, lower-cased; read from the raw query, because aiohttp turns bytes that are
-    not UTF-8 into U+FFFD, and a search for what was not sent would find nothing."""
+    not UTF-8 into U+FFFD, and a search for what was not sent would find nothing. The
+    schema (GROUPS_QUERY, APPS_QUERY) has checked aiohttp's reading already, NUL
+    included; the length is checked again because the raw reading can be longer (one
+    character for each byte of a cut-short UTF-8 sequence, where aiohttp has one U+FFFD)."""
     raw = request.rel_url.raw_query_string
     values = [
         value
@@ -398,8 +400,6 @@ def find_param(request: web.Request) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise Invalid("q", "must be UTF-8 text") from None
-    if "\x00" in text:
-        raise Invalid("q", "must not contain NUL characters")
     return text.lower()
 
 

@@ -16,14 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fodns.config import DEFAULT_API_LISTEN
-from fodns.model import DEFAULT_GROUP_TTL, EVENTS_PAGE_MAX, GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.model import (
+    DEFAULT_GROUP_TTL,
+    EVENTS_PAGE_MAX,
+    GROUP_TTL_MAX,
+    GROUP_TTL_MIN,
+    LIST_PAGE_MAX,
+)
 
 DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
 TIMEOUT = 10.0
 EVENTS_LIMIT = 20
 # A list command's page: API query parameter -> argparse dest.
 PAGE_QUERY = {"q": "find", "limit": "limit", "cursor": "cursor"}
-PAGE_ALL = 1000  # --all without --limit reads pages of this many
+PAGE_ALL = LIST_PAGE_MAX  # --all without --limit reads pages of the most the API gives
 
 # fodns status: its exit status is the failover status, so that `fodns status APP && job`
 # runs a job only where the app is live; any error is 3, never a status.
@@ -306,7 +312,7 @@ def _page_options(parser: argparse.ArgumentParser, listed: str) -> None:
         "--find", "--q", metavar="TEXT", help=f"only the {listed} that TEXT is found in"
     )
     parser.add_argument(
-        "--limit", type=int, metavar="N", help=f"at most N {listed}, 1 to 1000 (a page)"
+        "--limit", type=int, metavar="N", help=f"at most N {listed}, 1 to {LIST_PAGE_MAX} (a page)"
     )
     parser.add_argument(
         "--cursor", metavar="CURSOR", help="the page after the one that printed this cursor"

@@ -32,9 +32,8 @@ from sqlite_utils import Database
 from fodns.model import App, Group
 from fodns.rows import apps_of, canonical_zone, group_rows_from, group_rows_sql
 
-LIST_PAGE_MAX = 1000
 FIND_MAX = 200  # characters: longer than any label, app name, address or hostname
-CURSOR_MAX = 2000  # characters of an encoded cursor: a zone name and a label fit many times
+CURSOR_MAX = 2000  # characters of a cursor (a name): a label and a zone name fit many times
 
 # An app's web head as SQL: its load balancer if it has one, else its web servers
 # (model.App.web_head); both are JSON lists of normalised, lower-case values.

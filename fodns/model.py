@@ -45,6 +45,8 @@ WEB_HEAD_MAX = 32
 WEB_HEAD_ANSWER_BYTES = 1232
 # Events read at once from the log (GET /v1/events?limit=): the default and the most.
 EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX = 100, 1000
+# Groups or apps in one page of a list (GET /v1/groups?limit=, /v1/apps?limit=).
+LIST_PAGE_MAX = 1000
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import extend
 
 from fodns.errors import Invalid
-from fodns.listing import CURSOR_MAX, FIND_MAX, LIST_PAGE_MAX
+from fodns.listing import CURSOR_MAX, FIND_MAX
 from fodns.model import (
     APP_NAME,
     EVENTS_PAGE_DEFAULT,
@@ -38,6 +38,7 @@ from fodns.model import (
     GROUP_TTL_MIN,
     HOSTNAME,
     HOSTNAME_MAX,
+    LIST_PAGE_MAX,
     WEB_HEAD_MAX,
     check_app_name,
     check_group_label,
@@ -94,7 +95,7 @@ TTL: Schema = {
 }
 ZONE_FIELD: Schema = {
     "type": "string",
-    "maxLength": 254,
+    "maxLength": HOSTNAME_MAX + 1,  # the longest name and its final dot
     "description": "A zone fodns serves (404 otherwise), with or without the final dot.",
     "examples": ["fo.example.net"],
 }
