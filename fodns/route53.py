@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from fodns.config import Route53Config, ZoneConfig
 from fodns.errors import FodnsError
+from fodns.feed import SAFETY_POLL_INTERVAL
 from fodns.logs import get_logger
 from fodns.mirrorstate import MirrorKey, MirrorState, MirrorValue
 from fodns.model import App, Group
@@ -60,7 +61,6 @@ BATCH_MAX_RECORDS = 1000
 BATCH_MAX_CHARACTERS = 32_000
 VALUE_MAX_CHARACTERS = 4000
 UPSERT_WEIGHT = 2
-POLL_INTERVAL = 0.2  # how often the log is checked without a wake-up
 INSYNC_POLL_FIRST = 0.2
 INSYNC_POLL_MAX = 5.0
 INSYNC_TIMEOUT = 300.0  # Route53 documents INSYNC within 60 s
@@ -518,7 +518,7 @@ class Route53Mirror:
         """Until stopped: answer plan and sync requests, then bring each zone that is not
         backing off up to date with the log. Nothing that goes wrong ends the thread."""
         while not self._stopping.is_set():
-            self._wake.wait(POLL_INTERVAL)
+            self._wake.wait(SAFETY_POLL_INTERVAL)  # the log without a wake-up
             self._wake.clear()
             if self._stopping.is_set():
                 break

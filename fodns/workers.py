@@ -350,18 +350,21 @@ class WorkerPool:
         answers them from its old table when it runs again) or one still starting
         (a replacement may answer from a table built before a change until it
         reports having applied it)."""
-        live = [w for w in self.workers.values() if w.process.is_alive()]
-        if not live or not all(w.ready for w in live):
-            return None
-        return min(w.applied_seq for w in live)
+        live = self._live_if_all_ready()
+        return None if live is None else min(w.applied_seq for w in live)
 
     def served_serial(self, zone: str) -> int | None:
         """The zone's SOA serial as every live worker serves it (the least, as the
         frontier); None while one is not serving it."""
-        live = [w for w in self.workers.values() if w.process.is_alive()]
-        if not live or not all(w.ready and zone in w.serials for w in live):
+        live = self._live_if_all_ready()
+        if live is None or not all(zone in w.serials for w in live):
             return None
         return min(w.serials[zone] for w in live)
+
+    def _live_if_all_ready(self) -> list[Worker] | None:
+        """The live workers, when there are some and every one has started serving."""
+        live = [w for w in self.workers.values() if w.process.is_alive()]
+        return live if live and all(w.ready for w in live) else None
 
     async def reload(self, timeout: float = 120.0) -> bool:
         """SIGHUP every worker and wait until each has reloaded its zone files (or

@@ -145,6 +145,30 @@ def test_catch_up_applies_every_event_in_sequence_order(store: Store) -> None:
     assert consumer.applied[-1].groups[0].active == "backup"
 
 
+class CountedReads:
+    """The real store, counting the reads of the log a catch-up makes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reads = 0
+
+    def touched_since(self, seq: int) -> Touched:
+        self.reads += 1
+        return self.store.touched_since(seq)
+
+
+def test_a_catch_up_the_log_ends_reads_it_once(store: Store) -> None:
+    """On the path from a switch to served: the run the log ended is the last, with
+    no second read to learn that nothing came; one cut by the read's bound is not."""
+    store.create_group("ops", ZONE, "web", primary="dc1", backup="dc2")
+    store.switch("ops", "web", "backup", ZONE)
+    source, consumer = CountedReads(store), Recorder()
+    assert catch_up(source, consumer) == store.last_seq()
+    assert source.reads == 1
+    stepped = OneEventAtATime(store)
+    assert catch_up(stepped, Recorder()) == store.last_seq()  # bound-cut runs go on
+
+
 def test_catch_up_from_a_cursor_applies_only_what_came_after(store: Store) -> None:
     store.create_group("ops", ZONE, "web", primary="dc1", backup="dc2")
     consumer = Recorder(applied_seq=store.last_seq())
