@@ -47,11 +47,6 @@ class GroupAnswer:
     ttl: int
     records: tuple[Record, ...]
 
-    @property
-    def values(self) -> tuple[str, ...]:
-        """The web-head values behind the records, as stored (hostnames end in a dot)."""
-        return tuple(data for _, data in self.records)
-
 
 def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
     """A group as the API shows it: its fields and the records it answers with now."""
@@ -61,20 +56,15 @@ def answer_json(group: Group, apps: Mapping[str, App]) -> dict[str, Any]:
     }
 
 
-def active_head(group: Group, apps: Mapping[str, App]) -> tuple[str, ...]:
-    """The web head of the group's active app as stored, or () when that side has none."""
-    active = group.active_app
-    return apps[active].web_head if active is not None and active in apps else ()
-
-
 def group_answer(group: Group, apps: Mapping[str, App]) -> GroupAnswer:
     """What `group` answers with, its apps being `apps` (by name)."""
-    return GroupAnswer(group.fqdn, group.ttl, head_records(active_head(group, apps)))
+    active = None if group.active_app is None else apps.get(group.active_app)
+    return GroupAnswer(group.fqdn, group.ttl, app_records(active))
 
 
 def app_records(app: App | None) -> tuple[Record, ...]:
-    """The records of a group whose active side is `app` (None: no app there), as
-    group_answer has them: for start-up, which reads groups as rows, not Groups."""
+    """The records of a group whose active side is `app` (None: no app there): the one
+    place group_answer and start-up (which reads groups as rows, not Groups) take them."""
     return () if app is None else head_records(app.web_head)
 
 

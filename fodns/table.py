@@ -291,14 +291,14 @@ class AnswerTable:
             rebuilt = self._with_dependents(affected)
             if serial is not None:
                 zone.set_serial(serial)
-            builds = [self._build_name(zone, key) for key in rebuilt]
+            builds = [self._build_held(zone, key, affected) for key in rebuilt]
             if serial is not None and zone.origin_key not in rebuilt:
                 # Only the serial moved at the apex (every group change moves it): of
                 # the apex's own replies only SOA holds it; the names chasing to the
                 # apex (a CNAME to it) do, whole.
-                builds.append(self._build_serial(zone))
+                builds.append((zone, self._build_serial(zone)))
                 builds.extend(
-                    self._build_name(zone, key)
+                    self._build_held(zone, key, affected)
                     for key in self._with_dependents({zone.origin_key})
                     if key != zone.origin_key and key not in rebuilt
                 )
@@ -315,13 +315,22 @@ class AnswerTable:
             zone.set_serial(saved_serial)
             raise
         # Install: synchronous, so no query sees half of it.
-        for build in builds:
-            if build.key not in zone.names:
+        for holder, build in builds:
+            if build.key not in holder.names:
                 build.info = None
             self._install(build)
         self.runtimes[zone.origin_key].negatives.clear()
         self._synthesized.clear()
         self.misses.clear()
+
+    def _build_held(
+        self, zone: ZoneData, key: bytes, changed: set[bytes]
+    ) -> tuple[ZoneData, _NameBuild]:
+        """The name `key` built from the zone that holds it, and that zone: `zone` for
+        the names changed in it, and for a name whose reply includes them, the zone it
+        lives in, which may be another we serve (a CNAME in a child zone to its parent)."""
+        holder = zone if key in changed else find_zone(self.zones, key) or zone
+        return holder, self._build_name(holder, key)
 
     def load_by_key(
         self,

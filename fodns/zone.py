@@ -85,8 +85,8 @@ class ZoneData:
     file_digest: str = ""
     # The names the zone file gives records, as loaded: groups added later are not among them.
     file_names: frozenset[bytes] = frozenset()
-    # The zone file's records at names a group holds (the group wins, groups.load_groups):
-    # served again if that group is deleted, as a restart would serve them.
+    # The zone file's records at names a group holds (the group wins: groups._load_zone,
+    # the start-up loader): served again if that group is deleted, as a restart would.
     taken_by_groups: dict[bytes, Mapping[int, RRset]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

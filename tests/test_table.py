@@ -252,3 +252,26 @@ def test_a_change_to_the_apex_glue_with_a_serial_renders_the_apex_again() -> Non
     assert glue == ["ns1.test.example. 30 IN A 127.0.0.9"]
     assert ask(handler, "test.example", "SOA").answer[0][0].serial == 10
     assert_same_as_fresh(handler)
+
+
+def test_a_cname_in_another_zone_to_the_apex_survives_a_serial_change() -> None:
+    """A name that points at the apex may live in another zone we serve (here the child
+    zone, with a CNAME to its parent's apex): rebuilt with its own zone's data, it keeps
+    answering when the parent's serial moves, as a table built afresh does."""
+    child_origin = dns.name.from_text("child.test.example")
+    child = load_zone_file(TEST_ZONES / "child.test.example.zone", "child.test.example")
+    handler = QueryHandler(AnswerTable([zone(), child]))
+    alias = dns.name.from_text("x.child.test.example")
+    handler.table.apply(
+        child_origin, {alias: records("x.child.test.example", ("CNAME", "test.example."))}
+    )
+    handler.table.apply(
+        ORIGIN,
+        {dns.name.from_text("www.test.example"): records("www.test.example", ("A", "192.0.2.7"))},
+        serial=9,
+    )
+    reply = ask(handler, "x.child.test.example", "SOA")
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert answer_text(reply) == ["x.child.test.example. 30 IN CNAME test.example."]
+    fresh = ask(fresh_equivalent(handler.table), "x.child.test.example", "SOA")
+    assert answer_text(reply) == answer_text(fresh)
