@@ -147,15 +147,6 @@ def rows_using(db: Database, app: AppRow) -> list[GroupRow]:
     return select_groups(db, "WHERE g.primary_app_id = ? OR g.backup_app_id = ?", [app.id, app.id])
 
 
-def rows_using_apps(db: Database, app_ids: Sequence[int]) -> list[GroupRow]:
-    """Every group whose primary or backup is one of the apps."""
-    if not app_ids:
-        return []
-    marks = ", ".join("?" * len(app_ids))
-    where = f"WHERE g.primary_app_id IN ({marks}) OR g.backup_app_id IN ({marks})"
-    return select_groups(db, where, [*app_ids, *app_ids])
-
-
 def rows_by_keys(db: Database, keys: Sequence[GroupKey]) -> list[GroupRow]:
     """The groups of these (zone, label) keys that exist, a few hundred per query."""
     rows: list[GroupRow] = []
@@ -248,18 +239,21 @@ def append_event(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
     app_ids: Iterable[int | None] = (),
+    app_groups: Iterable[GroupRow] = (),
 ) -> Event:
-    """Append one event, with what it touched (model.Touch): for an app event, the
-    groups that use its app (`app_ids`) now, in the transaction that changed it."""
+    """Append one event about the apps `app_ids` (indexed in event_apps, so an app's
+    history survives its renames), with what it touched (model.Touch): for an app
+    event, the groups that use its app (`app_groups`, as the caller read them in the
+    transaction that changed it)."""
     at = utc_now()
     ids = sorted({i for i in app_ids if i is not None})
-    app_groups = (
-        [(row.group.zone, row.group.label) for row in rows_using_apps(db, ids)]
-        if group is None
-        else []
-    )
     touch = Touch.of_event(
-        zone=zone, group=group, app=app, before=before, after=after, app_groups=app_groups
+        zone=zone,
+        group=group,
+        app=app,
+        before=before,
+        after=after,
+        app_groups=[(row.group.zone, row.group.label) for row in app_groups],
     )
     cursor = db.execute(
         "INSERT INTO events"

@@ -641,6 +641,7 @@ class Store:
                     old.id,
                 ],
             )
+            using = rows_using(db, old)
             event = append_event(
                 db,
                 actor,
@@ -650,8 +651,8 @@ class Store:
                 after=app.to_json(),
                 reason=reason,
                 app_ids=[old.id],
+                app_groups=using,
             )
-            using = rows_using(db, old)
             answers: dict[str, AnswerChange] = {}
             if app.web_head != old.app.web_head:
                 for row in using:
