@@ -19,6 +19,7 @@ export function renderGroups() {
     none: "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
     create: () => openGroupForm(null),
   });
+  if ($("group-dialog").open) fillChoices(state.editing);
 }
 
 const groupSearchText = (group) =>
@@ -220,6 +221,29 @@ function appOptions(selected) {
   ];
 }
 
+/**
+ * Offer the zones and apps held now in the form's selects, keeping what each has
+ * chosen: the form may open before the page has read them (just after a reload), and
+ * may stay open while zones and apps come and go elsewhere.
+ */
+function fillChoices(group) {
+  const creating = group === null;
+  const zones = state.zones.map((zone) => zone.name);
+  const zoneChosen = $("group-zone").value;
+  const zoneOptions = zones.map((name) => h("option", { value: name, selected: name === zoneChosen }, name));
+  replaceOptions($("group-zone"), zoneOptions);
+  $("group-zone-field").hidden = !creating || zones.length < 2;
+  labelSuffix();
+  replaceOptions($("group-primary"), appOptions($("group-primary").value || (group?.primary ?? null)));
+  replaceOptions($("group-backup"), appOptions($("group-backup").value || (group?.backup ?? null)));
+}
+
+/** Put `options` in `select` unless it offers the same values already (its choice stays). */
+function replaceOptions(select, options) {
+  const values = (list) => JSON.stringify([...list].map((option) => option.value));
+  if (values(options) !== values(select.options)) select.replaceChildren(...options);
+}
+
 export function openGroupForm(group) {
   state.editing = group;
   const form = $("group-form");
@@ -228,14 +252,11 @@ export function openGroupForm(group) {
   const creating = group === null;
   $("group-form-title").textContent = creating ? "New group" : `Edit ${group.fqdn}`;
   $("group-submit").textContent = creating ? "Create group" : "Save changes";
-  $("group-zone").replaceChildren(...state.zones.map((zone) => h("option", { value: zone.name }, zone.name)));
-  $("group-zone-field").hidden = !creating || state.zones.length < 2;
+  for (const id of ["group-zone", "group-primary", "group-backup"]) $(id).replaceChildren();
   $("group-zone").disabled = !creating;
   $("group-label-field").hidden = !creating;
   $("group-label").disabled = !creating;
-  labelSuffix();
-  $("group-primary").replaceChildren(...appOptions(group?.primary));
-  $("group-backup").replaceChildren(...appOptions(group?.backup));
+  fillChoices(group);
   $("group-ttl").value = creating ? "" : String(group.ttl);
   openDialog($("group-dialog"));
 }

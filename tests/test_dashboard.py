@@ -30,6 +30,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
+    Route,
     ViewportSize,
     expect,
     sync_playwright,
@@ -560,9 +561,17 @@ def test_the_rules_of_groups_show_where_they_apply(dashboard: Dashboard) -> None
     form.get_by_role("button", name="Cancel").click()
 
     # An app that went away while the form was open: said beside the select that chose it.
+    # The form opened before the page has read the apps (just after a reload) offers
+    # them once they arrive: the list of apps is held back until the form is open.
     api.ok("POST", "/v1/apps", {"name": "blog-gone", "web_servers": ["192.0.2.53"]}, 201)
+    held: list[Route] = []
+    page.route(re.compile(r"/v1/apps\?"), lambda route: held.append(route))
     page.reload()
     page.get_by_role("button", name="New group").click()
+    expect(form.get_by_label("Primary app").locator("option")).to_have_text(["— no app —"])
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute(re.compile(r"/v1/apps\?"))
     form.get_by_label("Primary app").select_option("blog-gone")
     api.ok("DELETE", "/v1/apps/blog-gone", status=204)
     form.get_by_role("button", name="Create group").click()
