@@ -159,7 +159,7 @@ def app_page_query(page: PageRequest) -> tuple[str, list[Any]]:
         params.extend([page.find] * 2)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = (
-        f"SELECT a.name, a.load_balancer, a.web_servers, {FAILOVER_STATUS_SQL} AS status"
+        f"SELECT a.name, a.load_balancer, a.web_servers, a.down, {FAILOVER_STATUS_SQL} AS status"
         f" FROM apps AS a {where} ORDER BY a.name"
     )
     if page.limit is not None:
@@ -172,8 +172,16 @@ def read_app_page(db: Database, page: PageRequest) -> AppPage:
     """One page of apps by name, each with its failover status."""
     sql, params = app_page_query(page)
     apps = [
-        (App(str(name), tuple(json.loads(balancer)), tuple(json.loads(servers))), str(status))
-        for name, balancer, servers, status in db.conn.execute(sql, params)
+        (
+            App(
+                str(name),
+                tuple(json.loads(balancer)),
+                tuple(json.loads(servers)),
+                tuple(json.loads(down)),
+            ),
+            str(status),
+        )
+        for name, balancer, servers, down, status in db.conn.execute(sql, params)
     ]
     more = page.limit is not None and len(apps) > page.limit
     if more:

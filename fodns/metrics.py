@@ -6,10 +6,11 @@ turns them into samples only when /metrics is scraped.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -223,6 +224,57 @@ class Route53Collector(Collector):
         for kind, count in health["errors"].items():
             errors.add_metric([kind], count)
         yield from (pending, lag, since, batches, errors, zone_errors, failing, skipped, conflicts)
+
+
+class HealthMetrics:
+    """The health checker's collectors: checks by app and result, their latency, each
+    app's state for decisions, automatic switches."""
+
+    STATES: ClassVar[dict[str, float]] = {"up": 1.0, "down": 0.0, "unknown": -1.0}
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checks = Counter(
+            "fodns_health_checks",
+            "Health check attempts, by app and result (ok or fail)",
+            ["app", "result"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fodns_health_check_seconds",
+            "Health check attempt latency, failures included (a timeout counts its wait)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.app_up = Gauge(
+            "fodns_app_up",
+            "An app's health for automatic failover: 1 up, 0 down, -1 unknown",
+            ["app"],
+            registry=registry,
+        )
+        self.auto_switches = Counter(
+            "fodns_auto_switches", "Groups switched by health", registry=registry
+        )
+        self.pinned = Gauge(
+            "fodns_groups_pinned", "Automatic groups a person has pinned", registry=registry
+        )
+
+    def checked(self, app: str, ok: bool, seconds: float) -> None:
+        self.checks.labels(app, "ok" if ok else "fail").inc()
+        self.latency.observe(seconds)
+
+    def app_state(self, app: str, state: str) -> None:
+        self.app_up.labels(app).set(self.STATES.get(state, -1.0))
+
+    def auto_switched(self, group: str) -> None:
+        self.auto_switches.inc()
+
+    def forget(self, app: str) -> None:
+        """An app no longer checked (or renamed): its series go, so they do not pile up."""
+        for result in ("ok", "fail"):
+            with contextlib.suppress(KeyError):
+                self.checks.remove(app, result)
+        with contextlib.suppress(KeyError):
+            self.app_up.remove(app)
 
 
 class MirrorHealth(Protocol):

@@ -239,6 +239,41 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         write_touched_on_old_events,
         EVENTS_APPEND_ONLY_UPDATE,
     ),
+    (
+        # Health checks and automatic failover (fodns/checks.py, fodns/checker.py).
+        # An app's check (checks.CheckSpec as JSON; NULL: none), and the addresses of
+        # its web head that health found down and its answer leaves out (only with
+        # answers_follow_health; written by health events, so every process and every
+        # follower of the log answers the same).
+        "ALTER TABLE apps ADD COLUMN health_check TEXT",
+        "ALTER TABLE apps ADD COLUMN down TEXT NOT NULL DEFAULT '[]'",
+        # Who may switch a group (people only, or health too), whether health may
+        # switch it back, how long the primary must be up first, how many automatic
+        # switches an hour, and a person's pin (model.Pin as JSON; NULL: none).
+        "ALTER TABLE groups ADD COLUMN failover TEXT NOT NULL DEFAULT 'manual'"
+        " CHECK (failover IN ('manual', 'auto'))",
+        "ALTER TABLE groups ADD COLUMN failback TEXT NOT NULL DEFAULT 'manual'"
+        " CHECK (failback IN ('manual', 'auto'))",
+        "ALTER TABLE groups ADD COLUMN hold_down INTEGER NOT NULL DEFAULT 300",
+        "ALTER TABLE groups ADD COLUMN max_auto_switches INTEGER NOT NULL DEFAULT 4",
+        "ALTER TABLE groups ADD COLUMN pin TEXT",
+        # The last known health of each address as each probe saw it, rewritten with
+        # each health event: shown after a restart as "last known" (decisions start
+        # from unknown). Keyed by app id, so a rename keeps it; gone with the check.
+        """CREATE TABLE health_last (
+            app_id INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            probe TEXT NOT NULL,
+            state TEXT NOT NULL,
+            since TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            PRIMARY KEY (app_id, address, probe)
+        ) WITHOUT ROWID""",
+        # Finding the groups with a pin (to end those whose time is up) without
+        # reading every group.
+        "CREATE INDEX groups_pinned ON groups (id) WHERE pin IS NOT NULL",
+        "CREATE INDEX groups_auto ON groups (id) WHERE failover = 'auto'",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

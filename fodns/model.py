@@ -9,6 +9,7 @@ optional), which side is active, and a TTL.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ from fodns.errors import Invalid
 
 Side = Literal["primary", "backup"]
 SIDES: tuple[Side, ...] = ("primary", "backup")
+# Who may switch a group: only people ("manual"), or health too ("auto"); and
+# whether health may switch it back to the primary ("failback").
+Mode = Literal["manual", "auto"]
+MODES: tuple[Mode, ...] = ("manual", "auto")
+# Automatic failback waits until the primary has been up this long (seconds), and a
+# group makes at most this many automatic switches in any hour (then it is held).
+DEFAULT_HOLD_DOWN, HOLD_DOWN_MAX = 300, 86400
+DEFAULT_MAX_AUTO_SWITCHES, MAX_AUTO_SWITCHES_MAX = 4, 100
+# A pin lasts at most a year when it is given an end (null: until unpinned).
+PIN_FOR_MAX = 366 * 86400
+# The actor of every change health makes (automatic switches, health transitions,
+# pins that ended): never a token's name (tokens.TOKEN_NAME has no such reserved word,
+# and the store refuses it as a token name).
+HEALTH_ACTOR = "health"
 # A group's TTL, in seconds: traffic moves within it after a switch. Migration 1's
 # CHECK on groups.ttl holds the same range; widening it takes a new migration.
 GROUP_TTL_MIN, GROUP_TTL_MAX = 5, 86400
@@ -54,18 +69,70 @@ class App:
     name: str
     load_balancer: tuple[str, ...] = ()
     web_servers: tuple[str, ...] = ()
+    # Addresses of the web head that health checks found down, left out of the answer
+    # (only for an app whose check has answers_follow_health; written by health events).
+    down: tuple[str, ...] = ()
 
     @property
     def web_head(self) -> tuple[str, ...]:
         """What groups answer for this app: the load balancer if any, else the web servers."""
         return self.load_balancer or self.web_servers
 
+    @property
+    def answered_head(self) -> tuple[str, ...]:
+        """The web head without the addresses that are down, while at least one is
+        left; with none left, all of it (fail open, as Route53 does: an answer that
+        may work beats one that surely does not)."""
+        if not self.down:
+            return self.web_head
+        left = tuple(value for value in self.web_head if value not in self.down)
+        return left or self.web_head
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "load_balancer": list(self.load_balancer),
             "web_servers": list(self.web_servers),
+            "down": list(self.down),
         }
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A person's word on where an automatic group stays: health never moves it
+    while the pin lasts (`until` None: until someone unpins it)."""
+
+    side: Side
+    reason: str | None
+    actor: str
+    at: str  # ISO 8601 UTC
+    until: str | None  # ISO 8601 UTC
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "side": self.side,
+            "reason": self.reason,
+            "actor": self.actor,
+            "at": self.at,
+            "until": self.until,
+        }
+
+    @classmethod
+    def from_stored(cls, value: Any) -> Pin | None:
+        """A stored pin (JSON text) read back; anything not of its form is no pin."""
+        try:
+            data = json.loads(value) if isinstance(value, str) else None
+            if not isinstance(data, dict) or data.get("side") not in SIDES:
+                return None
+            return cls(
+                data["side"],
+                data.get("reason"),
+                str(data["actor"]),
+                str(data["at"]),
+                data.get("until"),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -76,6 +143,11 @@ class Group:
     backup: str | None
     active: Side
     ttl: int
+    failover: Mode = "manual"
+    failback: Mode = "manual"
+    hold_down: int = DEFAULT_HOLD_DOWN
+    max_auto_switches: int = DEFAULT_MAX_AUTO_SWITCHES
+    pin: Pin | None = None
 
     @property
     def fqdn(self) -> str:
@@ -97,6 +169,11 @@ class Group:
             "backup": self.backup,
             "active": self.active,
             "ttl": self.ttl,
+            "failover": self.failover,
+            "failback": self.failback,
+            "hold_down": self.hold_down,
+            "max_auto_switches": self.max_auto_switches,
+            "pin": None if self.pin is None else self.pin.to_json(),
         }
 
 
@@ -261,6 +338,18 @@ def check_side(side: Any, field: str = "to") -> Side:
     if side not in SIDES:
         raise Invalid(field, 'must be "primary" or "backup"')
     return side  # type: ignore[no-any-return]
+
+
+def check_mode(mode: Any, field: str) -> Mode:
+    if mode not in MODES:
+        raise Invalid(field, 'must be "manual" or "auto"')
+    return mode  # type: ignore[no-any-return]
+
+
+def check_whole(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Invalid(field, f"must be a whole number from {low} to {high}")
+    return value
 
 
 def check_web_head(values: Any, field: str) -> tuple[str, ...]:

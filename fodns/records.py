@@ -65,7 +65,7 @@ def group_answer(group: Group, apps: Mapping[str, App]) -> GroupAnswer:
 def app_records(app: App | None) -> tuple[Record, ...]:
     """The records of a group whose active side is `app` (None: no app there): the one
     place group_answer and start-up (which reads groups as rows, not Groups) take them."""
-    return () if app is None else head_records(app.web_head)
+    return () if app is None else head_records(app.answered_head)
 
 
 @functools.lru_cache(maxsize=65536)

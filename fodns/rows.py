@@ -16,14 +16,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from fodns.errors import Conflict, Invalid, NotFound
-from fodns.model import App, Event, Group, GroupKey, Touch
+from fodns.model import App, Event, Group, GroupKey, Pin, Touch
 
 TEXT_MAX = 1000
 
 
-APP_SELECT = "SELECT id, name, load_balancer, web_servers FROM apps"
+APP_SELECT = "SELECT id, name, load_balancer, web_servers, down FROM apps"
 GROUP_SELECT = """SELECT g.id, g.zone, g.label, g.primary_app_id, g.backup_app_id,
-    p.name AS primary_name, b.name AS backup_name, g.active, g.ttl
+    p.name AS primary_name, b.name AS backup_name, g.active, g.ttl,
+    g.failover, g.failback, g.hold_down, g.max_auto_switches, g.pin
 FROM groups AS g
 LEFT JOIN apps AS p ON p.id = g.primary_app_id
 LEFT JOIN apps AS b ON b.id = g.backup_app_id"""
@@ -55,6 +56,7 @@ def select_apps(db: Database, where: str = "", params: Sequence[Any] = ()) -> li
                 str(row["name"]),
                 tuple(json.loads(row["load_balancer"])),
                 tuple(json.loads(row["web_servers"])),
+                tuple(json.loads(row["down"])),
             ),
         )
         for row in db.query(f"{APP_SELECT} {where} ORDER BY name", list(params))
@@ -92,7 +94,19 @@ def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
             group_id,
             primary_id,
             backup_id,
-            Group(zone, label, primary_name, backup_name, active, ttl),
+            Group(
+                zone,
+                label,
+                primary_name,
+                backup_name,
+                active,
+                ttl,
+                failover,
+                failback,
+                hold_down,
+                max_auto_switches,
+                None if pin is None else Pin.from_stored(pin),
+            ),
         )
         for (
             group_id,
@@ -104,6 +118,11 @@ def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
             backup_name,
             active,
             ttl,
+            failover,
+            failback,
+            hold_down,
+            max_auto_switches,
+            pin,
         ) in rows
     )
 

@@ -32,16 +32,19 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
+from fodns.checks import CheckSpec
 from fodns.errors import Conflict, FodnsError, Invalid, NotFound
 from fodns.feed import Touched, touched
 from fodns.journal import (
@@ -58,21 +61,32 @@ from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_g
 from fodns.logs import get_logger
 from fodns.model import (
     DEFAULT_GROUP_TTL,
+    DEFAULT_HOLD_DOWN,
+    DEFAULT_MAX_AUTO_SWITCHES,
     EVENTS_PAGE_DEFAULT,
     EVENTS_PAGE_MAX,
+    HEALTH_ACTOR,
+    HOLD_DOWN_MAX,
+    MAX_AUTO_SWITCHES_MAX,
+    PIN_FOR_MAX,
     App,
     Event,
     EventPage,
     Group,
+    Mode,
+    Pin,
     Side,
     check_app_name,
     check_group_label,
+    check_mode,
     check_side,
     check_ttl,
     check_web_head,
+    check_whole,
 )
 from fodns.rows import (
     EVENT_SELECT,
+    AppRow,
     GroupRow,
     active_app_id,
     active_group_rows,
@@ -142,6 +156,35 @@ class Change:
     deleted_groups: tuple[tuple[str, str], ...] = ()  # (zone, label) of groups that no longer exist
     apps: dict[str, App] = field(default_factory=dict)  # the apps those groups reference, by name
     serials: dict[str, int] = field(default_factory=dict)  # new SOA serial of each changed zone
+
+
+@dataclass(frozen=True)
+class CheckedApp:
+    """An app with a check: its id (stable across renames), the app, its check."""
+
+    id: int
+    app: App
+    check: CheckSpec
+
+
+@dataclass(frozen=True)
+class HealthLast:
+    """The last known health of one address as one probe saw it (for display)."""
+
+    address: str
+    probe: str
+    state: str  # "up", "down" or "unknown"
+    since: str  # ISO 8601 UTC
+    evidence: dict[str, Any]  # the check result that decided it (probing.CheckResult)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "probe": self.probe,
+            "state": self.state,
+            "since": self.since,
+            "evidence": self.evidence,
+        }
 
 
 @dataclass(frozen=True)
@@ -626,17 +669,20 @@ class Store:
                 balancer if balancer is not None else old.app.load_balancer,
                 servers if servers is not None else old.app.web_servers,
             )
+            # Addresses health found down stay left out only while still in the web head.
+            app = replace(app, down=tuple(a for a in old.app.down if a in app.web_head))
             if app == old.app:
                 return Change(None, apps={app.name: app})
             if select_apps(db, "WHERE name = ? AND id != ?", [app.name, old.id]):
                 raise Conflict(f"an app named {app.name!r} already exists", field="name")
             db.execute(
-                "UPDATE apps SET name = ?, load_balancer = ?, web_servers = ?, updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE apps SET name = ?, load_balancer = ?, web_servers = ?, down = ?,"
+                " updated_at = ? WHERE id = ?",
                 [
                     app.name,
                     dump_list(app.load_balancer),
                     dump_list(app.web_servers),
+                    dump_list(app.down),
                     utc_now(),
                     old.id,
                 ],
@@ -654,7 +700,7 @@ class Store:
                 app_groups=using,
             )
             answers: dict[str, AnswerChange] = {}
-            if app.web_head != old.app.web_head:
+            if app.answered_head != old.app.answered_head:
                 for row in using:
                     if active_app_id(row) == old.id:
                         change = answers.setdefault(row.group.zone, AnswerChange())
@@ -682,6 +728,7 @@ class Store:
                 fqdns = ", ".join(row.group.fqdn for row in using)
                 raise Conflict(f"app {old.app.name!r} is in group(s) {fqdns}; take it out first")
             db.execute("DELETE FROM apps WHERE id = ?", [old.id])
+            db.execute("DELETE FROM health_last WHERE app_id = ?", [old.id])
             event = append_event(
                 db,
                 actor,
@@ -704,9 +751,15 @@ class Store:
         backup: str | None = None,
         ttl: int | None = None,
         reason: str | None = None,
+        *,
+        failover: Mode = "manual",
+        failback: Mode = "manual",
+        hold_down: int = DEFAULT_HOLD_DOWN,
+        max_auto_switches: int = DEFAULT_MAX_AUTO_SWITCHES,
     ) -> Change:
         """A new group, primary side active; label None draws an unused NNN-NNN-NNN."""
         check_change(actor, reason)
+        settings = _check_auto_settings(failover, failback, hold_down, max_auto_switches)
         zone_name = self._configured_zone(zone)
         wanted = None if label is None else check_group_label(label)
         group_ttl = self._zones[zone_name].group_ttl if ttl is None else check_ttl(ttl)
@@ -727,8 +780,18 @@ class Store:
             db.execute("INSERT INTO labels VALUES (?, ?, ?)", [zone_name, new_label, now])
             db.execute(
                 "INSERT INTO groups (zone, label, primary_app_id, backup_app_id, active, ttl,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'primary', ?, ?, ?)",
-                [zone_name, new_label, id_of(primary_row), id_of(backup_row), group_ttl, now, now],
+                " created_at, updated_at, failover, failback, hold_down, max_auto_switches)"
+                " VALUES (?, ?, ?, ?, 'primary', ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    zone_name,
+                    new_label,
+                    id_of(primary_row),
+                    id_of(backup_row),
+                    group_ttl,
+                    now,
+                    now,
+                    *settings,
+                ],
             )
             new = find_group(db, new_label, zone_name)
             event = group_event(db, actor, "group_created", None, new, reason)
@@ -746,13 +809,29 @@ class Store:
         backup: str | Unset | None = UNSET,
         ttl: int | None = None,
         reason: str | None = None,
+        failover: Mode | None = None,
+        failback: Mode | None = None,
+        hold_down: int | None = None,
+        max_auto_switches: int | None = None,
     ) -> Change:
-        """Set a group's primary, backup or TTL (UNSET: leave as is; None: clear that side).
+        """Set a group's primary, backup, TTL or automatic failover settings (UNSET or
+        None: leave as is; None for a side: clear that side).
 
         Clearing the active side is allowed: the group stays on that side and
-        answers NODATA until it gets an app or is switched.
+        answers NODATA until it gets an app or is switched. Making a group manual
+        ends its pin: with only people switching it, there is nothing to pin against.
         """
         check_change(actor, reason)
+        wanted = {
+            "failover": None if failover is None else check_mode(failover, "failover"),
+            "failback": None if failback is None else check_mode(failback, "failback"),
+            "hold_down": None
+            if hold_down is None
+            else check_whole(hold_down, "hold_down", 0, HOLD_DOWN_MAX),
+            "max_auto_switches": None
+            if max_auto_switches is None
+            else check_whole(max_auto_switches, "max_auto_switches", 1, MAX_AUTO_SWITCHES_MAX),
+        }
         zone_key = None if zone is None else canonical_zone(zone)
         new_ttl = None if ttl is None else check_ttl(ttl)
         for side, value in (("primary", primary), ("backup", backup)):
@@ -769,16 +848,35 @@ class Store:
                 named = "backup" if backup is not UNSET else "primary"
                 raise Conflict("the primary and the backup must be different apps", field=named)
             group_ttl = old.group.ttl if new_ttl is None else new_ttl
-            if (ids["primary"], ids["backup"], group_ttl) == (
+            settings = {
+                name: getattr(old.group, name) if value is None else value
+                for name, value in wanted.items()
+            }
+            pin = old.group.pin if settings["failover"] == "auto" else None
+            if (ids["primary"], ids["backup"], group_ttl, settings, pin) == (
                 old.primary_id,
                 old.backup_id,
                 old.group.ttl,
+                {name: getattr(old.group, name) for name in wanted},
+                old.group.pin,
             ):
                 return self._group_change(db, None, old)
             db.execute(
-                "UPDATE groups SET primary_app_id = ?, backup_app_id = ?, ttl = ?, updated_at = ?"
+                "UPDATE groups SET primary_app_id = ?, backup_app_id = ?, ttl = ?, updated_at = ?,"
+                " failover = ?, failback = ?, hold_down = ?, max_auto_switches = ?, pin = ?"
                 " WHERE id = ?",
-                [ids["primary"], ids["backup"], group_ttl, utc_now(), old.id],
+                [
+                    ids["primary"],
+                    ids["backup"],
+                    group_ttl,
+                    utc_now(),
+                    settings["failover"],
+                    settings["failback"],
+                    settings["hold_down"],
+                    settings["max_auto_switches"],
+                    _stored_pin(pin),
+                    old.id,
+                ],
             )
             new = find_group(db, old.group.label, old.group.zone)
             event = group_event(db, actor, "group_updated", old, new, reason)
@@ -793,27 +891,308 @@ class Store:
         to: str,
         zone: str | None = None,
         reason: str | None = None,
+        pin_for: int | Unset | None = UNSET,
     ) -> Change:
-        """Make one side of a group active. To the side already active: no event, no serial."""
+        """Make one side of a group active. To the side already active: no event, no
+        serial, except that a person's switch of an automatic group always pins it
+        (model.Pin; `pin_for` seconds, None or UNSET: until unpinned), so health never
+        undoes what a person chose; the pin alone is then a `group_pinned` event."""
         check_change(actor, reason)
         side = check_side(to)
+        zone_key = None if zone is None else canonical_zone(zone)
+        if pin_for is not UNSET and pin_for is not None:
+            check_whole(pin_for, "pin_for", 1, PIN_FOR_MAX)
+
+        def write(db: Database) -> Change:
+            old = find_group(db, label, zone_key)
+            if old.group.app_on(side) is None and old.group.active != side:
+                raise Conflict(f"the {side} side of group {old.group.fqdn} has no app", field="to")
+            pin = None
+            if old.group.failover == "auto":
+                at = utc_now()
+                until = None if pin_for is UNSET or pin_for is None else _later(at, pin_for)
+                pin = Pin(side, reason, actor, at, until)
+            elif pin_for is not UNSET:
+                raise Conflict(
+                    f"group {old.group.fqdn} is switched by people only (failover is manual):"
+                    " there is no health to pin it against",
+                    field="pin_for",
+                )
+            if old.group.active == side and pin is None:
+                return self._group_change(db, None, old)
+            db.execute(
+                "UPDATE groups SET active = ?, pin = ?, updated_at = ? WHERE id = ?",
+                [side, _stored_pin(pin), utc_now(), old.id],
+            )
+            new = find_group(db, old.group.label, old.group.zone)
+            action = "group_switched" if old.group.active != side else "group_pinned"
+            event = group_event(db, actor, action, old, new, reason)
+            return self._group_change(db, event, new, old=old)
+
+        return self._writer.run(write)
+
+    def unpin(
+        self, actor: str, label: str, zone: str | None = None, reason: str | None = None
+    ) -> Change:
+        """Hand an automatic group back to health (`group_unpinned`); no pin: no event."""
+        check_change(actor, reason)
         zone_key = None if zone is None else canonical_zone(zone)
 
         def write(db: Database) -> Change:
             old = find_group(db, label, zone_key)
-            if old.group.active == side:
+            if old.group.pin is None:
                 return self._group_change(db, None, old)
-            if old.group.app_on(side) is None:
-                raise Conflict(f"the {side} side of group {old.group.fqdn} has no app", field="to")
+            return self._unpinned(db, actor, old, reason)
+
+        return self._writer.run(write)
+
+    def end_pins(self, now: str) -> list[Change]:
+        """Unpin every group whose pin ended at `now` or before (actor `health`, the
+        reason saying whose pin ended when): health takes such a group back on time.
+        One write per group, so each is published like any other change."""
+        sql = "SELECT g.id FROM groups AS g WHERE g.pin IS NOT NULL"
+        pinned = self._read(lambda db: [int(row[0]) for row in db.execute(sql)])
+
+        def write(group_id: int) -> Change | None:
+            def end(db: Database) -> Change | None:
+                rows = select_groups(db, "WHERE g.id = ?", [group_id])
+                pin = rows[0].group.pin if rows else None
+                if pin is None or pin.until is None or pin.until > now:
+                    return None
+                said = f"the pin {pin.actor} set at {pin.at} ended at {pin.until}"
+                return self._unpinned(db, HEALTH_ACTOR, rows[0], said)
+
+            return self._writer.run(end)
+
+        return [change for group_id in pinned if (change := write(group_id)) is not None]
+
+    def _unpinned(self, db: Database, actor: str, old: GroupRow, reason: str | None) -> Change:
+        db.execute("UPDATE groups SET pin = NULL, updated_at = ? WHERE id = ?", [utc_now(), old.id])
+        new = find_group(db, old.group.label, old.group.zone)
+        event = group_event(db, actor, "group_unpinned", old, new, reason)
+        return self._group_change(db, event, new, old=old)
+
+    def auto_switch(
+        self, label: str, zone: str, to: Side, reason: str, *, expected_active: Side
+    ) -> Change | None:
+        """Health's switch of an automatic group (actor `health`): made only if, at
+        commit, the group is still automatic, unpinned, on `expected_active` and has an
+        app on `to`; None (nothing written) when a person or a change got there first."""
+
+        def write(db: Database) -> Change | None:
+            try:
+                old = find_group(db, label, zone)
+            except NotFound:
+                return None
+            group = old.group
+            if (
+                group.failover != "auto"
+                or group.pin is not None
+                or group.active != expected_active
+                or group.app_on(to) is None
+                or to == expected_active
+            ):
+                return None
             db.execute(
                 "UPDATE groups SET active = ?, updated_at = ? WHERE id = ?",
-                [side, utc_now(), old.id],
+                [to, utc_now(), old.id],
             )
-            new = find_group(db, old.group.label, old.group.zone)
-            event = group_event(db, actor, "group_switched", old, new, reason)
+            new = find_group(db, group.label, group.zone)
+            event = group_event(db, HEALTH_ACTOR, "group_switched", old, new, reason)
             return self._group_change(db, event, new, old=old)
 
         return self._writer.run(write)
+
+    # Health: checks, what they found, and the answers that follow it.
+
+    def set_check(
+        self, actor: str, name: str, check: dict[str, Any] | None, reason: str | None = None
+    ) -> Change:
+        """Set an app's check (its JSON, defaults filled in: `check_set`) or, with None,
+        remove it (`check_deleted`; the addresses it found down are answered again)."""
+        check_change(actor, reason)
+        spec = None if check is None else CheckSpec.from_json(check)
+
+        def write(db: Database) -> Change:
+            old = find_app(db, name)
+            stored = db.execute("SELECT health_check FROM apps WHERE id = ?", [old.id]).fetchone()
+            before = None if stored[0] is None else CheckSpec.from_json(json.loads(stored[0]))
+            if before == spec:
+                return Change(None, apps={old.app.name: old.app})
+            app = replace(old.app, down=()) if spec is None else old.app
+            db.execute(
+                "UPDATE apps SET health_check = ?, down = ?, updated_at = ? WHERE id = ?",
+                [
+                    None if spec is None else json.dumps(spec.to_json()),
+                    dump_list(app.down),
+                    utc_now(),
+                    old.id,
+                ],
+            )
+            if spec is None:
+                db.execute("DELETE FROM health_last WHERE app_id = ?", [old.id])
+            return self._app_answer_change(
+                db,
+                actor,
+                "check_deleted" if spec is None else "check_set",
+                old,
+                app,
+                before=None if before is None else before.to_json(),
+                after=None if spec is None else spec.to_json(),
+                reason=reason,
+            )
+
+        return self._writer.run(write)
+
+    def check(self, name: str) -> CheckSpec | None:
+        """An app's check, or None; NotFound for no such app."""
+
+        def read(db: Database) -> CheckSpec | None:
+            row = find_app(db, name)
+            stored = db.execute("SELECT health_check FROM apps WHERE id = ?", [row.id]).fetchone()
+            return None if stored[0] is None else CheckSpec.from_json(json.loads(stored[0]))
+
+        return self._read(read)
+
+    def checked_apps(self) -> list[CheckedApp]:
+        """Every app with a check, with its id (stable across renames)."""
+
+        def read(db: Database) -> list[CheckedApp]:
+            sql = "SELECT id, health_check FROM apps WHERE health_check IS NOT NULL"
+            specs = {int(row[0]): str(row[1]) for row in db.execute(sql)}
+            checked = []
+            for row in select_apps(db, "WHERE health_check IS NOT NULL"):
+                try:
+                    spec = CheckSpec.from_json(json.loads(specs[row.id]))
+                except (FodnsError, ValueError):
+                    # One bad stored check (edited by hand) never stops the others.
+                    log.error("check_unreadable", app=row.app.name)
+                    continue
+                checked.append(CheckedApp(row.id, row.app, spec))
+            return checked
+
+        return self._read(read)
+
+    def record_health(
+        self,
+        app_id: int,
+        *,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        down: tuple[str, ...] | None,
+        last: Sequence[HealthLast],
+        reason: str,
+    ) -> Change | None:
+        """A health transition of one app (`health_changed`, actor `health`): what it
+        was and is (`before`, `after`: its state, and each address that moved, with
+        the evidence), the last known state of each address moved, and, for an app
+        whose answers follow health, the addresses its answer leaves out from now on
+        (`down`; None: unchanged). None when the app is gone."""
+
+        def write(db: Database) -> Change | None:
+            rows = select_apps(db, "WHERE id = ?", [app_id])
+            if not rows:
+                return None
+            old = rows[0]
+            app = old.app if down is None else replace(old.app, down=down)
+            if app.down != old.app.down:
+                db.execute(
+                    "UPDATE apps SET down = ?, updated_at = ? WHERE id = ?",
+                    [dump_list(app.down), utc_now(), old.id],
+                )
+            for entry in last:
+                db.execute(
+                    "INSERT OR REPLACE INTO health_last VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        old.id,
+                        entry.address,
+                        entry.probe,
+                        entry.state,
+                        entry.since,
+                        json.dumps(entry.evidence),
+                    ],
+                )
+            return self._app_answer_change(
+                db, HEALTH_ACTOR, "health_changed", old, app, before, after, reason
+            )
+
+        return self._writer.run(write)
+
+    def health_last(self) -> list[tuple[str, HealthLast]]:
+        """The last known state of each checked address, by app name (for display)."""
+
+        def read(db: Database) -> list[tuple[str, HealthLast]]:
+            sql = (
+                "SELECT a.name, h.address, h.probe, h.state, h.since, h.evidence"
+                " FROM health_last AS h JOIN apps AS a ON a.id = h.app_id"
+                " ORDER BY a.name, h.address, h.probe"
+            )
+            return [
+                (
+                    str(name),
+                    HealthLast(str(address), str(probe), str(state), str(since), _json(evidence)),
+                )
+                for name, address, probe, state, since, evidence in db.execute(sql)
+            ]
+
+        return self._read(read)
+
+    def auto_groups(self) -> list[Group]:
+        """Every group health may switch (failover "auto")."""
+        return self._read(
+            lambda db: [row.group for row in select_groups(db, "WHERE g.failover = 'auto'")]
+        )
+
+    def auto_switch_times(self, zone: str, label: str, since: str) -> list[str]:
+        """When health switched this group since `since` (ISO 8601 UTC), oldest first."""
+        sql = (
+            "SELECT at FROM events WHERE group_label = ? AND zone = ? AND action = 'group_switched'"
+            " AND actor = ? AND at >= ? ORDER BY seq"
+        )
+        return self._read(
+            lambda db: [str(row[0]) for row in db.execute(sql, [label, zone, HEALTH_ACTOR, since])]
+        )
+
+    def _app_answer_change(
+        self,
+        db: Database,
+        actor: str,
+        action: str,
+        old: AppRow,
+        app: App,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        reason: str | None,
+    ) -> Change:
+        """An app event that may change its answer (its `down` addresses): it touches the
+        groups using the app when the answer changed, and moves their zones' serials
+        where the app is the active side."""
+        using = rows_using(db, old) if app.answered_head != old.app.answered_head else []
+        event = append_event(
+            db,
+            actor,
+            action,
+            app=app.name,
+            before=before,
+            after=after,
+            reason=reason,
+            app_ids=[old.id],
+            app_groups=using,
+        )
+        answers: dict[str, AnswerChange] = {}
+        for row in using:
+            if active_app_id(row) == old.id:
+                change = answers.setdefault(row.group.zone, AnswerChange())
+                active = row.group.active_app or ""
+                change.before |= answer_records(row.group, {active: old.app})
+                change.after |= answer_records(row.group, {active: app})
+        groups = tuple(row.group for row in using)
+        return Change(
+            event,
+            groups=groups,
+            apps={**apps_of(db, groups), app.name: app},
+            serials=self._bump_serials(db, answers),
+        )
 
     def delete_group(
         self, actor: str, label: str, zone: str | None = None, reason: str | None = None
@@ -973,6 +1352,35 @@ class Store:
             apps={name: apps[name] for name in (row.group.primary, row.group.backup) if name},
             serials=serials,
         )
+
+
+def _check_auto_settings(
+    failover: Any, failback: Any, hold_down: Any, max_auto_switches: Any
+) -> tuple[Mode, Mode, int, int]:
+    return (
+        check_mode(failover, "failover"),
+        check_mode(failback, "failback"),
+        check_whole(hold_down, "hold_down", 0, HOLD_DOWN_MAX),
+        check_whole(max_auto_switches, "max_auto_switches", 1, MAX_AUTO_SWITCHES_MAX),
+    )
+
+
+def _json(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _stored_pin(pin: Pin | None) -> str | None:
+    return None if pin is None else json.dumps(pin.to_json(), separators=(",", ":"))
+
+
+def _later(at: str, seconds: int) -> str:
+    """The ISO 8601 UTC time `seconds` after `at` (as utc_now writes it)."""
+    moment = datetime.fromisoformat(at) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _replace_reserved(db: Database, zone: str, source: str, labels: set[str]) -> None:

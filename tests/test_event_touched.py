@@ -211,7 +211,7 @@ def test_a_database_of_the_previous_schema_gets_touched_on_its_old_events(
     zones = {ZONE: ZoneDefaults(serial=1), OTHER: ZoneDefaults(serial=1)}
 
     with Store(path, zones) as store:
-        assert store.migrations_applied == [LATEST]
+        assert store.migrations_applied == list(range(7, LATEST + 1))
         by_action: dict[str, list[dict[str, Any]]] = {}
         for event in store.events(limit=1000)[::-1]:
             by_action.setdefault(event.action, []).append(event.to_json()["touched"])
