@@ -132,7 +132,7 @@ class CheckSpec:
             raise Invalid(
                 "body_contains", f"must be text of 1 to {BODY_MATCH_MAX} characters, no NUL"
             )
-        if body is not None and kind == "http" and method == "HEAD":
+        if body is not None and method == "HEAD":
             raise Invalid("body_contains", "needs a body: use method GET")
         fields["body_contains"] = body
         verify = value.get("tls_verify", True)

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from fodns import __version__, batchio
 from fodns.api import MAX_REQUEST_LINE, create_app
+from fodns.checker import HealthChecker
 from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
 from fodns.consumers import Feed, NotifyFollower, TableFollower
 from fodns.errors import ListenError
 from fodns.health import SERVED_DEADLINE, HealthSources, health_report
 from fodns.logs import get_logger
-from fodns.metrics import build_registry
+from fodns.metrics import HealthMetrics, build_registry
 from fodns.notify import Notifier
 from fodns.query import QueryHandler
 from fodns.records import head_records, unservable_values
@@ -137,6 +138,7 @@ async def _serve_in_process(
     )
     sources = _health_sources(config, store, 1, dns_states, listen, mirror, notifier)
     registry = build_registry(lambda: [handler.counters], mirror, _service_state(sources))
+    checker = HealthChecker(store, HealthMetrics(registry))
     app = create_app(
         registry,
         lambda: health_report(sources),
@@ -146,7 +148,7 @@ async def _serve_in_process(
         mirror=None if mirror is None else mirror.answer,
         allowed_hosts=frozenset(config.api.allowed_hosts),
     )
-    app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror))
+    app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
     runner = await _start_api(config, app)
     stop = asyncio.Event()
 
@@ -196,6 +198,7 @@ async def _serve_with_workers(
             config, store, config.dns.workers, pool.states, listen, mirror, notifier
         )
         registry = build_registry(pool.counters, mirror, _service_state(sources, pool))
+        checker = HealthChecker(store, HealthMetrics(registry))
         app = create_app(
             registry,
             lambda: health_report(sources),
@@ -205,7 +208,7 @@ async def _serve_with_workers(
             mirror=None if mirror is None else mirror.answer,
             allowed_hosts=frozenset(config.api.allowed_hosts),
         )
-        app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror))
+        app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
         runner = await _start_api(config, app)
         stop = asyncio.Event()
 
@@ -250,9 +253,12 @@ def _follow_with_notify(
     return follower
 
 
-def _lifetimes(feed: Feed, notifier: Notifier, mirror: Route53Mirror | None) -> list[Lifetime]:
+def _lifetimes(
+    feed: Feed, notifier: Notifier, mirror: Route53Mirror | None, checker: HealthChecker
+) -> list[Lifetime]:
     """The app's long-lived parts, started with the app and closed after it (last
-    started, first closed): the mirror's thread, the NOTIFY rounds, the feed."""
+    started, first closed): the mirror's thread, the NOTIFY rounds, the feed, and the
+    health checker (last: its automatic switches are changes the feed must serve)."""
 
     async def mirror_thread(app: web.Application) -> AsyncIterator[None]:
         if mirror is not None:
@@ -270,7 +276,12 @@ def _lifetimes(feed: Feed, notifier: Notifier, mirror: Route53Mirror | None) -> 
         yield
         await feed.close()
 
-    return [mirror_thread, notify_rounds, change_feed]
+    async def health_checks(app: web.Application) -> AsyncIterator[None]:
+        checker.start()
+        yield
+        await checker.close()
+
+    return [mirror_thread, notify_rounds, change_feed, health_checks]
 
 
 def _health_sources(
