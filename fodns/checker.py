@@ -522,6 +522,7 @@ class HealthChecker:
                     "state": watch.state,
                     "since": None if watch.since is None else iso(watch.since),
                     "check": watch.spec.to_json(),
+                    "web_head": list(watch.app.web_head),
                     "down": list(watch.down),
                     "addresses": [
                         {

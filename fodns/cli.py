@@ -65,8 +65,57 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="the least severe log events written to stderr, as JSON lines (default: info)",
     )
+    probe = commands.add_parser(
+        "probe",
+        help="run fodns's health checks from this host and report them to fodns",
+        description="Run every app's health check from this host (another network, "
+        "another region) and report what it finds to fodns every --interval seconds "
+        "(POST /v1/probes/NAME/reports). fodns counts this probe beside its own view "
+        "by each check's quorum; a probe that stops reporting ages out after three "
+        "intervals. Runs until stopped.",
+        formatter_class=Formatter,
+    )
+    probe.add_argument(
+        "--api", metavar="URL", help=f"fodns's admin API (default: $FODNS_API, else {DEFAULT_API})"
+    )
+    probe.add_argument("--token", help="the admin token (default: $FODNS_ADMIN_TOKEN)")
+    probe.add_argument(
+        "--name", required=True, help="this probe's name in fodns, e.g. eu-west (not 'local')"
+    )
+    probe.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often to report (1 to 3600, default 5)",
+    )
     add_client_commands(commands)
     return parser
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from fodns.remoteprobe import RemoteProbe
+
+    token = args.token or os.environ.get("FODNS_ADMIN_TOKEN", "")
+    if not token:
+        print("fodns: error: no admin token (--token or FODNS_ADMIN_TOKEN)", file=sys.stderr)
+        return 1
+    if not 1 <= args.interval <= 3600:
+        print("fodns: error: --interval must be 1 to 3600 seconds", file=sys.stderr)
+        return 2
+    api = args.api or os.environ.get("FODNS_API") or DEFAULT_API
+    probe = RemoteProbe(api, token, args.name, interval=args.interval)
+    try:
+        asyncio.run(probe.run())
+    except KeyboardInterrupt:
+        return 0
+    except FodnsError as exc:
+        print(f"fodns: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -83,6 +132,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.command == "probe":
+        configure_logging("info")
+        return run_probe(args)
     if args.command != "serve":
         return run_client(args)
     configure_logging(args.log_level)
