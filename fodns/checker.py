@@ -112,9 +112,9 @@ class AppWatch:
         return self.since if self.state == "up" else None
 
     def evidence(self) -> str:
-        """The failing checks, as a person reads them in an event's reason."""
-        failing = down_evidence({a: w.verdict for a, w in self.addresses.items()})
-        return f"{self.app.name} is {self.state}" + (f" ({failing})" if failing else "")
+        """The failing checks of its addresses that are down, as a person reads them in
+        an event's reason (verdicts.decide puts them after the app's name)."""
+        return down_evidence({a: w.verdict for a, w in self.addresses.items()})
 
     def min_healthy(self) -> int:
         """The check's min_healthy, but never more than the addresses there are (a
