@@ -208,6 +208,7 @@ class HealthChecker:
         checked, groups = await asyncio.to_thread(self._read_state)
         self._watch(checked)
         self._groups = groups
+        self._metrics.pinned.set(sum(group.pin is not None for group in groups))
 
     def _read_state(self) -> tuple[list[CheckedApp], list[Group]]:
         return self._store.checked_apps(), self._store.auto_groups()
