@@ -257,6 +257,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "ALTER TABLE groups ADD COLUMN hold_down INTEGER NOT NULL DEFAULT 300",
         "ALTER TABLE groups ADD COLUMN max_auto_switches INTEGER NOT NULL DEFAULT 4",
         "ALTER TABLE groups ADD COLUMN pin TEXT",
+        # The last switch health made ({at, from, to, reason} as JSON), shown with the
+        # group; written with the switch's event, so it is the same on every node.
+        "ALTER TABLE groups ADD COLUMN last_auto_switch TEXT",
         # The last known health of each address as each probe saw it, rewritten with
         # each health event: shown after a restart as "last known" (decisions start
         # from unknown). Keyed by app id, so a rename keeps it; gone with the check.

@@ -148,6 +148,8 @@ class Group:
     hold_down: int = DEFAULT_HOLD_DOWN
     max_auto_switches: int = DEFAULT_MAX_AUTO_SWITCHES
     pin: Pin | None = None
+    # The last switch health made: {"at", "from", "to", "reason"} (None: never).
+    last_auto_switch: dict[str, Any] | None = None
 
     @property
     def fqdn(self) -> str:
@@ -174,6 +176,7 @@ class Group:
             "hold_down": self.hold_down,
             "max_auto_switches": self.max_auto_switches,
             "pin": None if self.pin is None else self.pin.to_json(),
+            "last_auto_switch": self.last_auto_switch,
         }
 
 

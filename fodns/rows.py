@@ -24,7 +24,7 @@ TEXT_MAX = 1000
 APP_SELECT = "SELECT id, name, load_balancer, web_servers, down FROM apps"
 GROUP_SELECT = """SELECT g.id, g.zone, g.label, g.primary_app_id, g.backup_app_id,
     p.name AS primary_name, b.name AS backup_name, g.active, g.ttl,
-    g.failover, g.failback, g.hold_down, g.max_auto_switches, g.pin
+    g.failover, g.failback, g.hold_down, g.max_auto_switches, g.pin, g.last_auto_switch
 FROM groups AS g
 LEFT JOIN apps AS p ON p.id = g.primary_app_id
 LEFT JOIN apps AS b ON b.id = g.backup_app_id"""
@@ -61,6 +61,16 @@ def select_apps(db: Database, where: str = "", params: Sequence[Any] = ()) -> li
         )
         for row in db.query(f"{APP_SELECT} {where} ORDER BY name", list(params))
     ]
+
+
+def stored_object(text: Any) -> dict[str, Any] | None:
+    """A JSON object kept in a column, read back; anything else (a row edited by hand)
+    is None, never a crash."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def find_app(db: Database, name: str, field: str | None = None) -> AppRow:
@@ -106,6 +116,7 @@ def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
                 hold_down,
                 max_auto_switches,
                 None if pin is None else Pin.from_stored(pin),
+                None if last_auto_switch is None else stored_object(last_auto_switch),
             ),
         )
         for (
@@ -123,6 +134,7 @@ def group_rows_from(rows: Iterable[tuple[Any, ...]]) -> Iterator[GroupRow]:
             hold_down,
             max_auto_switches,
             pin,
+            last_auto_switch,
         ) in rows
     )
 

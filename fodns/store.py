@@ -993,9 +993,11 @@ class Store:
                 or to == expected_active
             ):
                 return None
+            at = utc_now()
+            last = {"at": at, "from": expected_active, "to": to, "reason": reason}
             db.execute(
-                "UPDATE groups SET active = ?, updated_at = ? WHERE id = ?",
-                [to, utc_now(), old.id],
+                "UPDATE groups SET active = ?, last_auto_switch = ?, updated_at = ? WHERE id = ?",
+                [to, json.dumps(last), at, old.id],
             )
             new = find_group(db, group.label, group.zone)
             event = group_event(db, HEALTH_ACTOR, "group_switched", old, new, reason)
