@@ -11,7 +11,10 @@ up before the servers change and read after.
 from __future__ import annotations
 
 import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -283,6 +286,13 @@ def test_a_flapping_group_is_held_after_max_auto_switches(
     assert "1 automatic switch" in said["reason"] and said["held_until"]
     assert active(api, "held") == "backup"
     assert len(events(api, "held", "group_switched")) == 1
+    # The metrics say the same.
+    status, metrics = server.http_get("/metrics")
+    assert status == 200
+    assert "fodns_auto_switches_total 1.0" in metrics
+    assert 'fodns_app_up{app="west"} 0.0' in metrics
+    assert 'fodns_health_checks_total{app="east",result="fail"}' in metrics
+    assert "fodns_health_check_seconds_count" in metrics
     # A person can always act.
     api.ok("POST", "/v1/groups/held/switch", {"to": "primary", "reason": "by hand"})
     assert active(api, "held") == "primary"
@@ -423,3 +433,48 @@ def test_an_automatic_switch_reaches_route53_and_a_knot_secondary(
 def primary_soa_serial(server: FodnsProcess) -> int:
     reply = server.udp(dns.message.make_query(ZONE, "SOA"))
     return int(reply.answer[0][0].serial)
+
+
+def test_fodns_probe_reports_what_it_sees_from_another_host(
+    fodns_factory: StartFodns, servers: dict[str, SwitchableServer]
+) -> None:
+    """`fodns probe` (run here as a second process, as it would run on another host)
+    reads the checks from /v1/health, runs them and reports; fodns counts it."""
+    server = fodns_factory(TOKEN, workers=1)
+    api = Api(server, TOKEN)
+    app(api, "probed", "127.0.0.11", check={**FAST_CHECK, "port": servers["127.0.0.2"].port})
+    probe = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fodns",
+            "probe",
+            "--api",
+            f"http://127.0.0.1:{server.api_port}",
+            "--name",
+            "eu-west",
+            "--interval",
+            "1",
+        ],
+        env={**os.environ, "FODNS_ADMIN_TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def seen_by_probe() -> str | None:
+            addresses = app_health(api, "probed")["addresses"]
+            views = addresses[0]["probes"] if addresses else {}
+            return views.get("eu-west", {}).get("state")
+
+        assert wait_for(lambda: seen_by_probe() == "up", VERDICT)
+        probes = {p["name"]: p for p in api.ok("GET", "/v1/health")["probes"]}
+        assert probes["eu-west"]["live"] and probes["eu-west"]["interval"] == 1
+        servers["127.0.0.11"].stop()
+        assert wait_for(lambda: seen_by_probe() == "down", VERDICT)
+        evidence = app_health(api, "probed")["addresses"][0]["probes"]["eu-west"]["evidence"]
+        assert "refused" in evidence["error"]
+    finally:
+        probe.terminate()
+        probe.wait(10)
