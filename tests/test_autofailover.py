@@ -75,7 +75,7 @@ class SwitchableServer:
     mode: str = "ok"
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    http: SwitchableServer.Http | None = None
+    listener: SwitchableServer.Http | None = None
 
     class Http(http.server.ThreadingHTTPServer):
         allow_reuse_address = True
@@ -89,14 +89,14 @@ class SwitchableServer:
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
-        self.http = server
+        self.listener = server
         return self
 
     def stop(self) -> None:
-        if self.http is not None:
-            self.http.shutdown()
-            self.http.server_close()
-            self.http = None
+        if self.listener is not None:
+            self.listener.shutdown()
+            self.listener.server_close()
+            self.listener = None
 
 
 @pytest.fixture
