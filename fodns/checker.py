@@ -1,12 +1,14 @@
 """The health checker: runs every app's check, writes what it finds to the log, and
 switches automatic groups; one per fodns, in the API's process, outside DNS.
 
-Each app with a check is checked every `interval` seconds, all its addresses at once
-(probing.Prober bounds how many attempts run together across all apps). What one
-attempt found goes to that address's rise/fall tracker (verdicts.AddressVerdict);
-the app's state as fodns sees it follows from its addresses (min_healthy), and its
-state for decisions from every live probe's view (fodns is the probe "local"; other
-hosts report through `report`, see `fodns probe`), by quorum.
+The attempts themselves run in a child process (fodns/probeworker.py, at a lower CPU
+priority than DNS, at most 256 at a time): each app every `interval` seconds, all
+its addresses at once. Each round's results come back here, where the decisions
+are: what one attempt found goes to that address's rise/fall tracker
+(verdicts.AddressVerdict); the app's state as fodns sees it follows from its
+addresses (min_healthy), and its state for decisions from every live probe's view
+(fodns is the probe "local"; other hosts report through `report`, see `fodns
+probe`), by quorum.
 
 What changes is written as events like any other change (actor "health"), so DNS,
 transfers, NOTIFY, the Route53 mirror and the dashboard follow it by the log:
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +40,7 @@ from fodns.errors import Invalid
 from fodns.logs import get_logger
 from fodns.metrics import HealthMetrics
 from fodns.model import SIDES, App, Group, Side
-from fodns.probing import CheckResult, Prober, resolve_error
+from fodns.probing import CheckResult
 from fodns.store import CheckedApp, HealthLast, Store
 from fodns.verdicts import (
     AddressVerdict,
@@ -58,8 +62,10 @@ LOCAL_PROBE = "local"
 TICK = 0.25  # how often due checks are started and decisions looked at again (seconds)
 DECIDE_EVERY = 1.0  # decisions and pins, when nothing changed meanwhile (seconds)
 HOUR = 3600.0
-# A remote probe's report may hold this many apps (a probe checks what fodns checks).
-REPORT_APPS_MAX = 100_000
+# A line of the check process: one round of one app (32 addresses at most).
+RESULT_LINE_MAX = 1024 * 1024
+PROCESS_STOP_WAIT = 5.0
+PROCESS_RESTART_WAIT = 1.0
 
 
 def iso(epoch: float) -> str:
@@ -95,7 +101,7 @@ class AddressWatch:
 
 @dataclass
 class AppWatch:
-    """One checked app: its addresses, its state for decisions, when it is due."""
+    """One checked app: its addresses and its state for decisions."""
 
     id: int
     app: App
@@ -103,8 +109,6 @@ class AppWatch:
     addresses: dict[str, AddressWatch] = field(default_factory=dict)
     state: HealthState = "unknown"
     since: float | None = None  # epoch of the last change of `state`
-    due: float = 0.0  # monotonic time of the next round
-    running: asyncio.Task[None] | None = None
     down: tuple[str, ...] = ()  # addresses its answer leaves out (answers_follow_health)
 
     @property
@@ -140,7 +144,10 @@ class HealthChecker:
     def __init__(self, store: Store, metrics: HealthMetrics, *, concurrency: int = 256) -> None:
         self._store = store
         self._metrics = metrics
-        self._prober = Prober(concurrency=concurrency)
+        self._concurrency = concurrency
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._sent: str | None = None  # the app list the check process has, as sent
         self._apps: dict[int, AppWatch] = {}
         self._probes: dict[str, RemoteProbe] = {}
         self._groups: list[Group] = []
@@ -155,23 +162,22 @@ class HealthChecker:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self._reader = asyncio.get_running_loop().create_task(self._read_results())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for watch in self._apps.values():
-            if watch.running is not None:
-                watch.running.cancel()
-        await self._prober.close()
+        for task in (self._task, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._stop_process()
 
     async def _run(self) -> None:
         await self._answers_start_unknown()
         while True:
             try:
                 await self._refresh()
-                self._start_due_rounds()
+                await self._send_checks()
                 if time.monotonic() - self._last_decided >= DECIDE_EVERY:
                     await self._housekeeping()
             except asyncio.CancelledError:
@@ -181,6 +187,82 @@ class HealthChecker:
                 # checking for good: log it, and the next tick tries again.
                 log.exception("health_checker_failed")
             await asyncio.sleep(TICK)
+
+    # ---- the check process (fodns/probeworker.py) ----------------------------------
+
+    async def _start_process(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fodns.probeworker",
+            str(self._concurrency),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=RESULT_LINE_MAX,
+        )
+        log.info("health_process_started", pid=process.pid)
+        self._process, self._sent = process, None
+        return process
+
+    async def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # its stdin closed: it stops by itself
+        try:
+            await asyncio.wait_for(process.wait(), PROCESS_STOP_WAIT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def _send_checks(self) -> None:
+        """Tell the check process the apps to check, when they changed."""
+        if self._process is None:
+            return
+        wanted = json.dumps(
+            {
+                "apps": [
+                    {"id": w.id, "web_head": list(w.app.web_head), "check": w.spec.to_json()}
+                    for w in self._apps.values()
+                ]
+            },
+            separators=(",", ":"),
+        )
+        if wanted == self._sent:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.write(wanted.encode() + b"\n")
+        with contextlib.suppress(ConnectionError):  # it died: _read_results restarts it
+            await self._process.stdin.drain()
+        self._sent = wanted
+
+    async def _read_results(self) -> None:
+        """Apply each round's results as the check process sends them; start it again
+        when it dies (a second later, so a process that cannot start does not spin)."""
+        while True:
+            process = await self._start_process()
+            assert process.stdout is not None
+            await self._send_checks()
+            while line := await process.stdout.readline():
+                try:
+                    round_ = json.loads(line)
+                    watch = self._apps.get(int(round_["id"]))
+                    if watch is None:
+                        continue  # no longer checked (or checked otherwise now)
+                    results = [
+                        (str(address), hostname, CheckResult(**result))
+                        for address, hostname, result in round_["results"]
+                    ]
+                    await self._apply_results(watch, results)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("health_round_failed")
+            code = await process.wait()
+            log.error("health_process_died", pid=process.pid, exit_code=code)
+            self._process = None
+            await asyncio.sleep(PROCESS_RESTART_WAIT)
 
     async def _answers_start_unknown(self) -> None:
         """Decisions start from unknown, and unknown addresses are answered: an app
@@ -220,53 +302,18 @@ class HealthChecker:
         for app_id in list(self._apps):
             if app_id not in wanted or wanted[app_id].check != self._apps[app_id].spec:
                 old = self._apps.pop(app_id)
-                if old.running is not None:
-                    old.running.cancel()
                 self._metrics.forget(old.app.name)
         for app_id, item in wanted.items():
             watch = self._apps.get(app_id)
             if watch is None:
-                # Spread the first rounds over the interval, so that many apps added at
-                # once (a restart) are not all checked in the same instant.
-                offset = (app_id * 0.618) % 1.0 * min(item.check.interval, 2.0)
-                self._apps[app_id] = AppWatch(
-                    app_id, item.app, item.check, due=time.monotonic() + offset, down=item.app.down
-                )
+                self._apps[app_id] = AppWatch(app_id, item.app, item.check, down=item.app.down)
             else:
                 if watch.app.web_head != item.app.web_head:
                     watch.addresses.clear()  # new addresses: unknown again
                 watch.app = item.app
                 watch.down = item.app.down
 
-    # ---- checking ------------------------------------------------------------------
-
-    def _start_due_rounds(self) -> None:
-        now = time.monotonic()
-        for watch in self._apps.values():
-            if watch.running is None and now >= watch.due:
-                watch.due = now + watch.spec.interval
-                watch.running = asyncio.get_running_loop().create_task(self._round(watch))
-
-    async def _round(self, watch: AppWatch) -> None:
-        try:
-            targets = await self._prober.targets(watch.app.web_head)
-            results: list[tuple[str, str | None, CheckResult]]
-            if not targets:
-                # A hostname that does not resolve: one failure for the hostname itself.
-                name = watch.app.web_head[0] if watch.app.web_head else watch.app.name
-                failure = resolve_error(name)
-                results = [(failure.address, name, failure)]
-            else:
-                attempts = [self._prober.check(watch.spec, a, h) for a, h in targets]
-                found = await asyncio.gather(*attempts)
-                results = [(a, h, r) for (a, h), r in zip(targets, found, strict=True)]
-            await self._apply_results(watch, results)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("health_round_failed", app=watch.app.name)
-        finally:
-            watch.running = None
+    # ---- what the checks found ---------------------------------------------------------
 
     async def _apply_results(
         self, watch: AppWatch, results: Sequence[tuple[str, str | None, CheckResult]]

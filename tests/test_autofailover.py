@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from tests.support.api import Api
 from tests.support.process import FodnsProcess, wait_for
 from tests.support.transfer import transfer_options
 from tests.support.wire import ask_every_worker
+from tests.support.workers import children, command_line, running
 
 TOKEN = "autofailover-test-token"
 ZONE = "fo.example.net"
@@ -480,3 +482,32 @@ def test_fodns_probe_reports_what_it_sees_from_another_host(
     finally:
         probe.terminate()
         probe.wait(10)
+
+
+def health_processes(server: FodnsProcess) -> list[int]:
+    return [
+        pid for pid in children(server.process.pid) if b"fodns.probeworker" in command_line(pid)
+    ]
+
+
+def test_the_check_process_is_replaced_when_it_dies_and_ends_with_fodns(
+    fodns_factory: StartFodns, servers: dict[str, SwitchableServer]
+) -> None:
+    """Checks run in a process of their own (never on a DNS loop): one that dies is
+    started again and checking goes on; one whose fodns is killed ends by itself."""
+    server = fodns_factory(TOKEN, workers=1)
+    api = Api(server, TOKEN)
+    app(api, "watched", "127.0.0.12", check={**FAST_CHECK, "port": servers["127.0.0.2"].port})
+    assert wait_for(lambda: len(health_processes(server)) == 1, VERDICT)
+    (first,) = health_processes(server)
+    assert wait_for(lambda: app_health(api, "watched")["state"] == "up", VERDICT)
+
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: health_processes(server) not in ([], [first]), VERDICT)
+    assert server.log_events("health_process_died")
+    servers["127.0.0.12"].stop()
+    assert wait_for(lambda: app_health(api, "watched")["state"] == "down", VERDICT)
+
+    (second,) = health_processes(server)
+    server.kill()
+    assert wait_for(lambda: not running(second), VERDICT)
