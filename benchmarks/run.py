@@ -352,7 +352,7 @@ zone:
 FODNS_CONF = """\
 [dns]
 listen = ["127.0.0.1:{port}"]
-workers = 1
+workers = {workers}
 udp_payload = 1232
 {rrl}
 [api]
@@ -380,6 +380,7 @@ class ServerSetup:
     command: list[str]
     port: int
     version: str
+    api_port: int | None = None  # fodns's admin API (/metrics), for benchmarks/health.py
 
 
 def knot_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> ServerSetup:
@@ -395,7 +396,11 @@ def knot_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> ServerS
     return ServerSetup([knotd, "-c", str(conf)], port, version.stdout.strip())
 
 
-def fodns_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> ServerSetup:
+def fodns_setup(
+    work_dir: Path, zone_file: Path, rrl: str = "default", workers: int = 1
+) -> ServerSetup:
+    """fodns with `workers` DNS processes (1, as `make bench` runs it: DNS, the API and
+    the health checker on one event loop); its store is `work_dir`/fodns.db."""
     port, api_port = free_ports(2)
     conf = work_dir / "fodns.toml"
     conf.write_text(
@@ -406,13 +411,14 @@ def fodns_setup(work_dir: Path, zone_file: Path, rrl: str = "default") -> Server
             origin=ZONE_ORIGIN.rstrip("."),
             zone_file=zone_file,
             rrl=FODNS_RRL_SETTINGS[rrl],
+            workers=workers,
         )
     )
     version = subprocess.run(
         [str(FODNS_BIN), "--version"], capture_output=True, text=True, check=True
     )
     return ServerSetup(
-        [str(FODNS_BIN), "serve", "--config", str(conf)], port, version.stdout.strip()
+        [str(FODNS_BIN), "serve", "--config", str(conf)], port, version.stdout.strip(), api_port
     )
 
 

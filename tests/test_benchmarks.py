@@ -102,3 +102,28 @@ def test_the_code_state_says_what_differs_from_the_commit(tmp_path: Path) -> Non
     assert (server["dirty"], server["fodns_dirty"]) == (True, True)
     assert server["revision"] == commit[:7] + "-dirty"
     assert sorted(server["changed_paths"]) == ["README.md", "fodns/server.py"]
+
+
+def test_the_health_benchmark_times_a_stopped_server_out_of_dns(tmp_path: Path) -> None:
+    """health.py's detection part in a tiny mode (2 groups, 1 round, fall 1): every
+    group's stopped server is found down and every worker answers the other side, each
+    step after the one before, and the record says where the numbers come from."""
+    out = tmp_path / "health.json"
+    arguments = ["--part", "detection", "--groups", "2", "--detection-rounds", "1"]
+    arguments += ["--fall", "1", "--rise", "1", "--out", str(out)]
+    command = [sys.executable, str(BENCHMARKS / "health.py"), *arguments]
+    run = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert shlex.split(document["provenance"]["command_line"]) == command
+    assert document["provenance"]["commit"] == git("rev-parse", "HEAD")
+
+    detection = document["detection"]
+    assert detection["summary"]["not_switched"] == 0
+    assert len(detection["samples"]) == 2
+    for sample in detection["samples"]:
+        # Each step after the one before (the log's times are cut to whole
+        # milliseconds), all within one interval plus a generous margin for a busy host.
+        assert -0.001 <= sample["stop_to_app_down_s"] <= sample["stop_to_switched_s"]
+        assert sample["stop_to_switched_s"] <= sample["stop_to_dns_s"] < 10
+    assert "every socket answers the other" in run.stdout
