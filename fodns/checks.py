@@ -55,6 +55,11 @@ HOST = re.compile(
     r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
 )
 HOST_MAX = 253
+# fodns's own probe, beside the remote probes that report to it (`fodns probe`): no
+# remote probe may take its name.
+LOCAL_PROBE = "local"
+# A remote probe's report holds at most this many apps (a probe checks what fodns checks).
+REPORT_APPS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,8 @@ class CheckSpec:
             raise Invalid(
                 "body_contains", f"must be text of 1 to {BODY_MATCH_MAX} characters, no NUL"
             )
-        if body is not None and kind == "http" and method == "HEAD":
+        # A HEAD's response has no body, over TLS or not (RFC 9110 §9.3.2).
+        if body is not None and method == "HEAD":
             raise Invalid("body_contains", "needs a body: use method GET")
         fields["body_contains"] = body
         verify = value.get("tls_verify", True)
