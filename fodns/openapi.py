@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fodns import __version__, schemas
+from fodns import __version__, checks, schemas
 from fodns.schemas import parameters
 
 
@@ -251,12 +251,15 @@ SCHEMAS: dict[str, Any] = {
     "NewGroup": schemas.NEW_GROUP,
     "GroupChange": schemas.GROUP_CHANGE,
     "Switch": schemas.SWITCH,
-    # An app's check as stored and shown: every field, defaults filled in.
+    # An app's check as stored and shown: every field, defaults filled in (a tcp check
+    # has no HTTP fields).
     "Check": {
         "type": "object",
-        "required": list(schemas.CHECK_FIELDS),
+        "required": [name for name in schemas.CHECK_FIELDS if name not in checks.HTTP_ONLY],
         "additionalProperties": False,
         "properties": schemas.CHECK_FIELDS,
+        "description": "Every field, defaults filled in; a tcp check has none of the HTTP "
+        f"fields ({', '.join(checks.HTTP_ONLY)}).",
     },
     "CheckBody": schemas.CHECK_BODY,
     "Report": schemas.REPORT,

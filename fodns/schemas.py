@@ -383,8 +383,6 @@ CHECK_FIELDS: dict[str, Schema] = {
         "is up (with none up, all are answered).",
     },
 }
-# The fields of an http or https check that a tcp check must not give.
-HTTP_ONLY = ("method", "path", "host", "body_contains", "status_min", "status_max")
 CHECK_BODY: Schema = {
     "type": "object",
     "additionalProperties": False,
@@ -392,7 +390,7 @@ CHECK_BODY: Schema = {
     "allOf": [
         {
             "if": {"required": ["type"], "properties": {"type": {"const": "tcp"}}},
-            "then": {"required": ["port"], "properties": dict.fromkeys(HTTP_ONLY, False)},
+            "then": {"required": ["port"], "properties": dict.fromkeys(checks.HTTP_ONLY, False)},
         },
         {
             "if": {"required": ["method"], "properties": {"method": {"const": "HEAD"}}},
