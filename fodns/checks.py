@@ -145,7 +145,6 @@ class CheckSpec:
             raise Invalid(
                 "body_contains", f"must be text of 1 to {BODY_MATCH_MAX} characters, no NUL"
             )
-        # A HEAD's response has no body, over TLS or not (RFC 9110 §9.3.2).
         if body is not None and method == "HEAD":
             raise Invalid("body_contains", "needs a body: use method GET")
         fields["body_contains"] = body
