@@ -10,8 +10,6 @@ document, so an API field without a CLI spelling cannot go unnoticed.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,19 +119,6 @@ def pin_seconds(text: str) -> int | Null:
     return int(text)
 
 
-def json_file(text: str) -> Any:
-    """A JSON document read from the file named `text` (`-`: standard input)."""
-    try:
-        if text == "-":
-            return json.load(sys.stdin)
-        with open(text, encoding="utf-8") as file:
-            return json.load(file)
-    except OSError as error:
-        raise argparse.ArgumentTypeError(f"cannot read {text}: {error.strerror}") from None
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{text} is not JSON: {error}") from None
-
-
 def add_client_commands(commands: Any) -> None:
     """The client commands, added to the `fodns` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -158,7 +143,7 @@ def add_client_commands(commands: Any) -> None:
     _add_group_commands(commands, common)
     _add_app_commands(commands, common)
     _add_check_commands(commands, common)
-    _add_health_commands(commands, common)
+    _add_health_command(commands, common)
     _add_zones_command(commands, common)
     _add_status_command(commands, common)
     _add_events_command(commands, common)
@@ -735,7 +720,7 @@ def _add_check_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_health_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+def _add_health_command(commands: Any, common: argparse.ArgumentParser) -> None:
     health = _command(
         commands,
         "health",
@@ -746,46 +731,6 @@ def _add_health_commands(commands: Any, common: argparse.ArgumentParser) -> None
     )
     health.add_argument("--json", action="store_true", help="the whole of it, as JSON")
     health.set_defaults(endpoint=Endpoint("GET", "/v1/health"))
-
-    probe = commands.add_parser(
-        "probe",
-        help="remote probes: report",
-        description="A remote probe checks the apps from another host and reports what "
-        "it found; an app is down for groups when quorum probes see it down.",
-        formatter_class=Formatter,
-    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
-    report = _command(
-        probe,
-        "report",
-        common,
-        "send one report as a remote probe",
-        "For a probe written as a script. FILE holds the apps as JSON: "
-        '[{"app": "shop-eu", "addresses": [{"address": "192.0.2.10", "state": "up"}]}], '
-        "each address's state as the probe's own rise and fall found it, with optional "
-        "evidence. The probe counts while it reports within three of its intervals.",
-    )
-    report.add_argument("name", metavar="PROBE", help="the probe's name (not 'local')")
-    report.add_argument(
-        "--interval",
-        type=float,
-        required=True,
-        metavar="SECONDS",
-        help="seconds until the probe's next report",
-    )
-    report.add_argument(
-        "--apps",
-        type=json_file,
-        required=True,
-        metavar="FILE",
-        help="the apps as JSON (- for standard input)",
-    )
-    report.set_defaults(
-        endpoint=Endpoint(
-            "POST",
-            "/v1/probes/{name}/reports",
-            body={"interval": "interval", "apps": "apps"},
-        )
-    )
 
 
 def _add_zones_command(commands: Any, common: argparse.ArgumentParser) -> None:

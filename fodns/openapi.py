@@ -30,7 +30,10 @@ ERROR_RESPONSES = {
         "Route53 mirror, health checks)",
     ),
     "409": ("Conflict", "The change breaks a rule of groups; nothing changed"),
-    "413": ("TooLarge", "The body is over 64 KiB (code too_large); nothing changed"),
+    "413": (
+        "TooLarge",
+        "The body is over 64 KiB, a probe's report over 8 MiB (code too_large); nothing changed",
+    ),
     "421": (
         "UnknownHost",
         "The Host header is neither an IP address, localhost nor a name of [api] "
@@ -241,6 +244,16 @@ SCHEMAS: dict[str, Any] = {
                 "description": "A person's word on where an auto group stays: health does "
                 "not move it meanwhile. null: not pinned.",
             },
+            "last_auto_switch": {
+                "type": ["object", "null"],
+                "properties": {
+                    "at": TIME,
+                    "from": {"enum": ["primary", "backup"]},
+                    "to": {"enum": ["primary", "backup"]},
+                    "reason": {"type": "string"},
+                },
+                "description": "The last switch health made; null: none.",
+            },
             "answer": {
                 "type": "array",
                 "items": _ref("Record"),
@@ -318,6 +331,7 @@ SCHEMAS: dict[str, Any] = {
                         "state",
                         "since",
                         "check",
+                        "web_head",
                         "down",
                         "addresses",
                         "last_known",
@@ -330,6 +344,10 @@ SCHEMAS: dict[str, Any] = {
                         },
                         "since": MAYBE_TIME,
                         "check": _ref("Check"),
+                        "web_head": {
+                            **WEB_HEAD,
+                            "description": "What the check probes: the app's web head.",
+                        },
                         "down": {
                             "type": "array",
                             "items": {"type": "string"},
