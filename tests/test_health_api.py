@@ -24,6 +24,7 @@ from tests.support import (
     http_exchange,
     serving,
     start_with_config,
+    wait_for,
 )
 
 TOKEN = "health-api-test-token-3b7e"
@@ -371,6 +372,15 @@ def test_a_bad_pin_for_is_a_usage_error(running: FodnsProcess) -> None:
 # ---- /v1/health and probes' reports -----------------------------------------------------
 
 
+def checked_in_health(api: Api, name: str) -> dict[str, Any] | None:
+    """The app as /v1/health shows it, once the checker has read its check (it reads
+    the log a few times a second), else None."""
+    for item in api.ok("GET", "/v1/health")["apps"]:
+        if item["app"] == name:
+            return dict(item)
+    return None
+
+
 @NOT_WIRED
 def test_health_shows_the_checked_apps_and_the_auto_groups(
     running: FodnsProcess, api: Api, document: dict[str, Any]
@@ -379,10 +389,11 @@ def test_health_shows_the_checked_apps_and_the_auto_groups(
     api.ok("PUT", f"/v1/apps/{primary}/check", {"type": "tcp", "port": 9, "interval": 1})
     body = {"label": "shown", "primary": primary, "backup": backup, "failover": "auto"}
     api.ok("POST", "/v1/groups", body, 201)
+    assert wait_for(lambda: checked_in_health(api, primary) is not None)
     health = conforms(document, "/v1/health", "get", 200, api.ok("GET", "/v1/health"))
     assert health["probes"][0]["name"] == "local"
     (app,) = [entry for entry in health["apps"] if entry["app"] == primary]
-    assert app["check"]["port"] == 9
+    assert app["check"] == {**app["check"], "type": "tcp", "port": 9}
     assert "shown.fo.example.net" in {group["fqdn"] for group in health["groups"]}
     table = fodns(running, "health")
     assert primary in table and "shown.fo.example.net" in table
@@ -393,6 +404,7 @@ def test_health_shows_the_checked_apps_and_the_auto_groups(
 def test_a_probes_report_is_taken_and_named_back(api: Api, document: dict[str, Any]) -> None:
     api.ok("POST", "/v1/apps", {"name": "reported", "web_servers": ["192.0.2.50"]}, 201)
     api.ok("PUT", "/v1/apps/reported/check", {"type": "tcp", "port": 9})
+    assert wait_for(lambda: checked_in_health(api, "reported") is not None)
     report = {
         "interval": 30,
         "apps": [
