@@ -178,6 +178,9 @@ def checked_app(api: Api) -> str:
         ({"status_min": 300, "status_max": 299}, "status_max"),
         ({"method": "HEAD", "body_contains": "ok"}, "body_contains"),
         ({"path": "/", "retries": 3}, "retries"),
+        # Python writes these, JSON has no such numbers, and a NaN passes every bound.
+        ({"interval": float("nan")}, "body"),
+        ({"timeout": float("inf")}, "body"),
     ],
 )
 def test_each_bad_check_is_a_400_naming_the_field(
