@@ -1,4 +1,4 @@
-"""The admin HTTP API (aiohttp): apps, groups, switches and events, health and metrics.
+"""The admin HTTP API (aiohttp): apps, groups, switches, checks and events, health and metrics.
 
 Every /v1 call needs `Authorization: Bearer <token>`; errors are JSON
 `{"error": {"code", "message", "field"?}}` with the status of the FodnsError
@@ -8,7 +8,9 @@ it (the `served` wait the service passes in, see fodns/consumers.py), reply. A
 change that is durable but not served within the deadline is answered 202 with
 `"served": false`, never 200. Everything else that follows a change (NOTIFY, the
 Route53 mirror) follows the store's log, not this module, so it follows changes
-made by any process.
+made by any process. Health checks run beside it (fodns/checker.py): the API shows
+their state and hands them remote probes' reports through HealthView, and imports
+nothing of them.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import hmac
 import ipaddress
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from fodns.checks import CheckSpec
 from fodns.errors import FodnsError, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
@@ -46,6 +49,7 @@ from fodns.schemas import (
     APP_CHANGE,
     APP_PATH,
     APPS_QUERY,
+    CHECK_BODY,
     DELETE_GROUP_QUERY,
     DELETE_QUERY,
     EVENTS_QUERY,
@@ -55,13 +59,16 @@ from fodns.schemas import (
     GROUPS_QUERY,
     NEW_APP,
     NEW_GROUP,
+    PROBE_PATH,
+    REPORT,
     SWITCH,
     Schema,
     check,
     check_query,
+    whole_numbers,
 )
 from fodns.store import UNSET as STORE_UNSET
-from fodns.store import Change, Store
+from fodns.store import Change, HealthLast, Store
 
 log = get_logger()
 P = ParamSpec("P")
@@ -81,6 +88,27 @@ METRICS_KEY: web.AppKey[ApiMetrics] = web.AppKey("metrics")
 # fails or does not answer in time.
 MirrorRequests = Callable[[str], Awaitable[list[dict[str, Any]]]]
 MIRROR_KEY: web.AppKey[MirrorRequests | None] = web.AppKey("route53_mirror")
+
+
+class HealthView(Protocol):
+    """What the API asks of the health checker (fodns/checker.py HealthChecker)."""
+
+    def health_json(self, last_known: Sequence[tuple[str, HealthLast]]) -> dict[str, Any]:
+        """/v1/health's reply: probes, checked apps (with `last_known`, each address's
+        last known state by app name, from the store) and the auto groups' decisions."""
+        ...
+
+    async def report(
+        self, probe: str, interval: float, apps: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Take a remote probe's report (its `apps`, as schemas.REPORT has them):
+        {"probe", "accepted", "unknown_apps"}; Invalid for a name that is not a probe's."""
+        ...
+
+
+# None: health checks do not run in this process (/v1/health and reports are 404s).
+HEALTH_VIEW_KEY: web.AppKey[HealthView | None] = web.AppKey("health_view")
+NOT_CHECKING = "health checks are not running here"
 # Shipped inside the package (see pyproject.toml), so a `pip install .` serves it too.
 DASHBOARD = Path(str(files("fodns") / "admin"))
 CONTENT_SECURITY_POLICY = (
@@ -89,6 +117,10 @@ CONTENT_SECURITY_POLICY = (
 )
 ACTOR = "actor"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
+# But for a probe's report: every address of every app it checks, about 150 bytes each
+# with its evidence, so some 50,000 addresses. Read on a thread (see json_body).
+REPORT_MAX_BODY = 8 * 1024 * 1024
+BODY_LIMIT = "body_limit"  # the request's own limit, when not MAX_BODY
 # The longest request line the document allows: ?reason= of 1000 characters and
 # ?zone= of 254, each up to 4 UTF-8 bytes sent as %XX, 12 characters a character
 # (aiohttp's default, 8,190, refused some with a text/plain 400).
@@ -122,7 +154,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except FodnsError as exc:
         return error_response(exc.status, exc.code, str(exc), exc.field)
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
+        limit = request.get(BODY_LIMIT, MAX_BODY)
+        return error_response(413, "too_large", f"request bodies are limited to {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -231,12 +264,21 @@ def token_name(authorization: str, tokens: dict[str, str]) -> str | None:
 
 
 async def json_body(
-    request: web.Request, schema: Schema, *, optional: bool = False
+    request: web.Request, schema: Schema, *, optional: bool = False, max_body: int = MAX_BODY
 ) -> dict[str, Any]:
     """The request's JSON object as `schema` (fodns/schemas.py) accepts it: unknown
     fields are errors too, so typos cannot pass silently. No body at all is `{}` where
-    the document makes the body `optional`."""
-    raw = await request.read()  # at most MAX_BODY bytes, else 413
+    the document makes the body `optional`. A body over `max_body` bytes is a 413."""
+    if max_body == MAX_BODY:
+        return _checked_json(await request.read(), schema, optional)
+    request[BODY_LIMIT] = max_body
+    raw = await request.clone(client_max_size=max_body).read()
+    # With workers = 1 this loop answers DNS too: megabytes are decoded and checked on
+    # a thread, which hands the GIL back every few milliseconds.
+    return await asyncio.to_thread(_checked_json, raw, schema, optional)
+
+
+def _checked_json(raw: bytes, schema: Schema, optional: bool) -> dict[str, Any]:
     if optional and not raw:
         raw = b"{}"
     try:
@@ -244,7 +286,7 @@ async def json_body(
     except UnicodeDecodeError as exc:
         raise Invalid("body", f"not UTF-8 (byte {exc.start})") from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise Invalid("body", f"not valid JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:
@@ -252,6 +294,12 @@ async def json_body(
         raise Invalid("body", f"not usable JSON: {type(exc).__name__}") from None
     check(schema, body)
     return dict(body)
+
+
+def _not_json(constant: str) -> None:
+    # Python reads NaN and Infinity; JSON has no such numbers (RFC 8259 §6), and a NaN
+    # would pass every minimum and maximum of a schema.
+    raise Invalid("body", f"not valid JSON: {constant} is not a JSON number")
 
 
 def query_of(request: web.Request, query: Schema, path: Schema | None = None) -> dict[str, Any]:
@@ -330,11 +378,6 @@ async def write(
         metrics.changes_not_served.inc()
         log.error("change_not_served_in_time", seq=event.seq)
     return change, is_served
-
-
-def whole(number: int | float | None) -> int | None:
-    """A JSON number the schema took as an integer (30.0 is one, in JSON Schema)."""
-    return None if number is None else int(number)
 
 
 def change_response(body: dict[str, Any] | None, status: int, served: bool) -> web.Response:
@@ -528,8 +571,12 @@ async def list_groups(request: web.Request) -> web.Response:
     return await json_list_response(body)
 
 
+# A group's automatic failover settings, as NEW_GROUP and GROUP_CHANGE name them.
+AUTO_SETTINGS = ("failover", "failback", "hold_down", "max_auto_switches")
+
+
 async def post_group(request: web.Request) -> web.Response:
-    body = await json_body(request, NEW_GROUP, optional=True)
+    body = whole_numbers(NEW_GROUP, await json_body(request, NEW_GROUP, optional=True))
     change, served = await write(
         request,
         store_of(request).create_group,
@@ -537,8 +584,10 @@ async def post_group(request: web.Request) -> web.Response:
         label=body.get("label"),
         primary=body.get("primary"),
         backup=body.get("backup"),
-        ttl=whole(body.get("ttl")),
+        ttl=body.get("ttl"),
         reason=body.get("reason"),
+        # Those left out take the store's defaults.
+        **{name: body[name] for name in AUTO_SETTINGS if name in body},
     )
     return change_response(changed_group_json(change), 201, served)
 
@@ -553,7 +602,7 @@ async def get_group(request: web.Request) -> web.Response:
 
 async def patch_group(request: web.Request) -> web.Response:
     query = query_of(request, GROUP_QUERY, GROUP_PATH)
-    body = await json_body(request, GROUP_CHANGE)
+    body = whole_numbers(GROUP_CHANGE, await json_body(request, GROUP_CHANGE))
     change, served = await write(
         request,
         store_of(request).update_group,
@@ -561,15 +610,19 @@ async def patch_group(request: web.Request) -> web.Response:
         query.get("zone"),
         primary=body.get("primary", STORE_UNSET),
         backup=body.get("backup", STORE_UNSET),
-        ttl=whole(body.get("ttl")),
+        ttl=body.get("ttl"),
         reason=body.get("reason"),
+        failover=body.get("failover"),
+        failback=body.get("failback"),
+        hold_down=body.get("hold_down"),
+        max_auto_switches=body.get("max_auto_switches"),
     )
     return change_response(changed_group_json(change), 200, served)
 
 
 async def post_switch(request: web.Request) -> web.Response:
     query = query_of(request, GROUP_QUERY, GROUP_PATH)
-    body = await json_body(request, SWITCH)
+    body = whole_numbers(SWITCH, await json_body(request, SWITCH))
     change, served = await write(
         request,
         store_of(request).switch,
@@ -577,8 +630,25 @@ async def post_switch(request: web.Request) -> web.Response:
         body["to"],
         query.get("zone"),
         reason=body.get("reason"),
+        # Left out: until unpinned (null says the same, and is refused for a manual group).
+        pin_for=body.get("pin_for", STORE_UNSET),
     )
-    # Switching to the side already active changes nothing, and still names the group.
+    # Switching to the side already active changes nothing (but an auto group's pin),
+    # and still names the group.
+    return change_response(changed_group_json(change), 200, served)
+
+
+async def delete_pin(request: web.Request) -> web.Response:
+    query = query_of(request, DELETE_GROUP_QUERY, GROUP_PATH)
+    change, served = await write(
+        request,
+        store_of(request).unpin,
+        request.match_info["label"],
+        query.get("zone"),
+        reason=query.get("reason"),
+    )
+    # No pin: nothing written, and the group as it is (a DELETE that finds its
+    # resource already gone has done its job, RFC 9110 §9.2.2).
     return change_response(changed_group_json(change), 200, served)
 
 
@@ -592,6 +662,64 @@ async def delete_group(request: web.Request) -> web.Response:
         reason=query.get("reason"),
     )
     return change_response(None, 204, served)
+
+
+# ---- checks and health ---------------------------------------------------------------
+
+
+async def put_check(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, APP_PATH)
+    body = whole_numbers(CHECK_BODY, await json_body(request, CHECK_BODY))
+    reason = body.pop("reason", None)
+    _, served = await write(
+        request, store_of(request).set_check, request.match_info["name"], body, reason
+    )
+    # What the store keeps: the same reading of the same body, defaults filled in.
+    return change_response(CheckSpec.from_json(body).to_json(), 200, served)
+
+
+async def get_check(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, APP_PATH)
+    name = request.match_info["name"]
+    spec = await asyncio.to_thread(store_of(request).check, name)
+    if spec is None:
+        raise NotFound(f"app {name!r} has no check")
+    return web.json_response(spec.to_json())
+
+
+async def delete_check(request: web.Request) -> web.Response:
+    query = query_of(request, DELETE_QUERY, APP_PATH)
+    _, served = await write(
+        request,
+        store_of(request).set_check,
+        request.match_info["name"],
+        None,
+        reason=query.get("reason"),
+    )
+    return change_response(None, 204, served)
+
+
+def health_view(request: web.Request) -> HealthView:
+    checker = request.app[HEALTH_VIEW_KEY]
+    if checker is None:
+        raise NotFound(NOT_CHECKING)
+    return checker
+
+
+async def get_health(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY)
+    checker = health_view(request)
+    last_known = await asyncio.to_thread(store_of(request).health_last)
+    return web.json_response(checker.health_json(last_known))
+
+
+async def post_report(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, PROBE_PATH)
+    body = await json_body(request, REPORT, max_body=REPORT_MAX_BODY)
+    reply = await health_view(request).report(
+        request.match_info["name"], float(body["interval"]), body["apps"]
+    )
+    return web.json_response(reply)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -677,11 +805,13 @@ def create_app(
     served: Served | None = None,
     mirror: MirrorRequests | None = None,
     allowed_hosts: frozenset[str] = frozenset(),
+    checker: HealthView | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor),
     `served` waits until DNS serves a change (None: no DNS to wait for), `mirror`
     answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
-    names besides IP addresses and localhost it answers for."""
+    names besides IP addresses and localhost it answers for, `checker` shows health
+    at /v1/health and takes probes' reports (None: health checks do not run here)."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[count_requests, json_errors, known_host, bearer_token, http_methods],
@@ -694,6 +824,7 @@ def create_app(
     app[TOKENS_KEY] = tokens or {}
     app[SERVED_KEY] = served
     app[MIRROR_KEY] = mirror
+    app[HEALTH_VIEW_KEY] = checker
     app[ALLOWED_HOSTS_KEY] = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -737,12 +868,18 @@ def add_v1_routes(app: web.Application) -> None:
     router.add_patch("/v1/apps/{name}", patch_app)
     router.add_delete("/v1/apps/{name}", delete_app)
     router.add_get("/v1/apps/{name}/status", get_app_status)
+    router.add_put("/v1/apps/{name}/check", put_check)
+    router.add_get("/v1/apps/{name}/check", get_check)
+    router.add_delete("/v1/apps/{name}/check", delete_check)
     router.add_get("/v1/groups", list_groups)
     router.add_post("/v1/groups", post_group)
     router.add_get("/v1/groups/{label}", get_group)
     router.add_patch("/v1/groups/{label}", patch_group)
     router.add_delete("/v1/groups/{label}", delete_group)
     router.add_post("/v1/groups/{label}/switch", post_switch)
+    router.add_delete("/v1/groups/{label}/pin", delete_pin)
     router.add_get("/v1/events", list_events)
+    router.add_get("/v1/health", get_health)
+    router.add_post("/v1/probes/{name}/reports", post_report)
     router.add_get("/v1/route53/plan", route53_plan)
     router.add_post("/v1/route53/sync", route53_sync)

@@ -25,6 +25,8 @@ CheckType = Literal["http", "https", "tcp"]
 CHECK_TYPES: tuple[CheckType, ...] = ("http", "https", "tcp")
 HttpMethod = Literal["GET", "HEAD"]
 HTTP_METHODS: tuple[HttpMethod, ...] = ("GET", "HEAD")
+# The fields of an http or https check; a tcp check (a connect) has none of them.
+HTTP_ONLY = ("method", "path", "host", "body_contains", "status_min", "status_max")
 
 # Defaults, and why: 10 s between checks and 3 failures to go down detects a dead
 # app in about 30 s (one group TTL); 2 successes to come back keeps one lucky answer
@@ -55,6 +57,11 @@ HOST = re.compile(
     r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
 )
 HOST_MAX = 253
+# fodns's own probe, beside the remote probes that report to it (`fodns probe`): no
+# remote probe may take its name.
+LOCAL_PROBE = "local"
+# A remote probe's report holds at most this many apps (a probe checks what fodns checks).
+REPORT_APPS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,13 @@ class CheckSpec:
     answers_follow_health: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, but a tcp check's HTTP_ONLY ones (from_json refuses those, so
+        what is stored reads back)."""
+        value = asdict(self)
+        if self.type == "tcp":
+            for name in HTTP_ONLY:
+                del value[name]
+        return value
 
     @classmethod
     def from_json(cls, value: Any) -> CheckSpec:
@@ -98,7 +111,7 @@ class CheckSpec:
         if port is None:
             raise Invalid("port", "is required for a tcp check")
         fields: dict[str, Any] = {"type": kind, "port": _integer(port, "port", 1, 65535)}
-        for name in ("method", "path", "host", "body_contains", "status_min", "status_max"):
+        for name in HTTP_ONLY:
             if name in value and kind == "tcp":
                 raise Invalid(name, "is for http and https checks only")
         method = value.get("method", "GET")

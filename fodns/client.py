@@ -1,10 +1,11 @@
-"""The command-line client of the admin API: runs `fodns group|app|zones|status|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|check|health|events ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.
 Each command's request is built from its Endpoint (fodns/commands.py). Output
 is JSON for machines, except `fodns status APP`, which prints the shell-friendly
-`FAILOVER_STATUS=online` and exits 0 online, 1 offline, 2 none, 3 on an error.
+`FAILOVER_STATUS=online` and exits 0 online, 1 offline, 2 none, 3 on an error, and
+the tables of `fodns route53 plan|sync` and `fodns health` (JSON with --json).
 Errors are one `fodns: error: ...` line (plus hints) on stderr, never a traceback.
 """
 
@@ -226,6 +227,8 @@ def _output(
             return f"FAILOVER_STATUS={reply['failover_status']}", None
         if args.command == "route53" and not args.json:
             return describe_plans(reply["zones"], applied=args.action == "sync"), warning
+        if args.command == "health" and not args.json:
+            return describe_health(reply), warning
         if endpoint.listed is not None:
             return json.dumps(reply[endpoint.listed], indent=2), warning
     except (KeyError, TypeError, AttributeError):
@@ -263,4 +266,59 @@ def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:
         if counts == (0, 0, 0):
             summary = "in sync"
         lines.append(f"  {summary}; {plan['unchanged']} record sets already equal")
+    return "\n".join(lines)
+
+
+def describe_health(health: dict[str, Any]) -> str:
+    """/v1/health as a person reads it: the probes, each checked app with each address
+    as each probe sees it, and each auto group's decision."""
+
+    def table(rows: list[list[str]]) -> list[str]:
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        return [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
+
+    def seen(views: dict[str, Any]) -> str:
+        return ", ".join(f"{probe} {view['state']}" for probe, view in views.items())
+
+    lines = [f"checking since {health['started_at']}"]
+    probes = [
+        f"{probe['name']} ({'live' if probe['live'] else 'silent'}"
+        + (f", last report {probe['last_report_at']}" if probe["last_report_at"] else "")
+        + ")"
+        for probe in health["probes"]
+    ]
+    lines.append(f"probes: {', '.join(probes)}")
+    rows = [["APP", "STATE", "SINCE", "ADDRESS", "PROBES"]]
+    for app in health["apps"]:
+        first = [app["app"], app["state"], app["since"] or "-"]
+        addresses = app["addresses"] or [{"address": "-", "probes": {}}]
+        for number, address in enumerate(addresses):
+            left_out = " (left out)" if address["address"] in app["down"] else ""
+            rows.append(
+                [
+                    *(first if number == 0 else ["", "", ""]),
+                    address["address"] + left_out,
+                    seen(address["probes"]) or "-",
+                ]
+            )
+    lines += ["", *(table(rows) if len(rows) > 1 else ["no app has a check"])]
+    rows = [["GROUP", "ACTIVE", "FAILOVER", "FAILBACK", "STATE", "REASON"]]
+    for group in health["groups"]:
+        state = group["state"]
+        if group["held_until"]:
+            state += f" until {group['held_until']}"
+        rows.append(
+            [
+                group["fqdn"],
+                group["active"],
+                group["failover"],
+                group["failback"],
+                state,
+                group["reason"] or "",
+            ]
+        )
+    lines += ["", *(table(rows) if len(rows) > 1 else ["no group fails over automatically"])]
     return "\n".join(lines)

@@ -15,13 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fodns import checks
 from fodns.config import DEFAULT_API_LISTEN
 from fodns.model import (
     DEFAULT_GROUP_TTL,
+    DEFAULT_HOLD_DOWN,
+    DEFAULT_MAX_AUTO_SWITCHES,
     EVENTS_PAGE_MAX,
     GROUP_TTL_MAX,
     GROUP_TTL_MIN,
+    HOLD_DOWN_MAX,
     LIST_PAGE_MAX,
+    MAX_AUTO_SWITCHES_MAX,
+    MODES,
+    PIN_FOR_MAX,
 )
 
 DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
@@ -35,6 +42,9 @@ PAGE_ALL = LIST_PAGE_MAX  # --all without --limit reads pages of the most the AP
 # runs a job only where the app is live; any error is 3, never a status.
 STATUS_EXIT = {"online": 0, "offline": 1, "none": 2}
 STATUS_ERROR = 3
+
+# --pin-for's word for a pin without an end (sent as null: until someone unpins it).
+PIN_FOREVER = "forever"
 
 # The words, as DESIGN.md defines them (online is "the active side", said as "live").
 FAILOVER_STATUS_WORDS = """\
@@ -98,6 +108,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def pin_seconds(text: str) -> int | Null:
+    """--pin-for's value: whole seconds, or `forever` (null)."""
+    if text == PIN_FOREVER:
+        return NULL
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number of seconds nor {PIN_FOREVER!r}"
+        )
+    return int(text)
+
+
 def add_client_commands(commands: Any) -> None:
     """The client commands, added to the `fodns` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -121,6 +142,8 @@ def add_client_commands(commands: Any) -> None:
     )
     _add_group_commands(commands, common)
     _add_app_commands(commands, common)
+    _add_check_commands(commands, common)
+    _add_health_command(commands, common)
     _add_zones_command(commands, common)
     _add_status_command(commands, common)
     _add_events_command(commands, common)
@@ -159,6 +182,46 @@ def _label(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("label", metavar="LABEL", help="the group's label, e.g. 414-262-781")
 
 
+# A group's automatic failover settings: API field -> argparse dest.
+AUTO_SETTINGS = {f: f for f in ("failover", "failback", "hold_down", "max_auto_switches")}
+
+
+def _auto_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--failover, --failback, --hold-down and --max-auto-switches (`defaults`: say
+    what a new group gets when they are left out)."""
+
+    def default(value: object) -> str:
+        return f" (default: {value})" if defaults else ""
+
+    modes = list(MODES)
+    parser.add_argument(
+        "--failover",
+        choices=modes,
+        help="who switches it: manual, only people; auto, health checks too, when the live "
+        f"side is down and the other up{default('manual')}",
+    )
+    parser.add_argument(
+        "--failback",
+        choices=modes,
+        help="auto: health takes an auto group back to its primary once the primary has "
+        f"been up for --hold-down seconds; manual: people do{default('manual')}",
+    )
+    parser.add_argument(
+        "--hold-down",
+        type=int,
+        metavar="SECONDS",
+        help=f"how long the primary must be up before an automatic failback, 0 to "
+        f"{HOLD_DOWN_MAX}{default(DEFAULT_HOLD_DOWN)}",
+    )
+    parser.add_argument(
+        "--max-auto-switches",
+        type=int,
+        metavar="N",
+        help=f"automatic switches in any hour at most, 1 to {MAX_AUTO_SWITCHES_MAX}; past "
+        f"them the group is held until a person looks{default(DEFAULT_MAX_AUTO_SWITCHES)}",
+    )
+
+
 def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     ttl_help = (
         f"TTL of the group's answers in seconds, {GROUP_TTL_MIN} to {GROUP_TTL_MAX}; "
@@ -166,11 +229,13 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     group = commands.add_parser(
         "group",
-        help="failover groups: create, list, show, update, switch, delete",
+        help="failover groups: create, list, show, update, switch, unpin, delete",
         description="A failover group is a name in a zone, LABEL.ZONE (point customer "
         "domains at it with a CNAME), that answers with the web head of its live side: "
         "the primary app or the backup app. Switching moves traffic within the group's "
-        "TTL. Output is JSON.",
+        "TTL. A manual group is switched by people only; an auto group by health checks "
+        "too (fodns check), except while a person's switch pins it. Output is JSON: "
+        "each group's failover settings and pin are in it.",
         formatter_class=Formatter,
     ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
 
@@ -195,12 +260,16 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"{ttl_help} (default: the zone's group_ttl, {DEFAULT_GROUP_TTL} unless configured)",
     )
+    _auto_settings(create, defaults=True)
     _reason(create)
     create.set_defaults(
         endpoint=Endpoint(
             "POST",
             "/v1/groups",
-            body={f: f for f in ("zone", "label", "primary", "backup", "ttl", "reason")},
+            body={
+                **{f: f for f in ("zone", "label", "primary", "backup", "ttl", "reason")},
+                **AUTO_SETTINGS,
+            },
         )
     )
 
@@ -227,8 +296,8 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "show",
         common,
         "show a group",
-        "Output is JSON: its sides, which one is live, its TTL and the records it "
-        "answers with now.",
+        "Output is JSON: its sides, which one is live, its TTL, its failover settings "
+        "and pin, and the records it answers with now.",
     )
     _label(show)
     _group_zone(show)
@@ -238,10 +307,11 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         group,
         "update",
         common,
-        "set or clear a group's primary or backup, or change its TTL",
+        "set or clear a group's primary or backup, or change its TTL or failover settings",
         "What is not given stays as it is. Clearing the live side leaves the group "
         "answering nothing (NODATA) until it gets an app or is switched. A group can be "
-        "deleted once both sides are clear: --no-primary --no-backup.",
+        "deleted once both sides are clear: --no-primary --no-backup. Making a group "
+        "manual ends its pin.",
     )
     _label(update)
     _group_zone(update)
@@ -256,13 +326,14 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
             help=f"clear the {side} side (no app)",
         )
     update.add_argument("--ttl", type=int, metavar="SECONDS", help=ttl_help)
+    _auto_settings(update, defaults=False)
     _reason(update)
     update.set_defaults(
         endpoint=Endpoint(
             "PATCH",
             "/v1/groups/{label}",
             query={"zone": "zone"},
-            body={f: f for f in ("primary", "backup", "ttl", "reason")},
+            body={**{f: f for f in ("primary", "backup", "ttl", "reason")}, **AUTO_SETTINGS},
         )
     )
 
@@ -273,18 +344,44 @@ def _add_group_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "switch traffic: make the primary or the backup side live",
         "fodns answers with that side's web head at once; resolvers follow within the "
         "group's TTL. It returns once the change is durable and served. Switching to the "
-        "side already live changes nothing; switching to a side with no app is refused.",
+        "side already live changes nothing; switching to a side with no app is refused. "
+        "Switching an auto group pins it on that side, even the side already live: health "
+        "checks leave it there until the pin ends (--pin-for) or fodns group unpin.",
     )
     _label(switch)
     switch.add_argument("to", choices=["primary", "backup"], help="the side to make live")
     _group_zone(switch)
+    switch.add_argument(
+        "--pin-for",
+        type=pin_seconds,
+        metavar="SECONDS",
+        help=f"an auto group only: how long the pin lasts, 1 to {PIN_FOR_MAX} seconds; "
+        f"{PIN_FOREVER!r}, like leaving it out, pins it until fodns group unpin",
+    )
     _reason(switch)
     switch.set_defaults(
         endpoint=Endpoint(
             "POST",
             "/v1/groups/{label}/switch",
             query={"zone": "zone"},
-            body={"to": "to", "reason": "reason"},
+            body={"to": "to", "pin_for": "pin_for", "reason": "reason"},
+        )
+    )
+
+    unpin = _command(
+        group,
+        "unpin",
+        common,
+        "hand an auto group back to health checks",
+        "Ends the pin a person's switch set: health may switch the group again. A group "
+        "without a pin stays as it is (nothing is recorded).",
+    )
+    _label(unpin)
+    _group_zone(unpin)
+    _reason(unpin)
+    unpin.set_defaults(
+        endpoint=Endpoint(
+            "DELETE", "/v1/groups/{label}/pin", query={"zone": "zone", "reason": "reason"}
         )
     )
 
@@ -444,6 +541,196 @@ def _add_app_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     delete.add_argument("name", metavar="NAME", help="the app's name")
     _reason(delete)
     delete.set_defaults(endpoint=Endpoint("DELETE", "/v1/apps/{name}", query={"reason": "reason"}))
+
+
+# fodns check set's options: each check field's flag and its argparse settings.
+# --check-timeout, as --timeout is how long the command waits for the API.
+_CHECK_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "type": (
+        "--type",
+        {
+            "choices": list(checks.CHECK_TYPES),
+            "help": "http or https (a request; the status decides) or tcp (a connect) "
+            "(default: http)",
+        },
+    ),
+    "port": (
+        "--port",
+        {
+            "type": int,
+            "metavar": "PORT",
+            "help": "the port (default: 80 for http, 443 for https; a tcp check needs it)",
+        },
+    ),
+    "method": (
+        "--method",
+        {"choices": list(checks.HTTP_METHODS), "help": "the HTTP method (default: GET)"},
+    ),
+    "path": (
+        "--path",
+        {"metavar": "PATH", "help": "the HTTP path: '/' then visible ASCII (default: /)"},
+    ),
+    "host": (
+        "--host",
+        {
+            "metavar": "NAME",
+            "help": "the Host header and TLS server name (default: the address, or the web "
+            "head's hostname)",
+        },
+    ),
+    "status_min": (
+        "--status-min",
+        {"type": int, "metavar": "STATUS", "help": "the lowest status that passes (default: 200)"},
+    ),
+    "status_max": (
+        "--status-max",
+        {"type": int, "metavar": "STATUS", "help": "the highest status that passes (default: 399)"},
+    ),
+    "body_contains": (
+        "--body-contains",
+        {
+            "metavar": "TEXT",
+            "help": f"text the body must hold in its first {checks.BODY_READ_BYTES} bytes "
+            "(GET only)",
+        },
+    ),
+    "tls_verify": (
+        "--tls-verify",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "whether https checks verify the certificate (default: they do)",
+        },
+    ),
+    "interval": (
+        "--interval",
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": f"seconds between checks, {checks.INTERVAL_MIN:g} to "
+            f"{checks.INTERVAL_MAX:g} (default: {checks.DEFAULT_INTERVAL:g})",
+        },
+    ),
+    "timeout": (
+        "--check-timeout",
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "seconds a check may take, at most the interval (default: "
+            f"{checks.DEFAULT_TIMEOUT:g}, or the interval when shorter)",
+        },
+    ),
+    "fall": (
+        "--fall",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "failed checks in a row that take an address down (default: "
+            f"{checks.DEFAULT_FALL})",
+        },
+    ),
+    "rise": (
+        "--rise",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "passed checks in a row that bring an address up (default: "
+            f"{checks.DEFAULT_RISE})",
+        },
+    ),
+    "min_healthy": (
+        "--min-healthy",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "addresses that must be up for the app to be up (default: "
+            f"{checks.DEFAULT_MIN_HEALTHY})",
+        },
+    ),
+    "quorum": (
+        "--quorum",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "probes (fodns and remote ones) that must agree before groups act on "
+            f"the app (default: {checks.DEFAULT_QUORUM})",
+        },
+    ),
+    "answers_follow_health": (
+        "--answers-follow-health",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "leave the addresses that are down out of the app's answer while one "
+            "is up (default: no)",
+        },
+    ),
+}
+
+
+def _add_check_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    check = commands.add_parser(
+        "check",
+        help="an app's health check: set, show, delete",
+        description="A check probes each address of an app's web head (HTTP, HTTPS or a "
+        "TCP connect) every interval; fall failures in a row take an address down, rise "
+        "successes bring it up. Auto groups switch on what checks find (fodns group "
+        "create --failover auto). Output is JSON, every field of the check shown.",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+    name_help = "the app's name"
+
+    set_check = _command(
+        check,
+        "set",
+        common,
+        "set an app's check, the whole of it",
+        "An option left out takes its default, not the value it had: give every option "
+        "you want. A tcp check needs --port and takes none of the HTTP options.",
+    )
+    set_check.add_argument("name", metavar="APP", help=name_help)
+    fields = {}
+    for api_field, (flag, settings) in _CHECK_OPTIONS.items():
+        dest = flag.removeprefix("--").replace("-", "_")
+        set_check.add_argument(flag, dest=dest, **settings)
+        fields[api_field] = dest
+    _reason(set_check)
+    set_check.set_defaults(
+        endpoint=Endpoint(
+            "PUT",
+            "/v1/apps/{name}/check",
+            body={**fields, "reason": "reason"},
+        )
+    )
+
+    show = _command(check, "show", common, "show an app's check, every field")
+    show.add_argument("name", metavar="APP", help=name_help)
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/apps/{name}/check"))
+
+    delete = _command(
+        check,
+        "delete",
+        common,
+        "remove an app's check",
+        "The addresses it left out of the app's answer are answered again; its groups "
+        "are no longer switched by health.",
+    )
+    delete.add_argument("name", metavar="APP", help=name_help)
+    _reason(delete)
+    delete.set_defaults(
+        endpoint=Endpoint("DELETE", "/v1/apps/{name}/check", query={"reason": "reason"})
+    )
+
+
+def _add_health_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    health = _command(
+        commands,
+        "health",
+        common,
+        "show health checks now",
+        "The probes, each checked app's state and its addresses' (as each probe sees "
+        "them), and what health decided for each auto group. A table, or JSON with --json.",
+    )
+    health.add_argument("--json", action="store_true", help="the whole of it, as JSON")
+    health.set_defaults(endpoint=Endpoint("GET", "/v1/health"))
 
 
 def _add_zones_command(commands: Any, common: argparse.ArgumentParser) -> None:

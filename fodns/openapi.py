@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fodns import __version__, schemas
+from fodns import __version__, checks, schemas
 from fodns.schemas import parameters
 
 
@@ -24,9 +24,16 @@ ERROR_RESPONSES = {
         "Unauthorized",
         "Missing or wrong bearer token (WWW-Authenticate says Bearer); nothing changed",
     ),
-    "404": ("NotFound", "No such app, group or zone"),
+    "404": (
+        "NotFound",
+        "No such app, group, zone or check; or the feature is not running here (the "
+        "Route53 mirror, health checks)",
+    ),
     "409": ("Conflict", "The change breaks a rule of groups; nothing changed"),
-    "413": ("TooLarge", "The body is over 64 KiB (code too_large); nothing changed"),
+    "413": (
+        "TooLarge",
+        "The body is over 64 KiB, a probe's report over 8 MiB (code too_large); nothing changed",
+    ),
     "421": (
         "UnknownHost",
         "The Host header is neither an IP address, localhost nor a name of [api] "
@@ -62,6 +69,11 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/apps/{name}", "patch"): (*WRITE, *WITH_BODY, "404", "409"),
     ("/v1/apps/{name}", "delete"): (*WRITE, "404", "409"),
     ("/v1/apps/{name}/status", "get"): ("400", "404"),
+    # 400 also for the two rules between fields that only the server checks.
+    ("/v1/apps/{name}/check", "put"): (*WRITE, *WITH_BODY, "404"),
+    # 404: no such app, or it has no check.
+    ("/v1/apps/{name}/check", "get"): ("400", "404"),
+    ("/v1/apps/{name}/check", "delete"): (*WRITE, "404"),
     ("/v1/groups", "get"): ("400",),
     ("/v1/groups", "post"): (*WRITE, *WITH_BODY, "404", "409"),
     # 400: a label that exists in several zones, asked without ?zone=.
@@ -69,12 +81,21 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     # 409: the same app on both sides.
     ("/v1/groups/{label}", "patch"): (*WRITE, *WITH_BODY, "404", "409"),
     ("/v1/groups/{label}", "delete"): (*WRITE, "404", "409"),
+    # 409: a side with no app; pin_for for a manual group.
     ("/v1/groups/{label}/switch", "post"): (*WRITE, *WITH_BODY, "404", "409"),
+    ("/v1/groups/{label}/pin", "delete"): (*WRITE, "404"),
     ("/v1/events", "get"): ("400",),
+    # 404: health checks do not run here.
+    ("/v1/health", "get"): ("404",),
+    # 503: the report moved an app's health, and the database did not take its event.
+    ("/v1/probes/{name}/reports", "post"): ("400", "404", *WITH_BODY, "503"),
     # 404: the mirror is not enabled.
     ("/v1/route53/plan", "get"): ("404", "502", "504"),
     ("/v1/route53/sync", "post"): ("404", "502", "504"),
 }
+# A write that does not wait for DNS to serve what it wrote, so never a 202: a probe's
+# report (health's events are served like every other, but the probe waits for none).
+NOT_WAITING = frozenset({("/v1/probes/{name}/reports", "post")})
 NOT_SERVED: dict[str, Any] = {
     "type": "object",
     "required": ["served", "message"],
@@ -125,6 +146,11 @@ def _list_reply(key: str, item: str) -> dict[str, Any]:
 
 NAME_PARAM = parameters(schemas.APP_PATH, "path")
 LABEL_PARAM = parameters(schemas.GROUP_PATH, "path")
+PROBE_PARAM = parameters(schemas.PROBE_PATH, "path")
+MODE = {"enum": ["manual", "auto"]}
+HEALTH_STATE = {"enum": ["up", "down", "unknown"]}
+TIME = {"type": "string", "format": "date-time"}
+MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 SCHEMAS: dict[str, Any] = {
     "Zone": {
@@ -143,11 +169,18 @@ SCHEMAS: dict[str, Any] = {
     },
     "App": {
         "type": "object",
-        "required": ["name", "load_balancer", "web_servers", "failover_status"],
+        "required": ["name", "load_balancer", "web_servers", "down", "failover_status"],
         "properties": {
             "name": {"type": "string"},
             "load_balancer": WEB_HEAD,
             "web_servers": WEB_HEAD,
+            "down": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Addresses of the web head that health checks found down, "
+                "left out of the answer while another is up (only for a check with "
+                "answers_follow_health).",
+            },
             "failover_status": {"enum": ["online", "offline", "none"]},
         },
     },
@@ -159,9 +192,38 @@ SCHEMAS: dict[str, Any] = {
         "required": ["type", "data"],
         "properties": {"type": {"enum": ["A", "AAAA", "CNAME"]}, "data": {"type": "string"}},
     },
+    "Pin": {
+        "type": "object",
+        "required": ["side", "reason", "actor", "at", "until"],
+        "properties": {
+            "side": {"enum": ["primary", "backup"]},
+            "reason": {"type": ["string", "null"]},
+            "actor": {"type": "string", "description": "The token's name that pinned it."},
+            "at": TIME,
+            "until": {
+                **MAYBE_TIME,
+                "description": "When health takes the group back (at + pin_for); null: "
+                "when someone unpins it.",
+            },
+        },
+    },
     "Group": {
         "type": "object",
-        "required": ["label", "fqdn", "zone", "primary", "backup", "active", "ttl", "answer"],
+        "required": [
+            "label",
+            "fqdn",
+            "zone",
+            "primary",
+            "backup",
+            "active",
+            "ttl",
+            "failover",
+            "failback",
+            "hold_down",
+            "max_auto_switches",
+            "pin",
+            "answer",
+        ],
         "properties": {
             "label": {"type": "string", "examples": ["414-262-781"]},
             "fqdn": {"type": "string", "examples": ["414-262-781.fo.example.net"]},
@@ -170,6 +232,28 @@ SCHEMAS: dict[str, Any] = {
             "backup": {"type": ["string", "null"]},
             "active": {"enum": ["primary", "backup"]},
             "ttl": {"type": "integer"},
+            "failover": {**MODE, "description": schemas.FAILOVER["description"]},
+            "failback": {**MODE, "description": schemas.FAILBACK["description"]},
+            "hold_down": {"type": "integer", "description": schemas.HOLD_DOWN["description"]},
+            "max_auto_switches": {
+                "type": "integer",
+                "description": schemas.MAX_AUTO_SWITCHES["description"],
+            },
+            "pin": {
+                "anyOf": [_ref("Pin"), {"type": "null"}],
+                "description": "A person's word on where an auto group stays: health does "
+                "not move it meanwhile. null: not pinned.",
+            },
+            "last_auto_switch": {
+                "type": ["object", "null"],
+                "properties": {
+                    "at": TIME,
+                    "from": {"enum": ["primary", "backup"]},
+                    "to": {"enum": ["primary", "backup"]},
+                    "reason": {"type": "string"},
+                },
+                "description": "The last switch health made; null: none.",
+            },
             "answer": {
                 "type": "array",
                 "items": _ref("Record"),
@@ -180,6 +264,195 @@ SCHEMAS: dict[str, Any] = {
     "NewGroup": schemas.NEW_GROUP,
     "GroupChange": schemas.GROUP_CHANGE,
     "Switch": schemas.SWITCH,
+    # An app's check as stored and shown: every field, defaults filled in (a tcp check
+    # has no HTTP fields).
+    "Check": {
+        "type": "object",
+        "required": [name for name in schemas.CHECK_FIELDS if name not in checks.HTTP_ONLY],
+        "additionalProperties": False,
+        "properties": schemas.CHECK_FIELDS,
+        "description": "Every field, defaults filled in; a tcp check has none of the HTTP "
+        f"fields ({', '.join(checks.HTTP_ONLY)}).",
+    },
+    "CheckBody": schemas.CHECK_BODY,
+    "Report": schemas.REPORT,
+    "ReportReply": {
+        "type": "object",
+        "required": ["probe", "accepted", "unknown_apps"],
+        "properties": {
+            "probe": {"type": "string"},
+            "accepted": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The apps of the report that fodns checks.",
+            },
+            "unknown_apps": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The apps of the report that fodns does not check (the "
+                "probe's list is older than fodns's).",
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["started_at", "probes", "apps", "groups"],
+        "properties": {
+            "started_at": {
+                **TIME,
+                "description": "When the checker started: every state was unknown then.",
+            },
+            "probes": {
+                "type": "array",
+                "description": "fodns's own probe (local) first, then each remote probe "
+                "that reported since the start.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "live", "interval", "last_report_at"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "live": {
+                            "type": "boolean",
+                            "description": "Whether its views count: it reported within "
+                            "three of its intervals.",
+                        },
+                        "interval": {"type": ["number", "null"]},
+                        "last_report_at": MAYBE_TIME,
+                    },
+                },
+            },
+            "apps": {
+                "type": "array",
+                "description": "Each app with a check, by name.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "app",
+                        "state",
+                        "since",
+                        "check",
+                        "web_head",
+                        "down",
+                        "addresses",
+                        "last_known",
+                    ],
+                    "properties": {
+                        "app": {"type": "string"},
+                        "state": {
+                            **HEALTH_STATE,
+                            "description": "As the groups see it: by quorum of the live probes.",
+                        },
+                        "since": MAYBE_TIME,
+                        "check": _ref("Check"),
+                        "web_head": {
+                            **WEB_HEAD,
+                            "description": "What the check probes: the app's web head.",
+                        },
+                        "down": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "The addresses its answer leaves out.",
+                        },
+                        "addresses": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["address", "hostname", "probes"],
+                                "properties": {
+                                    "address": {"type": "string"},
+                                    "hostname": {
+                                        "type": ["string", "null"],
+                                        "description": "The web head's hostname it was "
+                                        "resolved from, if any.",
+                                    },
+                                    "probes": {
+                                        "type": "object",
+                                        "description": "Each probe's view of the address, "
+                                        "by the probe's name.",
+                                        "additionalProperties": {
+                                            "type": "object",
+                                            "required": ["state"],
+                                            "properties": {
+                                                "state": HEALTH_STATE,
+                                                "since": MAYBE_TIME,
+                                                "last_check_at": MAYBE_TIME,
+                                                "last_result": {"type": ["object", "null"]},
+                                                "evidence": {"type": "object"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                        "last_known": {
+                            "type": "array",
+                            "description": "The last state each probe wrote for each "
+                            "address, kept across restarts (shown while the states are "
+                            "unknown after a start).",
+                            "items": {
+                                "type": "object",
+                                "required": ["address", "probe", "state", "since", "evidence"],
+                                "properties": {
+                                    "address": {"type": "string"},
+                                    "probe": {"type": "string"},
+                                    "state": HEALTH_STATE,
+                                    "since": TIME,
+                                    "evidence": {"type": "object"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "groups": {
+                "type": "array",
+                "description": "Each auto group and what health decided for it.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "fqdn",
+                        "zone",
+                        "label",
+                        "active",
+                        "failover",
+                        "failback",
+                        "state",
+                        "reason",
+                        "held_until",
+                    ],
+                    "properties": {
+                        "fqdn": {"type": "string"},
+                        "zone": {"type": "string"},
+                        "label": {"type": "string"},
+                        "active": {"enum": ["primary", "backup"]},
+                        "failover": MODE,
+                        "failback": MODE,
+                        "state": {
+                            "enum": [
+                                "manual",
+                                "pinned",
+                                "ok",
+                                "waiting",
+                                "switch",
+                                "held",
+                                "both_down",
+                                "no_target",
+                                "unknown",
+                            ],
+                            "description": "manual: people switch it; pinned: a person's "
+                            "pin holds it; ok: where it should be; waiting: a failback "
+                            "waits for hold_down; switch: moving now; held: "
+                            "max_auto_switches reached; both_down: both sides down, it "
+                            "stays; no_target: the other side is not up; unknown: not "
+                            "decided yet.",
+                        },
+                        "reason": {"type": ["string", "null"]},
+                        "held_until": MAYBE_TIME,
+                    },
+                },
+            },
+        },
+    },
     "Event": {
         "type": "object",
         "required": [
@@ -277,7 +550,8 @@ def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
                 continue
             statuses = ERROR_STATUSES[(path, method)]
             responses = operation["responses"]
-            if "503" in statuses:  # a write: it may be durable before it is served
+            # A write: it may be durable before it is served.
+            if "503" in statuses and (path, method) not in NOT_WAITING:
                 responses["202"] = _not_served(responses)
             for status in (*statuses, *EVERY_CALL):
                 responses[status] = _error_ref(status)
@@ -312,6 +586,7 @@ def _error_responses() -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     group = _json(_ref("Group"), "The group, with the records it answers with now")
     app = _json(_ref("App"), "The app")
+    check = _json(_ref("Check"), "The app's check, every field (defaults filled in)")
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "fodns admin API", "version": __version__, "description": METHODS},
@@ -387,6 +662,27 @@ def openapi_document() -> dict[str, Any]:
                     },
                 ),
             },
+            "/v1/apps/{name}/check": {
+                "parameters": NAME_PARAM,
+                "put": _operation(
+                    "Set the app's health check, the whole of it: a field left out takes "
+                    "its default (404: no such app)",
+                    {"200": check},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("CheckBody")}},
+                    },
+                ),
+                "get": _operation(
+                    "Read the app's health check (404: none, or no such app)", {"200": check}
+                ),
+                "delete": _operation(
+                    "Remove the app's health check: the addresses it left out are answered "
+                    "again (no check: 204, nothing recorded)",
+                    {"204": {"description": "Removed"}},
+                    parameters=parameters(schemas.DELETE_QUERY, "query"),
+                ),
+            },
             "/v1/groups": {
                 "get": _operation(
                     "List groups by zone and label, or a page of them",
@@ -424,12 +720,23 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": LABEL_PARAM + parameters(schemas.GROUP_QUERY, "query"),
                 "post": _operation(
                     "Switch traffic: 200 once durable and served; to the active side, 200 "
-                    "and nothing recorded",
+                    "and nothing recorded, but for an auto group, which a person's switch "
+                    "always pins (pin_for for a manual group: 409 naming pin_for)",
                     {"200": group},
                     requestBody={
                         "required": True,
                         "content": {"application/json": {"schema": _ref("Switch")}},
                     },
+                ),
+            },
+            "/v1/groups/{label}/pin": {
+                "parameters": LABEL_PARAM,
+                "delete": _operation(
+                    "Unpin an auto group: health may switch it again (no pin: 200, nothing "
+                    "recorded)",
+                    {"200": group},
+                    # The group's zone and the unpin's reason.
+                    parameters=parameters(schemas.DELETE_GROUP_QUERY, "query"),
                 ),
             },
             "/v1/events": {
@@ -459,6 +766,27 @@ def openapi_document() -> dict[str, Any]:
                         )
                     },
                     parameters=parameters(schemas.EVENTS_QUERY, "query"),
+                ),
+            },
+            "/v1/health": {
+                "get": _operation(
+                    "Health checks now: the probes, each checked app's state and its "
+                    "addresses' as each probe sees them, and each auto group's decision "
+                    "(404 when health checks do not run here)",
+                    {"200": _json(_ref("Health"), "Health as the checker sees it now")},
+                ),
+            },
+            "/v1/probes/{name}/reports": {
+                "parameters": PROBE_PARAM,
+                "post": _operation(
+                    "A remote probe's report of what it found (as `fodns probe` sends "
+                    "it); the probe counts for quorum while it keeps reporting (404 when "
+                    "health checks do not run here)",
+                    {"200": _json(_ref("ReportReply"), "What fodns took")},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Report")}},
+                    },
                 ),
             },
             "/v1/route53/plan": {

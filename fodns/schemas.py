@@ -27,24 +27,34 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import extend
 
+from fodns import checks
+from fodns.checks import CheckSpec
 from fodns.errors import Invalid
 from fodns.listing import CURSOR_MAX, FIND_MAX
 from fodns.model import (
     APP_NAME,
+    DEFAULT_HOLD_DOWN,
+    DEFAULT_MAX_AUTO_SWITCHES,
     EVENTS_PAGE_DEFAULT,
     EVENTS_PAGE_MAX,
     GROUP_LABEL,
     GROUP_TTL_MAX,
     GROUP_TTL_MIN,
+    HOLD_DOWN_MAX,
     HOSTNAME,
     HOSTNAME_MAX,
     LIST_PAGE_MAX,
+    MAX_AUTO_SWITCHES_MAX,
+    MODES,
+    PIN_FOR_MAX,
     WEB_HEAD_MAX,
     check_app_name,
     check_group_label,
+    check_mode,
     check_side,
     check_ttl,
     check_web_head,
+    check_whole,
 )
 from fodns.rows import TEXT_MAX, check_text
 
@@ -120,6 +130,48 @@ WEB_HEAD: Schema = {
     "examples": [["192.0.2.10", "2001:db8::10"], ["lb.shop.example.com"]],
 }
 
+# A group's automatic failover settings (fodns/model.py says why each default).
+FAILOVER: Schema = {
+    "enum": list(MODES),
+    "description": "Who switches the group: manual, only people; auto, health too (when "
+    "the live side is down and the other up, never to a side down or unknown). Default: "
+    "manual.",
+    "examples": ["auto"],
+}
+FAILBACK: Schema = {
+    "enum": list(MODES),
+    "description": "Whether health takes an auto group back to its primary once the "
+    "primary has been up for hold_down seconds (auto), or leaves that to people "
+    "(manual). Default: manual.",
+    "examples": ["auto"],
+}
+HOLD_DOWN: Schema = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": HOLD_DOWN_MAX,
+    "description": "Seconds the primary must have been up before an automatic failback. "
+    f"Default: {DEFAULT_HOLD_DOWN}.",
+    "examples": [DEFAULT_HOLD_DOWN],
+}
+MAX_AUTO_SWITCHES: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_AUTO_SWITCHES_MAX,
+    "description": "Automatic switches the group makes in any hour at most; past them it "
+    f"is held where it is until a person looks. Default: {DEFAULT_MAX_AUTO_SWITCHES}.",
+    "examples": [DEFAULT_MAX_AUTO_SWITCHES],
+}
+PIN_FOR: Schema = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "maximum": PIN_FOR_MAX,
+    "description": "An auto group switched by a person is pinned there: health does not "
+    "move it while the pin lasts. Seconds the pin lasts; null or left out: until it is "
+    "unpinned (DELETE /v1/groups/{label}/pin). A manual group has nothing to pin against: "
+    "giving pin_for for one is a 409 naming pin_for.",
+    "examples": [3600],
+}
+
 # ---- the request bodies -------------------------------------------------------------
 
 NEW_APP: Schema = {
@@ -158,16 +210,36 @@ NEW_GROUP: Schema = {
         "primary": SIDE_APP,
         "backup": SIDE_APP,
         "ttl": {**TTL, "description": "Default: the zone's group_ttl."},
+        "failover": FAILOVER,
+        "failback": FAILBACK,
+        "hold_down": HOLD_DOWN,
+        "max_auto_switches": MAX_AUTO_SWITCHES,
         "reason": REASON,
     },
-    "examples": [{"primary": "shop-eu", "backup": "shop-us", "ttl": 30}],
+    "examples": [
+        {"primary": "shop-eu", "backup": "shop-us", "ttl": 30},
+        {"primary": "shop-eu", "backup": "shop-us", "failover": "auto", "failback": "auto"},
+    ],
 }
 GROUP_CHANGE: Schema = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {"primary": SIDE_APP, "backup": SIDE_APP, "ttl": TTL, "reason": REASON},
-    "description": "A field left out stays as it is; null clears a side.",
-    "examples": [{"backup": "shop-us", "reason": "us-east is ready"}],
+    "properties": {
+        "primary": SIDE_APP,
+        "backup": SIDE_APP,
+        "ttl": TTL,
+        "failover": FAILOVER,
+        "failback": FAILBACK,
+        "hold_down": HOLD_DOWN,
+        "max_auto_switches": MAX_AUTO_SWITCHES,
+        "reason": REASON,
+    },
+    "description": "A field left out stays as it is; null clears a side. Making a group "
+    "manual ends its pin.",
+    "examples": [
+        {"backup": "shop-us", "reason": "us-east is ready"},
+        {"failover": "auto", "hold_down": 600, "reason": "checks are in place"},
+    ],
 }
 SWITCH: Schema = {
     "type": "object",
@@ -175,9 +247,255 @@ SWITCH: Schema = {
     "additionalProperties": False,
     "properties": {
         "to": {"enum": ["primary", "backup"], "description": "The side to make active."},
+        "pin_for": PIN_FOR,
         "reason": REASON,
     },
-    "examples": [{"to": "backup", "reason": "eu-west maintenance"}],
+    "description": "A person's switch of an auto group pins it on that side (the pin "
+    "names the actor, the reason, when and until when), even to the side already active; "
+    "a switch of a manual group pins nothing.",
+    "examples": [
+        {"to": "backup", "reason": "eu-west maintenance"},
+        {"to": "backup", "pin_for": 7200, "reason": "eu-west maintenance, two hours"},
+    ],
+}
+
+# An app's check: each field once, as the stored check shows it (every field, its
+# default filled in) and as a request may give it (any of them). CheckSpec.from_json
+# (fodns/checks.py) takes everything these accept: it is the store's last line.
+_SECONDS = "Seconds, a number (0.5 is half a second)."
+CHECK_FIELDS: dict[str, Schema] = {
+    "type": {
+        "enum": list(checks.CHECK_TYPES),
+        "default": "http",
+        "description": "http and https send a request to each address of the web head "
+        "and expect a status in status_min..status_max; tcp only connects.",
+    },
+    "port": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 65535,
+        "description": "Default: 80 for http, 443 for https; a tcp check must give it.",
+        "examples": [8080],
+    },
+    "method": {
+        "enum": list(checks.HTTP_METHODS),
+        "default": "GET",
+        "description": "http and https only.",
+    },
+    "path": {
+        "type": "string",
+        "maxLength": checks.PATH_MAX,
+        "pattern": checks.PATH.pattern,
+        "default": "/",
+        "description": "'/' then visible ASCII (RFC 3986 characters, %-escapes included); "
+        "http and https only.",
+        "examples": ["/healthz"],
+    },
+    "host": {
+        "type": ["string", "null"],
+        "maxLength": checks.HOST_MAX,
+        "pattern": checks.HOST.pattern,
+        "default": None,
+        "description": "The Host header and TLS server name (stored lower-case, without a "
+        "final dot); null: the address, or the web head's hostname. http and https only.",
+        "examples": ["shop.example.com"],
+    },
+    "status_min": {
+        "type": "integer",
+        "minimum": 100,
+        "maximum": 599,
+        "default": checks.DEFAULT_STATUS[0],
+        "description": "The lowest status that passes. http and https only.",
+    },
+    "status_max": {
+        "type": "integer",
+        "minimum": 100,
+        "maximum": 599,
+        "default": checks.DEFAULT_STATUS[1],
+        "description": "The highest status that passes, at least status_min (else a 400 "
+        "naming status_max). http and https only.",
+    },
+    "body_contains": {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": checks.BODY_MATCH_MAX,
+        "pattern": r"^[^\x00]*$",
+        "default": None,
+        "description": "Text the response body must hold within its first "
+        f"{checks.BODY_READ_BYTES} bytes; null: any body. http and https with GET only.",
+        "examples": ["ok"],
+    },
+    "tls_verify": {
+        "type": "boolean",
+        "default": True,
+        "description": "Whether an https check verifies the server's certificate.",
+    },
+    "interval": {
+        "type": "number",
+        "minimum": checks.INTERVAL_MIN,
+        "maximum": checks.INTERVAL_MAX,
+        "default": checks.DEFAULT_INTERVAL,
+        "description": f"Seconds between checks of each address. {_SECONDS}",
+        "examples": [10],
+    },
+    "timeout": {
+        "type": "number",
+        "minimum": checks.TIMEOUT_MIN,
+        "maximum": checks.INTERVAL_MAX,
+        "description": f"Seconds a check may take, at most the interval (else a 400 naming "
+        f"timeout). {_SECONDS} Default: {checks.DEFAULT_TIMEOUT:g}, or the interval when "
+        "that is shorter.",
+        "examples": [2.5],
+    },
+    "fall": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": checks.THRESHOLD_MAX,
+        "default": checks.DEFAULT_FALL,
+        "description": "Failed checks in a row that take an address down.",
+    },
+    "rise": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": checks.THRESHOLD_MAX,
+        "default": checks.DEFAULT_RISE,
+        "description": "Passed checks in a row that bring an address up.",
+    },
+    "min_healthy": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": checks.MIN_HEALTHY_MAX,
+        "default": checks.DEFAULT_MIN_HEALTHY,
+        "description": "Addresses that must be up for the app to be up.",
+    },
+    "quorum": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": checks.QUORUM_MAX,
+        "default": checks.DEFAULT_QUORUM,
+        "description": "Probes (fodns is one, remote probes the others) that must see the "
+        "app down (or up) for groups to act on it.",
+    },
+    "answers_follow_health": {
+        "type": "boolean",
+        "default": False,
+        "description": "Leave the addresses that are down out of the app's answer while one "
+        "is up (with none up, all are answered).",
+    },
+}
+CHECK_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {**CHECK_FIELDS, "reason": REASON},
+    "allOf": [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "tcp"}}},
+            "then": {"required": ["port"], "properties": dict.fromkeys(checks.HTTP_ONLY, False)},
+        },
+        {
+            "if": {"required": ["method"], "properties": {"method": {"const": "HEAD"}}},
+            "then": {"properties": {"body_contains": {"type": "null"}}},
+        },
+    ],
+    "description": "The whole check: a field left out takes its default (the reply shows "
+    "every field). A tcp check needs a port and takes none of the HTTP fields (method, "
+    "path, host, body_contains, status_min, status_max); a HEAD check looks at no body. "
+    "Two rules JSON Schema cannot say, as they compare two fields, are the server's: "
+    "timeout at most interval, status_max at least status_min (each a 400 naming the "
+    "field).",
+    "examples": [
+        {"path": "/healthz", "interval": 10, "fall": 3, "rise": 2},
+        {"type": "tcp", "port": 5432, "reason": "the database port answers"},
+        {
+            "type": "https",
+            "path": "/status",
+            "host": "shop.example.com",
+            "body_contains": "ok",
+            "answers_follow_health": True,
+        },
+    ],
+}
+
+# A remote probe's report: per app, the state of each address as its own rise and
+# fall found it, with the evidence (probing.CheckResult as JSON, say).
+EVIDENCE: Schema = {
+    "type": "object",
+    "maxProperties": 10,
+    "propertyNames": {"maxLength": 100},
+    "additionalProperties": {
+        "type": ["string", "number", "boolean", "null"],
+        "maxLength": 1000,
+    },
+    "description": "What decided the state, free-form: up to 10 fields of text (up to 1000 "
+    "characters), numbers, true/false or null.",
+    "examples": [{"ok": False, "latency_ms": 5000.2, "status": None, "error": "timed out"}],
+}
+REPORT: Schema = {
+    "type": "object",
+    "required": ["interval", "apps"],
+    "additionalProperties": False,
+    "properties": {
+        "interval": {
+            "type": "number",
+            "minimum": checks.INTERVAL_MIN,
+            "maximum": checks.INTERVAL_MAX,
+            "description": "Seconds until this probe's next report: it counts as live "
+            "until three of them have passed without one.",
+            "examples": [10],
+        },
+        "apps": {
+            "type": "array",
+            "maxItems": checks.REPORT_APPS_MAX,
+            "items": {
+                "type": "object",
+                "required": ["app", "addresses"],
+                "additionalProperties": False,
+                "properties": {
+                    "app": APP_NAME_FIELD,
+                    "addresses": {
+                        "type": "array",
+                        "maxItems": WEB_HEAD_MAX,
+                        "items": {
+                            "type": "object",
+                            "required": ["address", "state"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "address": {
+                                    "type": "string",
+                                    "maxLength": HOSTNAME_MAX + 1,
+                                    "description": "An address of the app's web head (its "
+                                    "hostname, for one that did not resolve); others are "
+                                    "ignored.",
+                                    "examples": ["192.0.2.10"],
+                                },
+                                "state": {"enum": ["up", "down", "unknown"]},
+                                "evidence": EVIDENCE,
+                            },
+                        },
+                    },
+                },
+            },
+            "description": "Apps fodns does not check are named back in unknown_apps.",
+        },
+    },
+    "examples": [
+        {
+            "interval": 10,
+            "apps": [
+                {
+                    "app": "shop-eu",
+                    "addresses": [
+                        {"address": "192.0.2.10", "state": "up"},
+                        {
+                            "address": "192.0.2.11",
+                            "state": "down",
+                            "evidence": {"ok": False, "error": "connection refused"},
+                        },
+                    ],
+                }
+            ],
+        }
+    ],
 }
 
 # ---- the parameters: each operation's query as one object schema ---------------------
@@ -289,6 +607,17 @@ EVENTS_QUERY = _query(
 # names nothing is a 404.
 APP_PATH: Schema = _query({"name": APP_NAME_FIELD})
 GROUP_PATH: Schema = _query({"label": GROUP_LABEL_FIELD})
+PROBE_PATH: Schema = _query(
+    {
+        "name": {
+            **APP_NAME_FIELD,
+            "not": {"const": checks.LOCAL_PROBE},
+            "description": "The probe's name, as app names are written; "
+            f"{checks.LOCAL_PROBE!r} is fodns's own.",
+            "examples": ["probe-us-east"],
+        }
+    }
+)
 
 # ---- validation -------------------------------------------------------------------
 
@@ -337,7 +666,30 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
     "load_balancer": check_web_head,
     "web_servers": check_web_head,
     "reason": lambda value, field: check_text(value, field, required=True),
+    "failover": check_mode,
+    "failback": check_mode,
+    "hold_down": lambda value, field: check_whole(value, field, 0, HOLD_DOWN_MAX),
+    "max_auto_switches": lambda value, field: check_whole(value, field, 1, MAX_AUTO_SWITCHES_MAX),
+    "pin_for": lambda value, field: value is None or check_whole(value, field, 1, PIN_FOR_MAX),
 }
+
+
+def _check_words(body: dict[str, Any]) -> None:
+    """A check body's refusal in CheckSpec's words: it knows which field a rule between
+    fields is about (a tcp check without a port, a HEAD check with body_contains)."""
+    CheckSpec.from_json({name: value for name, value in body.items() if name != "reason"})
+
+
+def _probe_words(path: dict[str, Any]) -> None:
+    if path.get("name") == checks.LOCAL_PROBE:
+        raise Invalid("name", f"{checks.LOCAL_PROBE!r} is fodns's own probe")
+
+
+# The same, for a whole object the schema refused (a body, a path), by its schema.
+_WORDED_WHOLE: tuple[tuple[Schema, Callable[[dict[str, Any]], object]], ...] = (
+    (CHECK_BODY, _check_words),
+    (PROBE_PATH, _probe_words),
+)
 _MESSAGES = {
     "limit": "must be a whole number from {minimum} to {maximum}",
     "before": "must be an event seq",
@@ -354,23 +706,32 @@ def check(schema: Schema, instance: Any, what: str = "body") -> None:
     if not errors:
         return
     error = min(errors, key=_rank)
+    if not error.path and error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(schema["properties"]))
+        unknown = sorted(set(instance) - set(schema["properties"]))[0]
+        raise Invalid(unknown[:100], f"unknown field (allowed: {allowed})")
+    if isinstance(instance, dict):
+        for whole, worded_whole in _WORDED_WHOLE:
+            if whole is schema:
+                worded_whole(instance)  # raises its own Invalid where it refuses too
     if not error.path:
-        if error.validator == "additionalProperties":
-            allowed = ", ".join(sorted(schema["properties"]))
-            unknown = sorted(set(instance) - set(schema["properties"]))[0]
-            raise Invalid(unknown[:100], f"unknown field (allowed: {allowed})")
         if error.validator == "required":
-            missing = next(name for name in schema["required"] if name not in instance)
+            # The schema's own list, or a condition's (a tcp check requires a port).
+            missing = next(name for name in error.validator_value if name not in instance)
             raise Invalid(missing, "is required")
         raise Invalid(what, "must be a JSON object")
     field = str(error.path[0])
     value = instance[field]
     worded = _WORDED.get(field)
-    if worded is not None:
+    if worded is not None and len(error.path) == 1:
         worded(value, field)  # raises its own Invalid where it refuses too
     message = _MESSAGES.get(field)
     if message is not None:
         raise Invalid(field, message.format(**schema["properties"][field]))
+    if len(error.path) > 1:  # inside the field: say where ("[2].addresses[0].state")
+        inside = list(error.path)[1:]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+        raise Invalid(field, f"{where.removeprefix('.')}: {_plain(error)}")
     raise Invalid(field, _plain(error))
 
 
@@ -383,7 +744,21 @@ def _plain(error: SchemaError) -> str:
     """jsonschema's message without the value it quotes (which may be huge)."""
     if error.validator in ("pattern", "anyOf", "not", "format"):
         return "is not of the form the API document gives"
+    if error.validator is None:  # a `false` schema: the field may not be given here
+        return "is not allowed here (see the API document)"
     return str(error.message) if len(error.message) <= 200 else str(error.message)[:197] + "..."
+
+
+def whole_numbers(schema: Schema, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` (which `schema` accepted) with each value of a field it types as an
+    integer made a Python int: JSON Schema's integers include 30.0, the model's checks
+    take only ints."""
+    typed = dict(body)
+    for name, value in body.items():
+        kinds = schema["properties"].get(name, {}).get("type", [])
+        if isinstance(value, float) and "integer" in ([kinds] if isinstance(kinds, str) else kinds):
+            typed[name] = int(value)
+    return typed
 
 
 def query_values(query: Mapping[str, str], schema: Schema) -> dict[str, Any]:

@@ -370,8 +370,8 @@ def test_every_worker_serves_a_switch_before_the_api_answers(fodns_factory: Star
         assert answers == {frozenset(SIDE_ANSWERS[side])}
 
 
-# Documented routes as they are called: POST and PATCH with a body (of no fields).
-WITH_BODY = {"POST", "PATCH"}
+# Documented routes as they are called: POST, PUT and PATCH with a body (of no fields).
+WITH_BODY = {"POST", "PUT", "PATCH"}
 API_ROUTES = {
     ("/v1/zones", "GET"),
     ("/v1/apps", "GET"),
@@ -380,13 +380,19 @@ API_ROUTES = {
     ("/v1/apps/{name}", "PATCH"),
     ("/v1/apps/{name}", "DELETE"),
     ("/v1/apps/{name}/status", "GET"),
+    ("/v1/apps/{name}/check", "PUT"),
+    ("/v1/apps/{name}/check", "GET"),
+    ("/v1/apps/{name}/check", "DELETE"),
     ("/v1/groups", "GET"),
     ("/v1/groups", "POST"),
     ("/v1/groups/{label}", "GET"),
     ("/v1/groups/{label}", "PATCH"),
     ("/v1/groups/{label}", "DELETE"),
     ("/v1/groups/{label}/switch", "POST"),
+    ("/v1/groups/{label}/pin", "DELETE"),
     ("/v1/events", "GET"),
+    ("/v1/health", "GET"),
+    ("/v1/probes/{name}/reports", "POST"),
     ("/v1/route53/plan", "GET"),
     ("/v1/route53/sync", "POST"),
 }

@@ -74,6 +74,7 @@ def test_nothing_below_the_api_imports_it() -> None:
         (
             "api",
             {
+                "checks",
                 "errors",
                 "feed",
                 "health",
@@ -118,6 +119,13 @@ def test_the_api_imports_neither_the_table_nor_the_dns_processes() -> None:
 
 def test_the_api_imports_neither_the_notifier_nor_the_mirror() -> None:
     assert fodns_imports("api") & {"notify", "route53"} == set()
+
+
+def test_the_api_imports_nothing_of_the_health_checker() -> None:
+    """The checker runs beside the API and is handed to it (api.HealthView): the API
+    neither runs checks nor decides switches."""
+    assert fodns_imports("api") & {"checker", "probing", "verdicts"} == set()
+    assert fodns_imports("schemas") & {"checker", "probing", "verdicts"} == set()
 
 
 def test_only_the_wiring_of_a_process_imports_the_consumers() -> None:

@@ -29,13 +29,19 @@ BODIES: dict[tuple[str, str], schemas.Schema | None] = {
     ("patch", "/v1/apps/{name}"): schemas.APP_CHANGE,
     ("delete", "/v1/apps/{name}"): None,
     ("get", "/v1/apps/{name}/status"): None,
+    ("put", "/v1/apps/{name}/check"): schemas.CHECK_BODY,
+    ("get", "/v1/apps/{name}/check"): None,
+    ("delete", "/v1/apps/{name}/check"): None,
     ("get", "/v1/groups"): None,
     ("post", "/v1/groups"): schemas.NEW_GROUP,
     ("get", "/v1/groups/{label}"): None,
     ("patch", "/v1/groups/{label}"): schemas.GROUP_CHANGE,
     ("delete", "/v1/groups/{label}"): None,
     ("post", "/v1/groups/{label}/switch"): schemas.SWITCH,
+    ("delete", "/v1/groups/{label}/pin"): None,
     ("get", "/v1/events"): None,
+    ("get", "/v1/health"): None,
+    ("post", "/v1/probes/{name}/reports"): schemas.REPORT,
     ("get", "/v1/route53/plan"): None,
     ("post", "/v1/route53/sync"): None,
 }
@@ -46,12 +52,17 @@ PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
     ("patch", "/v1/apps/{name}"): [schemas.APP_PATH],
     ("delete", "/v1/apps/{name}"): [schemas.APP_PATH, schemas.DELETE_QUERY],
     ("get", "/v1/apps/{name}/status"): [schemas.APP_PATH],
+    ("put", "/v1/apps/{name}/check"): [schemas.APP_PATH],
+    ("get", "/v1/apps/{name}/check"): [schemas.APP_PATH],
+    ("delete", "/v1/apps/{name}/check"): [schemas.APP_PATH, schemas.DELETE_QUERY],
     ("get", "/v1/groups"): [schemas.GROUPS_QUERY],
     ("get", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
     ("patch", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
     ("delete", "/v1/groups/{label}"): [schemas.GROUP_PATH, schemas.DELETE_GROUP_QUERY],
     ("post", "/v1/groups/{label}/switch"): [schemas.GROUP_PATH, schemas.GROUP_QUERY],
+    ("delete", "/v1/groups/{label}/pin"): [schemas.GROUP_PATH, schemas.DELETE_GROUP_QUERY],
     ("get", "/v1/events"): [schemas.EVENTS_QUERY],
+    ("post", "/v1/probes/{name}/reports"): [schemas.PROBE_PATH],
 }
 
 
@@ -91,14 +102,23 @@ def test_every_request_schema_in_the_document_is_the_one_the_server_checks() -> 
 
 def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
     """Every example the document gives for a request: bodies and their fields."""
-    for name in ("NEW_APP", "APP_CHANGE", "NEW_GROUP", "GROUP_CHANGE", "SWITCH"):
+    bodies = (
+        "NEW_APP",
+        "APP_CHANGE",
+        "NEW_GROUP",
+        "GROUP_CHANGE",
+        "SWITCH",
+        "CHECK_BODY",
+        "REPORT",
+    )
+    for name in bodies:
         body = getattr(schemas, name)
         for example in body["examples"]:
             yield name, body, example
         for field, schema in body["properties"].items():
             for example in schema.get("examples", []):
                 yield f"{name}.{field}", schema, example
-    for name in ("APPS_QUERY", "GROUPS_QUERY", "EVENTS_QUERY", "DELETE_QUERY"):
+    for name in ("APPS_QUERY", "GROUPS_QUERY", "EVENTS_QUERY", "DELETE_QUERY", "PROBE_PATH"):
         for field, schema in getattr(schemas, name)["properties"].items():
             for example in schema.get("examples", []):
                 yield f"{name}.{field}", schema, example
@@ -131,6 +151,8 @@ def api(running: FodnsProcess) -> Api:
     api.ok("POST", "/v1/apps", {"name": "eu", "web_servers": ["192.0.2.1"]}, 201)
     api.ok("POST", "/v1/apps", {"name": "us", "web_servers": ["192.0.2.2"]}, 201)
     api.ok("POST", "/v1/groups", {"label": "edge", "primary": "eu", "backup": "us"}, 201)
+    held = {"label": "held", "primary": "eu", "backup": "us", "failover": "auto"}
+    api.ok("POST", "/v1/groups", held, 201)
     return api
 
 
@@ -253,6 +275,146 @@ BOUNDARIES: list[tuple[str, str, Any, str | None]] = [
     ("DELETE", "/v1/apps/us" + q(reason=""), None, "reason"),
     ("DELETE", "/v1/groups/edge" + q(reason="x" * 1001), None, "reason"),
     ("DELETE", "/v1/apps/gone" + q(reason="x" * 1000), None, None),
+    # automatic failover: modes, a hold-down of 0 to a day, 1 to 100 switches an hour
+    ("POST", "/v1/groups", {"failover": "auto", "failback": "auto"}, None),
+    ("POST", "/v1/groups", {"failover": "sometimes"}, "failover"),
+    ("POST", "/v1/groups", {"failback": None}, "failback"),
+    ("POST", "/v1/groups", {"hold_down": 0}, None),
+    ("POST", "/v1/groups", {"hold_down": 86400}, None),
+    ("POST", "/v1/groups", {"hold_down": 86401}, "hold_down"),
+    ("POST", "/v1/groups", {"hold_down": -1}, "hold_down"),
+    ("POST", "/v1/groups", {"hold_down": 30.0}, None),
+    ("POST", "/v1/groups", {"max_auto_switches": 1}, None),
+    ("POST", "/v1/groups", {"max_auto_switches": 100}, None),
+    ("POST", "/v1/groups", {"max_auto_switches": 101}, "max_auto_switches"),
+    ("POST", "/v1/groups", {"max_auto_switches": 0}, "max_auto_switches"),
+    ("PATCH", "/v1/groups/edge", {"failback": "auto", "hold_down": 0}, None),
+    ("PATCH", "/v1/groups/edge", {"failover": None}, "failover"),
+    ("PATCH", "/v1/groups/edge", {"max_auto_switches": True}, "max_auto_switches"),
+    # pins: 1 s to 366 days, or null (until unpinned)
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": 1}, None),
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": 31622400}, None),
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": None}, None),
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": 0}, "pin_for"),
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": 31622401}, "pin_for"),
+    ("POST", "/v1/groups/held/switch", {"to": "primary", "pin_for": "1h"}, "pin_for"),
+    ("DELETE", "/v1/groups/held/pin" + q(reason="x" * 1000), None, None),
+    ("DELETE", "/v1/groups/held/pin" + q(reason=""), None, "reason"),
+    ("DELETE", "/v1/groups/held-/pin", None, "label"),
+    # checks: each bound of CheckSpec, and the rules between a type and its fields
+    ("PUT", "/v1/apps/eu/check", {}, None),
+    ("PUT", "/v1/apps/eu/check", {"port": 1}, None),
+    ("PUT", "/v1/apps/eu/check", {"port": 65535}, None),
+    ("PUT", "/v1/apps/eu/check", {"port": 0}, "port"),
+    ("PUT", "/v1/apps/eu/check", {"port": 65536}, "port"),
+    ("PUT", "/v1/apps/eu/check", {"port": 80.0}, None),
+    ("PUT", "/v1/apps/eu/check", {"port": None}, "port"),
+    ("PUT", "/v1/apps/eu/check", {"interval": 1}, None),
+    ("PUT", "/v1/apps/eu/check", {"interval": 3600, "timeout": 3600}, None),
+    ("PUT", "/v1/apps/eu/check", {"interval": 0}, "interval"),
+    ("PUT", "/v1/apps/eu/check", {"interval": 0.999}, "interval"),
+    ("PUT", "/v1/apps/eu/check", {"interval": 3600.5}, "interval"),
+    ("PUT", "/v1/apps/eu/check", {"timeout": 0.1}, None),
+    ("PUT", "/v1/apps/eu/check", {"timeout": 0.09}, "timeout"),
+    ("PUT", "/v1/apps/eu/check", {"path": "/" + "a" * 999}, None),
+    ("PUT", "/v1/apps/eu/check", {"path": "/" + "a" * 1000}, "path"),
+    ("PUT", "/v1/apps/eu/check", {"path": "health"}, "path"),
+    ("PUT", "/v1/apps/eu/check", {"path": "/a b"}, "path"),
+    ("PUT", "/v1/apps/eu/check", {"path": "/health\n"}, "path"),
+    ("PUT", "/v1/apps/eu/check", {"fall": 1, "rise": 100}, None),
+    ("PUT", "/v1/apps/eu/check", {"fall": 0}, "fall"),
+    ("PUT", "/v1/apps/eu/check", {"fall": 101}, "fall"),
+    ("PUT", "/v1/apps/eu/check", {"rise": 0}, "rise"),
+    ("PUT", "/v1/apps/eu/check", {"min_healthy": 32, "quorum": 16}, None),
+    ("PUT", "/v1/apps/eu/check", {"min_healthy": 33}, "min_healthy"),
+    ("PUT", "/v1/apps/eu/check", {"quorum": 17}, "quorum"),
+    ("PUT", "/v1/apps/eu/check", {"status_min": 100, "status_max": 599}, None),
+    ("PUT", "/v1/apps/eu/check", {"status_min": 99}, "status_min"),
+    ("PUT", "/v1/apps/eu/check", {"status_max": 600}, "status_max"),
+    ("PUT", "/v1/apps/eu/check", {"host": "Shop.Example.com."}, None),
+    ("PUT", "/v1/apps/eu/check", {"host": None}, None),
+    ("PUT", "/v1/apps/eu/check", {"host": "-shop.example.com"}, "host"),
+    ("PUT", "/v1/apps/eu/check", {"host": "a" * 64 + ".example.com"}, "host"),
+    ("PUT", "/v1/apps/eu/check", {"body_contains": "x" * 1000}, None),
+    ("PUT", "/v1/apps/eu/check", {"body_contains": "x" * 1001}, "body_contains"),
+    ("PUT", "/v1/apps/eu/check", {"body_contains": ""}, "body_contains"),
+    ("PUT", "/v1/apps/eu/check", {"body_contains": "o\x00k"}, "body_contains"),
+    ("PUT", "/v1/apps/eu/check", {"method": "HEAD", "body_contains": None}, None),
+    ("PUT", "/v1/apps/eu/check", {"method": "HEAD", "body_contains": "ok"}, "body_contains"),
+    ("PUT", "/v1/apps/eu/check", {"method": "POST"}, "method"),
+    (
+        "PUT",
+        "/v1/apps/eu/check",
+        {"type": "https", "method": "HEAD", "body_contains": "ok"},
+        "body_contains",
+    ),
+    ("PUT", "/v1/apps/eu/check", {"type": "tcp", "port": 5432}, None),
+    ("PUT", "/v1/apps/eu/check", {"type": "tcp"}, "port"),
+    ("PUT", "/v1/apps/eu/check", {"type": "tcp", "port": 5432, "path": "/"}, "path"),
+    ("PUT", "/v1/apps/eu/check", {"type": "tcp", "port": 5432, "host": None}, "host"),
+    ("PUT", "/v1/apps/eu/check", {"type": "ftp"}, "type"),
+    ("PUT", "/v1/apps/eu/check", {"tls_verify": "yes"}, "tls_verify"),
+    ("PUT", "/v1/apps/eu/check", {"answers_follow_health": 1}, "answers_follow_health"),
+    ("PUT", "/v1/apps/eu/check", {"colour": "red"}, "colour"),
+    ("PUT", "/v1/apps/eu/check", {"reason": ""}, "reason"),
+    ("PUT", "/v1/apps/eu/check", [], "body"),
+    ("PUT", "/v1/apps/-eu/check", {}, "name"),
+    ("GET", "/v1/apps/-eu/check", None, "name"),
+    ("DELETE", "/v1/apps/us/check" + q(reason="x" * 1000), None, None),
+    ("DELETE", "/v1/apps/us/check" + q(reason=" "), None, "reason"),
+    # probes' reports: the path, the interval, each list's bound
+    ("POST", "/v1/probes/local/reports", {"interval": 10, "apps": []}, "name"),
+    ("POST", "/v1/probes/-p/reports", {"interval": 10, "apps": []}, "name"),
+    ("POST", "/v1/probes/p1/reports", {"interval": 0.5, "apps": []}, "interval"),
+    ("POST", "/v1/probes/p1/reports", {"interval": 3601, "apps": []}, "interval"),
+    ("POST", "/v1/probes/p1/reports", {"interval": 10}, "apps"),
+    ("POST", "/v1/probes/p1/reports", {"interval": 10, "apps": {}}, "apps"),
+    (
+        "POST",
+        "/v1/probes/p1/reports",
+        {"interval": 10, "apps": [{"app": "eu", "addresses": [{"address": "192.0.2.1"}]}]},
+        "apps",
+    ),
+    (
+        "POST",
+        "/v1/probes/p1/reports",
+        {
+            "interval": 10,
+            "apps": [{"app": "eu", "addresses": [{"address": "192.0.2.1", "state": "gone"}]}],
+        },
+        "apps",
+    ),
+    (
+        "POST",
+        "/v1/probes/p1/reports",
+        {
+            "interval": 10,
+            "apps": [
+                {"app": "eu", "addresses": [{"address": a, "state": "up"} for a in ADDRESSES_33]}
+            ],
+        },
+        "apps",
+    ),
+    (
+        "POST",
+        "/v1/probes/p1/reports",
+        {
+            "interval": 10,
+            "apps": [
+                {
+                    "app": "eu",
+                    "addresses": [
+                        {
+                            "address": "192.0.2.1",
+                            "state": "up",
+                            "evidence": {f"k{n}": n for n in range(11)},
+                        }
+                    ],
+                }
+            ],
+        },
+        "apps",
+    ),
 ]
 
 
@@ -277,18 +439,40 @@ def test_the_boundaries_are_the_definitions_own() -> None:
     """The boundary table agrees with the definitions themselves: what the server refuses
     the schema refuses, what it takes the schema accepts."""
     for method, path, body, field in BOUNDARIES:
-        if body is None or method == "GET" or path.startswith("/v1/apps/"):
+        if body is None or method == "GET":
             continue
         schema = {
             ("POST", "/v1/apps"): schemas.NEW_APP,
             ("POST", "/v1/groups"): schemas.NEW_GROUP,
             ("PATCH", "/v1/groups/edge"): schemas.GROUP_CHANGE,
             ("POST", "/v1/groups/edge/switch"): schemas.SWITCH,
+            ("POST", "/v1/groups/held/switch"): schemas.SWITCH,
+            ("PUT", "/v1/apps/eu/check"): schemas.CHECK_BODY,
+            ("POST", "/v1/probes/p1/reports"): schemas.REPORT,
         }.get((method, path))
         if schema is None:
             continue
         valid = not list(schemas.validator(schema).iter_errors(body))
         assert valid is (field is None), (method, path, body)
+
+
+# A check's rules between two fields, which JSON Schema cannot say: the schema takes
+# these bodies, the server refuses each with a 400 naming the field (the operation's
+# description says so).
+BETWEEN_FIELDS: list[tuple[Any, str]] = [
+    ({"timeout": 10.5}, "timeout"),  # the interval's default is 10
+    ({"interval": 2, "timeout": 2.5}, "timeout"),
+    ({"status_min": 300, "status_max": 299}, "status_max"),
+    ({"status_min": 400}, "status_max"),  # the default status_max is 399
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BETWEEN_FIELDS)
+def test_a_checks_rules_between_fields_are_the_servers(api: Api, body: Any, field: str) -> None:
+    assert not list(schemas.validator(schemas.CHECK_BODY).iter_errors(body))
+    status, reply = api.call("PUT", "/v1/apps/eu/check", body)
+    assert status == 400 and reply["error"]["field"] == field, reply
+    assert field in schemas.CHECK_BODY["description"]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # fuzzing, and the stateful phase (chains of calls linked by the document's inferred
 # links: create an app, read it, use it in a group, switch it, delete it).
 PHASES = "examples,coverage,fuzzing,stateful"
+# Every check, and what the document says in words but not in JSON Schema, per operation.
+SETTINGS = Path(__file__).with_name("schemathesis.toml")
 
 
 def contract_run(
@@ -24,19 +26,19 @@ def contract_run(
     max_time: int | None,
     report: Path,
 ) -> list[str]:
-    """`st run` against `server`'s /v1/openapi.json with every check and phase, a fixed
+    """`st run` against `server`'s /v1/openapi.json with every check (SETTINGS) and phase, a fixed
     seed and at most `max_examples` cases per operation; with `max_time`, fuzzing and the
     stateful phase repeat until that many seconds are spent (a run of fixed length
     whose cases depend on the machine's speed). Its JUnit report goes under `report`."""
     st = Path(sys.executable).parent / "st"
     return [
         str(st),
+        "--config-file",
+        str(SETTINGS),
         "run",
         f"http://127.0.0.1:{server.api_port}/v1/openapi.json",
         "--header",
         f"Authorization: Bearer {token}",
-        "--checks",
-        "all",
         "--phases",
         PHASES,
         "--seed",
