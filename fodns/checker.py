@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fodns.checks import CheckSpec
+from fodns.checks import LOCAL_PROBE, CheckSpec
 from fodns.errors import Invalid
 from fodns.logs import get_logger
 from fodns.metrics import HealthMetrics
@@ -58,7 +58,6 @@ from fodns.verdicts import (
 
 log = get_logger()
 
-LOCAL_PROBE = "local"
 TICK = 0.25  # how often due checks are started and decisions looked at again (seconds)
 DECIDE_EVERY = 1.0  # decisions and pins, when nothing changed meanwhile (seconds)
 HOUR = 3600.0

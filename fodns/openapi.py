@@ -222,6 +222,7 @@ SCHEMAS: dict[str, Any] = {
             "hold_down",
             "max_auto_switches",
             "pin",
+            "last_auto_switch",
             "answer",
         ],
         "properties": {

@@ -147,6 +147,7 @@ async def _serve_in_process(
         served=feed.served,
         mirror=None if mirror is None else mirror.answer,
         allowed_hosts=frozenset(config.api.allowed_hosts),
+        checker=checker,
     )
     app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
     runner = await _start_api(config, app)
@@ -207,6 +208,7 @@ async def _serve_with_workers(
             served=feed.served,
             mirror=None if mirror is None else mirror.answer,
             allowed_hosts=frozenset(config.api.allowed_hosts),
+            checker=checker,
         )
         app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
         runner = await _start_api(config, app)

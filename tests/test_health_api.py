@@ -31,7 +31,6 @@ TOKEN = "health-api-test-token-3b7e"
 ACTOR = "admin"  # the name of the token fodns serve takes from FODNS_ADMIN_TOKEN
 # Until fodns/service.py hands the checker to the API (create_app's `checker`), the
 # health routes are the documented 404s: these tests say what they must do then.
-NOT_WIRED = pytest.mark.xfail(reason="checker not wired yet", strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +383,6 @@ def checked_in_health(api: Api, name: str) -> dict[str, Any] | None:
     return None
 
 
-@NOT_WIRED
 def test_health_shows_the_checked_apps_and_the_auto_groups(
     running: FodnsProcess, api: Api, document: dict[str, Any]
 ) -> None:
@@ -403,7 +401,6 @@ def test_health_shows_the_checked_apps_and_the_auto_groups(
     assert fodns(running, "health", "--json")["started_at"] == health["started_at"]
 
 
-@NOT_WIRED
 def test_a_probes_report_is_taken_and_named_back(api: Api, document: dict[str, Any]) -> None:
     api.ok("POST", "/v1/apps", {"name": "reported", "web_servers": ["192.0.2.50"]}, 201)
     api.ok("PUT", "/v1/apps/reported/check", {"type": "tcp", "port": 9})
