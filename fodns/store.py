@@ -699,21 +699,7 @@ class Store:
                 app_ids=[old.id],
                 app_groups=using,
             )
-            answers: dict[str, AnswerChange] = {}
-            if app.answered_head != old.app.answered_head:
-                for row in using:
-                    if active_app_id(row) == old.id:
-                        change = answers.setdefault(row.group.zone, AnswerChange())
-                        active = row.group.active_app or ""
-                        change.before |= answer_records(row.group, {active: old.app})
-                        change.after |= answer_records(row.group, {active: app})
-            groups = tuple(row.group for row in using)
-            return Change(
-                event,
-                groups=groups,
-                apps={**apps_of(db, groups), app.name: app},
-                serials=self._bump_serials(db, answers),
-            )
+            return self._app_change(db, event, old, app, using)
 
         return self._writer.run(write)
 
@@ -1181,13 +1167,22 @@ class Store:
             app_ids=[old.id],
             app_groups=using,
         )
+        return self._app_change(db, event, old, app, using)
+
+    def _app_change(
+        self, db: Database, event: Event, old: AppRow, app: App, using: Sequence[GroupRow]
+    ) -> Change:
+        """An app write's Change: every group using the app (`using`) with its new
+        answer, and the serials moved where the app is the active side and what it
+        answers changed."""
         answers: dict[str, AnswerChange] = {}
-        for row in using:
-            if active_app_id(row) == old.id:
-                change = answers.setdefault(row.group.zone, AnswerChange())
-                active = row.group.active_app or ""
-                change.before |= answer_records(row.group, {active: old.app})
-                change.after |= answer_records(row.group, {active: app})
+        if app.answered_head != old.app.answered_head:
+            for row in using:
+                if active_app_id(row) == old.id:
+                    change = answers.setdefault(row.group.zone, AnswerChange())
+                    active = row.group.active_app or ""
+                    change.before |= answer_records(row.group, {active: old.app})
+                    change.after |= answer_records(row.group, {active: app})
         groups = tuple(row.group for row in using)
         return Change(
             event,
