@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,17 @@ class Checked:
     running: asyncio.Task[None] | None = None
 
 
-class ProbeWorker:
-    """Runs every app's rounds at its interval and writes each round's results."""
+# What a round found: (address, hostname or None, its result) for each address.
+RoundResults = list[tuple[str, str | None, CheckResult]]
 
-    def __init__(self, out: Any, concurrency: int) -> None:
-        self._out = out
+
+class ProbeWorker:
+    """Runs every app's rounds at its interval and hands each round's results to
+    `found(app_id, results)`: this process writes them to its parent, `fodns probe`
+    keeps its own verdicts from them."""
+
+    def __init__(self, found: Callable[[int, RoundResults], None], concurrency: int) -> None:
+        self._found = found
         self._prober = Prober(concurrency=concurrency)
         self._apps: dict[int, Checked] = {}
 
@@ -93,7 +100,7 @@ class ProbeWorker:
     async def _round(self, checked: Checked) -> None:
         try:
             targets = await self._prober.targets(checked.web_head)
-            results: list[tuple[str, str | None, CheckResult]]
+            results: RoundResults
             if targets:
                 found = await asyncio.gather(
                     *(self._prober.check(checked.spec, a, h) for a, h in targets)
@@ -103,9 +110,7 @@ class ProbeWorker:
                 name = checked.web_head[0] if checked.web_head else str(checked.id)
                 failure = resolve_error(name)
                 results = [(failure.address, name, failure)]
-            line = {"id": checked.id, "results": [[a, h, r.to_json()] for a, h, r in results]}
-            self._out.write(json.dumps(line, separators=(",", ":")) + "\n")
-            self._out.flush()
+            self._found(checked.id, results)
         finally:
             checked.running = None
 
@@ -114,7 +119,13 @@ async def main(concurrency: int) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = ProbeWorker(sys.stdout, concurrency)
+
+    def write(app_id: int, results: RoundResults) -> None:
+        line = {"id": app_id, "results": [[a, h, r.to_json()] for a, h, r in results]}
+        sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    worker = ProbeWorker(write, concurrency)
     rounds = loop.create_task(worker.run())
     try:
         while line := await reader.readline():

@@ -11,6 +11,7 @@ quorum; a probe that stops reporting ages out after three intervals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ import aiohttp
 from fodns.checks import CheckSpec
 from fodns.errors import FodnsError
 from fodns.logs import get_logger
-from fodns.probing import CheckResult, Prober, resolve_error
+from fodns.probeworker import ProbeWorker, RoundResults
 from fodns.verdicts import AddressVerdict
 
 log = get_logger()
@@ -30,12 +31,22 @@ REQUEST_TIMEOUT = 10.0
 
 @dataclass
 class ProbedApp:
+    """One app this probe checks: what its check found, address by address."""
+
     name: str
     web_head: tuple[str, ...]
     spec: CheckSpec
-    due: float = 0.0
     verdicts: dict[str, AddressVerdict] = field(default_factory=dict)
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, results: RoundResults) -> None:
+        now = time.time()
+        for address, _, result in results:
+            verdict = self.verdicts.setdefault(
+                address, AddressVerdict(self.spec.fall, self.spec.rise)
+            )
+            verdict.record(result.ok, now, result.error)
+            self.evidence[address] = result.to_json()
 
     def report(self) -> dict[str, Any]:
         return {
@@ -52,7 +63,8 @@ class ProbedApp:
 
 
 class RemoteProbe:
-    """Checks what fodns checks and reports it (see the module's docstring)."""
+    """Checks what fodns checks and reports it (see the module's docstring). The
+    rounds are probeworker.ProbeWorker's, as in fodns's own check process."""
 
     def __init__(
         self, api: str, token: str, name: str, *, interval: float, concurrency: int = 256
@@ -61,72 +73,61 @@ class RemoteProbe:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._name = name
         self._interval = interval
-        self._prober = Prober(concurrency=concurrency)
-        self._apps: dict[str, ProbedApp] = {}
+        self._concurrency = concurrency
+        self._apps: dict[int, ProbedApp] = {}
+        self._ids: dict[str, int] = {}  # app name -> the id its rounds go by here
 
     async def run(self, *, rounds: int | None = None) -> None:
         """Check and report until cancelled (or for `rounds` reports)."""
+        worker = ProbeWorker(self._found, self._concurrency)
+        checking = asyncio.get_running_loop().create_task(worker.run())
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout, headers=self._headers) as session:
-            refreshed = 0.0
-            reported = 0
-            try:
+        try:
+            async with aiohttp.ClientSession(timeout=timeout, headers=self._headers) as session:
+                refreshed = 0.0
+                reported = 0
                 while rounds is None or reported < rounds:
                     started = time.monotonic()
                     if started - refreshed >= REFRESH_EVERY or not self._apps:
-                        await self._refresh(session)
+                        await self._refresh(session, worker)
                         refreshed = started
-                    await self._check_due()
+                    await asyncio.sleep(self._interval)
                     await self._report(session)
                     reported += 1
-                    await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
-            finally:
-                await self._prober.close()
+        finally:
+            checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checking
 
-    async def _refresh(self, session: aiohttp.ClientSession) -> None:
+    def _found(self, app_id: int, results: RoundResults) -> None:
+        app = self._apps.get(app_id)
+        if app is not None:
+            app.record(results)
+
+    async def _refresh(self, session: aiohttp.ClientSession, worker: ProbeWorker) -> None:
+        """Read fodns's checks again; hand them to the rounds."""
         async with session.get(f"{self._api}/v1/health") as response:
             if response.status != 200:
                 raise FodnsError(
                     f"GET /v1/health answered {response.status}: {await response.text()}"
                 )
             health = await response.json()
-        seen = set()
+        apps: dict[int, ProbedApp] = {}
         for item in health["apps"]:
             name = str(item["app"])
-            seen.add(name)
+            app_id = self._ids.setdefault(name, len(self._ids) + 1)
             spec = CheckSpec.from_json(item["check"])
             web_head = tuple(item.get("web_head", ()))
-            known = self._apps.get(name)
-            if known is None or known.spec != spec or known.web_head != web_head:
-                self._apps[name] = ProbedApp(name, web_head, spec)
-        for name in set(self._apps) - seen:
-            del self._apps[name]
-
-    async def _check_due(self) -> None:
-        now = time.monotonic()
-        due = [app for app in self._apps.values() if app.due <= now]
-        for app in due:
-            app.due = now + app.spec.interval
-        await asyncio.gather(*(self._check(app) for app in due))
-
-    async def _check(self, app: ProbedApp) -> None:
-        targets = await self._prober.targets(app.web_head)
-        if targets:
-            results = await asyncio.gather(
-                *(self._prober.check(app.spec, a, h) for a, h in targets)
-            )
-        else:
-            name = app.web_head[0] if app.web_head else app.name
-            results = [resolve_error(name)]
-        for result in results:
-            self._record(app, result)
-
-    def _record(self, app: ProbedApp, result: CheckResult) -> None:
-        verdict = app.verdicts.setdefault(
-            result.address, AddressVerdict(app.spec.fall, app.spec.rise)
+            known = self._apps.get(app_id)
+            same = known is not None and (known.spec, known.web_head) == (spec, web_head)
+            apps[app_id] = known if same and known is not None else ProbedApp(name, web_head, spec)
+        self._apps = apps
+        worker.take(
+            [
+                {"id": app_id, "web_head": list(app.web_head), "check": app.spec.to_json()}
+                for app_id, app in apps.items()
+            ]
         )
-        verdict.record(result.ok, time.time(), result.error)
-        app.evidence[result.address] = result.to_json()
 
     async def _report(self, session: aiohttp.ClientSession) -> None:
         reports = [app.report() for app in self._apps.values() if app.verdicts]
@@ -139,10 +140,8 @@ class RemoteProbe:
                         "probe_report_refused", status=response.status, body=await response.text()
                     )
                     return
-                answer = await response.json()
+                await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.error("probe_report_failed", error=str(exc) or type(exc).__name__)
             return
-        if answer.get("unknown_apps"):
-            self._apps = {n: a for n, a in self._apps.items() if n not in answer["unknown_apps"]}
         log.info("probe_reported", apps=len(reports))

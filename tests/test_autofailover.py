@@ -349,7 +349,8 @@ def test_two_probes_with_quorum_two_must_both_see_an_app_down(
         ),
         VERDICT,
     )
-    assert app_health(api, "far")["state"] == "unknown"  # one live probe of a quorum of two
+    # One live probe of a quorum of two: unknown, at the next decision (once a second).
+    assert wait_for(lambda: app_health(api, "far")["state"] == "unknown", VERDICT)
 
 
 def test_after_a_restart_nothing_switches_before_a_verdict(
