@@ -147,6 +147,7 @@ class HealthChecker:
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sent: str | None = None  # the app list the check process has, as sent
+        self._last_result = time.monotonic()  # when the check process last sent a round
         self._apps: dict[int, AppWatch] = {}
         self._probes: dict[str, RemoteProbe] = {}
         self._groups: list[Group] = []
@@ -244,6 +245,7 @@ class HealthChecker:
             assert process.stdout is not None
             await self._send_checks()
             while line := await process.stdout.readline():
+                self._last_result = time.monotonic()
                 try:
                     round_ = json.loads(line)
                     watch = self._apps.get(int(round_["id"]))
@@ -554,7 +556,21 @@ class HealthChecker:
             await self._settle(watch, [], [], now)
         return {"probe": probe, "accepted": len(touched), "unknown_apps": unknown}
 
-    # ---- what /v1/health shows ------------------------------------------------------
+    # ---- what /v1/health and /healthz show -------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """For /healthz: whether the check process runs and still sends rounds (stale:
+        nothing for three of the longest intervals, and 5 s more)."""
+        silent = time.monotonic() - self._last_result
+        longest = max((watch.spec.interval for watch in self._apps.values()), default=0.0)
+        running = self._process is not None and self._process.returncode is None
+        return {
+            "apps_checked": len(self._apps),
+            "process_running": running,
+            "process_pid": self._process.pid if running and self._process else None,
+            "last_result_seconds_ago": round(silent, 3),
+            "stale": bool(self._apps) and silent > 3 * longest + 5.0,
+        }
 
     def health_json(self, last_known: Sequence[tuple[str, HealthLast]]) -> dict[str, Any]:
         now = time.time()

@@ -41,6 +41,10 @@ class NotifyState(Protocol):
     def health(self) -> list[dict[str, Any]]: ...
 
 
+class CheckerState(Protocol):
+    def state(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class HealthSources:
     """Where /healthz looks: the store, the DNS workers' states, and the optional parts."""
@@ -52,6 +56,7 @@ class HealthSources:
     listen: list[str]
     mirror: MirrorState | None = None
     notifier: NotifyState | None = None
+    checker: CheckerState | None = None
 
 
 def health_report(sources: HealthSources) -> dict[str, Any]:
@@ -142,5 +147,18 @@ def health_report(sources: HealthSources) -> dict[str, Any]:
                 degraded.append(
                     f"NOTIFY for {target['zone']} to {target['target']}: {target['outcome']}"
                 )
+
+    if sources.checker is not None:
+        # Health checks down make automatic failover wait; DNS and people's switches
+        # still work, so they are degraded, never unready.
+        checks = sources.checker.state()
+        report["health_checks"] = checks
+        if checks["apps_checked"] and not checks["process_running"]:
+            degraded.append("the health check process is not running (it is being restarted)")
+        elif checks["stale"]:
+            degraded.append(
+                "health checks have reported nothing for "
+                f"{checks['last_result_seconds_ago']:.0f} s (automatic failover waits)"
+            )
 
     return {"ready": not problems, "problems": problems, "degraded": degraded, **report}

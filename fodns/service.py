@@ -139,6 +139,7 @@ async def _serve_in_process(
     sources = _health_sources(config, store, 1, dns_states, listen, mirror, notifier)
     registry = build_registry(lambda: [handler.counters], mirror, _service_state(sources))
     checker = HealthChecker(store, HealthMetrics(registry))
+    sources.checker = checker
     app = create_app(
         registry,
         lambda: health_report(sources),
@@ -200,6 +201,7 @@ async def _serve_with_workers(
         )
         registry = build_registry(pool.counters, mirror, _service_state(sources, pool))
         checker = HealthChecker(store, HealthMetrics(registry))
+        sources.checker = checker
         app = create_app(
             registry,
             lambda: health_report(sources),

@@ -11,6 +11,7 @@ up before the servers change and read after.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import socket
@@ -503,9 +504,22 @@ def test_the_check_process_is_replaced_when_it_dies_and_ends_with_fodns(
     (first,) = health_processes(server)
     assert wait_for(lambda: app_health(api, "watched")["state"] == "up", VERDICT)
 
+    status, body = server.http_get("/healthz")
+    said = json.loads(body)["health_checks"]
+    assert status == 200 and said["process_running"] and said["apps_checked"] == 1
+
     os.kill(first, signal.SIGKILL)
+
+    # Until it is replaced (a second later), /healthz says checks are not running,
+    # as degraded: DNS and people's switches still work, so fodns stays ready.
+    def degraded() -> list[str]:
+        return list(json.loads(server.http_get("/healthz")[1])["degraded"])
+
+    assert wait_for(lambda: any("health check process" in d for d in degraded()), VERDICT)
+    assert server.http_get("/healthz")[0] == 200
     assert wait_for(lambda: health_processes(server) not in ([], [first]), VERDICT)
     assert server.log_events("health_process_died")
+    assert wait_for(lambda: not any("health check" in d for d in degraded()), VERDICT)
     servers["127.0.0.12"].stop()
     assert wait_for(lambda: app_health(api, "watched")["state"] == "down", VERDICT)
 
