@@ -189,6 +189,7 @@ def test_groups_follow_health_as_each_rule_says(
     group(api, "flapping", "flaps", "lives")
     group(api, "both-down", "dies", "dies-too")
     group(api, "no-target", "dies", "unchecked")
+    group(api, "no-backup", "dies", None)
     api.ok("POST", "/v1/groups", {"label": "manual", "primary": "dies", "backup": "lives"}, 201)
     group(api, "pinned", "dies", "lives")
     pin = api.ok(
@@ -235,7 +236,10 @@ def test_groups_follow_health_as_each_rule_says(
     # Both sides down: no switch, reported. A side without a check: never a target.
     assert wait_for(lambda: health_of(api, "both-down")["state"] == "both_down", VERDICT)
     assert wait_for(lambda: health_of(api, "no-target")["state"] == "no_target", VERDICT)
+    assert wait_for(lambda: health_of(api, "no-backup")["state"] == "no_target", VERDICT)
+    assert "no backup app" in health_of(api, "no-backup")["reason"]
     assert active(api, "both-down") == "primary" and active(api, "no-target") == "primary"
+    assert active(api, "no-backup") == "primary"
     # A manual group never moves; a pinned one holds while its pin lasts.
     assert active(api, "manual") == "primary"
     assert health_of(api, "pinned")["state"] == "pinned"
