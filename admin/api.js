@@ -55,7 +55,12 @@ export async function call(method, path, body) {
 
 export const path = {
   app: (name) => `/v1/apps/${encodeURIComponent(name)}`,
+  check: (name) => `/v1/apps/${encodeURIComponent(name)}/check`,
   group: (group) => `/v1/groups/${encodeURIComponent(group.label)}?zone=${encodeURIComponent(group.zone)}`,
   switchGroup: (group) =>
     `/v1/groups/${encodeURIComponent(group.label)}/switch?zone=${encodeURIComponent(group.zone)}`,
+  pin: (group, reason) => {
+    const query = new URLSearchParams({ zone: group.zone, ...(reason ? { reason } : {}) });
+    return `/v1/groups/${encodeURIComponent(group.label)}/pin?${query}`;
+  },
 };

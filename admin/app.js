@@ -1,7 +1,8 @@
 // The fodns dashboard: groups with a radio button per side (the live one green),
-// a confirmation before every switch, apps, and the event log. It uses only the
-// public admin API (/v1), and follows changes made elsewhere by polling the
-// newest event's seq every two seconds while the tab is visible.
+// a confirmation before every switch, apps, health checks and automatic failover,
+// and the event log. It uses only the public admin API (/v1), and follows changes
+// made elsewhere by polling the newest event's seq every two seconds while the tab
+// is visible.
 //
 // This module is the entry point (index.html loads only it) and the top of the
 // imports: signing in and out, picking the view, drawing them all, and wiring the
@@ -11,12 +12,15 @@
 
 import { ApiError, call, token } from "./api.js";
 import { openAppForm, renderApps, saveApp } from "./apps.js";
+import { checkTypeChanged, removeCheck, saveCheck } from "./checks.js";
 import { confirmDelete } from "./dialogs.js";
 import { clearErrors, say, showError } from "./dom.js";
 import { eventFilterFrom, filterKey } from "./eventfilter.js";
 import { olderEvents, renderEvents } from "./events.js";
+import { confirmUnpin } from "./failover.js";
 import {
   confirmSwitch,
+  failoverChanged,
   labelSuffix,
   openGroupForm,
   renderGroups,
@@ -54,6 +58,8 @@ function showSignIn(message = "") {
     paged: { groups: false, apps: false },
     asked: { groups: "", apps: "" },
     next: { groups: null, apps: null },
+    health: null,
+    healthDue: false,
   });
   $("sign-in").hidden = false;
   say($("sign-in-error"), message);
@@ -160,7 +166,12 @@ function start() {
   $("new-app").addEventListener("click", () => openAppForm(null));
   $("group-form").addEventListener("submit", saveGroup);
   $("group-zone").addEventListener("change", labelSuffix);
+  $("group-failover").addEventListener("change", failoverChanged);
   $("app-form").addEventListener("submit", saveApp);
+  $("check-form").addEventListener("submit", saveCheck);
+  $("check-type").addEventListener("change", checkTypeChanged);
+  $("check-remove").addEventListener("click", removeCheck);
+  $("unpin-form").addEventListener("submit", confirmUnpin);
   $("switch-form").addEventListener("submit", confirmSwitch);
   $("switch-cancel").addEventListener("click", () => $("switch-dialog").close("cancel"));
   $("switch-dialog").addEventListener("close", switchClosed);

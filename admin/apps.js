@@ -1,7 +1,9 @@
-// The Apps view: a row per app with its web head, failover status and the groups
-// that use it, and the form that creates or edits an app.
+// The Apps view: a row per app with its web head, failover status, health (while
+// the page shows health: checks.js) and the groups that use it, and the form that
+// creates or edits an app.
 
 import { call, path } from "./api.js";
+import { checkButton, healthCell } from "./checks.js";
 import { openDelete, openDialog, submit } from "./dialogs.js";
 import { clearErrors, h, idPart, splitList } from "./dom.js";
 import { cell, deleteButton, drawList, historyLink, hostText } from "./lists.js";
@@ -23,7 +25,7 @@ export function renderApps() {
     searchText: (app) =>
       [app.name, ...app.load_balancer, ...app.web_servers, ...usesOf(app).map((use) => use.group.fqdn)].join(" "),
     caption: "Apps",
-    headings: ["App", "Web head", "Failover status", "Groups", "Actions"],
+    headings: ["App", "Web head", "Failover status", ...(state.health ? ["Health"] : []), "Groups", "Actions"],
     row: (app) => appRow(app, usesOf(app)),
     none: "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
     create: () => openAppForm(null),
@@ -42,6 +44,7 @@ function appRow(app, using) {
     cell("App", h("div", { class: "app-name" }, app.name)),
     cell("Web head", webHead(app)),
     cell("Failover status", h("span", { class: `badge status-${app.failover_status}` }, app.failover_status)),
+    state.health && cell("Health", healthCell(app)),
     cell(
       "Groups",
       using.length
@@ -67,6 +70,7 @@ function appRow(app, using) {
           "Edit",
           h("span", { class: "visually-hidden" }, ` ${app.name}`),
         ),
+        state.health && checkButton(app),
         historyLink(`history-app-${key}`, { app: app.name }, app.name),
         deleteButton(`delete-app-${key}`, app.name, why, () => openDelete("app", app)),
       ),

@@ -5,7 +5,7 @@ import { call } from "./api.js";
 import { failed } from "./dialogs.js";
 import { capitalise, h } from "./dom.js";
 import { eventsPath, filterSubject, inZone } from "./eventfilter.js";
-import { cell, emptyState, hostText, table } from "./lists.js";
+import { cell, clock, emptyState, hostText, table } from "./lists.js";
 import { $, EVENTS_PAGE, state } from "./state.js";
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
@@ -55,6 +55,10 @@ const ACTIONS = {
   app_created: "Created app",
   app_updated: "Changed app",
   app_deleted: "Deleted app",
+  group_pinned: "Pinned group",
+  group_unpinned: "Unpinned group",
+  check_set: "Set the health check of",
+  check_deleted: "Removed the health check of",
 };
 
 const FIELD_NAMES = {
@@ -65,7 +69,13 @@ const FIELD_NAMES = {
   name: "name",
   load_balancer: "load balancer",
   web_servers: "web servers",
+  failover: "failover",
+  failback: "failback",
+  hold_down: "hold-down",
+  max_auto_switches: "automatic switches an hour",
 };
+
+const AUTO_ONLY = ["failback", "hold_down", "max_auto_switches"];
 
 function describe(event) {
   const subject = event.group ? `${event.group}.${event.zone}` : (event.app ?? "");
@@ -75,18 +85,35 @@ function describe(event) {
     const to = after.active;
     return {
       summary: `Switched ${subject} to ${to} (${after[to] ?? "no app"})`,
-      details: [`from ${before.active} (${before[before.active] ?? "no app"})`],
+      details: [
+        `from ${before.active} (${before[before.active] ?? "no app"})`,
+        ...(after.pin ? [pinText(after.pin)] : []),
+      ],
     };
+  }
+  if (event.action === "group_pinned" && after?.pin) {
+    return { summary: `Pinned ${subject} to ${after.pin.side}`, details: [pinText(after.pin)] };
+  }
+  if (event.action === "health_changed" && before && after) {
+    return { summary: healthSummary(subject, before, after), details: healthDetails(before, after) };
+  }
+  if (event.action === "check_set" && !before && after) {
+    return { summary: `${verb} ${subject}`, details: [`${after.type} on port ${after.port}, every ${after.interval} s`] };
+  }
+  if (event.action === "check_set" || event.action === "check_deleted") {
+    return { summary: `${verb} ${subject}`, details: after ? changedFields(before ?? {}, after) : [] };
   }
   const details = [];
   const shown = (key, value) => {
     if (Array.isArray(value)) return value.length ? value.map(hostText).join(", ") : "none";
     if (value === null || value === undefined) return "none";
-    return key === "ttl" ? `${value} s` : String(value);
+    return key === "ttl" || key === "hold_down" ? `${value} s` : String(value);
   };
   const keys = Object.keys(FIELD_NAMES).filter((key) => key in (after ?? before ?? {}));
+  // A new manual group's automatic failover settings are the defaults, and say nothing yet.
+  const quiet = !before && after?.failover === "manual" ? AUTO_ONLY : [];
   for (const key of keys) {
-    if (key === "active" || (key === "name" && !before)) continue;
+    if (key === "active" || (key === "name" && !before) || quiet.includes(key)) continue;
     if (before && after) {
       if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
         details.push(`${FIELD_NAMES[key]}: ${shown(key, before[key])} → ${shown(key, after[key])}`);
@@ -96,6 +123,35 @@ function describe(event) {
     }
   }
   return { summary: `${verb} ${subject}`, details };
+}
+
+function pinText(pin) {
+  return pin.until ? `pinned until ${clock(pin.until, { ceil: true })}` : "pinned until unpinned";
+}
+
+function healthSummary(subject, before, after) {
+  return before.state === after.state
+    ? `Health of ${subject}: ${after.state}`
+    : `Health of ${subject}: ${before.state} → ${after.state}`;
+}
+
+function healthDetails(before, after) {
+  const details = (after.addresses ?? []).map(
+    (moved) => `${moved.address}: ${moved.from} → ${moved.to}${moved.evidence?.error ? ` (${moved.evidence.error})` : ""}`,
+  );
+  const leftOut = (list) => (list?.length ? list.join(", ") : "none");
+  if (JSON.stringify(before.down ?? []) !== JSON.stringify(after.down ?? [])) {
+    details.push(`left out of the answer: ${leftOut(before.down)} → ${leftOut(after.down)}`);
+  }
+  return details;
+}
+
+/** "interval: 10 → 1" for each field of a check that changed (or was set, or removed). */
+function changedFields(before, after) {
+  const shown = (value) => (value === null || value === undefined ? "none" : String(value));
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+    .map((key) => `${key.replaceAll("_", " ")}: ${shown(before[key])} → ${shown(after[key])}`);
 }
 
 export async function olderEvents() {

@@ -1,10 +1,11 @@
 // The Groups view: a row per group with a radio button per side (the live one
-// green), the confirmation before every switch, and the form that creates or edits
-// a group.
+// green) and its failover (failover.js), the confirmation before every switch (which
+// pins an automatic group), and the form that creates or edits a group.
 
 import { ApiError, call, path } from "./api.js";
 import { copy, openDelete, openDialog, setBusy, submit } from "./dialogs.js";
 import { capitalise, clearErrors, h, idPart } from "./dom.js";
+import { failoverCell } from "./failover.js";
 import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
 import { page } from "./page.js";
 import { $, state } from "./state.js";
@@ -14,7 +15,7 @@ export function renderGroups() {
     items: state.groups,
     searchText: groupSearchText,
     caption: "Failover groups",
-    headings: ["Group", "Traffic", "TTL", "Answering now", "Actions"],
+    headings: ["Group", "Traffic", "Failover", "TTL", "Answering now", "Actions"],
     row: groupRow,
     none: "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
     create: () => openGroupForm(null),
@@ -64,6 +65,7 @@ function groupRow(group) {
         ["primary", "backup"].map((side) => sideChoice(group, side, key)),
       ),
     ),
+    cell("Failover", failoverCell(group)),
     cell("TTL", h("span", { class: "ttl" }, `${group.ttl} s`)),
     cell("Answering now", answerList(group.answer)),
     cell(
@@ -163,6 +165,15 @@ async function openSwitch(group, to) {
     `fodns answers the new records at once. Resolvers that cached the old answer may keep ` +
     `sending visitors to ${group[from] ?? "the old address"} for up to ${group.ttl} seconds ` +
     `(the group's TTL).`;
+  // A person's switch of an automatic group pins it there, for as long as is chosen.
+  const auto = group.failover === "auto";
+  $("switch-pin-field").hidden = !auto;
+  $("switch-pin-for").disabled = !auto;
+  $("switch-pin-for").value = "";
+  $("switch-pin-hint").textContent = auto
+    ? `${group.fqdn} fails over automatically: switching pins it to its ${to}, and health ` +
+      `checks leave it there until the pin ends or someone unpins it.`
+    : "";
   const form = $("switch-form");
   clearErrors(form);
   $("switch-reason").value = "";
@@ -176,6 +187,9 @@ export async function confirmSwitch(event) {
   const pending = state.switching;
   if (!pending) return;
   const reason = $("switch-reason").value.trim();
+  // Only an automatic group is pinned (a pin_for for a manual one is refused): until
+  // unpinned (null), or for the seconds chosen.
+  const pinFor = $("switch-pin-field").hidden ? {} : { pin_for: Number($("switch-pin-for").value) || null };
   await submit({
     form: event.currentTarget,
     button: $("switch-confirm"),
@@ -184,6 +198,7 @@ export async function confirmSwitch(event) {
       const group = await call("POST", path.switchGroup(pending.group), {
         to: pending.to,
         ...(reason ? { reason } : {}),
+        ...pinFor,
       });
       // Done, so the dialog closing is no cancel (see switchClosed): the new state is drawn.
       state.switching = null;
@@ -193,7 +208,8 @@ export async function confirmSwitch(event) {
     },
     done: (group) => {
       $(`side-${domKey(group)}-${group.active}`)?.focus();
-      return `${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.`;
+      const pin = group.pin ? ` It is pinned to its ${group.pin.side}.` : "";
+      return `${group.fqdn} now answers with ${recordsText(group.answer) || "nothing"}.${pin}`;
     },
   });
 }
@@ -258,7 +274,20 @@ export function openGroupForm(group) {
   $("group-label").disabled = !creating;
   fillChoices(group);
   $("group-ttl").value = creating ? "" : String(group.ttl);
+  $("group-failover").value = group?.failover ?? "manual";
+  $("group-failback").value = group?.failback ?? "manual";
+  $("group-hold-down").value = creating ? "" : String(group.hold_down);
+  $("group-max-auto-switches").value = creating ? "" : String(group.max_auto_switches);
+  for (const id of ["group-hold-down-empty", "group-max-auto-switches-empty"]) {
+    $(id).textContent = creating ? $(id).dataset.created : "Empty: unchanged.";
+  }
+  failoverChanged();
   openDialog($("group-dialog"));
+}
+
+/** Failback, hold-down and the switches an hour matter only to an automatic group. */
+export function failoverChanged() {
+  $("group-auto-fields").hidden = $("group-failover").value !== "auto";
 }
 
 /** The chosen zone's name after the label, and what an empty TTL means (the zone's default). */
@@ -272,6 +301,24 @@ export function labelSuffix() {
     : `Empty: the zone's default${zone ? ` (${zone.group_ttl} s)` : ""}.`;
 }
 
+/** The failover settings the form sends: the mode always when editing (only "auto" when
+ * creating, "manual" being the default), and, for an automatic group, failback and
+ * the numbers typed (empty: the default, or unchanged). */
+function failoverBody(editing) {
+  const failover = $("group-failover").value;
+  if (failover !== "auto") return editing ? { failover } : {};
+  const body = { failover, failback: $("group-failback").value };
+  for (const [field, id] of [
+    ["hold_down", "group-hold-down"],
+    ["max_auto_switches", "group-max-auto-switches"],
+  ]) {
+    const text = $(id).value.trim();
+    // Not a number: sent as typed, for the API to say what is wrong beside the field.
+    if (text) body[field] = /^\d+$/.test(text) ? Number(text) : text;
+  }
+  return body;
+}
+
 export async function saveGroup(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -280,9 +327,10 @@ export async function saveGroup(event) {
   const ttl = /^\d+$/.test(ttlText) ? Number(ttlText) : ttlText;
   const primary = $("group-primary").value || null;
   const backup = $("group-backup").value || null;
+  const failover = failoverBody(editing);
   let body;
   if (editing) {
-    body = { primary, backup, ...(ttlText ? { ttl } : {}) };
+    body = { primary, backup, ...(ttlText ? { ttl } : {}), ...failover };
   } else {
     const label = $("group-label").value.trim();
     body = {
@@ -291,6 +339,7 @@ export async function saveGroup(event) {
       ...(primary ? { primary } : {}),
       ...(backup ? { backup } : {}),
       ...(ttlText ? { ttl } : {}),
+      ...failover,
     };
   }
   await submit({

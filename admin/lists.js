@@ -1,6 +1,6 @@
 // What the lists share: tables, cells and the empty state, the find box and "Show
 // more" (only the first PAGE_ROWS matching rows are drawn), a row's History link and
-// Delete button, and hosts, records and web heads as text.
+// Delete button, and hosts, records, web heads and times as text.
 
 import { h } from "./dom.js";
 import { eventsLink } from "./eventfilter.js";
@@ -164,3 +164,24 @@ export function webHeadText(app) {
 
 export const hostText = (value) => value.replace(/\.$/, "");
 export const recordsText = (records) => records.map((record) => hostText(record.data)).join(", ");
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const dayAndTime = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+});
+
+/**
+ * An ISO time as this page says times, in the browser's time zone: "14:05" today, "Dec 3,
+ * 14:05" another day. With `ceil`, rounded up to the minute, so that a time something
+ * lasts until (a pin, a hold) is never shown before it.
+ */
+export function clock(iso, { ceil = false } = {}) {
+  let moment = new Date(iso);
+  if (ceil) moment = new Date(Math.ceil(moment.getTime() / 60000) * 60000);
+  const today = moment.toDateString() === new Date().toDateString();
+  return (today ? timeOfDay : dayAndTime).format(moment);
+}

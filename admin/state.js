@@ -31,6 +31,8 @@ export const state = {
   view: "groups",
   switching: null, // {group, to} while the confirmation dialog is open
   editing: null, // the group or app being edited, null when creating
+  checking: null, // {app, check} while the Health check dialog is open (check null: none yet)
+  unpinning: null, // the group whose Unpin dialog is open
   deleting: null, // {kind, item}
   find: { groups: "", apps: "" }, // what the find boxes hold
   rows: { groups: PAGE_ROWS, apps: PAGE_ROWS }, // how many matching rows are drawn
@@ -45,4 +47,11 @@ export const state = {
   eventFilter: null, // {group, zone} or {app}: the Events view shows only those
   eventsLoading: false, // the filter changed and its events have not arrived yet
   eventsKept: EVENTS_PAGE, // events kept as new ones arrive: a page, or more once asked for
+  // What the health checker says (GET /v1/health, indexed by health.js), or null: not
+  // read yet, or checks do not run in this fodns (a 404), and the page shows no health.
+  health: null,
+  // Read /v1/health on the next poll even if nothing is new: set after a read that
+  // events asked for, as the checker decides for the groups a moment after it writes
+  // a health event (a read in between shows the decision before it).
+  healthDue: false,
 };

@@ -1,13 +1,15 @@
 // Reading the API and following changes made elsewhere: refresh() reads the first page
-// of each list, readMore() and findOnServer() further pages and searches of a list
-// longer than a page, catchUp() only the groups and apps the events missed since
-// then say they touched, and polling asks every POLL_MS, while the tab is visible,
-// for what came after the seq the page has read.
+// of each list (and what the health checker says), readMore() and findOnServer()
+// further pages and searches of a list longer than a page, catchUp() only the groups
+// and apps the events missed since then say they touched (and /v1/health when they
+// changed it), and polling asks every POLL_MS, while the tab is visible, for what came
+// after the seq the page has read.
 
 import { ApiError, call, path, token } from "./api.js";
 import { failed } from "./dialogs.js";
 import { say } from "./dom.js";
 import { eventsPath, inZone } from "./eventfilter.js";
+import { healthMoved, readHealth } from "./health.js";
 import { page } from "./page.js";
 import {
   $,
@@ -52,14 +54,17 @@ export async function refresh() {
   const filter = state.eventFilter;
   const asked = { groups: askedOf("groups"), apps: askedOf("apps") };
   try {
-    const [zones, apps, groups, events] = await Promise.all([
+    const [zones, apps, groups, events, health] = await Promise.all([
       call("GET", "/v1/zones"),
       call("GET", listPath("apps", asked.apps)),
       call("GET", listPath("groups", asked.groups)),
       call("GET", eventsPath(filter)),
+      readHealth(),
     ]);
     if (filter !== state.eventFilter) return; // the filter changed meanwhile: a newer refresh runs
     state.zones = zones.zones;
+    state.health = health;
+    state.healthDue = false;
     takeFirstPage("apps", apps, asked.apps);
     takeFirstPage("groups", groups, asked.groups);
     const newest = inZone(events.events, filter);
@@ -115,8 +120,9 @@ async function readPage(kind, asked, cursor) {
 /**
  * Bring the page up to the newest event by reading the events it missed and then
  * only the groups and apps they say they touched (`touched`, written with each
- * event) that this page shows or would show; everything, through refresh(), when
- * that is less work.
+ * event) that this page shows or would show, and /v1/health once if they changed
+ * what it says (see health.js healthMoved) or a read is due; everything, through
+ * refresh(), when that is less work.
  */
 export async function catchUp() {
   const since = state.seq;
@@ -129,20 +135,25 @@ export async function catchUp() {
     if (reply.last_seq < since || missed.length >= CATCH_UP_EVENTS) return refresh();
     if (!missed.length) {
       say($("page-error"), ""); // nothing new: a write that changed nothing, say
+      if (state.healthDue) await healthOnly();
       return;
     }
     const touched = eventsTouched(missed);
     const groups = [...touched.groups.values()].filter((key) => mayHold("groups", groupOrder, key));
     const apps = [...touched.apps].filter((name) => mayHold("apps", appOrder, { name }));
     if (groups.length + apps.length > CATCH_UP_FETCHES) return refresh();
-    const [zones, groupsNow, appsNow, shown] = await Promise.all([
+    const moved = healthMoved(missed);
+    const [zones, groupsNow, appsNow, shown, health] = await Promise.all([
       call("GET", "/v1/zones"),
       Promise.all(groups.map((group) => readOrNull(path.group(group)))),
       Promise.all(apps.map((name) => readOrNull(path.app(name)))),
       filter ? call("GET", eventsPath(filter, { after: since })).then((reply) => reply.events) : missed,
+      moved || state.healthDue ? readHealth() : state.health,
     ]);
     if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
     state.zones = zones.zones;
+    state.health = health;
+    state.healthDue = moved; // once more on the next poll: see state.healthDue
     state.groups = [...state.groups];
     groups.forEach((key, index) => hold("groups", groupOrder, key, groupsNow[index]));
     state.apps = [...state.apps];
@@ -200,6 +211,16 @@ async function readOrNull(path) {
   }
 }
 
+/** The read of /v1/health that state.healthDue asks for, when no event is new. */
+async function healthOnly() {
+  const since = state.seq;
+  const health = await readHealth();
+  if (state.seq !== since) return; // caught up meanwhile, with a read of its own
+  state.health = health;
+  state.healthDue = false;
+  page.render();
+}
+
 // The API's own orders (ORDER BY zone, label and ORDER BY name, byte-wise): a row put
 // in by catchUp() stands where a full refresh would put it.
 const byBytes = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
@@ -252,7 +273,10 @@ async function poll() {
     const since = state.seq;
     const news = since === null ? null : await call("GET", eventsPath(null, { after: since, limit: 1 }));
     if (news === null || news.events.length || news.last_seq !== since) await catchUp();
-    else say($("page-error"), "");
+    else {
+      say($("page-error"), "");
+      if (state.healthDue) await healthOnly();
+    }
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     failed(error);

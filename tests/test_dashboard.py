@@ -9,15 +9,18 @@ to test-artifacts/dashboard/ for people to look at.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
 import shutil
 import sqlite3
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -1164,6 +1167,220 @@ def test_switching_by_keyboard_alone(dashboard: Dashboard) -> None:
     expect(backup).to_be_focused()
     expect(dashboard.group_row(fqdn).locator("label.side.live")).to_contain_text("keys-b")
     assert served(server, fqdn) == {"192.0.2.121"}
+
+
+class Website(http.server.ThreadingHTTPServer):
+    """A web server on one loopback address answering 200 to everything: an app's web
+    head, which the test stops (its socket closed: connection refused)."""
+
+    daemon_threads = True
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"ok\n")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__((host, port), self.Handler)
+        self.port = int(self.server_address[1])
+        self.stopped = False
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.shutdown()
+            self.server_close()
+
+
+@pytest.fixture
+def websites() -> Iterator[tuple[Website, Website]]:
+    """Web servers on 127.0.0.2 and 127.0.0.3, on the one port the OS picked for the
+    first (a check names one port for all of an app's addresses); stopped afterwards."""
+    first = Website("127.0.0.2", 0)
+    try:
+        second = Website("127.0.0.3", first.port)
+    except OSError:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_health_checks_and_automatic_failover_are_shown_and_driven(
+    open_tab: OpenTab, fodns_factory: StartFodns, websites: tuple[Website, Website]
+) -> None:
+    """An app's check set through its form (an error beside the field the API names), a
+    group made automatic through its form; the primary's web server stopped: the Groups
+    view shows health's switch with its reason, the Apps view the address down. A person's
+    switch pins the group for the time chosen; Unpin hands it back to health, which
+    switches it again. Checks every second, down after 2 failures: a verdict in ~2 s."""
+    primary_site, _backup = websites
+    port = primary_site.port
+    # A fodns of the test's own: its health events would reach the other tests' pages.
+    server = fodns_factory(TOKEN)
+    dashboard = open_tab(server)
+    api = dashboard.api
+    # 127.0.0.4 serves nothing: down from the start, and left out of the answer.
+    fqdn = seed(
+        api,
+        "healthy",
+        {"name": "healthy-a", "web_servers": ["127.0.0.2", "127.0.0.4"]},
+        {"name": "healthy-b", "web_servers": ["127.0.0.3"]},
+    )
+    quick = {"port": port, "interval": 1, "timeout": 0.5, "fall": 2, "rise": 1}
+    api.ok("PUT", "/v1/apps/healthy-b/check", quick)
+    page = dashboard.sign_in()
+
+    dashboard.view("Apps")
+    app_a = dashboard.app_row("healthy-a")
+    expect(app_a.locator('td[data-label="Health"]')).to_have_text("No check")
+    app_a.get_by_role("button", name="Health check of healthy-a").click()
+    form = page.get_by_role("dialog", name="Health check of healthy-a")
+    form.get_by_label("Port").fill(str(port))
+    form.get_by_label("Every (seconds)").fill("1")
+    form.get_by_label("Timeout (seconds)").fill("5")  # longer than the interval: refused
+    form.get_by_label("Down after").fill("2")
+    form.get_by_label("Up after").fill("1")
+    form.get_by_label("Answers follow health").check()
+    assert unnamed_controls(page) == [], "unnamed controls in the Health check dialog"
+    dashboard.screenshot("check-form", full_page=False)
+    form.get_by_role("button", name="Add check").click()
+    timeout = form.get_by_label("Timeout (seconds)")
+    expect(timeout).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("#check-timeout-error")).to_contain_text("at most the interval")
+    timeout.fill("0.5")
+    form.get_by_role("button", name="Add check").click()
+    expect(form).to_be_hidden()
+    assert api.ok("GET", "/v1/apps/healthy-a/check")["answers_follow_health"] is True
+    # Up, with 127.0.0.4 down and left out of what the group answers.
+    expect(app_a.locator(".health-state")).to_contain_text("up", timeout=10_000)
+    dead = app_a.locator('li[data-address="127.0.0.4"]')
+    expect(dead).to_contain_text("left out of the answer", timeout=10_000)
+    expect(dead).to_contain_text("connection refused")
+    assert served(server, fqdn) == {"127.0.0.2"}
+
+    dashboard.view("Groups")
+    row = dashboard.group_row(fqdn)
+    expect(row).to_contain_text("Manual failover")
+    row.get_by_role("button", name=f"Edit {fqdn}").click()
+    form = page.get_by_role("dialog", name=f"Edit {fqdn}")
+    expect(form.get_by_label("Failback")).to_be_hidden()  # for an automatic group only
+    form.get_by_label("Failover").select_option("auto")
+    form.get_by_label("Failback").select_option("manual")
+    form.get_by_label("Automatic switches an hour").fill("3")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form).to_be_hidden()
+    expect(row).to_contain_text("Automatic failover, manual failback")
+    assert api.ok("GET", "/v1/groups/healthy")["max_auto_switches"] == 3
+    decision = row.locator(".decision")
+    expect(decision).to_contain_text("OK", timeout=10_000)
+    expect(decision).to_contain_text("primary healthy-a is up: staying on primary")
+
+    primary_site.stop()
+    expect(row.get_by_role("radio", name="Backup healthy-b")).to_be_checked(timeout=10_000)
+    last = row.locator(".last-switch")
+    expect(last).to_contain_text("Last automatic switch")
+    expect(last).to_contain_text("primary → backup")
+    expect(last).to_contain_text("primary healthy-a is down (127.0.0.2: connection refused")
+    assert served(server, fqdn) == {"127.0.0.3"}
+    first_switch = api.ok("GET", "/v1/groups/healthy")["last_auto_switch"]
+    dashboard.screenshot("groups-health")
+    dashboard.view("Apps")
+    expect(app_a.locator(".health-state")).to_contain_text("down")
+    address = app_a.locator('li[data-address="127.0.0.2"]')
+    expect(address.locator(".badge.health-down")).to_be_visible()
+    expect(address).to_contain_text("connection refused")
+    # With none up, every address is answered (fail open): none is marked left out.
+    expect(app_a).to_contain_text("Every address is down: all are answered.")
+    expect(app_a.locator(".left-out")).to_have_count(0)
+    dashboard.screenshot("apps-health")
+
+    # A person's switch of an automatic group pins it, for as long as they choose.
+    dashboard.view("Groups")
+    row.get_by_role("radio", name="Primary healthy-a").check()
+    switch = page.get_by_role("dialog", name=f"Switch {fqdn} to its primary?")
+    expect(switch).to_contain_text("switching pins it to its primary")
+    switch.get_by_label("Keep it there").select_option(label="for 1 hour")
+    switch.get_by_label("Reason").fill("testing the primary")
+    switch.get_by_role("button", name="Switch traffic now").click()
+    expect(switch).to_be_hidden()
+    pin = row.locator(".pin")
+    expect(pin).to_contain_text(re.compile(r"Pinned to primary by admin, until \d\d:\d\d"))
+    expect(pin).to_contain_text("“testing the primary”")
+    pinned = api.ok("GET", "/v1/groups/healthy")["pin"]
+    assert (
+        datetime.fromisoformat(pinned["until"]) - datetime.fromisoformat(pinned["at"])
+    ).total_seconds() == 3600
+    assert served(server, fqdn) == {"127.0.0.2", "127.0.0.4"}  # a person's choice stands
+    dashboard.screenshot("groups-pinned")
+
+    # Unpinned, the group is health's again: its primary is down, so back to the backup.
+    row.get_by_role("button", name=f"Unpin {fqdn}").click()
+    unpin = page.get_by_role("dialog", name=f"Unpin {fqdn}?")
+    expect(unpin).to_contain_text("primary healthy-a down, backup healthy-b up")
+    assert unnamed_controls(page) == [], "unnamed controls in the Unpin dialog"
+    unpin.get_by_role("button", name="Unpin", exact=True).click()
+    expect(unpin).to_be_hidden()
+    expect(pin).to_have_count(0)
+    expect(row.get_by_role("radio", name="Backup healthy-b")).to_be_checked(timeout=10_000)
+    assert api.ok("GET", "/v1/groups/healthy")["last_auto_switch"]["at"] > first_switch["at"]
+
+    # Removing a check: the app shows none.
+    dashboard.view("Apps")
+    app_b = dashboard.app_row("healthy-b")
+    app_b.get_by_role("button", name="Health check of healthy-b").click()
+    form = page.get_by_role("dialog", name="Health check of healthy-b")
+    expect(form.get_by_label("Every (seconds)")).to_have_value("1")
+    form.get_by_role("button", name="Remove check").click()
+    expect(form).to_be_hidden()
+    expect(app_b.locator('td[data-label="Health"]')).to_have_text("No check")
+
+    # The Events view says what health did, and why.
+    dashboard.view("Events")
+    switched = page.locator("#events-list tbody tr").filter(has_text=f"Switched {fqdn} to backup")
+    expect(switched.first).to_contain_text("health")
+    expect(switched.first).to_contain_text("connection refused")
+    expect(page.locator("#events-list")).to_contain_text("Health of healthy-a: up → down")
+    expect(page.locator("#events-list")).to_contain_text(f"Unpinned group {fqdn}")
+    expect(page.locator("#events-list")).to_contain_text(re.compile(r"pinned until \d\d:\d\d"))
+    dashboard.screenshot("events-health")
+
+    # What health shows fits a phone too.
+    page.set_viewport_size(PHONE)
+    for view, shown in [("Groups", last), ("Apps", app_a.locator(".health-state"))]:
+        dashboard.view(view)
+        expect(shown).to_be_visible()
+        dashboard.no_sideways_scroll()
+        dashboard.screenshot(f"{view.lower()}-health-phone")
+    page.set_viewport_size(DESKTOP)
+
+    # Where health checks do not run, /v1/health is a 404: the page shows no health.
+    page.route(
+        re.compile(r"/v1/health$"),
+        lambda route: route.fulfill(
+            status=404,
+            content_type="application/json",
+            body=json.dumps({"error": {"code": "not_found", "message": "not checking"}}),
+        ),
+    )
+    page.reload()
+    expect(app_a).to_be_visible()
+    expect(page.locator("#apps-list th", has_text="Health")).to_have_count(0)
+    expect(app_a.get_by_role("button", name="Health check of healthy-a")).to_have_count(0)
+    dashboard.view("Groups")
+    expect(row).to_contain_text("Automatic failover, manual failback")  # the group's own
+    expect(row.locator(".decision")).to_have_count(0)
 
 
 def test_a_restart_of_fodns_is_said_and_then_followed(
