@@ -3,7 +3,8 @@ stopped server takes to leave DNS (issue 13).
 
     .venv/bin/python benchmarks/health.py [--part both|cost|detection] [--out PATH]
       cost:      [--addresses 10000] [--per-app 4] [--check-interval 10] [--check-type http]
-                 [--workers 1] [--rounds 2] [--duration 20] [--outstanding 100]
+                 [--workers 1] [--check-cpu server other] [--rounds 2] [--duration 20]
+                 [--outstanding 100]
       detection: [--groups 20] [--interval 1] [--fall 3] [--rise 2] [--detection-rounds 10]
 
 1. Cost to DNS: `make bench` (benchmarks/run.py: fodns against Knot with dnsperf, each
@@ -11,11 +12,16 @@ stopped server takes to leave DNS (issue 13).
    in 1,250 automatic groups, taking turns without checks and with an HTTP check of
    every app (so 10,000 addresses) every `--check-interval` seconds. The addresses are
    10,000 loopback addresses 127.64.0.1 up, all served by one small asyncio HTTP
-   responder process pinned to dnsperf's CPU. Each turn reports fodns's queries per
-   server CPU-second over Knot's of the same round, the checks fodns made meanwhile
-   (its /metrics) and the connections the responder took. With `--workers 2` the DNS
-   workers stay on CPU 0 and the API process, where the checks run, is moved to CPU 1;
-   only the workers' CPU counts as the server's.
+   responder process pinned to dnsperf's CPU. fodns's check attempts run in a child
+   process of `fodns serve` (`python -m fodns.probeworker`, nice 10), which inherits
+   the server's CPU 0; with `--check-cpu other` the harness moves it to CPU 1 once it
+   has started, as a deployment with a core to spare would have it, with `server` it
+   stays beside DNS (the worst case). Only the processes that answer DNS count as the
+   server's CPU: with `--workers 1` the main process (DNS, the API, and applying the
+   check results), with more the DNS workers (the main process is then moved to CPU
+   1, as before). The check process's own CPU is reported apart. Each turn reports
+   fodns's queries per server CPU-second over Knot's of the same round, the checks
+   fodns made meanwhile (its /metrics) and the connections the responder took.
 2. Detection: `fodns serve` with 2 workers and `--groups` automatic groups, each a
    primary and a backup app of one address; the live side's HTTP server of each group
    is stopped (its listening socket closed: connections are refused) at a random
@@ -27,7 +33,8 @@ stopped server takes to leave DNS (issue 13).
    next round stops the side now live. Reported against fall x interval.
 
 Everything binds loopback addresses on ports the OS picks; every loop is bounded in
-count and time; only processes started here are stopped, by their handles.
+count and time; only processes started here are stopped, by their handles (the check
+process is fodns's own child: it is only found, read and moved, never signalled).
 """
 
 from __future__ import annotations
@@ -59,15 +66,20 @@ import groups
 import run
 from provenance import print_report, provenance
 
+from fodns.probeworker import TICK as CHECK_PROCESS_TICK
 from fodns.store import Store, ZoneDefaults
 
 ACTOR = "benchmark"
 COST_ZONE = run.ZONE_ORIGIN.rstrip(".")
 DETECTION_ZONE = "fo.example.net"  # groups.write_config's zone
 HEALTH_PATH = "/health"
-# The checker starts due rounds every TICK seconds (fodns/checker.py), so each round
-# may start up to one tick late: part of the window detection falls in.
-CHECKER_TICK = 0.25
+# The check process starts due rounds every TICK seconds (fodns/probeworker.py), so
+# each round may start up to one tick late: part of the window detection falls in.
+CHECKER_TICK = CHECK_PROCESS_TICK
+CHECK_PROCESS_MARK = b"fodns.probeworker"  # in the check process's command line
+# Where the check process runs during a cost run: left on the server's CPU (as it
+# starts: a child inherits its parent's affinity), or moved to the other one.
+CHECK_CPUS = {"server": int(run.SERVER_CPU), "other": int(run.DNSPERF_CPU)}
 START_TIMEOUT = 120.0  # seconds for targets to listen or every app to be up
 SOCKETS = 16  # UDP sockets asking each group (both workers, but with odds 2 ** -15)
 TARGET_REQUEST_MAX = 8192
@@ -343,17 +355,38 @@ def own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def dns_worker_pids(main_pid: int) -> list[int]:
-    """fodns's DNS workers: its children but multiprocessing's resource tracker."""
-    workers = []
+def children(parent_pid: int) -> dict[int, bytes]:
+    """A process's children, each with its command line (arguments NUL-separated)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # exited while we looked
             parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            if parent == main_pid and b"resource_tracker" not in (entry / "cmdline").read_bytes():
-                workers.append(int(entry.name))
-    return workers
+            if parent == parent_pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes()
+    return found
+
+
+def dns_worker_pids(main_pid: int) -> list[int]:
+    """fodns's DNS workers: its children but multiprocessing's resource tracker and the
+    check process."""
+    return [
+        pid
+        for pid, command in children(main_pid).items()
+        if b"resource_tracker" not in command and CHECK_PROCESS_MARK not in command
+    ]
+
+
+def check_process_pid(main_pid: int, timeout: float = START_TIMEOUT) -> int:
+    """fodns's check process (fodns/probeworker.py), once the checker has started it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [pid for pid, cmd in children(main_pid).items() if CHECK_PROCESS_MARK in cmd]
+        if len(found) == 1:
+            return found[0]
+        time.sleep(0.05)
+    raise run.BenchmarkError(f"no single check process under {main_pid} within {timeout:.0f} s")
 
 
 def pin_process(pid: int, cpu: int) -> None:
@@ -373,12 +406,14 @@ def fodns_cost_run(
     workers: int,
     store: Path,
     apps: int,
-    checked: bool,
+    check_cpu: str | None,
     targets: Targets,
 ) -> dict[str, Any]:
-    """One dnsperf run against fodns serving a fresh copy of `store` (its `apps` apps
-    `checked` or not)."""
-    label = f"fodns-w{workers}-{'checks' if checked else 'none'}"
+    """One dnsperf run against fodns serving a fresh copy of `store`: its `apps` apps
+    checked with the check process on `check_cpu` ("server" or "other"), or, if None,
+    not checked (the check process then idles where it started, on the server's CPU)."""
+    checked = check_cpu is not None
+    label = f"fodns-w{workers}-{f'checks-{check_cpu}-cpu' if checked else 'none'}"
     with tempfile.TemporaryDirectory(prefix="fodns-health-cost-") as temp:
         work_dir = Path(temp)
         setup = run.fodns_setup(work_dir, zone_file, "default", workers)
@@ -394,37 +429,53 @@ def fodns_cost_run(
             run.wait_until_answering(process, setup.port, log_path)
             run.check_answers(setup.port)
             wait_for_api(setup.api_port)
+            # The check process is fodns's child, started with the checker: found by its
+            # command line, moved (taskset -p, as an operator would) before its first
+            # rounds are done, so the start-up's checks run where the measured ones do.
+            checker = check_process_pid(process.pid)
+            if check_cpu is not None:
+                pin_process(checker, CHECK_CPUS[check_cpu])
+            dns_pids = [process.pid]
+            if workers > 1:
+                # The main process (the API, applying check results) off the DNS
+                # workers' core, as before the check process existed; the workers, and
+                # the check process, were forked before and keep their own CPUs.
+                pin_process(process.pid, int(run.DNSPERF_CPU))
+                dns_pids = dns_worker_pids(process.pid)
             # From a start every address is unknown; the first checks bring each app up
             # (rise) and write it to the log, which DNS follows. Measure after that.
             until_up = wait_all_up(setup.api_port, apps) if checked else 0.0
             # The last of those events reach the DNS table; the same pause without
             # checks, so both runs start alike.
             time.sleep(2.0)
-            dns_pids = [process.pid]
-            if workers > 1:
-                # The checks run in the API process: off the DNS workers' core.
-                pin_process(process.pid, int(run.DNSPERF_CPU))
-                dns_pids = dns_worker_pids(process.pid)
+            checker_cpus = sorted(os.sched_getaffinity(checker))
             print(
                 f"{label}: serving on 127.0.0.1:{setup.port}, dnsperf for {settings.duration}s",
                 flush=True,
             )
             checks_before = HealthMetrics.scrape(setup.api_port)
             accepted_before = targets.accepted()
-            api_before = own_cpu_seconds(process.pid)
-            dns_before = sum(run.process_tree_cpu_seconds(pid) for pid in dns_pids)
+            main_before = own_cpu_seconds(process.pid)
+            checker_before = own_cpu_seconds(checker)
+            dns_before = sum(own_cpu_seconds(pid) for pid in dns_pids)
             core_before = run.core_busy_seconds(run.SERVER_CPU)
             run.run_dnsperf(setup.port, query_file, settings, transcript)
-            dns_cpu = sum(run.process_tree_cpu_seconds(pid) for pid in dns_pids) - dns_before
+            dns_cpu = sum(own_cpu_seconds(pid) for pid in dns_pids) - dns_before
             core_busy = run.core_busy_seconds(run.SERVER_CPU) - core_before
-            api_cpu = own_cpu_seconds(process.pid) - api_before
+            checker_cpu = own_cpu_seconds(checker) - checker_before
+            main_cpu = own_cpu_seconds(process.pid) - main_before
             accepted = targets.accepted() - accepted_before
             checks_after = HealthMetrics.scrape(setup.api_port)
             if process.poll() is not None:
                 raise run.BenchmarkError(f"{label} died during the run:\n" + run.log_tail(log_path))
+            if check_process_pid(process.pid, 5.0) != checker:
+                raise run.BenchmarkError(f"{label}: the check process was started again")
         summary, histogram = run.read_transcript(transcript)
+    # The check process's CPU on the server's core is fodns's, not another tenant's:
+    # it is left out of the core's "other" work (run.summarise: busy minus server).
+    on_core = checker_cpu if checker_cpus == [int(run.SERVER_CPU)] else 0.0
     result = run.summarise(
-        label, setup.version, summary, histogram, run.CpuReading(dns_cpu, core_busy)
+        label, setup.version, summary, histogram, run.CpuReading(dns_cpu, core_busy - on_core)
     )
     seconds = result.run_time_s
     made = checks_after.check_seconds_count - checks_before.check_seconds_count
@@ -432,6 +483,7 @@ def fodns_cost_run(
     return {
         "workers": workers,
         "checks": checked,
+        "check_cpu": check_cpu,
         "dns": dataclasses.asdict(result),
         "seconds_until_every_app_up": round(until_up, 1),
         "checks_made": made,
@@ -440,9 +492,14 @@ def fodns_cost_run(
         "check_ms_mean": round(1000 * check_seconds / made, 2) if made else None,
         "target_connections": accepted,
         "target_connections_per_second": round(accepted / seconds, 1),
-        # With workers > 1: the API process's CPU (the checks, on CPU 1). With one
-        # worker it is the same process as DNS, already in dns.server_cpu_s.
-        "api_process_cpu_s": round(api_cpu, 2) if workers > 1 else None,
+        # The check process (fodns/probeworker.py): its CPUs as read before dnsperf,
+        # its own CPU seconds during the run, and per check made.
+        "check_process_cpus": checker_cpus,
+        "check_process_cpu_s": round(checker_cpu, 2),
+        "check_process_cpu_ms_per_check": round(1000 * checker_cpu / made, 3) if made else None,
+        # With workers > 1: the main process (the API, applying results; on CPU 1). With
+        # one worker it is the DNS process, already in dns.server_cpu_s.
+        "main_process_cpu_s": round(main_cpu, 2) if workers > 1 else None,
     }
 
 
@@ -474,17 +531,18 @@ def measure_cost(args: argparse.Namespace) -> dict[str, Any]:
             for turn in range(args.rounds):
                 knot = run.benchmark("knot", zone_file, query_file, settings)
                 knots.append(dataclasses.asdict(knot))
-                # Alternate which goes first, so a machine getting busier favours neither.
+                # Alternate the order, so a machine getting busier favours none.
+                turns: list[str | None] = [None, *args.check_cpu]
                 for workers in args.workers:
-                    for checked in (False, True) if turn % 2 == 0 else (True, False):
+                    for check_cpu in turns if turn % 2 == 0 else turns[::-1]:
                         measured = fodns_cost_run(
                             zone_file,
                             query_file,
                             settings,
                             workers,
-                            stores[checked],
+                            stores[check_cpu is not None],
                             len(web_servers),
-                            checked,
+                            check_cpu,
                             targets,
                         )
                         measured["round"] = turn + 1
@@ -502,33 +560,42 @@ def measure_cost(args: argparse.Namespace) -> dict[str, Any]:
         "check": check,
         "knot": knots,
         "runs": runs,
-        "summary": cost_summary(runs, args.workers),
+        "summary": cost_summary(runs, args.workers, args.check_cpu),
     }
 
 
-def cost_summary(runs: list[dict[str, Any]], workers_counts: list[int]) -> list[dict[str, Any]]:
-    """Per worker count: the fodns/Knot ratio without and with checks (median over
-    rounds, and each round's pair), and the change in percent."""
+def cost_summary(
+    runs: list[dict[str, Any]], workers_counts: list[int], check_cpus: list[str]
+) -> list[dict[str, Any]]:
+    """Per worker count and place of the check process: the fodns/Knot ratio without
+    and with checks (median over rounds, and each round's), the change in percent
+    (of the medians, and round by round), and the check process's CPU and checks/s."""
     rows = []
     for workers in workers_counts:
         mine = [r for r in runs if r["workers"] == workers]
         without = [r["fodns_over_knot"] for r in mine if not r["checks"]]
-        with_checks = [r["fodns_over_knot"] for r in mine if r["checks"]]
-        pairs = [
-            round(100 * (w / o - 1), 1) for o, w in zip(without, with_checks, strict=True) if o
-        ]
-        median_without, median_with = statistics.median(without), statistics.median(with_checks)
-        rows.append(
-            {
-                "workers": workers,
-                "ratio_without_checks": without,
-                "ratio_with_checks": with_checks,
-                "median_without": round(median_without, 3),
-                "median_with": round(median_with, 3),
-                "change_percent": round(100 * (median_with / median_without - 1), 1),
-                "change_percent_by_round": pairs,
-            }
-        )
+        median_without = statistics.median(without)
+        for check_cpu in check_cpus:
+            checked = [r for r in mine if r["check_cpu"] == check_cpu]
+            with_checks = [r["fodns_over_knot"] for r in checked]
+            pairs = [
+                round(100 * (w / o - 1), 1) for o, w in zip(without, with_checks, strict=True) if o
+            ]
+            median_with = statistics.median(with_checks)
+            rows.append(
+                {
+                    "workers": workers,
+                    "check_cpu": check_cpu,
+                    "ratio_without_checks": without,
+                    "ratio_with_checks": with_checks,
+                    "median_without": round(median_without, 3),
+                    "median_with": round(median_with, 3),
+                    "change_percent": round(100 * (median_with / median_without - 1), 1),
+                    "change_percent_by_round": pairs,
+                    "check_process_cpu_s": [r["check_process_cpu_s"] for r in checked],
+                    "checks_per_second": [r["checks_per_second"] for r in checked],
+                }
+            )
     return rows
 
 
@@ -540,20 +607,28 @@ def print_cost(cost: dict[str, Any]) -> None:
     heading = (
         f"{'round':>5} {'workers':>7} {'checks':>6} {'QPS':>8} {'p99 ms':>7} {'max ms':>7} "
         f"{'CPU %':>6} {'q/CPU-s':>8} {'/Knot':>6} {'other s':>7} {'checks/s':>8} "
-        f"{'failed':>6} {'check ms':>8} {'API CPU s':>9}"
+        f"{'failed':>6} {'check ms':>8} {'chk CPU s':>9} {'chk ms/ck':>9} {'main CPU s':>10}"
     )
     print(heading)
     for item in cost["runs"]:
         dns_result = item["dns"]
+        where = item["check_cpu"] or "no"
+        main_cpu = item["main_process_cpu_s"]
         print(
-            f"{item['round']:>5} {item['workers']:>7} {'yes' if item['checks'] else 'no':>6} "
+            f"{item['round']:>5} {item['workers']:>7} {where:>6} "
             f"{dns_result['queries_per_second']:>8.0f} {dns_result['latency_p99_ms']:>7.2f} "
             f"{dns_result['latency_max_ms']:>7.1f} {dns_result['server_cpu_share']:>6.0%} "
             f"{dns_result['queries_per_cpu_second']:>8.0f} {item['fodns_over_knot']:>6.3f} "
             f"{dns_result['server_core_other_s']:>7.2f} {item['checks_per_second']:>8.0f} "
             f"{item['checks_failed']:>6.0f} {item['check_ms_mean'] or 0:>8.2f} "
-            f"{item['api_process_cpu_s'] if item['api_process_cpu_s'] is not None else '-':>9}"
+            f"{item['check_process_cpu_s']:>9.2f} "
+            f"{item['check_process_cpu_ms_per_check'] or 0:>9.3f} "
+            f"{main_cpu if main_cpu is not None else '-':>10}"
         )
+    print(
+        "checks: no, or the check process's CPU (server: left on CPU 0 with DNS; other: "
+        "moved to CPU 1); chk: the check process; main (workers > 1): the API process"
+    )
     for knot in cost["knot"]:
         print(
             f"Knot: {knot['queries_per_cpu_second']:.0f} q/CPU-s, "
@@ -561,9 +636,11 @@ def print_cost(cost: dict[str, Any]) -> None:
         )
     for row in cost["summary"]:
         print(
-            f"workers {row['workers']}: fodns/Knot without checks {row['median_without']:.3f}, "
-            f"with checks {row['median_with']:.3f} (medians): {row['change_percent']:+.1f}% "
-            f"(by round: {', '.join(f'{p:+.1f}%' for p in row['change_percent_by_round'])})"
+            f"workers {row['workers']}, check process on the {row['check_cpu']} CPU: "
+            f"fodns/Knot without checks {row['median_without']:.3f}, with checks "
+            f"{row['median_with']:.3f} (medians): {row['change_percent']:+.1f}% (by round: "
+            f"{', '.join(f'{p:+.1f}%' for p in row['change_percent_by_round'])}); check "
+            f"process CPU s {row['check_process_cpu_s']}, checks/s {row['checks_per_second']}"
         )
 
 
@@ -910,6 +987,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=[1],
         help="fodns DNS worker counts to measure (1: as `make bench`)",
+    )
+    cost.add_argument(
+        "--check-cpu",
+        choices=tuple(CHECK_CPUS),
+        nargs="+",
+        default=list(CHECK_CPUS),
+        help="where the check process runs in the runs with checks: left on the server's "
+        "CPU, or moved to the other (dnsperf's) CPU; each one given is a run per round",
     )
     cost.add_argument("--rounds", type=int, default=2, help="turns without and with checks")
     cost.add_argument(
