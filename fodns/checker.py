@@ -146,7 +146,10 @@ class HealthChecker:
         self._concurrency = concurrency
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._sent: str | None = None  # the app list the check process has, as sent
+        # The app list changes (`_watch` counts them); the count the check process
+        # was last told of (-1: nothing yet, a new process).
+        self._checks_changed = 0
+        self._checks_sent = -1
         self._last_result = time.monotonic()  # when the check process last sent a round
         self._apps: dict[int, AppWatch] = {}
         self._probes: dict[str, RemoteProbe] = {}
@@ -201,7 +204,7 @@ class HealthChecker:
             limit=RESULT_LINE_MAX,
         )
         log.info("health_process_started", pid=process.pid)
-        self._process, self._sent = process, None
+        self._process, self._checks_sent = process, -1
         return process
 
     async def _stop_process(self) -> None:
@@ -217,25 +220,22 @@ class HealthChecker:
             await process.wait()
 
     async def _send_checks(self) -> None:
-        """Tell the check process the apps to check, when they changed."""
-        if self._process is None:
+        """Tell the check process the apps to check, when they changed (only then: with
+        thousands of apps, encoding the list takes tens of milliseconds of the loop
+        that, with workers = 1, answers DNS)."""
+        if self._process is None or self._checks_sent == self._checks_changed:
             return
-        wanted = json.dumps(
-            {
-                "apps": [
-                    {"id": w.id, "web_head": list(w.app.web_head), "check": w.spec.to_json()}
-                    for w in self._apps.values()
-                ]
-            },
-            separators=(",", ":"),
-        )
-        if wanted == self._sent:
-            return
+        wanted = {
+            "apps": [
+                {"id": w.id, "web_head": list(w.app.web_head), "check": w.spec.to_json()}
+                for w in self._apps.values()
+            ]
+        }
         assert self._process.stdin is not None
-        self._process.stdin.write(wanted.encode() + b"\n")
+        self._process.stdin.write(json.dumps(wanted, separators=(",", ":")).encode() + b"\n")
+        self._checks_sent = self._checks_changed
         with contextlib.suppress(ConnectionError):  # it died: _read_results restarts it
             await self._process.stdin.drain()
-        self._sent = wanted
 
     async def _read_results(self) -> None:
         """Apply each round's results as the check process sends them; start it again
@@ -300,19 +300,25 @@ class HealthChecker:
         """Keep a watch per checked app: a new check starts unknown, a changed one
         starts over, a removed one stops."""
         wanted = {item.id: item for item in checked}
+        changed = False
         for app_id in list(self._apps):
             if app_id not in wanted or wanted[app_id].check != self._apps[app_id].spec:
                 old = self._apps.pop(app_id)
                 self._metrics.forget(old.app.name)
+                changed = True
         for app_id, item in wanted.items():
             watch = self._apps.get(app_id)
             if watch is None:
                 self._apps[app_id] = AppWatch(app_id, item.app, item.check, down=item.app.down)
+                changed = True
             else:
                 if watch.app.web_head != item.app.web_head:
                     watch.addresses.clear()  # new addresses: unknown again
+                    changed = True
                 watch.app = item.app
                 watch.down = item.app.down
+        if changed:
+            self._checks_changed += 1
 
     # ---- what the checks found ---------------------------------------------------------
 
