@@ -150,6 +150,7 @@ class HealthChecker:
         # was last told of (-1: nothing yet, a new process).
         self._checks_changed = 0
         self._checks_sent = -1
+        self._checks_wanted = asyncio.Event()  # set once an app has a check
         self._last_result = time.monotonic()  # when the check process last sent a round
         self._apps: dict[int, AppWatch] = {}
         self._probes: dict[str, RemoteProbe] = {}
@@ -205,6 +206,7 @@ class HealthChecker:
         )
         log.info("health_process_started", pid=process.pid)
         self._process, self._checks_sent = process, -1
+        self._last_result = time.monotonic()  # silent from now on, not from before it ran
         return process
 
     async def _stop_process(self) -> None:
@@ -239,8 +241,11 @@ class HealthChecker:
 
     async def _read_results(self) -> None:
         """Apply each round's results as the check process sends them; start it again
-        when it dies (a second later, so a process that cannot start does not spin)."""
+        when it dies (a second later, so a process that cannot start does not spin).
+        It is started only once some app has a check: a fodns without checks runs no
+        process for them."""
         while True:
+            await self._checks_wanted.wait()
             process = await self._start_process()
             assert process.stdout is not None
             await self._send_checks()
@@ -319,6 +324,8 @@ class HealthChecker:
                 watch.down = item.app.down
         if changed:
             self._checks_changed += 1
+        if self._apps:
+            self._checks_wanted.set()
 
     # ---- what the checks found ---------------------------------------------------------
 

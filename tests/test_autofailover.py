@@ -503,6 +503,11 @@ def test_the_check_process_is_replaced_when_it_dies_and_ends_with_fodns(
     started again and checking goes on; one whose fodns is killed ends by itself."""
     server = fodns_factory(TOKEN, workers=1)
     api = Api(server, TOKEN)
+    # Without a check anywhere, no process runs for checks (after the checker's first
+    # look: it says it checks no app).
+    app(api, "plain", "127.0.0.11")
+    assert wait_for(lambda: json.loads(server.http_get("/healthz")[1])["health_checks"], VERDICT)
+    assert health_processes(server) == []
     app(api, "watched", "127.0.0.12", check={**FAST_CHECK, "port": servers["127.0.0.2"].port})
     assert wait_for(lambda: len(health_processes(server)) == 1, VERDICT)
     (first,) = health_processes(server)
