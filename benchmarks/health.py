@@ -429,11 +429,12 @@ def fodns_cost_run(
             run.wait_until_answering(process, setup.port, log_path)
             run.check_answers(setup.port)
             wait_for_api(setup.api_port)
-            # The check process is fodns's child, started with the checker: found by its
-            # command line, moved (taskset -p, as an operator would) before its first
-            # rounds are done, so the start-up's checks run where the measured ones do.
-            checker = check_process_pid(process.pid)
-            if check_cpu is not None:
+            # The check process is fodns's child, started once an app has a check: found
+            # by its command line, moved (taskset -p, as an operator would) before its
+            # first rounds are done, so the start-up's checks run where the measured ones
+            # do. Without checks there is none.
+            checker = check_process_pid(process.pid) if checked else None
+            if checker is not None and check_cpu is not None:
                 pin_process(checker, CHECK_CPUS[check_cpu])
             dns_pids = [process.pid]
             if workers > 1:
@@ -448,7 +449,7 @@ def fodns_cost_run(
             # The last of those events reach the DNS table; the same pause without
             # checks, so both runs start alike.
             time.sleep(2.0)
-            checker_cpus = sorted(os.sched_getaffinity(checker))
+            checker_cpus = [] if checker is None else sorted(os.sched_getaffinity(checker))
             print(
                 f"{label}: serving on 127.0.0.1:{setup.port}, dnsperf for {settings.duration}s",
                 flush=True,
@@ -456,19 +457,19 @@ def fodns_cost_run(
             checks_before = HealthMetrics.scrape(setup.api_port)
             accepted_before = targets.accepted()
             main_before = own_cpu_seconds(process.pid)
-            checker_before = own_cpu_seconds(checker)
+            checker_before = 0.0 if checker is None else own_cpu_seconds(checker)
             dns_before = sum(own_cpu_seconds(pid) for pid in dns_pids)
             core_before = run.core_busy_seconds(run.SERVER_CPU)
             run.run_dnsperf(setup.port, query_file, settings, transcript)
             dns_cpu = sum(own_cpu_seconds(pid) for pid in dns_pids) - dns_before
             core_busy = run.core_busy_seconds(run.SERVER_CPU) - core_before
-            checker_cpu = own_cpu_seconds(checker) - checker_before
+            checker_cpu = 0.0 if checker is None else own_cpu_seconds(checker) - checker_before
             main_cpu = own_cpu_seconds(process.pid) - main_before
             accepted = targets.accepted() - accepted_before
             checks_after = HealthMetrics.scrape(setup.api_port)
             if process.poll() is not None:
                 raise run.BenchmarkError(f"{label} died during the run:\n" + run.log_tail(log_path))
-            if check_process_pid(process.pid, 5.0) != checker:
+            if checker is not None and check_process_pid(process.pid, 5.0) != checker:
                 raise run.BenchmarkError(f"{label}: the check process was started again")
         summary, histogram = run.read_transcript(transcript)
     # The check process's CPU on the server's core is fodns's, not another tenant's:
