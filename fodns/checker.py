@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fodns.checks import LOCAL_PROBE, CheckSpec
@@ -41,6 +41,7 @@ from fodns.logs import get_logger
 from fodns.metrics import HealthMetrics
 from fodns.model import SIDES, App, Group, Side
 from fodns.probing import CheckResult
+from fodns.rows import utc_from_epoch
 from fodns.store import CheckedApp, HealthLast, Store
 from fodns.verdicts import (
     AddressVerdict,
@@ -67,12 +68,6 @@ PROCESS_STOP_WAIT = 5.0
 PROCESS_RESTART_WAIT = 1.0
 
 
-def iso(epoch: float) -> str:
-    """An epoch time as the log writes times: ISO 8601 UTC with milliseconds."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
@@ -92,8 +87,10 @@ class AddressWatch:
     def local_json(self) -> dict[str, Any]:
         return {
             "state": self.verdict.state,
-            "since": None if self.verdict.since is None else iso(self.verdict.since),
-            "last_check_at": None if self.last_checked is None else iso(self.last_checked),
+            "since": None if self.verdict.since is None else utc_from_epoch(self.verdict.since),
+            "last_check_at": None
+            if self.last_checked is None
+            else utc_from_epoch(self.last_checked),
             "last_result": None if self.last_result is None else self.last_result.to_json(),
         }
 
@@ -361,7 +358,7 @@ class HealthChecker:
                         "evidence": evidence,
                     }
                 )
-                last.append(HealthLast(address, LOCAL_PROBE, after, iso(now), evidence))
+                last.append(HealthLast(address, LOCAL_PROBE, after, utc_from_epoch(now), evidence))
         await self._settle(watch, moved, last, now)
 
     async def _settle(
@@ -453,7 +450,7 @@ class HealthChecker:
     async def _housekeeping(self) -> None:
         now = time.time()
         self._last_decided = time.monotonic()
-        ended = await asyncio.to_thread(self._store.end_pins, iso(now))
+        ended = await asyncio.to_thread(self._store.end_pins, utc_from_epoch(now))
         if ended:
             await self._refresh()
         for watch in self._apps.values():
@@ -506,7 +503,7 @@ class HealthChecker:
         times = self._switch_times.get(key)
         if times is None:
             stored = await asyncio.to_thread(
-                self._store.auto_switch_times, key[0], key[1], iso(now - HOUR)
+                self._store.auto_switch_times, key[0], key[1], utc_from_epoch(now - HOUR)
             )
             times = self._switch_times[key] = [epoch(at) for at in stored]
         times[:] = [at for at in times if at > now - HOUR]
@@ -525,7 +522,7 @@ class HealthChecker:
         if change is None:
             return  # a person or another change got there first: decided again next tick
         self._switch_times.setdefault((group.zone, group.label), []).append(now)
-        self._metrics.auto_switched(group.fqdn)
+        self._metrics.auto_switches.inc()
         log.warning(
             "group_switched_by_health", group=group.fqdn, to=decision.to, reason=decision.reason
         )
@@ -596,7 +593,7 @@ class HealthChecker:
                 {
                     "app": watch.app.name,
                     "state": watch.state,
-                    "since": None if watch.since is None else iso(watch.since),
+                    "since": None if watch.since is None else utc_from_epoch(watch.since),
                     "check": watch.spec.to_json(),
                     "web_head": list(watch.app.web_head),
                     "down": list(watch.down),
@@ -632,7 +629,7 @@ class HealthChecker:
                     "reason": None if decision is None else decision.reason,
                     "held_until": None
                     if decision is None or decision.held_until is None
-                    else iso(decision.held_until),
+                    else utc_from_epoch(decision.held_until),
                 }
             )
         probes = [{"name": LOCAL_PROBE, "live": True, "interval": None, "last_report_at": None}]
@@ -641,11 +638,16 @@ class HealthChecker:
                 "name": probe.name,
                 "live": probe.live(now),
                 "interval": probe.interval,
-                "last_report_at": iso(probe.reported_at),
+                "last_report_at": utc_from_epoch(probe.reported_at),
             }
             for probe in sorted(self._probes.values(), key=lambda p: p.name)
         ]
-        return {"started_at": iso(self._started), "probes": probes, "apps": apps, "groups": groups}
+        return {
+            "started_at": utc_from_epoch(self._started),
+            "probes": probes,
+            "apps": apps,
+            "groups": groups,
+        }
 
 
 def _pin(side: Side, until: str | None, reason: str | None) -> Pin:

@@ -265,9 +265,6 @@ class HealthMetrics:
     def app_state(self, app: str, state: str) -> None:
         self.app_up.labels(app).set(self.STATES.get(state, -1.0))
 
-    def auto_switched(self, group: str) -> None:
-        self.auto_switches.inc()
-
     def forget(self, app: str) -> None:
         """An app no longer checked (or renamed): its series go, so they do not pile up."""
         for result in ("ok", "fail"):

@@ -366,7 +366,17 @@ def check_int(value: Any, field: str, low: int, high: int) -> None:
 
 def utc_now() -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2024-11-22T06:19:00.123Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(UTC))
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as the log writes times (utc_now's form)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_from_epoch(seconds: float) -> str:
+    """An epoch time (time.time()) in utc_now's form."""
+    return utc_text(datetime.fromtimestamp(seconds, UTC))
 
 
 def seconds_since(at: str) -> float:

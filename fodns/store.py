@@ -113,6 +113,7 @@ from fodns.rows import (
     select_apps,
     select_groups,
     utc_now,
+    utc_text,
 )
 from fodns.writer import WriteHealth, Writer, connect
 
@@ -1376,8 +1377,7 @@ def _stored_pin(pin: Pin | None) -> str | None:
 
 def _later(at: str, seconds: int) -> str:
     """The ISO 8601 UTC time `seconds` after `at` (as utc_now writes it)."""
-    moment = datetime.fromisoformat(at) + timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.fromisoformat(at) + timedelta(seconds=seconds))
 
 
 def _replace_reserved(db: Database, zone: str, source: str, labels: set[str]) -> None:

@@ -369,12 +369,13 @@ def test_after_a_restart_nothing_switches_before_a_verdict(
     app(api, "gone", "127.0.0.9", check=check)
     app(api, "there", "127.0.0.10", check=check)
     group(api, "restart", "gone", "there")
-    server.stop()  # before any verdict: nothing switched yet
-    assert events(Api(server, TOKEN), "restart", "group_switched") == [] if server.alive() else True
+    app(api, "pair", "127.0.0.9", "127.0.0.10", check={**check, "answers_follow_health": True})
+    server.stop()  # before any verdict
 
     server = fodns_factory(TOKEN, folder, workers=1)
     api = Api(server, TOKEN)
     started = time.monotonic()
+    assert events(api, "restart", "group_switched") == []  # fall x interval is 2 s away
     assert wait_for(lambda: active(api, "restart") == "backup", VERDICT)
     # Not before fall (2) checks 2 s apart could have failed: the first is at start.
     assert time.monotonic() - started >= 2 - 0.5
@@ -386,12 +387,21 @@ def test_after_a_restart_nothing_switches_before_a_verdict(
     )
     switch = next(e for e in log if e["action"] == "group_switched" and e["group"] == "restart")
     assert verdict["seq"] < switch["seq"]
+    assert wait_for(lambda: app_health(api, "pair")["down"] == ["127.0.0.9"], VERDICT)
 
-    # Restarted while everything is up: no switch at all.
+    # Restarted while everything is up: no switch at all; and an address left out of
+    # an answer is answered again from the start (unknown, until its first verdict).
     servers["127.0.0.9"].start()
     server.stop()
     server = fodns_factory(TOKEN, folder, workers=1)
     api = Api(server, TOKEN)
+    assert wait_for(lambda: api.ok("GET", "/v1/apps/pair")["down"] == [], VERDICT)
+    restarted = [
+        e
+        for e in api.ok("GET", "/v1/events?app=pair&limit=1000")["events"]
+        if e["action"] == "health_changed" and (e["reason"] or "").startswith("fodns started")
+    ]
+    assert len(restarted) == 1 and restarted[0]["after"]["down"] == []
     assert wait_for(lambda: app_health(api, "gone")["state"] == "up", VERDICT)
     assert wait_for(lambda: app_health(api, "there")["state"] == "up", VERDICT)
     assert len(events(api, "restart", "group_switched")) == 1
