@@ -60,3 +60,15 @@ class StoreUnavailable(FodnsError):
 
     status = 503
     code = "store_unavailable"
+
+
+class Forbidden(FodnsError):
+    """The token is valid but may not do this (HTTP 403): `scope` names what it lacks
+    (a scope such as "write", or the name pattern the resource falls outside of)."""
+
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
