@@ -271,6 +271,9 @@ class Route53Config:
     # Seconds an API call to the mirror (GET /v1/route53/plan, POST .../sync) waits for
     # its answer before it replies 504; the mirror goes on with the work regardless.
     request_timeout: int = 120
+    # Seconds one Route53 call may take (boto3's read timeout) before the mirror counts
+    # it failed, backs off and finds out by a full sync what the call did.
+    call_timeout: int = 30
 
 
 @dataclass
@@ -652,6 +655,7 @@ class _Reader:
                 "profile",
                 "full_sync_interval",
                 "request_timeout",
+                "call_timeout",
             },
         )
         config = Route53Config(
@@ -674,6 +678,12 @@ class _Reader:
                 1,
                 3600,
                 "route53.request_timeout",
+            ),
+            call_timeout=self.ranged(
+                self.typed(section, "call_timeout", int, Route53Config.call_timeout, "route53"),
+                1,
+                300,
+                "route53.call_timeout",
             ),
         )
         if config.enabled and not any(z.route53_hosted_zone_id for z in zones):

@@ -350,7 +350,7 @@ def make_client(config: Route53Config) -> Any:
         config=BotoConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=5,
-            read_timeout=30,
+            read_timeout=config.call_timeout,
         ),
     )
 

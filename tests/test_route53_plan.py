@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fodns.config import load_config
+from fodns.config import Route53Config, load_config
 from fodns.errors import ConfigError
 from fodns.model import App, Group
 from fodns.route53 import (
@@ -20,6 +20,7 @@ from fodns.route53 import (
     group_records,
     in_the_way,
     listed_record_set,
+    make_client,
     ownership,
     plan,
     reserved_labels,
@@ -279,3 +280,25 @@ def test_request_timeout_is_configurable(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=re.escape("route53.request_timeout")):
         load_config(too_long)
+
+
+def test_the_route53_call_timeout_is_configurable_and_bounded(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        [("fo.example.net", EXAMPLE_ZONE)],
+        zone_extra='route53_hosted_zone_id = "Z123"\n',
+        extra="[route53]\nenabled = true\ncall_timeout = 7\n",
+    )
+    loaded = load_config(config).route53
+    assert loaded.call_timeout == 7
+    assert make_client(loaded).meta.config.read_timeout == 7  # boto3 is told, not only us
+    assert make_client(Route53Config(enabled=True)).meta.config.read_timeout == 30
+    for bad in (0, 301):
+        wrong = write_config(
+            tmp_path,
+            [("fo.example.net", EXAMPLE_ZONE)],
+            zone_extra='route53_hosted_zone_id = "Z123"\n',
+            extra=f"[route53]\nenabled = true\ncall_timeout = {bad}\n",
+        )
+        with pytest.raises(ConfigError, match=re.escape("route53.call_timeout")):
+            load_config(wrong)
