@@ -953,7 +953,10 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/tokens/{name}": {
                 "parameters": TOKEN_PARAM,
-                "get": _operation("Read a named token (admin)", {"200": _json(token, "The token")}),
+                "get": _operation(
+                    "Read a named token (admin), a revoked one too: revoking keeps it",
+                    {"200": _json(token, "The token")},
+                ),
                 "delete": _operation(
                     "Revoke a named token (admin): refused from before this reply on; its "
                     "name stays taken (revoked already: 200, nothing recorded)",
