@@ -145,7 +145,10 @@ METHODS = (
     "HTTP methods as RFC 9110 has them on every path: each GET is also answered to HEAD, "
     "without the body (§9.3.2); OPTIONS answers 204 with Allow, after the token check "
     "under /v1 (§9.3.7); a method a path does not have is a 405 with the Error body and "
-    "Allow listing exactly the methods it has (§15.5.6)."
+    "Allow listing exactly the methods it has (§15.5.6). Tokens: every operation needs a "
+    "bearer token whose scope includes the operation's x-scope (read < switch < write < "
+    "admin; any: every valid token), else a 403 whose error.scope names it; a token's "
+    "name limits (groups, apps) bound what it changes, not what it reads."
 )
 PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
 
@@ -632,6 +635,7 @@ def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
                 continue
             statuses = ERROR_STATUSES[(path, method)]
             needed = route_scope(method.upper(), path)
+            operation["x-scope"] = "any" if needed is None else needed.word
             if needed is not None and needed > Scope.READ and "403" not in statuses:
                 statuses = (*statuses, "403")
             responses = operation["responses"]

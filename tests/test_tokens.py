@@ -132,6 +132,18 @@ def test_the_scope_table_is_the_one_the_spec_gives() -> None:
     assert route_scope("GET", "/v1/not-in-the-table") == Scope.ADMIN  # refused, not let by
 
 
+def test_the_document_gives_each_operations_scope_and_a_403_where_one_can_happen() -> None:
+    """Every token can read: a 403 is documented exactly where more than read is needed."""
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            needed = route_scope(method.upper(), path)
+            assert operation["x-scope"] == ("any" if needed is None else needed.word), path
+            can_refuse = needed is not None and needed > Scope.READ
+            assert ("403" in operation["responses"]) == can_refuse, (method, path)
+
+
 # ---- every token against every route ---------------------------------------------------
 
 
