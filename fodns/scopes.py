@@ -19,7 +19,7 @@ transaction, with the caller's Grant, whether the change falls within its limits
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,15 +197,16 @@ def check_group(actor: Actor, label: str | None, apps: Iterable[str | None]) -> 
     _check_apps(actor, apps)
 
 
-def check_app(actor: Actor, names: Iterable[str], groups: Iterable[str]) -> None:
+def check_app(actor: Actor, names: Iterable[str], groups: Callable[[], Iterable[str]]) -> None:
     """Forbidden unless the app (under each of `names`: a rename has two) is within the
-    limits of `actor`'s grant, and so is each group using it (`groups`, by label),
-    whose answers a change of the app moves."""
+    limits of `actor`'s grant, and so is each group using it (`groups()`, their labels,
+    read only for a grant with a group limit: an app may have 100,000 groups), whose
+    answers a change of the app moves."""
     if not isinstance(actor, Grant):
         return
     _check_apps(actor, names)
     if actor.groups is not None:
-        outside = sorted({label for label in groups if not matches(actor.groups, label)})
+        outside = sorted({label for label in groups() if not matches(actor.groups, label)})
         if outside:
             raise Forbidden(
                 f"the token {actor.name!r} may only change groups named "

@@ -740,7 +740,7 @@ class Store:
         )
 
         def write(db: Database) -> Change:
-            check_app(actor, [app.name], [])
+            check_app(actor, [app.name], list)  # a new app: no group uses it
             if select_apps(db, "WHERE name = ?", [app.name]):
                 raise Conflict(f"an app named {app.name!r} already exists", field="name")
             now = utc_now()
@@ -787,8 +787,7 @@ class Store:
         def write(db: Database) -> Change:
             old = find_app(db, name)
             new = old.app.name if renamed is None else renamed
-            labels = [row.group.label for row in rows_using(db, old)]
-            check_app(actor, [old.app.name, new], labels)
+            check_app(actor, [old.app.name, new], lambda: _labels_using(db, old))
             app = App(
                 renamed if renamed is not None else old.app.name,
                 balancer if balancer is not None else old.app.load_balancer,
@@ -836,7 +835,7 @@ class Store:
         def write(db: Database) -> Change:
             old = find_app(db, name)
             using = rows_using(db, old)
-            check_app(actor, [old.app.name], [row.group.label for row in using])
+            check_app(actor, [old.app.name], lambda: [row.group.label for row in using])
             if using:
                 fqdns = ", ".join(row.group.fqdn for row in using)
                 raise Conflict(f"app {old.app.name!r} is in group(s) {fqdns}; take it out first")
@@ -1142,7 +1141,7 @@ class Store:
 
         def write(db: Database) -> Change:
             old = find_app(db, name)
-            check_app(actor, [old.app.name], [row.group.label for row in rows_using(db, old)])
+            check_app(actor, [old.app.name], lambda: _labels_using(db, old))
             stored = db.execute("SELECT health_check FROM apps WHERE id = ?", [old.id]).fetchone()
             before = None if stored[0] is None else CheckSpec.from_json(json.loads(stored[0]))
             if before == spec:
@@ -1502,6 +1501,11 @@ def _check_auto_settings(
         check_whole(hold_down, "hold_down", 0, HOLD_DOWN_MAX),
         check_whole(max_auto_switches, "max_auto_switches", 1, MAX_AUTO_SWITCHES_MAX),
     )
+
+
+def _labels_using(db: Database, app: AppRow) -> list[str]:
+    """The labels of the groups using `app` (for a token limited to some groups)."""
+    return [row.group.label for row in rows_using(db, app)]
 
 
 def _json(text: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ API (DNS workers never do), so one map serves every worker mode.
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -43,10 +44,16 @@ class TokenBook:
         self._bootstrap = [(secret.encode(), name) for secret, name in bootstrap.items()]
         self._load = load
         self._by_hash: dict[str, StoredToken] = {}
+        # One reload at a time: two overlapping ones could otherwise end in the wrong
+        # order, an older read (before a revocation) replacing a newer one.
+        self._reloading = threading.Lock()
 
     def reload(self) -> None:
-        """Read the named tokens again (on a thread: it reads the database)."""
-        if self._load is not None:
+        """Read the named tokens again (on a thread: it reads the database). Called after
+        a token write has committed, it sees that write and every one before it."""
+        if self._load is None:
+            return
+        with self._reloading:
             self._by_hash = dict(self._load())  # replaced whole: readers see one or the other
 
     def authenticate(self, authorization: str) -> Grant | Refused:
