@@ -54,6 +54,8 @@ export async function call(method, path, body) {
 }
 
 export const path = {
+  tokens: (revoked) => `/v1/tokens${revoked ? "?revoked=true" : ""}`,
+  token: (name, reason) => `/v1/tokens/${encodeURIComponent(name)}${reason ? `?${new URLSearchParams({ reason })}` : ""}`,
   app: (name) => `/v1/apps/${encodeURIComponent(name)}`,
   check: (name) => `/v1/apps/${encodeURIComponent(name)}/check`,
   group: (group) => `/v1/groups/${encodeURIComponent(group.label)}?zone=${encodeURIComponent(group.zone)}`,

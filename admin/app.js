@@ -1,8 +1,9 @@
 // The fodns dashboard: groups with a radio button per side (the live one green),
 // a confirmation before every switch, apps, health checks and automatic failover,
-// and the event log. It uses only the public admin API (/v1), and follows changes
-// made elsewhere by polling the newest event's seq every two seconds while the tab
-// is visible.
+// the event log, and named tokens for an admin. It offers only what the signed-in
+// token may do (GET /v1/token). It uses only the public admin API (/v1), and follows
+// changes made elsewhere by polling the newest event's seq every two seconds while the
+// tab is visible; a token revoked or expired meanwhile signs the page out, saying so.
 //
 // This module is the entry point (index.html loads only it) and the top of the
 // imports: signing in and out, picking the view, drawing them all, and wiring the
@@ -27,6 +28,7 @@ import {
   saveGroup,
   switchClosed,
 } from "./groups.js";
+import { may } from "./grant.js";
 import { findChanged, showMore, totalOf } from "./lists.js";
 import { page } from "./page.js";
 import { $, EVENTS_PAGE, PAGE_ROWS, REJECTED, state, VIEWS } from "./state.js";
@@ -39,6 +41,16 @@ import {
   stopPolling,
   visibilityChanged,
 } from "./sync.js";
+import {
+  confirmRevoke,
+  copySecret,
+  openTokenForm,
+  renderTokens,
+  saveToken,
+  scopeChanged,
+  secretClosed,
+  showRevokedChanged,
+} from "./tokens.js";
 
 // ---- signing in and out -----------------------------------------------------------
 
@@ -48,8 +60,11 @@ function showSignIn(message = "") {
   $("signed-in").hidden = true;
   $("views").hidden = true;
   $("sign-out").hidden = true;
-  for (const list of ["groups-list", "apps-list", "events-list"]) $(list).replaceChildren();
+  for (const list of ["groups-list", "apps-list", "events-list", "tokens-list"]) $(list).replaceChildren();
   Object.assign(state, {
+    grant: null,
+    tokens: [],
+    showRevoked: false,
     zones: [],
     apps: [],
     groups: [],
@@ -83,7 +98,7 @@ async function signIn(event) {
   button.textContent = "Checking…";
   token.set(value);
   try {
-    await call("GET", "/v1/zones");
+    state.grant = await call("GET", "/v1/token"); // any valid token may ask what it may do
   } catch (error) {
     token.forget();
     say($("sign-in-error"), error.status === 401 ? REJECTED : error.message);
@@ -113,6 +128,12 @@ function forgetToken() {
   showSignIn();
 }
 
+/** The API no longer takes the token (a 401): forget it, and say why (page.signOut). */
+function signOut(message) {
+  token.forget();
+  showSignIn(message);
+}
+
 // ---- views --------------------------------------------------------------------------------
 
 function showView() {
@@ -133,19 +154,29 @@ function showView() {
       renderEvents();
     }
   }
+  showSections();
+  return filterChanged;
+}
+
+/** The view state.view names, and its link marked current; the Tokens view only for an
+ * admin token (once the token's grant is read: until then, as the address asks). */
+function showSections() {
+  if (state.view === "tokens" && state.grant !== null && !may("admin")) state.view = "groups";
+  $("tokens-link").hidden = !may("admin");
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== state.view;
   for (const link of $("views").querySelectorAll("a")) {
     if (link.dataset.view === state.view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  return filterChanged;
 }
 
 function render() {
   const focused = document.activeElement?.id;
+  showSections();
   renderGroups();
   renderApps();
   renderEvents();
+  renderTokens();
   for (const kind of ["groups", "apps"]) {
     const total = totalOf(kind);
     // A paged list of apps has no count to show: more than a page of them.
@@ -159,7 +190,7 @@ function render() {
 // ---- wiring ---------------------------------------------------------------------------------
 
 function start() {
-  Object.assign(page, { render, signOut: showSignIn, catchUp });
+  Object.assign(page, { render, signOut, catchUp });
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", forgetToken);
   $("new-group").addEventListener("click", () => openGroupForm(null));
@@ -177,6 +208,13 @@ function start() {
   $("switch-dialog").addEventListener("close", switchClosed);
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
+  $("new-token").addEventListener("click", openTokenForm);
+  $("token-form").addEventListener("submit", saveToken);
+  $("token-scope").addEventListener("change", scopeChanged);
+  $("show-revoked").addEventListener("change", showRevokedChanged);
+  $("secret-copy").addEventListener("click", copySecret);
+  $("secret-dialog").addEventListener("close", secretClosed);
+  $("revoke-form").addEventListener("submit", confirmRevoke);
   for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
     // A list held whole is filtered here; a paged one is found by the server.
     $(`${kind}-filter`).addEventListener("input", (event) => {

@@ -1,11 +1,12 @@
 // The Apps view: a row per app with its web head, failover status, health (while
 // the page shows health: checks.js) and the groups that use it, and the form that
-// creates or edits an app.
+// creates or edits an app. Only what the token may change is offered (grant.js).
 
 import { call, path } from "./api.js";
 import { checkButton, healthCell } from "./checks.js";
 import { openDelete, openDialog, submit } from "./dialogs.js";
 import { clearErrors, h, idPart, splitList } from "./dom.js";
+import { may, mayChangeApp } from "./grant.js";
 import { cell, deleteButton, drawList, historyLink, hostText } from "./lists.js";
 import { $, state } from "./state.js";
 
@@ -20,6 +21,7 @@ export function renderApps() {
     }
   }
   const usesOf = (app) => uses.get(app.name) ?? [];
+  $("new-app").hidden = !may("write");
   drawList("apps", {
     items: state.apps,
     searchText: (app) =>
@@ -28,7 +30,7 @@ export function renderApps() {
     headings: ["App", "Web head", "Failover status", ...(state.health ? ["Health"] : []), "Groups", "Actions"],
     row: (app) => appRow(app, usesOf(app)),
     none: "No apps yet. An app is a deployment with a web head: a load balancer or web servers.",
-    create: () => openAppForm(null),
+    create: may("write") ? () => openAppForm(null) : null,
   });
 }
 
@@ -38,6 +40,8 @@ function appRow(app, using) {
   const why = using.length
     ? `In use by ${names.join(", ")}: take it out of ${names.length > 1 ? "those groups" : "that group"} first.`
     : null;
+  // Of the groups using it, those read so far: the API checks them all.
+  const writable = mayChangeApp(app, using.map(({ group }) => group));
   return h(
     "tr",
     { "data-app": app.name },
@@ -64,15 +68,16 @@ function appRow(app, using) {
       h(
         "div",
         { class: "row-actions" },
-        h(
-          "button",
-          { type: "button", class: "button small", id: `edit-app-${key}`, onclick: () => openAppForm(app) },
-          "Edit",
-          h("span", { class: "visually-hidden" }, ` ${app.name}`),
-        ),
-        state.health && checkButton(app),
+        writable &&
+          h(
+            "button",
+            { type: "button", class: "button small", id: `edit-app-${key}`, onclick: () => openAppForm(app) },
+            "Edit",
+            h("span", { class: "visually-hidden" }, ` ${app.name}`),
+          ),
+        writable && state.health && checkButton(app),
         historyLink(`history-app-${key}`, { app: app.name }, app.name),
-        deleteButton(`delete-app-${key}`, app.name, why, () => openDelete("app", app)),
+        writable && deleteButton(`delete-app-${key}`, app.name, why, () => openDelete("app", app)),
       ),
     ),
   );

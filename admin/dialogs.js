@@ -5,7 +5,7 @@
 import { call, path } from "./api.js";
 import { clearErrors, say, showError } from "./dom.js";
 import { page } from "./page.js";
-import { $, REJECTED, STALE, state } from "./state.js";
+import { $, REVOKED, STALE, state } from "./state.js";
 
 /** Open a modal dialog; when it closes, focus goes back where it was, or to the
  * control with the same id if a refresh has rebuilt it meanwhile. */
@@ -39,7 +39,7 @@ export async function submit({ form, button, busyText = "Saving…", send, done 
     announce(done(result) + pending);
     await page.catchUp();
   } catch (error) {
-    if (error.status === 401) return page.signOut(REJECTED);
+    if (error.status === 401) return page.signOut(REVOKED);
     showError(form, error);
   } finally {
     setBusy(button, false, text);
@@ -60,8 +60,9 @@ export function announce(message) {
   announceTimer = setTimeout(() => (status.textContent = ""), 5000);
 }
 
-/** Copy text: the Clipboard API, else the old execCommand way, else select it for the user. */
-export async function copy(text, button, sourceId) {
+/** Copy text: the Clipboard API, else the old execCommand way, else select it for the
+ * user; `said` is how the announcement names it (a secret is not read out). */
+export async function copy(text, button, sourceId, said = text) {
   let copied = false;
   try {
     await navigator.clipboard.writeText(text);
@@ -75,6 +76,7 @@ export async function copy(text, button, sourceId) {
     } catch {
       copied = false;
     }
+    buffer.value = "";
     button.focus();
   }
   if (!copied) {
@@ -82,17 +84,18 @@ export async function copy(text, button, sourceId) {
     range.selectNodeContents($(sourceId));
     getSelection().removeAllRanges();
     getSelection().addRange(range);
-    announce(`Could not copy: ${text} is selected, press Ctrl+C (or ⌘C) to copy it.`);
+    announce(`Could not copy: ${said} is selected, press Ctrl+C (or ⌘C) to copy it.`);
     return;
   }
   button.textContent = "Copied";
-  announce(`Copied ${text}.`);
+  announce(`Copied ${said}.`);
   setTimeout(() => (button.textContent = "Copy"), 1500);
 }
 
-/** A failed call outside a form: a rejected token signs out, anything else is shown. */
+/** A failed call outside a form: a token no longer accepted (revoked, expired) signs
+ * out saying so, anything else is shown. */
 export function failed(error) {
-  if (error.status === 401) page.signOut(REJECTED);
+  if (error.status === 401) page.signOut(REVOKED);
   else if (error.status === 0) say($("page-error"), `${error.message} ${STALE}`);
   else say($("page-error"), error.message);
 }

@@ -5,6 +5,7 @@
 import { call, path } from "./api.js";
 import { openDialog, setBusy, submit } from "./dialogs.js";
 import { clearErrors, h, idPart } from "./dom.js";
+import { mayChangeGroup } from "./grant.js";
 import { appHealth, groupHealth } from "./health.js";
 import { clock } from "./lists.js";
 import { $, state } from "./state.js";
@@ -40,12 +41,13 @@ function pinned(group) {
     { class: "pin" },
     h("div", {}, h("strong", {}, `Pinned to ${pin.side}`), ` by ${pin.actor}, ${until}`),
     pin.reason && h("div", { class: "pin-reason" }, `“${pin.reason}”`),
-    h(
-      "button",
-      { type: "button", class: "button small", id: `unpin-${idPart(group.fqdn)}`, onclick: () => openUnpin(group) },
-      "Unpin",
-      h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
-    ),
+    mayChangeGroup(group, "switch") &&
+      h(
+        "button",
+        { type: "button", class: "button small", id: `unpin-${idPart(group.fqdn)}`, onclick: () => openUnpin(group) },
+        "Unpin",
+        h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
+      ),
   );
 }
 

@@ -1,16 +1,19 @@
 // The Groups view: a row per group with a radio button per side (the live one
 // green) and its failover (failover.js), the confirmation before every switch (which
-// pins an automatic group), and the form that creates or edits a group.
+// pins an automatic group), and the form that creates or edits a group. Only what the
+// token may do is offered (grant.js): switching, editing, creating, deleting.
 
 import { ApiError, call, path } from "./api.js";
 import { copy, openDelete, openDialog, setBusy, submit } from "./dialogs.js";
 import { capitalise, clearErrors, h, idPart } from "./dom.js";
 import { failoverCell } from "./failover.js";
+import { may, mayChangeGroup } from "./grant.js";
 import { cell, deleteButton, drawList, historyLink, hostText, recordsText, webHeadText } from "./lists.js";
 import { page } from "./page.js";
 import { $, state } from "./state.js";
 
 export function renderGroups() {
+  $("new-group").hidden = !may("write");
   drawList("groups", {
     items: state.groups,
     searchText: groupSearchText,
@@ -18,7 +21,7 @@ export function renderGroups() {
     headings: ["Group", "Traffic", "Failover", "TTL", "Answering now", "Actions"],
     row: groupRow,
     none: "No groups yet. A group is a stable name, like 414-262-781.fo.example.net, that follows the live app.",
-    create: () => openGroupForm(null),
+    create: may("write") ? () => openGroupForm(null) : null,
   });
   if ($("group-dialog").open) fillChoices(state.editing);
 }
@@ -33,6 +36,7 @@ function groupRow(group) {
   const key = domKey(group);
   const deletable = group.primary === null && group.backup === null;
   const why = `Points at apps: clear both sides with Edit before deleting.`;
+  const writable = mayChangeGroup(group, "write");
   return h(
     "tr",
     { "data-group": group.fqdn },
@@ -73,16 +77,16 @@ function groupRow(group) {
       h(
         "div",
         { class: "row-actions" },
-        h(
-          "button",
-          { type: "button", class: "button small", id: `edit-${key}`, onclick: () => openGroupForm(group) },
-          "Edit",
-          h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
-        ),
+        writable &&
+          h(
+            "button",
+            { type: "button", class: "button small", id: `edit-${key}`, onclick: () => openGroupForm(group) },
+            "Edit",
+            h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
+          ),
         historyLink(`history-${key}`, { group: group.label, zone: group.zone }, group.fqdn),
-        deleteButton(`delete-${key}`, group.fqdn, deletable ? null : why, () =>
-          openDelete("group", group),
-        ),
+        writable &&
+          deleteButton(`delete-${key}`, group.fqdn, deletable ? null : why, () => openDelete("group", group)),
       ),
     ),
   );
@@ -93,12 +97,18 @@ function sideChoice(group, side, key) {
   const live = group.active === side;
   const pending = state.switching?.group.fqdn === group.fqdn ? state.switching.to : null;
   const id = `side-${key}-${side}`;
+  const switchable = mayChangeGroup(group, "switch");
+  const title = !app
+    ? `No app on the ${side} side${switchable ? ": use Edit to add one" : ""}`
+    : switchable
+      ? null
+      : `The token ${state.grant?.name ?? ""} may not switch ${group.fqdn}`;
   return h(
     "label",
     {
       class: `side${live ? " live" : ""}${app ? "" : " empty"}`,
       for: id,
-      title: app ? null : `No app on the ${side} side: use Edit to add one`,
+      title,
     },
     h("input", {
       type: "radio",
@@ -106,7 +116,7 @@ function sideChoice(group, side, key) {
       id,
       value: side,
       checked: (pending ?? group.active) === side,
-      disabled: !app,
+      disabled: !app || !switchable,
       onchange: () => openSwitch(group, side),
     }),
     h(
@@ -272,6 +282,12 @@ export function openGroupForm(group) {
   $("group-zone").disabled = !creating;
   $("group-label-field").hidden = !creating;
   $("group-label").disabled = !creating;
+  // A token limited to some group names can only create a group with a label it names.
+  const patterns = state.grant?.groups ?? null;
+  $("group-label-limited").textContent = patterns
+    ? `Your token may only create groups named ${patterns.join(" or ")}: give one.`
+    : "";
+  $("group-label-limited").hidden = !patterns;
   fillChoices(group);
   $("group-ttl").value = creating ? "" : String(group.ttl);
   $("group-failover").value = group?.failover ?? "manual";

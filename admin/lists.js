@@ -49,7 +49,8 @@ export function drawList(kind, { items, searchText, caption, headings, row, none
   $(`${kind}-find`).hidden = !items.length && !searched;
   if (!items.length && !searched) {
     $(`more-${kind}`).hidden = true;
-    list.replaceChildren(emptyState(none, `Create the first ${one}`, create));
+    // `create` is null where the token may not create one.
+    list.replaceChildren(emptyState(none, create && `Create the first ${one}`, create));
     return;
   }
   const rows = pageOf(kind, items, searchText);

@@ -5,7 +5,8 @@
 export const page = {
   /** Draw every view from `state`, keeping the focus where it was (app.js). */
   render: null,
-  /** Sign out: stop polling, forget what was shown, ask for the token and say `message` (app.js). */
+  /** Sign out: forget the token and what was shown, stop polling, ask for a token and say
+   * `message` (app.js). */
   signOut: null,
   /** Bring the page up to the newest event, as after a change it made (sync.js). */
   catchUp: null,

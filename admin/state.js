@@ -15,13 +15,21 @@ export const FIND_DELAY_MS = 200;
 // shows); past either limit the page reads its first pages again.
 export const CATCH_UP_EVENTS = 200;
 export const CATCH_UP_FETCHES = 50;
-export const VIEWS = ["groups", "apps", "events"];
+export const VIEWS = ["groups", "apps", "events", "tokens"];
 export const REJECTED = "That token was not accepted. Check it and enter it again.";
+// A token that was accepted and no longer is (a 401 after signing in): revoked, or expired.
+export const REVOKED = "Your token is no longer accepted: it was revoked or has expired. Enter a valid token.";
 export const STALE = `What this page shows may be out of date; it asks again every ${POLL_MS / 1000} seconds.`;
 
 export const $ = (id) => document.getElementById(id);
 
 export const state = {
+  // What the signed-in token may do (GET /v1/token: name, scope, groups, apps,
+  // expires_at), null until read; grant.js answers from it.
+  grant: null,
+  tokens: [], // GET /v1/tokens, read only for an admin token
+  showRevoked: false, // the Tokens view lists revoked tokens too
+  revoking: null, // the token whose Revoke dialog is open
   zones: [],
   apps: [],
   groups: [],

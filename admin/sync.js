@@ -1,5 +1,6 @@
-// Reading the API and following changes made elsewhere: refresh() reads the first page
-// of each list (and what the health checker says), readMore() and findOnServer()
+// Reading the API and following changes made elsewhere: refresh() reads what the token
+// may do, the first page of each list (and what the health checker says, and the named
+// tokens for an admin token), readMore() and findOnServer()
 // further pages and searches of a list longer than a page, catchUp() only the groups
 // and apps the events missed since then say they touched (and /v1/health when they
 // changed it), and polling asks every POLL_MS, while the tab is visible, for what came
@@ -9,6 +10,7 @@ import { ApiError, call, path, token } from "./api.js";
 import { failed } from "./dialogs.js";
 import { say } from "./dom.js";
 import { eventsPath, inZone } from "./eventfilter.js";
+import { may } from "./grant.js";
 import { healthMoved, readHealth } from "./health.js";
 import { page } from "./page.js";
 import {
@@ -54,14 +56,19 @@ export async function refresh() {
   const filter = state.eventFilter;
   const asked = { groups: askedOf("groups"), apps: askedOf("apps") };
   try {
-    const [zones, apps, groups, events, health] = await Promise.all([
+    // First what the token may do: the page offers nothing else, and reads the tokens
+    // only with the admin scope.
+    state.grant = await call("GET", "/v1/token");
+    const [zones, apps, groups, events, health, tokens] = await Promise.all([
       call("GET", "/v1/zones"),
       call("GET", listPath("apps", asked.apps)),
       call("GET", listPath("groups", asked.groups)),
       call("GET", eventsPath(filter)),
       readHealth(),
+      readTokens(),
     ]);
     if (filter !== state.eventFilter) return; // the filter changed meanwhile: a newer refresh runs
+    state.tokens = tokens;
     state.zones = zones.zones;
     state.health = health;
     state.healthDue = false;
@@ -143,14 +150,17 @@ export async function catchUp() {
     const apps = [...touched.apps].filter((name) => mayHold("apps", appOrder, { name }));
     if (groups.length + apps.length > CATCH_UP_FETCHES) return refresh();
     const moved = healthMoved(missed);
-    const [zones, groupsNow, appsNow, shown, health] = await Promise.all([
+    const tokensMoved = missed.some((event) => event.action.startsWith("token_"));
+    const [zones, groupsNow, appsNow, shown, health, tokens] = await Promise.all([
       call("GET", "/v1/zones"),
       Promise.all(groups.map((group) => readOrNull(path.group(group)))),
       Promise.all(apps.map((name) => readOrNull(path.app(name)))),
       filter ? call("GET", eventsPath(filter, { after: since })).then((reply) => reply.events) : missed,
       moved || state.healthDue ? readHealth() : state.health,
+      tokensMoved ? readTokens() : state.tokens,
     ]);
     if (state.seq !== since || filter !== state.eventFilter) return; // someone else caught up first
+    state.tokens = tokens;
     state.zones = zones.zones;
     state.health = health;
     state.healthDue = moved; // once more on the next poll: see state.healthDue
@@ -199,6 +209,12 @@ function mayHold(kind, order, key) {
 function hold(kind, order, key, item) {
   if (item !== null && state.asked[kind] && !state[kind].some((held) => order(held, key) === 0)) return;
   putInOrder(state[kind], order, key, item);
+}
+
+/** The named tokens (GET /v1/tokens, with the revoked ones when the page shows them),
+ * or none for a token without the admin scope, which may not read them. */
+async function readTokens() {
+  return may("admin") ? (await call("GET", path.tokens(state.showRevoked))).tokens : [];
 }
 
 /** GET `path`: its JSON, or null when it is gone (404). */

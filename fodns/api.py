@@ -1,7 +1,9 @@
 """The admin HTTP API (aiohttp): apps, groups, switches, checks and events, health and metrics.
 
-Every /v1 call needs `Authorization: Bearer <token>`; errors are JSON
-`{"error": {"code", "message", "field"?}}` with the status of the FodnsError
+Every /v1 call needs `Authorization: Bearer <token>` (401 otherwise) whose scope
+covers the route (403 naming the scope it lacks; fodns/scopes.py has the table and
+the limits, which the store checks within each write); errors are JSON
+`{"error": {"code", "message", "field"?, "scope"?}}` with the status of the FodnsError
 behind them, whatever went wrong (a bug is a JSON 500, never a traceback page).
 A write is: validate, commit (the store), wait until every DNS process serves
 it (the `served` wait the service passes in, see fodns/consumers.py), reply. A
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
 import json
 import urllib.parse
@@ -30,7 +31,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fodns.checks import CheckSpec
-from fodns.errors import FodnsError, Invalid, NotFound
+from fodns.errors import FodnsError, Forbidden, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
     FIND_MAX,
@@ -59,16 +60,22 @@ from fodns.schemas import (
     GROUPS_QUERY,
     NEW_APP,
     NEW_GROUP,
+    NEW_TOKEN,
     PROBE_PATH,
     REPORT,
     SWITCH,
+    TOKEN_PATH,
+    TOKENS_QUERY,
     Schema,
     check,
     check_query,
     whole_numbers,
 )
+from fodns.scopes import Actor, Grant, check_route
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, HealthLast, Store
+from fodns.tokenbook import Refused, TokenBook
+from fodns.tokens import new_secret, secret_hash
 
 log = get_logger()
 P = ParamSpec("P")
@@ -77,7 +84,7 @@ HealthCheck = Callable[[], dict[str, Any]]
 REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 HEALTH_KEY: web.AppKey[HealthCheck] = web.AppKey("health")
 STORE_KEY: web.AppKey[Store] = web.AppKey("store")  # set only when the app has a store
-TOKENS_KEY: web.AppKey[dict[str, str]] = web.AppKey("tokens")
+TOKEN_BOOK_KEY: web.AppKey[TokenBook] = web.AppKey("token_book")
 # Waits until every DNS worker serves event `seq`; False if one does not in time.
 Served = Callable[[int], Awaitable[bool]]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("served")
@@ -115,7 +122,8 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-ACTOR = "actor"
+ACTOR = "actor"  # the request's token's name: the actor of its changes
+GRANT = "grant"  # what the request's token may do (scopes.Grant)
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 # But for a probe's report: every address of every app it checks, about 150 bytes each
 # with its evidence, so some 50,000 addresses. Read on a thread (see json_body).
@@ -140,10 +148,14 @@ NO_QUERY: Schema = {"type": "object", "properties": {}}
 # ---- cross-cutting: errors and tokens ---------------------------------------------------
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, scope: str | None = None
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
+    if scope is not None:  # a 403: the scope (or the limit) the token lacks
+        error["scope"] = scope
     return web.json_response({"error": error}, status=status)
 
 
@@ -152,7 +164,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except FodnsError as exc:
-        return error_response(exc.status, exc.code, str(exc), exc.field)
+        scope = exc.scope if isinstance(exc, Forbidden) else None
+        return error_response(exc.status, exc.code, str(exc), exc.field, scope)
     except web.HTTPRequestEntityTooLarge:
         limit = request.get(BODY_LIMIT, MAX_BODY)
         return error_response(413, "too_large", f"request bodies are limited to {limit} bytes")
@@ -235,32 +248,22 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /v1 call needs a known token; the token's name is the actor in events."""
+    """Every /v1 call needs a token the book accepts (a 401 otherwise: none, unknown,
+    expired or revoked) whose scope the route needs (a 403 naming it otherwise). The
+    token's name is the actor in events. A path or method that does not exist (404,
+    405, OPTIONS) needs a valid token and no scope: it changes nothing."""
     if request.path.startswith("/v1"):
-        actor = token_name(request.headers.get("Authorization", ""), request.app[TOKENS_KEY])
-        if actor is None:
-            response = error_response(
-                401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required"
-            )
+        found = request.app[TOKEN_BOOK_KEY].authenticate(request.headers.get("Authorization", ""))
+        if isinstance(found, Refused):
+            response = error_response(401, "unauthorized", found.message)
             response.headers.update(AUTHENTICATE)
             return response
-        request[ACTOR] = actor
+        request[GRANT] = found
+        request[ACTOR] = found.name
+        resource = request.match_info.route.resource
+        if request.match_info.http_exception is None and resource is not None:
+            check_route(found, request.method, resource.canonical)
     return await handler(request)
-
-
-def token_name(authorization: str, tokens: dict[str, str]) -> str | None:
-    """The name of the token an Authorization header presents, or None."""
-    scheme, _, presented = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not presented:
-        return None
-    # Headers arrive as text decoded with surrogateescape: bytes that are not
-    # UTF-8 survive as surrogates and can never equal a (checked, ASCII) token.
-    offered = presented.strip().encode("utf-8", "surrogateescape")
-    actor = None
-    for token, name in tokens.items():
-        if hmac.compare_digest(offered, token.encode()):
-            actor = name
-    return actor
 
 
 async def json_body(
@@ -341,33 +344,46 @@ def store_of(request: web.Request) -> Store:
     return request.app[STORE_KEY]
 
 
+async def committed(
+    request: web.Request,
+    method: Callable[Concatenate[Actor, P], Change],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> Change:
+    """Run a store write (`method`, given the caller's grant: its name is the actor, its
+    limits are checked in the write's transaction) and log the change it made."""
+    change = await asyncio.wrap_future(
+        store_of(request).submit(method, request[GRANT], *args, **kwargs)
+    )
+    event = change.event
+    if event is not None:
+        # The change itself, as a fact with its fields: who, what, before and after.
+        log.info(
+            event.action,
+            seq=event.seq,
+            actor=event.actor,
+            zone=event.zone,
+            group=event.group,
+            app=event.app,
+            before=event.before,
+            after=event.after,
+            reason=event.reason,
+        )
+    return change
+
+
 async def write(
     request: web.Request,
-    method: Callable[Concatenate[str, P], Change],
+    method: Callable[Concatenate[Actor, P], Change],
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> tuple[Change, bool]:
-    """Run a store write (`method`, given the caller as its actor) and wait until DNS
-    serves it: the change, and whether every DNS worker served it in time (False:
-    durable, not yet served)."""
-    change = await asyncio.wrap_future(
-        store_of(request).submit(method, request[ACTOR], *args, **kwargs)
-    )
+    """Run a store write (see committed) and wait until DNS serves it: the change, and
+    whether every DNS worker served it in time (False: durable, not yet served)."""
+    change = await committed(request, method, *args, **kwargs)
     event = change.event
     if event is None:
         return change, True  # nothing changed: nothing to serve
-    # The change itself, as a fact with its fields: who, what, before and after.
-    log.info(
-        event.action,
-        seq=event.seq,
-        actor=event.actor,
-        zone=event.zone,
-        group=event.group,
-        app=event.app,
-        before=event.before,
-        after=event.after,
-        reason=event.reason,
-    )
     metrics = request.app[METRICS_KEY]
     metrics.table_changes.inc()
     if event.action == "group_switched":
@@ -752,6 +768,61 @@ async def _mirror_request(request: web.Request, kind: str) -> web.Response:
     return web.json_response({"zones": await mirror(kind)})
 
 
+# ---- tokens -----------------------------------------------------------------------------
+
+
+async def get_own_token(request: web.Request) -> web.Response:
+    """What the presenting token may do (any valid token may ask): for the dashboard to
+    show only that."""
+    query_of(request, NO_QUERY)
+    grant: Grant = request[GRANT]
+    return web.json_response(grant.to_json())
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    query = query_of(request, TOKENS_QUERY)
+    tokens = await asyncio.to_thread(store_of(request).tokens, query.get("revoked") == "true")
+    return web.json_response({"tokens": [token.to_json() for token in tokens]})
+
+
+async def post_token(request: web.Request) -> web.Response:
+    body = whole_numbers(NEW_TOKEN, await json_body(request, NEW_TOKEN))
+    # Made here and shown once, in this reply: the store, the log and the event get only
+    # its hash or nothing (see fodns/tokens.py).
+    secret = new_secret()
+    change = await committed(
+        request,
+        store_of(request).create_token,
+        body["name"],
+        body["scope"],
+        secret_hash(secret),
+        groups=body.get("groups"),
+        apps=body.get("apps"),
+        expires_in=body.get("expires_in"),
+        reason=body.get("reason"),
+    )
+    await asyncio.to_thread(request.app[TOKEN_BOOK_KEY].reload)  # usable from this reply on
+    assert change.event is not None and change.event.after is not None
+    return web.json_response({**change.event.after, "token": secret}, status=201)
+
+
+async def get_token(request: web.Request) -> web.Response:
+    query_of(request, NO_QUERY, TOKEN_PATH)
+    token = await asyncio.to_thread(store_of(request).token, request.match_info["name"])
+    return web.json_response(token.to_json())
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    """Revoke: refused from before this reply is sent (the book is read again first).
+    Revoked already: 200, nothing recorded (RFC 9110 §9.2.2)."""
+    query = query_of(request, DELETE_QUERY, TOKEN_PATH)
+    name = request.match_info["name"]
+    await committed(request, store_of(request).revoke_token, name, reason=query.get("reason"))
+    await asyncio.to_thread(request.app[TOKEN_BOOK_KEY].reload)
+    token = await asyncio.to_thread(store_of(request).token, name)
+    return web.json_response(token.to_json())
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -807,7 +878,8 @@ def create_app(
     allowed_hosts: frozenset[str] = frozenset(),
     checker: HealthView | None = None,
 ) -> web.Application:
-    """The admin app; `tokens` maps each accepted token to its name (the events' actor),
+    """The admin app; `tokens` maps each bootstrap admin token to its name (the events'
+    actor; named tokens are read from the store, see fodns/tokenbook.py),
     `served` waits until DNS serves a change (None: no DNS to wait for), `mirror`
     answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
     names besides IP addresses and localhost it answers for, `checker` shows health
@@ -821,7 +893,9 @@ def create_app(
     app[HEALTH_KEY] = health
     if store is not None:
         app[STORE_KEY] = store
-    app[TOKENS_KEY] = tokens or {}
+    book = TokenBook(tokens or {}, None if store is None else store.token_hashes)
+    book.reload()
+    app[TOKEN_BOOK_KEY] = book
     app[SERVED_KEY] = served
     app[MIRROR_KEY] = mirror
     app[HEALTH_VIEW_KEY] = checker
@@ -859,8 +933,14 @@ async def store_heartbeat(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_v1_routes(app: web.Application) -> None:
+    """Every /v1 route; each needs the scope fodns/scopes.py ROUTE_SCOPES gives it."""
     router = app.router
     router.add_get("/v1/openapi.json", get_openapi)
+    router.add_get("/v1/token", get_own_token)
+    router.add_get("/v1/tokens", list_tokens)
+    router.add_post("/v1/tokens", post_token)
+    router.add_get("/v1/tokens/{name}", get_token)
+    router.add_delete("/v1/tokens/{name}", delete_token)
     router.add_get("/v1/zones", list_zones)
     router.add_get("/v1/apps", list_apps)
     router.add_post("/v1/apps", post_app)

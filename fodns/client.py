@@ -1,4 +1,4 @@
-"""The command-line client of the admin API: runs `fodns group|app|check|health|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|check|token|events ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.
@@ -35,7 +35,9 @@ TOKEN_HINTS = """\
     export FODNS_ADMIN_TOKEN="$(cat var/admin-token)"
   A configured token is in [api] token of its config, in the file of the systemd
   credential admin-token (LoadCredential=admin-token:/etc/fodns/admin-token), or in
-  FODNS_ADMIN_TOKEN where fodns serve runs."""
+  FODNS_ADMIN_TOKEN where fodns serve runs. A named token (fodns token create) is
+  given the same way."""
+SECRET_ONCE = 'the token\'s secret ("token") is shown only this once: fodns keeps only its hash'
 ADDRESS_HINT = "(is `fodns serve` running? FODNS_API / --api choose the address)"
 NOT_THE_API_HINT = "(is that the fodns admin API? FODNS_API / --api choose the address)"
 
@@ -116,10 +118,13 @@ class Connection:
     def _refused(self, status: int, reason: str, raw: bytes) -> ClientError:
         """The API's error reply, worded: `field: message (status)`."""
         if status == 401:
+            # The API says when a known token expired or was revoked ("the token 'x' ...").
+            said = _error_message(raw) or ""
+            why = f" ({said})" if said.startswith("the token ") else ""
             return ClientError(
-                f"the admin token from {self.token_source} was not accepted by the admin API "
-                f"at {self.api} (401): give fodns serve's token with FODNS_ADMIN_TOKEN or --token\n"
-                + TOKEN_HINTS
+                f"the token from {self.token_source} was not accepted by the admin API "
+                f"at {self.api} (401){why}: give a valid one with FODNS_ADMIN_TOKEN or "
+                "--token\n" + TOKEN_HINTS
             )
         try:
             error = json.loads(raw)["error"]
@@ -130,6 +135,14 @@ class Connection:
         if field and not message.startswith(f"{field}: "):
             message = f"{field}: {message}"
         return ClientError(f"{message} ({status})")
+
+
+def _error_message(raw: bytes) -> str | None:
+    """The message of fodns's JSON error, or None for another body."""
+    try:
+        return str(json.loads(raw)["error"]["message"])
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _is_http_url(url: str) -> bool:
@@ -221,6 +234,8 @@ def _output(
         # 202: durable, but not every DNS worker served it in time (api.change_response).
         # It happened, so the result is printed and the exit status is 0.
         warning = str(reply["message"]) if status == 202 else None
+        if args.command == "token" and args.action == "create":
+            warning = SECRET_ONCE
         if args.command == "status":
             if reply["failover_status"] not in STATUS_EXIT:
                 raise KeyError(reply["failover_status"])

@@ -30,6 +30,8 @@ from fodns.model import (
     MODES,
     PIN_FOR_MAX,
 )
+from fodns.scopes import SCOPE_WORDS
+from fodns.tokens import EXPIRES_IN_MAX
 
 DEFAULT_API = f"http://{DEFAULT_API_LISTEN}"
 TIMEOUT = 10.0
@@ -119,6 +121,23 @@ def pin_seconds(text: str) -> int | Null:
     return int(text)
 
 
+# --expires: a number and a unit (or seconds alone), as people say how long.
+EXPIRY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def expiry_seconds(text: str) -> int:
+    """--expires's value: 30d, 12h, 90m, 3600s or 3600 (seconds), as whole seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in EXPIRY_UNITS else (text, "s")
+    if not number.isascii() or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m or 3600s")
+    seconds = int(number) * EXPIRY_UNITS[unit]
+    if not 1 <= seconds <= EXPIRES_IN_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not between 1 second and {EXPIRES_IN_MAX // 86400} days"
+        )
+    return seconds
+
+
 def add_client_commands(commands: Any) -> None:
     """The client commands, added to the `fodns` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -130,8 +149,9 @@ def add_client_commands(commands: Any) -> None:
     )
     connection.add_argument(
         "--token",
-        help="the admin token (default: $FODNS_ADMIN_TOKEN); fodns serve keeps a generated "
-        "one in admin-token beside its database, e.g. var/admin-token",
+        help="the token: the admin token or one made with fodns token create (default: "
+        "$FODNS_ADMIN_TOKEN); fodns serve keeps a generated admin token in admin-token "
+        "beside its database, e.g. var/admin-token",
     )
     connection.add_argument(
         "--timeout",
@@ -148,6 +168,7 @@ def add_client_commands(commands: Any) -> None:
     _add_status_command(commands, common)
     _add_events_command(commands, common)
     _add_route53_commands(commands, common)
+    _add_token_commands(commands, common)
 
 
 def _command(
@@ -829,3 +850,128 @@ def _add_route53_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     )
     sync.add_argument("--json", action="store_true", help="what was applied, as JSON")
     sync.set_defaults(endpoint=Endpoint("POST", "/v1/route53/sync", listed="zones"))
+
+
+SCOPES_HELP = """\
+scopes (each includes those above it):
+  read    every GET but tokens and webhooks: groups, apps, events, health...
+  switch  switch and unpin groups; report as a probe
+  write   create, change and delete apps, groups and checks; Route53 sync
+  admin   tokens and webhooks"""
+
+
+def _add_token_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    token = commands.add_parser(
+        "token",
+        help="named tokens with scopes: create, list, show, revoke, whoami",
+        description="A named token may do what its scope allows, optionally only to the "
+        "groups and apps whose names match its patterns (shop-*); it is named in the event "
+        "log for every change it makes. fodns keeps only a hash of its secret, shown once "
+        "when it is made. Managing tokens needs the admin scope. Output is JSON."
+        f"\n\n{SCOPES_HELP}",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+
+    create = _command(
+        token,
+        "create",
+        common,
+        "make a named token and print its secret, the only time it is shown",
+        "The secret is the `token` field of the output: give it to its user as "
+        "FODNS_ADMIN_TOKEN, or as `Authorization: Bearer <token>`. Limits restrict what "
+        "the token changes, not what it reads; an admin token cannot have them."
+        f"\n\n{SCOPES_HELP}\n\n"
+        "example (a deploy pipeline that may switch the shop groups only, for 30 days):\n"
+        "  fodns token create deploy-shop --scope switch --groups 'shop-*' --expires 30d",
+    )
+    create.add_argument(
+        "name",
+        metavar="NAME",
+        help="its name, named in the event log: lower-case letters, digits, '.', '_' or '-'; "
+        "never reused, even after it is revoked",
+    )
+    create.add_argument(
+        "--scope", required=True, choices=list(SCOPE_WORDS), help="what it may do (above)"
+    )
+    create.add_argument(
+        "--groups",
+        action="append",
+        metavar="PATTERN",
+        help="it may change only the groups whose label matches PATTERN (shell-style: * ? "
+        "[...]); repeat it for several (default: any group)",
+    )
+    create.add_argument(
+        "--apps",
+        action="append",
+        metavar="PATTERN",
+        help="it may change only groups whose apps, and apps whose names, match PATTERN; "
+        "repeat it for several (default: any app)",
+    )
+    create.add_argument(
+        "--expires",
+        type=expiry_seconds,
+        metavar="DURATION",
+        help="it stops working after DURATION: 30d, 12h, 90m or 3600s (default: never, "
+        "until revoked)",
+    )
+    _reason(create)
+    create.set_defaults(
+        endpoint=Endpoint(
+            "POST",
+            "/v1/tokens",
+            body={
+                "name": "name",
+                "scope": "scope",
+                "groups": "groups",
+                "apps": "apps",
+                "expires_in": "expires",
+                "reason": "reason",
+            },
+        )
+    )
+
+    listing = _command(
+        token,
+        "list",
+        common,
+        "list the named tokens, never their secrets",
+        "Each with its scope, limits, expiry, state (active, expired or revoked), who made "
+        "it and when.",
+    )
+    listing.add_argument(
+        "--revoked",
+        action="store_const",
+        const="true",
+        help="list the revoked tokens too",
+    )
+    listing.set_defaults(
+        endpoint=Endpoint("GET", "/v1/tokens", query={"revoked": "revoked"}, listed="tokens")
+    )
+
+    show = _command(token, "show", common, "show a named token, never its secret")
+    show.add_argument("name", metavar="NAME", help="the token's name")
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/tokens/{name}"))
+
+    revoke = _command(
+        token,
+        "revoke",
+        common,
+        "revoke a named token: it stops working at once",
+        "Every request with it is refused (401) from before this command returns. Its name "
+        "stays taken.",
+    )
+    revoke.add_argument("name", metavar="NAME", help="the token's name")
+    _reason(revoke)
+    revoke.set_defaults(
+        endpoint=Endpoint("DELETE", "/v1/tokens/{name}", query={"reason": "reason"})
+    )
+
+    whoami = _command(
+        token,
+        "whoami",
+        common,
+        "show what the token in use may do",
+        "Its name, scope, limits and expiry (bootstrap: true for the admin token of the "
+        "config, FODNS_ADMIN_TOKEN or the admin-token file). Any valid token may ask.",
+    )
+    whoami.set_defaults(endpoint=Endpoint("GET", "/v1/token"))

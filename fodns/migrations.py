@@ -277,6 +277,28 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         "CREATE INDEX groups_pinned ON groups (id) WHERE pin IS NOT NULL",
         "CREATE INDEX groups_auto ON groups (id) WHERE failover = 'auto'",
     ),
+    (
+        # Named tokens with scopes (fodns/scopes.py, fodns/tokenrows.py), in the table
+        # that already holds every token name used: a row without a scope is a name
+        # only (the bootstrap admin token's). `groups` and `apps` are JSON lists of
+        # name patterns (NULL: no limit); `hash` the SHA-256 of the secret, never the
+        # secret. Times are ISO 8601 UTC; NULL: never expires, not revoked.
+        "ALTER TABLE tokens ADD COLUMN scope TEXT"
+        " CHECK (scope IS NULL OR scope IN ('read', 'switch', 'write', 'admin'))",
+        "ALTER TABLE tokens ADD COLUMN groups TEXT",
+        "ALTER TABLE tokens ADD COLUMN apps TEXT",
+        "ALTER TABLE tokens ADD COLUMN hash TEXT CHECK (hash IS NULL OR length(hash) = 64)",
+        "ALTER TABLE tokens ADD COLUMN created_by TEXT",
+        "ALTER TABLE tokens ADD COLUMN expires_at TEXT",
+        "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
+        "ALTER TABLE tokens ADD COLUMN revoked_by TEXT",
+        # A presented secret is looked up by its hash; two tokens never share one.
+        "CREATE UNIQUE INDEX tokens_by_hash ON tokens (hash)",
+        # A revoked token stays, so that its name is never reused (the event log's
+        # actors stay unambiguous) and a request with it is refused saying so.
+        """CREATE TRIGGER token_names_are_forever BEFORE DELETE ON tokens
+        BEGIN SELECT RAISE(ABORT, 'a token name is never released'); END""",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

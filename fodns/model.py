@@ -32,8 +32,8 @@ DEFAULT_MAX_AUTO_SWITCHES, MAX_AUTO_SWITCHES_MAX = 4, 100
 # A pin lasts at most a year when it is given an end (null: until unpinned).
 PIN_FOR_MAX = 366 * 86400
 # The actor of every change health makes (automatic switches, health transitions,
-# pins that ended): never a token's name (tokens.TOKEN_NAME has no such reserved word,
-# and the store refuses it as a token name).
+# pins that ended): never a token's name (tokens.RESERVED_NAMES holds it, and the store
+# refuses it as a token name).
 HEALTH_ACTOR = "health"
 # A group's TTL, in seconds: traffic moves within it after a switch. Migration 1's
 # CHECK on groups.ttl holds the same range; widening it takes a new migration.

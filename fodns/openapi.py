@@ -6,6 +6,7 @@ from typing import Any
 
 from fodns import __version__, checks, schemas
 from fodns.schemas import parameters
+from fodns.scopes import LIMITS, SCOPE_WORDS, Scope, route_scope
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -22,7 +23,14 @@ ERROR_RESPONSES = {
     "400": ("Invalid", "Bad input; error.field names it. Nothing changed."),
     "401": (
         "Unauthorized",
-        "Missing or wrong bearer token (WWW-Authenticate says Bearer); nothing changed",
+        "No bearer token, an unknown one, or one expired or revoked (the message says "
+        "which; WWW-Authenticate says Bearer); nothing changed",
+    ),
+    "403": (
+        "Forbidden",
+        "The token is valid but may not do this (code forbidden): error.scope names what "
+        "it lacks, a scope (switch, write, admin) or a limit (groups, apps: the group or "
+        "app is outside its name patterns); nothing changed",
     ),
     "404": (
         "NotFound",
@@ -92,10 +100,23 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     # 404: the mirror is not enabled.
     ("/v1/route53/plan", "get"): ("404", "502", "504"),
     ("/v1/route53/sync", "post"): ("404", "502", "504"),
+    ("/v1/token", "get"): (),
+    ("/v1/tokens", "get"): ("400",),
+    # 409: the name is, or was, another token's.
+    ("/v1/tokens", "post"): (*WRITE, *WITH_BODY, "409"),
+    ("/v1/tokens/{name}", "get"): ("400", "404"),
+    ("/v1/tokens/{name}", "delete"): (*WRITE, "404"),
 }
 # A write that does not wait for DNS to serve what it wrote, so never a 202: a probe's
-# report (health's events are served like every other, but the probe waits for none).
-NOT_WAITING = frozenset({("/v1/probes/{name}/reports", "post")})
+# report (health's events are served like every other, but the probe waits for none),
+# and a token's creation or revocation (DNS answers nothing from tokens).
+NOT_WAITING = frozenset(
+    {
+        ("/v1/probes/{name}/reports", "post"),
+        ("/v1/tokens", "post"),
+        ("/v1/tokens/{name}", "delete"),
+    }
+)
 NOT_SERVED: dict[str, Any] = {
     "type": "object",
     "required": ["served", "message"],
@@ -124,7 +145,10 @@ METHODS = (
     "HTTP methods as RFC 9110 has them on every path: each GET is also answered to HEAD, "
     "without the body (§9.3.2); OPTIONS answers 204 with Allow, after the token check "
     "under /v1 (§9.3.7); a method a path does not have is a 405 with the Error body and "
-    "Allow listing exactly the methods it has (§15.5.6)."
+    "Allow listing exactly the methods it has (§15.5.6). Tokens: every operation needs a "
+    "bearer token whose scope includes the operation's x-scope (read < switch < write < "
+    "admin; any: every valid token), else a 403 whose error.scope names it; a token's "
+    "name limits (groups, apps) bound what it changes, not what it reads."
 )
 PAGE_NOTE = " Without q, limit or cursor the reply is the whole list and has no `next`."
 
@@ -146,6 +170,7 @@ def _list_reply(key: str, item: str) -> dict[str, Any]:
 
 NAME_PARAM = parameters(schemas.APP_PATH, "path")
 LABEL_PARAM = parameters(schemas.GROUP_PATH, "path")
+TOKEN_PARAM = parameters(schemas.TOKEN_PATH, "path")
 PROBE_PARAM = parameters(schemas.PROBE_PATH, "path")
 MODE = {"enum": ["manual", "auto"]}
 HEALTH_STATE = {"enum": ["up", "down", "unknown"]}
@@ -454,6 +479,59 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "NewToken": schemas.NEW_TOKEN,
+    "Token": {
+        "type": "object",
+        "required": [
+            "name",
+            "scope",
+            "groups",
+            "apps",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "revoked_at",
+            "revoked_by",
+            "state",
+        ],
+        "properties": {
+            "name": {"type": "string", "examples": ["deploy-shop"]},
+            "scope": {"enum": list(SCOPE_WORDS)},
+            "groups": {
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "description": "The patterns of the groups it may change (lower-cased); null: any.",
+            },
+            "apps": {
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "description": "The patterns of the apps it may change; null: any.",
+            },
+            "created_at": TIME,
+            "created_by": {"type": "string", "description": "The token's name that made it."},
+            "expires_at": {**MAYBE_TIME, "description": "null: until revoked."},
+            "revoked_at": MAYBE_TIME,
+            "revoked_by": {"type": ["string", "null"]},
+            "state": {"enum": ["active", "expired", "revoked"]},
+        },
+        "description": "A named token; never its secret, which only its creation's reply holds.",
+    },
+    "Grant": {
+        "type": "object",
+        "required": ["name", "scope", "groups", "apps", "expires_at", "bootstrap"],
+        "properties": {
+            "name": {"type": "string"},
+            "scope": {"enum": list(SCOPE_WORDS)},
+            "groups": {"type": ["array", "null"], "items": {"type": "string"}},
+            "apps": {"type": ["array", "null"], "items": {"type": "string"}},
+            "expires_at": MAYBE_TIME,
+            "bootstrap": {
+                "type": "boolean",
+                "description": "The admin token of the config, FODNS_ADMIN_TOKEN or the "
+                "admin-token file (named admin, not in GET /v1/tokens).",
+            },
+        },
+    },
     "Event": {
         "type": "object",
         "required": [
@@ -526,6 +604,11 @@ SCHEMAS: dict[str, Any] = {
                         "description": "The request field the error is about, when it is about one"
                         " (a bad value, an unknown app named by it, a label or name taken).",
                     },
+                    "scope": {
+                        "enum": [*SCOPE_WORDS, *LIMITS],
+                        "description": "A 403's: what the token lacks, a scope or a limit "
+                        "(groups, apps) the group or app falls outside of.",
+                    },
                 },
             }
         },
@@ -544,12 +627,17 @@ def _error_ref(status: str) -> dict[str, str]:
 
 def _with_errors(paths: dict[str, Any]) -> dict[str, Any]:
     """Every operation's responses, complete: its success, the 202 of a write not yet
-    served, and exactly the errors ERROR_STATUSES and EVERY_CALL give it, in order."""
+    served, and exactly the errors ERROR_STATUSES and EVERY_CALL give it, in order, with
+    a 403 where the scope table asks more than read (every token can read)."""
     for path, item in paths.items():
         for method, operation in item.items():
             if method == "parameters":
                 continue
             statuses = ERROR_STATUSES[(path, method)]
+            needed = route_scope(method.upper(), path)
+            operation["x-scope"] = "any" if needed is None else needed.word
+            if needed is not None and needed > Scope.READ and "403" not in statuses:
+                statuses = (*statuses, "403")
             responses = operation["responses"]
             # A write: it may be durable before it is served.
             if "503" in statuses and (path, method) not in NOT_WAITING:
@@ -588,6 +676,7 @@ def openapi_document() -> dict[str, Any]:
     group = _json(_ref("Group"), "The group, with the records it answers with now")
     app = _json(_ref("App"), "The app")
     check = _json(_ref("Check"), "The app's check, every field (defaults filled in)")
+    token = _ref("Token")
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "fodns admin API", "version": __version__, "description": METHODS},
@@ -810,6 +899,73 @@ def openapi_document() -> dict[str, Any]:
                     "Compare every record set fodns wrote in Route53 now and fix the "
                     "differences; records fodns did not write are never changed",
                     {"200": _json({"type": "object"}, "Per zone: what was applied")},
+                ),
+            },
+            "/v1/token": {
+                "get": _operation(
+                    "What the presenting token may do: its name, scope, limits and expiry "
+                    "(any valid token)",
+                    {"200": _json(_ref("Grant"), "The token's grant")},
+                ),
+            },
+            "/v1/tokens": {
+                "get": _operation(
+                    "Named tokens by name, never their secrets (admin); revoked ones with "
+                    "?revoked=true",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["tokens"],
+                                "properties": {"tokens": {"type": "array", "items": token}},
+                            },
+                            "The tokens",
+                        )
+                    },
+                    parameters=parameters(schemas.TOKENS_QUERY, "query"),
+                ),
+                "post": _operation(
+                    "Create a named token (admin): the reply holds its secret, shown this "
+                    "once (409: a name used before, even by a revoked token)",
+                    {
+                        "201": _json(
+                            {
+                                "allOf": [
+                                    token,
+                                    {
+                                        "type": "object",
+                                        "required": ["token"],
+                                        "properties": {
+                                            "token": {
+                                                "type": "string",
+                                                "pattern": "^fodns_",
+                                                "description": "The secret, as "
+                                                "`Authorization: Bearer <token>`.",
+                                            }
+                                        },
+                                    },
+                                ]
+                            },
+                            "The token, and its secret",
+                        )
+                    },
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NewToken")}},
+                    },
+                ),
+            },
+            "/v1/tokens/{name}": {
+                "parameters": TOKEN_PARAM,
+                "get": _operation(
+                    "Read a named token (admin), a revoked one too: revoking keeps it",
+                    {"200": _json(token, "The token")},
+                ),
+                "delete": _operation(
+                    "Revoke a named token (admin): refused from before this reply on; its "
+                    "name stays taken (revoked already: 200, nothing recorded)",
+                    {"200": _json(token, "The token, revoked")},
+                    parameters=parameters(schemas.DELETE_QUERY, "query"),
                 ),
             },
         },

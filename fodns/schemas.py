@@ -56,7 +56,10 @@ from fodns.model import (
     check_web_head,
     check_whole,
 )
+from fodns.patterns import PATTERN_MAX_LENGTH, PATTERNS_MAX
 from fodns.rows import TEXT_MAX, check_text
+from fodns.scopes import SCOPE_WORDS
+from fodns.tokens import EXPIRES_IN_MAX, RESERVED_NAMES, TOKEN_NAME, check_token_name
 
 Schema = dict[str, Any]
 
@@ -498,6 +501,76 @@ REPORT: Schema = {
     ],
 }
 
+# A named token: its scope and limits (fodns/scopes.py), and how long it lasts.
+TOKEN_NAME_FIELD: Schema = {
+    "type": "string",
+    "pattern": TOKEN_NAME.pattern,
+    "not": {"enum": sorted(RESERVED_NAMES)},
+    "description": "1-63 lower-case letters, digits, '.', '_' or '-', starting with a "
+    f"letter or digit; not {', '.join(sorted(RESERVED_NAMES))}. The actor of the token's "
+    "changes in the event log; never reused, even after the token is revoked (409).",
+    "examples": ["deploy-shop"],
+}
+
+
+def _limit(what: str, example: str) -> Schema:
+    return {
+        "type": ["array", "null"],
+        "minItems": 1,
+        "maxItems": PATTERNS_MAX,
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": PATTERN_MAX_LENGTH,
+            "pattern": r"^[A-Za-z0-9*?\[\]!._-]+$",
+        },
+        "description": f"Name patterns (shell-style: * ? [...], matched against the whole "
+        f"lower-case name) of the {what} the token may change; null or left out: any. "
+        "What it reads is not limited.",
+        "examples": [[example]],
+    }
+
+
+NEW_TOKEN: Schema = {
+    "type": "object",
+    "required": ["name", "scope"],
+    "additionalProperties": False,
+    "properties": {
+        "name": TOKEN_NAME_FIELD,
+        "scope": {
+            "enum": list(SCOPE_WORDS),
+            "description": "read: every GET but tokens and webhooks. switch: also switch "
+            "and unpin groups, and report as a probe. write: also create, change and "
+            "delete apps, groups and checks, and sync Route53. admin: also tokens and "
+            "webhooks. Each includes those before it.",
+        },
+        "groups": _limit("groups (by label)", "shop-*"),
+        "apps": _limit("apps", "shop-*"),
+        "expires_in": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": EXPIRES_IN_MAX,
+            "description": "Seconds until the token stops working (401); left out: until "
+            "it is revoked.",
+            "examples": [30 * 86400],
+        },
+        "reason": REASON,
+    },
+    # An admin token could make itself a token without limits: it has none.
+    "allOf": [
+        {
+            "if": {"required": ["scope"], "properties": {"scope": {"const": "admin"}}},
+            "then": {"properties": {"groups": {"type": "null"}, "apps": {"type": "null"}}},
+        }
+    ],
+    "description": "The reply holds the secret (`token`), shown this once: fodns keeps "
+    "only its SHA-256.",
+    "examples": [
+        {"name": "deploy-shop", "scope": "switch", "groups": ["shop-*"], "expires_in": 2592000},
+        {"name": "status-page", "scope": "read", "reason": "the public status page"},
+    ],
+}
+
 # ---- the parameters: each operation's query as one object schema ---------------------
 # Query values arrive as text; `query_values` turns those an integer schema asks for
 # into integers first (ASCII digits only: "²".isdigit() is true).
@@ -603,9 +676,28 @@ EVENTS_QUERY = _query(
         },
     }
 )
+TOKENS_QUERY = _query(
+    {
+        "revoked": {
+            "enum": ["true", "false"],
+            "default": "false",
+            "description": "true: revoked tokens too (they keep their names for ever).",
+        }
+    }
+)
 # Path parameters: what a route's {name} or {label} may be. A well-formed one that
 # names nothing is a 404.
 APP_PATH: Schema = _query({"name": APP_NAME_FIELD})
+TOKEN_PATH: Schema = _query(
+    {
+        "name": {
+            "type": "string",
+            "pattern": TOKEN_NAME.pattern,
+            "description": "The token's name.",
+            "examples": ["deploy-shop"],
+        }
+    }
+)
 GROUP_PATH: Schema = _query({"label": GROUP_LABEL_FIELD})
 PROBE_PATH: Schema = _query(
     {
@@ -671,6 +763,7 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
     "hold_down": lambda value, field: check_whole(value, field, 0, HOLD_DOWN_MAX),
     "max_auto_switches": lambda value, field: check_whole(value, field, 1, MAX_AUTO_SWITCHES_MAX),
     "pin_for": lambda value, field: value is None or check_whole(value, field, 1, PIN_FOR_MAX),
+    "expires_in": lambda value, field: check_whole(value, field, 1, EXPIRES_IN_MAX),
 }
 
 
@@ -685,10 +778,24 @@ def _probe_words(path: dict[str, Any]) -> None:
         raise Invalid("name", f"{checks.LOCAL_PROBE!r} is fodns's own probe")
 
 
+def _token_words(body: dict[str, Any]) -> None:
+    """A new token's refusal in the store's words: a name (whose field, "name", is an
+    app's elsewhere), and an admin token given limits."""
+    if "name" in body:
+        check_token_name(body["name"])
+    if body.get("scope") == "admin":
+        for limit in ("groups", "apps"):
+            if body.get(limit) is not None:
+                raise Invalid(
+                    limit, "an admin token cannot be limited: it could make tokens without limits"
+                )
+
+
 # The same, for a whole object the schema refused (a body, a path), by its schema.
 _WORDED_WHOLE: tuple[tuple[Schema, Callable[[dict[str, Any]], object]], ...] = (
     (CHECK_BODY, _check_words),
     (PROBE_PATH, _probe_words),
+    (NEW_TOKEN, _token_words),
 )
 _MESSAGES = {
     "limit": "must be a whole number from {minimum} to {maximum}",

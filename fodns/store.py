@@ -84,6 +84,7 @@ from fodns.model import (
     check_web_head,
     check_whole,
 )
+from fodns.patterns import check_patterns
 from fodns.rows import (
     EVENT_SELECT,
     AppRow,
@@ -115,6 +116,17 @@ from fodns.rows import (
     utc_now,
     utc_text,
 )
+from fodns.scopes import Actor, Scope, actor_name, check_app, check_group
+from fodns.tokenrows import (
+    StoredToken,
+    find_token,
+    insert_token,
+    mark_revoked,
+    name_taken,
+    read_hashes,
+    read_tokens,
+)
+from fodns.tokens import EXPIRES_IN_MAX, check_token_name
 from fodns.writer import WriteHealth, Writer, connect
 
 log = get_logger()
@@ -602,18 +614,125 @@ class Store:
         check_text(name, "name", required=True)
         now = utc_now()
         self._writer.run(
-            lambda db: db.execute("INSERT OR IGNORE INTO tokens VALUES (?, ?)", [name, now])
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO tokens (name, created_at) VALUES (?, ?)", [name, now]
+            )
         )
+
+    # Named tokens (fodns/tokenrows.py): a secret is never here, only its SHA-256.
+
+    def create_token(
+        self,
+        actor: Actor,
+        name: str,
+        scope: str,
+        digest: str,
+        *,
+        groups: Sequence[str] | None = None,
+        apps: Sequence[str] | None = None,
+        expires_in: int | None = None,
+        reason: str | None = None,
+    ) -> Change:
+        """A named token (`token_created`, its JSON in `after`), its secret's SHA-256
+        `digest` kept. A name is never reused, even after its token is revoked; an
+        admin token cannot be limited (it could make itself tokens without limits)."""
+        who = actor_name(actor)
+        check_change(who, reason)
+        checked_name = check_token_name(name)
+        if scope not in ("read", "switch", "write", "admin"):
+            raise Invalid("scope", "must be read, switch, write or admin")
+        granted = Scope.named(scope)
+        group_limit = check_patterns("groups", groups)
+        app_limit = check_patterns("apps", apps)
+        if granted is Scope.ADMIN and (group_limit is not None or app_limit is not None):
+            limit = "groups" if group_limit is not None else "apps"
+            raise Invalid(
+                limit, "an admin token cannot be limited: it could make tokens without limits"
+            )
+        if expires_in is not None:
+            check_whole(expires_in, "expires_in", 1, EXPIRES_IN_MAX)
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise Invalid("digest", "must be a SHA-256 in lower-case hex")
+
+        def write(db: Database) -> Change:
+            if name_taken(db, checked_name):
+                raise Conflict(
+                    f"a token named {checked_name!r} exists or existed: token names are "
+                    "never reused",
+                    field="name",
+                )
+            now = utc_now()
+            token = StoredToken(
+                name=checked_name,
+                scope=granted,
+                groups=group_limit,
+                apps=app_limit,
+                created_at=now,
+                created_by=who,
+                expires_at=None if expires_in is None else _later(now, expires_in),
+            )
+            insert_token(db, token, digest)
+            event = append_event(db, who, "token_created", after=token.to_json(now), reason=reason)
+            return Change(event)
+
+        return self._writer.run(write)
+
+    def revoke_token(self, actor: Actor, name: str, reason: str | None = None) -> Change:
+        """Revoke a named token (`token_revoked`); its name stays taken. One revoked
+        already: nothing written (no event)."""
+        who = actor_name(actor)
+        check_change(who, reason)
+
+        def write(db: Database) -> Change:
+            old = find_token(db, name)
+            if old is None:
+                raise NotFound(f"no token named {name!r}")
+            if old.revoked_at is not None:
+                return Change(None)
+            now = utc_now()
+            mark_revoked(db, old.name, now, who)
+            new = replace(old, revoked_at=now, revoked_by=who)
+            event = append_event(
+                db,
+                who,
+                "token_revoked",
+                before=old.to_json(now),
+                after=new.to_json(now),
+                reason=reason,
+            )
+            return Change(event)
+
+        return self._writer.run(write)
+
+    def token(self, name: str) -> StoredToken:
+        """A named token (revoked ones too); NotFound otherwise."""
+
+        def read(db: Database) -> StoredToken:
+            found = find_token(db, name)
+            if found is None:
+                raise NotFound(f"no token named {name!r}")
+            return found
+
+        return self._read(read)
+
+    def tokens(self, revoked: bool = False) -> list[StoredToken]:
+        """Every named token by name; the revoked ones too when `revoked`."""
+        return self._read(lambda db: read_tokens(db, revoked))
+
+    def token_hashes(self) -> list[tuple[str, StoredToken]]:
+        """Every named token with its secret's SHA-256: what the API looks tokens up by."""
+        return self._read(read_hashes)
 
     def create_app(
         self,
-        actor: str,
+        actor: Actor,
         name: str,
         load_balancer: WebHead | None = (),
         web_servers: WebHead | None = (),
         reason: str | None = None,
     ) -> Change:
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         app = App(
             check_app_name(name),
             check_web_head(load_balancer, "load_balancer"),
@@ -621,6 +740,7 @@ class Store:
         )
 
         def write(db: Database) -> Change:
+            check_app(actor, [app.name], list)  # a new app: no group uses it
             if select_apps(db, "WHERE name = ?", [app.name]):
                 raise Conflict(f"an app named {app.name!r} already exists", field="name")
             now = utc_now()
@@ -631,7 +751,7 @@ class Store:
             )
             event = append_event(
                 db,
-                actor,
+                who,
                 "app_created",
                 app=app.name,
                 after=app.to_json(),
@@ -644,7 +764,7 @@ class Store:
 
     def update_app(
         self,
-        actor: str,
+        actor: Actor,
         name: str,
         *,
         new_name: str | None = None,
@@ -658,13 +778,16 @@ class Store:
         web head at once; serials move only where the app is the active side
         and its web head changed.
         """
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         renamed = None if new_name is None else check_app_name(new_name, "name")
         balancer = None if load_balancer is None else check_web_head(load_balancer, "load_balancer")
         servers = None if web_servers is None else check_web_head(web_servers, "web_servers")
 
         def write(db: Database) -> Change:
             old = find_app(db, name)
+            new = old.app.name if renamed is None else renamed
+            check_app(actor, [old.app.name, new], lambda: _labels_using(db, old))
             app = App(
                 renamed if renamed is not None else old.app.name,
                 balancer if balancer is not None else old.app.load_balancer,
@@ -688,10 +811,10 @@ class Store:
                     old.id,
                 ],
             )
-            using = rows_using(db, old)
+            using = rows_using(db, old)  # read again: each group now names the new name
             event = append_event(
                 db,
-                actor,
+                who,
                 "app_updated",
                 app=app.name,
                 before=old.app.to_json(),
@@ -704,13 +827,15 @@ class Store:
 
         return self._writer.run(write)
 
-    def delete_app(self, actor: str, name: str, reason: str | None = None) -> Change:
+    def delete_app(self, actor: Actor, name: str, reason: str | None = None) -> Change:
         """Delete an app that no group references (Conflict otherwise)."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
 
         def write(db: Database) -> Change:
             old = find_app(db, name)
             using = rows_using(db, old)
+            check_app(actor, [old.app.name], lambda: [row.group.label for row in using])
             if using:
                 fqdns = ", ".join(row.group.fqdn for row in using)
                 raise Conflict(f"app {old.app.name!r} is in group(s) {fqdns}; take it out first")
@@ -718,7 +843,7 @@ class Store:
             db.execute("DELETE FROM health_last WHERE app_id = ?", [old.id])
             event = append_event(
                 db,
-                actor,
+                who,
                 "app_deleted",
                 app=old.app.name,
                 before=old.app.to_json(),
@@ -731,7 +856,7 @@ class Store:
 
     def create_group(
         self,
-        actor: str,
+        actor: Actor,
         zone: str | None = None,
         label: str | None = None,
         primary: str | None = None,
@@ -745,7 +870,8 @@ class Store:
         max_auto_switches: int = DEFAULT_MAX_AUTO_SWITCHES,
     ) -> Change:
         """A new group, primary side active; label None draws an unused NNN-NNN-NNN."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         settings = _check_auto_settings(failover, failback, hold_down, max_auto_switches)
         zone_name = self._configured_zone(zone)
         wanted = None if label is None else check_group_label(label)
@@ -756,6 +882,8 @@ class Store:
         def write(db: Database) -> Change:
             primary_row = None if primary_name is None else find_app(db, primary_name, "primary")
             backup_row = None if backup_name is None else find_app(db, backup_name, "backup")
+            apps = [None if row is None else row.app.name for row in (primary_row, backup_row)]
+            check_group(actor, wanted, apps)
             if primary_row and backup_row and primary_row.id == backup_row.id:
                 raise Conflict("the primary and the backup must be different apps", field="backup")
             if wanted is None:
@@ -781,14 +909,14 @@ class Store:
                 ],
             )
             new = find_group(db, new_label, zone_name)
-            event = group_event(db, actor, "group_created", None, new, reason)
+            event = group_event(db, who, "group_created", None, new, reason)
             return self._group_change(db, event, new, old=None)
 
         return self._writer.run(write)
 
     def update_group(
         self,
-        actor: str,
+        actor: Actor,
         label: str,
         zone: str | None = None,
         *,
@@ -808,7 +936,8 @@ class Store:
         answers NODATA until it gets an app or is switched. Making a group manual
         ends its pin: with only people switching it, there is nothing to pin against.
         """
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         wanted = {
             "failover": None if failover is None else check_mode(failover, "failover"),
             "failback": None if failback is None else check_mode(failback, "failback"),
@@ -831,6 +960,9 @@ class Store:
                 "primary": _side_app_id(db, "primary", primary, old.primary_id),
                 "backup": _side_app_id(db, "backup", backup, old.backup_id),
             }
+            # The group's apps before the change and after it (a side given by name).
+            given = [value for value in (primary, backup) if isinstance(value, str)]
+            check_group(actor, old.group.label, [old.group.primary, old.group.backup, *given])
             if ids["primary"] is not None and ids["primary"] == ids["backup"]:
                 named = "backup" if backup is not UNSET else "primary"
                 raise Conflict("the primary and the backup must be different apps", field=named)
@@ -866,14 +998,14 @@ class Store:
                 ],
             )
             new = find_group(db, old.group.label, old.group.zone)
-            event = group_event(db, actor, "group_updated", old, new, reason)
+            event = group_event(db, who, "group_updated", old, new, reason)
             return self._group_change(db, event, new, old=old)
 
         return self._writer.run(write)
 
     def switch(
         self,
-        actor: str,
+        actor: Actor,
         label: str,
         to: str,
         zone: str | None = None,
@@ -884,7 +1016,8 @@ class Store:
         serial, except that a person's switch of an automatic group always pins it
         (model.Pin; `pin_for` seconds, None or UNSET: until unpinned), so health never
         undoes what a person chose; the pin alone is then a `group_pinned` event."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         side = check_side(to)
         zone_key = None if zone is None else canonical_zone(zone)
         if pin_for is not UNSET and pin_for is not None:
@@ -892,13 +1025,14 @@ class Store:
 
         def write(db: Database) -> Change:
             old = find_group(db, label, zone_key)
+            check_group(actor, old.group.label, [old.group.primary, old.group.backup])
             if old.group.app_on(side) is None and old.group.active != side:
                 raise Conflict(f"the {side} side of group {old.group.fqdn} has no app", field="to")
             pin = None
             if old.group.failover == "auto":
                 at = utc_now()
                 until = None if pin_for is UNSET or pin_for is None else _later(at, pin_for)
-                pin = Pin(side, reason, actor, at, until)
+                pin = Pin(side, reason, who, at, until)
             elif pin_for is not UNSET:
                 raise Conflict(
                     f"group {old.group.fqdn} is switched by people only (failover is manual):"
@@ -913,23 +1047,25 @@ class Store:
             )
             new = find_group(db, old.group.label, old.group.zone)
             action = "group_switched" if old.group.active != side else "group_pinned"
-            event = group_event(db, actor, action, old, new, reason)
+            event = group_event(db, who, action, old, new, reason)
             return self._group_change(db, event, new, old=old)
 
         return self._writer.run(write)
 
     def unpin(
-        self, actor: str, label: str, zone: str | None = None, reason: str | None = None
+        self, actor: Actor, label: str, zone: str | None = None, reason: str | None = None
     ) -> Change:
         """Hand an automatic group back to health (`group_unpinned`); no pin: no event."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         zone_key = None if zone is None else canonical_zone(zone)
 
         def write(db: Database) -> Change:
             old = find_group(db, label, zone_key)
+            check_group(actor, old.group.label, [old.group.primary, old.group.backup])
             if old.group.pin is None:
                 return self._group_change(db, None, old)
-            return self._unpinned(db, actor, old, reason)
+            return self._unpinned(db, who, old, reason)
 
         return self._writer.run(write)
 
@@ -995,15 +1131,17 @@ class Store:
     # Health: checks, what they found, and the answers that follow it.
 
     def set_check(
-        self, actor: str, name: str, check: dict[str, Any] | None, reason: str | None = None
+        self, actor: Actor, name: str, check: dict[str, Any] | None, reason: str | None = None
     ) -> Change:
         """Set an app's check (its JSON, defaults filled in: `check_set`) or, with None,
         remove it (`check_deleted`; the addresses it found down are answered again)."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         spec = None if check is None else CheckSpec.from_json(check)
 
         def write(db: Database) -> Change:
             old = find_app(db, name)
+            check_app(actor, [old.app.name], lambda: _labels_using(db, old))
             stored = db.execute("SELECT health_check FROM apps WHERE id = ?", [old.id]).fetchone()
             before = None if stored[0] is None else CheckSpec.from_json(json.loads(stored[0]))
             if before == spec:
@@ -1022,7 +1160,7 @@ class Store:
                 db.execute("DELETE FROM health_last WHERE app_id = ?", [old.id])
             return self._app_answer_change(
                 db,
-                actor,
+                who,
                 "check_deleted" if spec is None else "check_set",
                 old,
                 app,
@@ -1193,15 +1331,17 @@ class Store:
         )
 
     def delete_group(
-        self, actor: str, label: str, zone: str | None = None, reason: str | None = None
+        self, actor: Actor, label: str, zone: str | None = None, reason: str | None = None
     ) -> Change:
         """Delete a group that points at no app (Conflict otherwise); its label stays taken."""
-        check_change(actor, reason)
+        who = actor_name(actor)
+        check_change(who, reason)
         zone_key = None if zone is None else canonical_zone(zone)
 
         def write(db: Database) -> Change:
             old = find_group(db, label, zone_key)
             group = old.group
+            check_group(actor, group.label, [group.primary, group.backup])
             sides = [
                 f"{side} {app}"
                 for side, app in (("primary", group.primary), ("backup", group.backup))
@@ -1217,7 +1357,7 @@ class Store:
                     "clear both sides first"
                 )
             db.execute("DELETE FROM groups WHERE id = ?", [old.id])
-            event = group_event(db, actor, "group_deleted", old, None, reason)
+            event = group_event(db, who, "group_deleted", old, None, reason)
             # Deletable groups point at no app, so they answered nothing: the
             # journal entry removes no records, only moves the serial.
             return Change(
@@ -1361,6 +1501,11 @@ def _check_auto_settings(
         check_whole(hold_down, "hold_down", 0, HOLD_DOWN_MAX),
         check_whole(max_auto_switches, "max_auto_switches", 1, MAX_AUTO_SWITCHES_MAX),
     )
+
+
+def _labels_using(db: Database, app: AppRow) -> list[str]:
+    """The labels of the groups using `app` (for a token limited to some groups)."""
+    return [row.group.label for row in rows_using(db, app)]
 
 
 def _json(text: Any) -> dict[str, Any]:

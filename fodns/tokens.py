@@ -1,29 +1,73 @@
-"""The admin token: from the config, else FODNS_ADMIN_TOKEN, else generated once and kept.
+"""Token secrets: the bootstrap admin token, and the secrets of named tokens and their hashes.
 
-Whatever its source, a token must be at least TOKEN_MIN_LENGTH characters of
+The bootstrap admin token comes from the config, else FODNS_ADMIN_TOKEN, else is
+generated once and kept. Whatever its source, it must be at least TOKEN_MIN_LENGTH characters of
 RFC 6750's b64token alphabet: an empty or short token (a config typo, a file
 a full disk left empty) would let anyone in, so start-up stops instead, naming
 the source. A generated token is written to a temporary file, fsynced and
 renamed into place, so a crash never leaves a partial or empty token file.
+
+A named token (POST /v1/tokens) is `fodns_` and 256 random bits, shown once and kept
+only as its SHA-256: a secret that random cannot be guessed from its hash, so the
+slow, salted hashes that passwords need (bcrypt, argon2) would only slow down every
+request; and a copy of the database (a backup) then holds no usable token.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 from pathlib import Path
 
-from fodns.errors import ConfigError
+from fodns.errors import ConfigError, Invalid
 from fodns.logs import get_logger
+from fodns.model import HEALTH_ACTOR
 
 log = get_logger()
 ADMIN = "admin"  # the token's name: the actor recorded in events
+# A named token's name: what people type in shells and read in the event log.
+TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# Names no named token may take: the bootstrap token's, health's (the actor of its
+# changes) and fodns's own, so that the event log's actors stay unambiguous.
+RESERVED_NAMES = frozenset({ADMIN, HEALTH_ACTOR, "fodns"})
+# A named token lasts at most ten years when it is given an expiry (none: until revoked).
+EXPIRES_IN_MAX = 3650 * 86400
 TOKEN_FILE = "admin-token"  # beside the database
 TOKEN_MIN_LENGTH = 16
 # RFC 6750 §2.1: what a bearer token may be made of.
 B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+# A named token's secret: a prefix that secret scanners (and people) recognise, then
+# 32 random bytes as URL-safe base64 (43 characters).
+SECRET_PREFIX = "fodns_"
+SECRET_BYTES = 32
+
+
+def check_token_name(name: object) -> str:
+    """A named token's name, or Invalid naming `name`."""
+    if not isinstance(name, str) or not TOKEN_NAME.fullmatch(name):
+        raise Invalid(
+            "name",
+            "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit",
+        )
+    if name in RESERVED_NAMES:
+        raise Invalid("name", f"{name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))})")
+    return name
+
+
+def new_secret() -> str:
+    """A new named token's secret (never stored; see secret_hash)."""
+    return SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def secret_hash(secret: bytes | str) -> str:
+    """What the database keeps of a secret, and what a presented one is looked up by:
+    its SHA-256 in hex."""
+    raw = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
+    return hashlib.sha256(raw).hexdigest()
 
 
 def admin_tokens(configured: str | None, database: Path) -> dict[str, str]:

@@ -179,13 +179,13 @@ class Dashboard:
 
     def open(self) -> Page:
         self.page.goto(self.url)
-        expect(self.page.get_by_label("Admin token")).to_be_visible()
+        expect(self.page.get_by_label("Token", exact=True)).to_be_visible()
         return self.page
 
     def sign_in(self, token: str = TOKEN) -> Page:
-        if not self.page.get_by_label("Admin token").is_visible():
+        if not self.page.get_by_label("Token", exact=True).is_visible():
             self.open()
-        self.page.get_by_label("Admin token").fill(token)
+        self.page.get_by_label("Token", exact=True).fill(token)
         self.page.get_by_role("button", name="Sign in").click()
         if token == TOKEN:
             expect(self.page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
@@ -361,7 +361,7 @@ def served(server: FodnsProcess, fqdn: str) -> set[str]:
 
 def test_the_token_is_asked_once_and_a_wrong_one_is_refused(dashboard: Dashboard) -> None:
     page = dashboard.open()
-    token_field = page.get_by_label("Admin token")
+    token_field = page.get_by_label("Token", exact=True)
     expect(token_field).to_have_attribute("type", "password")
     dashboard.screenshot("token")
 
@@ -1600,3 +1600,165 @@ def test_a_phone_sees_every_view_without_sideways_scrolling(
         phone.view(view)
         expect(row).to_be_visible()
         phone.no_sideways_scroll()
+
+
+# ---- named tokens: the page offers only what its token may do -----------------------------
+
+
+@pytest.fixture(scope="module")
+def tokens_server(fleet: Fleet) -> FodnsProcess:
+    """A fodns of its own for the token tests (their groups, tokens and events stay out
+    of the lists the other tests read), started like the fleet's."""
+    folder = fleet.directory / "tokens"
+    folder.mkdir()
+    running = start_with_config(folder, TOKEN)
+    fleet.running[-1] = running  # stopped, and checked, with the fleet
+    return running
+
+
+def named_token(api: Api, name: str, scope: str, **fields: Any) -> str:
+    body = {"name": name, "scope": scope, **fields}
+    return str(api.ok("POST", "/v1/tokens", body, 201)["token"])
+
+
+def sign_in_as(dashboard: Dashboard, secret: str) -> Page:
+    page = dashboard.sign_in(secret)
+    expect(page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
+    return page
+
+
+def test_a_token_sees_only_the_controls_it_may_use(
+    open_tab: OpenTab, tokens_server: FodnsProcess
+) -> None:
+    api = Api(tokens_server, TOKEN)
+    mine = seed(
+        api,
+        "perm-shop",
+        {"name": "perm-a", "web_servers": ["192.0.2.170"]},
+        {"name": "perm-b", "web_servers": ["192.0.2.171"]},
+    )
+    other = str(
+        api.ok("POST", "/v1/groups", {"label": "perm-bank", "primary": "perm-a"}, 201)["fqdn"]
+    )
+    dashboard = open_tab(tokens_server)
+    # A status page's token: everything shown, nothing to press but History and Copy.
+    page = sign_in_as(dashboard, named_token(api, "perm-reader", "read"))
+    row = dashboard.group_row(mine)
+    expect(row.get_by_role("radio", name="Primary perm-a")).to_be_checked()
+    expect(row.get_by_role("radio", name="Backup perm-b")).to_be_disabled()
+    expect(row.locator("label.side").last).to_have_attribute(
+        "title", f"The token perm-reader may not switch {mine}"
+    )
+    expect(row.get_by_role("button", name=f"Edit {mine}")).to_have_count(0)
+    expect(row.get_by_role("button", name=f"Delete {mine}")).to_have_count(0)
+    expect(row.get_by_role("link", name=f"History of {mine}")).to_be_visible()
+    expect(page.get_by_role("button", name="New group")).to_be_hidden()
+    expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
+    dashboard.view("Apps")
+    expect(page.get_by_role("button", name="New app")).to_be_hidden()
+    expect(dashboard.app_row("perm-a").get_by_role("button")).to_have_count(0)
+    dashboard.screenshot("read-token")
+    page.goto(dashboard.url + "#tokens")  # asked for by address: not for this token
+    expect(page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Tokens", exact=True)).to_be_hidden()
+
+    # A deploy pipeline's token: switches its own groups only, edits nothing.
+    page.get_by_role("button", name="Forget token").click()
+    secret = named_token(api, "perm-deploy", "switch", groups=["perm-s[a-h]op*"])
+    sign_in_as(dashboard, secret)
+    expect(row.get_by_role("radio", name="Backup perm-b")).to_be_enabled()
+    expect(dashboard.group_row(other).get_by_role("radio", name="Primary perm-a")).to_be_disabled()
+    expect(row.get_by_role("button", name=f"Edit {mine}")).to_have_count(0)
+    row.get_by_role("radio", name="Backup perm-b").check()
+    page.get_by_role("button", name="Switch traffic now").click()
+    expect(row.locator("label.side.live")).to_contain_text("perm-b")
+    event = api.ok("GET", "/v1/events?limit=1")["events"][0]
+    assert (event["action"], event["actor"]) == ("group_switched", "perm-deploy")
+
+    # A writer limited to some apps: edits only the groups and apps within them.
+    page.get_by_role("button", name="Forget token").click()
+    sign_in_as(dashboard, named_token(api, "perm-writer", "write", apps=["perm-a"]))
+    expect(page.get_by_role("button", name="New group")).to_be_visible()
+    expect(row.get_by_role("button", name=f"Edit {mine}")).to_have_count(0)  # perm-b too
+    expect(dashboard.group_row(other).get_by_role("button", name=f"Edit {other}")).to_be_visible()
+    dashboard.view("Apps")
+    expect(dashboard.app_row("perm-a").get_by_role("button", name="Edit perm-a")).to_be_visible()
+    expect(dashboard.app_row("perm-b").get_by_role("button", name="Edit perm-b")).to_have_count(0)
+
+
+def test_the_tokens_view_makes_a_token_shows_its_secret_once_and_revokes_it(
+    open_tab: OpenTab, tokens_server: FodnsProcess
+) -> None:
+    dashboard = open_tab(tokens_server)
+    page = dashboard.sign_in()
+    dashboard.view("Tokens")
+    page.get_by_role("button", name="New token").click()
+    dialog = page.get_by_role("dialog", name="New token")
+    dialog.get_by_label("Scope").select_option("admin")
+    expect(dialog.get_by_label("Only groups named")).to_be_hidden()  # an admin has no limits
+    dialog.get_by_label("Scope").select_option("switch")
+    name = dialog.get_by_label("Name", exact=True)
+    name.fill("Bad Name")
+    dialog.get_by_role("button", name="Make token").click()
+    expect(name).to_have_attribute("aria-invalid", "true")
+    name.fill("deploy-tok")
+    dialog.get_by_label("Only groups named").fill("tok-* web-?")
+    dialog.get_by_label("Expires").select_option("2592000")
+    assert unnamed_controls(page) == [], "unnamed controls in the token form"
+    dialog.get_by_role("button", name="Make token").click()
+
+    shown = page.get_by_role("dialog", name="The secret of deploy-tok")
+    expect(shown).to_contain_text("shown only this once")
+    secret = shown.get_by_label("Secret").input_value()
+    assert re.fullmatch(r"fodns_[A-Za-z0-9_-]{43}", secret), secret
+    shown.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    dashboard.screenshot("token-secret", full_page=False)
+    shown.get_by_role("button", name="Done").click()
+    expect(shown).to_be_hidden()
+    assert secret not in page.content(), "the secret stays on the page"
+    assert Api(tokens_server, secret).ok("GET", "/v1/token")["groups"] == ["tok-*", "web-?"]
+
+    row = page.locator('tr[data-token="deploy-tok"]')
+    expect(row).to_contain_text("Switch")
+    expect(row).to_contain_text("groups tok-*, web-?")
+    expect(row).to_contain_text("by admin")
+    expect(row).to_contain_text("active")
+    assert unnamed_controls(page) == [], "unnamed controls in the Tokens view"
+    dashboard.screenshot("tokens")
+
+    row.get_by_role("button", name="Revoke deploy-tok").click()
+    revoke = page.get_by_role("dialog", name="Revoke deploy-tok?")
+    expect(revoke).to_contain_text("refused from now on")
+    revoke.get_by_label("Reason").fill("rotated")
+    revoke.get_by_role("button", name="Revoke token").click()
+    expect(row).to_have_count(0)  # revoked tokens are listed only when asked for
+    assert api_status(tokens_server, secret) == 401
+    page.get_by_label("Show revoked tokens").check()
+    expect(row).to_contain_text("revoked")
+    expect(row.get_by_role("button")).to_have_count(0)
+    page.set_viewport_size(PHONE)
+    dashboard.no_sideways_scroll()
+
+
+def api_status(server: FodnsProcess, secret: str) -> int:
+    return Api(server, secret).call("GET", "/v1/zones")[0]
+
+
+def test_an_open_page_signs_out_when_its_token_is_revoked_or_expires(
+    open_tab: OpenTab, tokens_server: FodnsProcess
+) -> None:
+    api = Api(tokens_server, TOKEN)
+    dashboard = open_tab(tokens_server)
+    page = sign_in_as(dashboard, named_token(api, "open-page", "write"))
+    api.ok("DELETE", "/v1/tokens/open-page")
+    # The next poll (every 2 s) is refused: the page says why and asks for a token.
+    alert = page.locator("#sign-in-error")
+    expect(alert).to_contain_text("revoked or has expired", timeout=6000)
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0, "a refused token is forgotten"
+    dashboard.screenshot("token-revoked", full_page=False)
+
+    sign_in_as(dashboard, named_token(api, "short-lived", "read", expires_in=2))
+    expect(alert).to_contain_text("revoked or has expired", timeout=8000)
+    assert api_status(tokens_server, TOKEN) == 200

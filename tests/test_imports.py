@@ -85,9 +85,15 @@ def test_nothing_below_the_api_imports_it() -> None:
                 "openapi",
                 "records",
                 "schemas",
+                "scopes",
                 "store",
+                "tokenbook",
+                "tokens",
             },
         ),
+        # The rules of scopes are pure: a table and checks, nothing that does I/O.
+        ("scopes", {"errors", "patterns"}),
+        ("tokenbook", {"rows", "scopes", "tokenrows", "tokens"}),
     ],
 )
 def test_each_module_on_the_change_path_imports_only_what_it_names(

@@ -44,6 +44,11 @@ BODIES: dict[tuple[str, str], schemas.Schema | None] = {
     ("post", "/v1/probes/{name}/reports"): schemas.REPORT,
     ("get", "/v1/route53/plan"): None,
     ("post", "/v1/route53/sync"): None,
+    ("get", "/v1/token"): None,
+    ("get", "/v1/tokens"): None,
+    ("post", "/v1/tokens"): schemas.NEW_TOKEN,
+    ("get", "/v1/tokens/{name}"): None,
+    ("delete", "/v1/tokens/{name}"): None,
 }
 # The parameters each operation's server-side checks read: path and query schemas.
 PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
@@ -63,6 +68,9 @@ PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
     ("delete", "/v1/groups/{label}/pin"): [schemas.GROUP_PATH, schemas.DELETE_GROUP_QUERY],
     ("get", "/v1/events"): [schemas.EVENTS_QUERY],
     ("post", "/v1/probes/{name}/reports"): [schemas.PROBE_PATH],
+    ("get", "/v1/tokens"): [schemas.TOKENS_QUERY],
+    ("get", "/v1/tokens/{name}"): [schemas.TOKEN_PATH],
+    ("delete", "/v1/tokens/{name}"): [schemas.TOKEN_PATH, schemas.DELETE_QUERY],
 }
 
 
@@ -110,6 +118,7 @@ def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
         "SWITCH",
         "CHECK_BODY",
         "REPORT",
+        "NEW_TOKEN",
     )
     for name in bodies:
         body = getattr(schemas, name)
@@ -118,7 +127,15 @@ def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
         for field, schema in body["properties"].items():
             for example in schema.get("examples", []):
                 yield f"{name}.{field}", schema, example
-    for name in ("APPS_QUERY", "GROUPS_QUERY", "EVENTS_QUERY", "DELETE_QUERY", "PROBE_PATH"):
+    for name in (
+        "APPS_QUERY",
+        "GROUPS_QUERY",
+        "EVENTS_QUERY",
+        "DELETE_QUERY",
+        "PROBE_PATH",
+        "TOKENS_QUERY",
+        "TOKEN_PATH",
+    ):
         for field, schema in getattr(schemas, name)["properties"].items():
             for example in schema.get("examples", []):
                 yield f"{name}.{field}", schema, example
@@ -362,6 +379,27 @@ BOUNDARIES: list[tuple[str, str, Any, str | None]] = [
     ("GET", "/v1/apps/-eu/check", None, "name"),
     ("DELETE", "/v1/apps/us/check" + q(reason="x" * 1000), None, None),
     ("DELETE", "/v1/apps/us/check" + q(reason=" "), None, "reason"),
+    # tokens: names (lower-case, not reserved), scopes, limits, expiry
+    ("POST", "/v1/tokens", {"name": "t" * 63, "scope": "read"}, None),
+    ("POST", "/v1/tokens", {"name": "t" * 64, "scope": "read"}, "name"),
+    ("POST", "/v1/tokens", {"name": "Tok", "scope": "read"}, "name"),
+    ("POST", "/v1/tokens", {"name": "health", "scope": "read"}, "name"),
+    ("POST", "/v1/tokens", {"name": "t1", "scope": "root"}, "scope"),
+    ("POST", "/v1/tokens", {"name": "t2", "scope": "admin", "groups": ["a*"]}, "groups"),
+    ("POST", "/v1/tokens", {"name": "t3", "scope": "admin", "apps": ["a*"]}, "apps"),
+    ("POST", "/v1/tokens", {"name": "t4", "scope": "admin", "groups": None}, None),
+    ("POST", "/v1/tokens", {"name": "t5", "scope": "write", "groups": []}, "groups"),
+    ("POST", "/v1/tokens", {"name": "t6", "scope": "write", "apps": ["x" * 64] * 32}, None),
+    ("POST", "/v1/tokens", {"name": "t7", "scope": "write", "apps": ["x" * 65]}, "apps"),
+    ("POST", "/v1/tokens", {"name": "t8", "scope": "write", "apps": ["x"] * 33}, "apps"),
+    ("POST", "/v1/tokens", {"name": "t9", "scope": "write", "apps": ["a b"]}, "apps"),
+    ("POST", "/v1/tokens", {"name": "t10", "scope": "read", "expires_in": 1}, None),
+    ("POST", "/v1/tokens", {"name": "t11", "scope": "read", "expires_in": 0}, "expires_in"),
+    ("POST", "/v1/tokens", {"name": "t12", "scope": "read", "expires_in": 315360000}, None),
+    ("POST", "/v1/tokens", {"name": "t13", "scope": "read", "expires_in": 315360001}, "expires_in"),
+    ("GET", "/v1/tokens" + q(revoked="true"), None, None),
+    ("GET", "/v1/tokens" + q(revoked="yes"), None, "revoked"),
+    ("DELETE", "/v1/tokens/Nobody", None, "name"),
     # probes' reports: the path, the interval, each list's bound
     ("POST", "/v1/probes/local/reports", {"interval": 10, "apps": []}, "name"),
     ("POST", "/v1/probes/-p/reports", {"interval": 10, "apps": []}, "name"),
@@ -449,6 +487,7 @@ def test_the_boundaries_are_the_definitions_own() -> None:
             ("POST", "/v1/groups/held/switch"): schemas.SWITCH,
             ("PUT", "/v1/apps/eu/check"): schemas.CHECK_BODY,
             ("POST", "/v1/probes/p1/reports"): schemas.REPORT,
+            ("POST", "/v1/tokens"): schemas.NEW_TOKEN,
         }.get((method, path))
         if schema is None:
             continue
