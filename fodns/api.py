@@ -67,6 +67,7 @@ from fodns.schemas import (
 )
 from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, HealthLast, Store
+from fodns.webhookapi import DELIVERIES_KEY, Deliveries, add_webhook_routes
 
 log = get_logger()
 P = ParamSpec("P")
@@ -753,12 +754,14 @@ def create_app(
     mirror: MirrorRequests | None = None,
     allowed_hosts: frozenset[str] = frozenset(),
     checker: HealthView | None = None,
+    webhooks: Deliveries | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each accepted token to its name (the events' actor),
     `served` waits until DNS serves a change (None: no DNS to wait for), `mirror`
     answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
     names besides IP addresses and localhost it answers for, `checker` shows health
-    at /v1/health and takes probes' reports (None: health checks do not run here)."""
+    at /v1/health and takes probes' reports (None: health checks do not run here),
+    `webhooks` delivers them and sends their tests (None: delivery is off)."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[count_requests, json_errors, known_host, bearer_token, http_methods],
@@ -772,6 +775,7 @@ def create_app(
     app[SERVED_KEY] = served
     app[MIRROR_KEY] = mirror
     app[HEALTH_VIEW_KEY] = checker
+    app[DELIVERIES_KEY] = webhooks
     app[ALLOWED_HOSTS_KEY] = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -830,3 +834,4 @@ def add_v1_routes(app: web.Application) -> None:
     router.add_post("/v1/probes/{name}/reports", post_report)
     router.add_get("/v1/route53/plan", route53_plan)
     router.add_post("/v1/route53/sync", route53_sync)
+    add_webhook_routes(app, app[STORE_KEY])
