@@ -27,12 +27,13 @@ ERROR_RESPONSES = {
     "404": (
         "NotFound",
         "No such app, group, zone, check or webhook; or the feature is not running here "
-        "(the Route53 mirror, health checks, webhook delivery)",
+        "(the Route53 mirror, health checks)",
     ),
     "409": (
         "Conflict",
-        "The change breaks a rule of groups (or there are as many webhooks as fodns "
-        "keeps); nothing changed",
+        "The change breaks a rule of groups; or there are as many webhooks as fodns "
+        "keeps; or a webhook test where delivery is off ([webhooks] enabled = false). "
+        "Nothing changed",
     ),
     "413": (
         "TooLarge",
@@ -104,8 +105,8 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/webhooks/{id}", "patch"): (*WRITE, *WITH_BODY, "404"),
     ("/v1/webhooks/{id}", "delete"): (*WRITE, "404"),
     ("/v1/webhooks/{id}/deliveries", "get"): ("400", "404"),
-    # 404 also where delivery is off ([webhooks] enabled = false).
-    ("/v1/webhooks/{id}/test", "post"): ("400", "404"),
+    # 409: delivery is off here ([webhooks] enabled = false).
+    ("/v1/webhooks/{id}/test", "post"): ("400", "404", "409"),
 }
 # A write that does not wait for DNS to serve what it wrote, so never a 202: a probe's
 # report (health's events are served like every other, but the probe waits for none).
@@ -995,7 +996,7 @@ def _webhook_paths() -> dict[str, Any]:
             "parameters": WEBHOOK_PARAM,
             "post": _operation(
                 "Send the webhook a test event now, beside its deliveries and whatever its "
-                "state (404 also where [webhooks] enabled = false)",
+                "state (409 where [webhooks] enabled = false: nothing is sent)",
                 {"200": _json(_ref("Delivery"), "The attempt (result test)")},
             ),
         },

@@ -20,7 +20,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 from aiohttp import web
 
 from fodns.apirequest import ACTOR, NO_QUERY, json_body, query_of
-from fodns.errors import NotFound
+from fodns.errors import Conflict
 from fodns.logs import get_logger
 from fodns.patterns import check_patterns
 from fodns.schemas import NEW_WEBHOOK, WEBHOOK_CHANGE, WEBHOOK_PATH
@@ -202,6 +202,7 @@ async def post_test(request: web.Request) -> web.Response:
     hook = webhook_id(request)
     deliveries = request.app[DELIVERIES_KEY]
     if deliveries is None:
-        await asyncio.to_thread(state_of(request).webhook, hook)  # 404 for no such webhook
-        raise NotFound(DELIVERY_OFF)
+        # The webhook is there (404 if not); this server's setting is what refuses.
+        await asyncio.to_thread(state_of(request).webhook, hook)
+        raise Conflict(DELIVERY_OFF)
     return web.json_response((await deliveries.test(hook)).to_json())
