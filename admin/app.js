@@ -1,13 +1,13 @@
 // The fodns dashboard: groups with a radio button per side (the live one green),
 // a confirmation before every switch, apps, health checks and automatic failover,
-// and the event log. It uses only the public admin API (/v1), and follows changes
+// the event log and webhooks. It uses only the public admin API (/v1), and follows changes
 // made elsewhere by polling the newest event's seq every two seconds while the tab
 // is visible.
 //
 // This module is the entry point (index.html loads only it) and the top of the
 // imports: signing in and out, picking the view, drawing them all, and wiring the
-// page's controls and page.js's actions. The views are in groups.js, apps.js and
-// events.js, the dialogs and form helpers in dialogs.js, reading and following the
+// page's controls and page.js's actions. The views are in groups.js, apps.js,
+// events.js and webhooks.js, the dialogs and form helpers in dialogs.js, reading and following the
 // API in sync.js, the shared state in state.js. Nothing imports this module.
 
 import { ApiError, call, token } from "./api.js";
@@ -39,6 +39,7 @@ import {
   stopPolling,
   visibilityChanged,
 } from "./sync.js";
+import { copySecret, loadWebhooks, openWebhookForm, renderWebhooks, saveWebhook } from "./webhooks.js";
 
 // ---- signing in and out -----------------------------------------------------------
 
@@ -48,7 +49,7 @@ function showSignIn(message = "") {
   $("signed-in").hidden = true;
   $("views").hidden = true;
   $("sign-out").hidden = true;
-  for (const list of ["groups-list", "apps-list", "events-list"]) $(list).replaceChildren();
+  for (const list of ["groups-list", "apps-list", "events-list", "webhooks-list"]) $(list).replaceChildren();
   Object.assign(state, {
     zones: [],
     apps: [],
@@ -60,6 +61,8 @@ function showSignIn(message = "") {
     next: { groups: null, apps: null },
     health: null,
     healthDue: false,
+    webhooks: null,
+    tested: {},
   });
   $("sign-in").hidden = false;
   say($("sign-in-error"), message);
@@ -146,6 +149,9 @@ function render() {
   renderGroups();
   renderApps();
   renderEvents();
+  renderWebhooks();
+  // Something changed, or the page was read again: the webhooks too, while they show.
+  if (state.view === "webhooks") loadWebhooks();
   for (const kind of ["groups", "apps"]) {
     const total = totalOf(kind);
     // A paged list of apps has no count to show: more than a page of them.
@@ -177,6 +183,9 @@ function start() {
   $("switch-dialog").addEventListener("close", switchClosed);
   $("delete-form").addEventListener("submit", confirmDelete);
   $("older-events").addEventListener("click", olderEvents);
+  $("new-webhook").addEventListener("click", openWebhookForm);
+  $("webhook-form").addEventListener("submit", saveWebhook);
+  $("webhook-secret-copy").addEventListener("click", copySecret);
   for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
     // A list held whole is filtered here; a paged one is found by the server.
     $(`${kind}-filter`).addEventListener("input", (event) => {
@@ -193,6 +202,7 @@ function start() {
   }
   window.addEventListener("hashchange", () => {
     if (showView() && !$("signed-in").hidden) refresh();
+    if (state.view === "webhooks" && !$("signed-in").hidden) loadWebhooks();
   });
   document.addEventListener("visibilitychange", visibilityChanged);
   if (token.get()) enter();

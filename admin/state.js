@@ -15,7 +15,7 @@ export const FIND_DELAY_MS = 200;
 // shows); past either limit the page reads its first pages again.
 export const CATCH_UP_EVENTS = 200;
 export const CATCH_UP_FETCHES = 50;
-export const VIEWS = ["groups", "apps", "events"];
+export const VIEWS = ["groups", "apps", "events", "webhooks"];
 export const REJECTED = "That token was not accepted. Check it and enter it again.";
 export const STALE = `What this page shows may be out of date; it asks again every ${POLL_MS / 1000} seconds.`;
 
@@ -54,4 +54,8 @@ export const state = {
   // events asked for, as the checker decides for the groups a moment after it writes
   // a health event (a read in between shows the decision before it).
   healthDue: false,
+  // The webhooks (GET /v1/webhooks, read by webhooks.js while its view is shown), null
+  // until read; and the last test sent to each this session, by id.
+  webhooks: null,
+  tested: {},
 };
