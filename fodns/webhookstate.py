@@ -26,6 +26,7 @@ from fodns.webhookmodel import WEBHOOKS_MAX, Delivery, Kind, Webhook
 
 T = TypeVar("T")
 DELIVERIES_KEPT = 200  # attempts kept per webhook, the newest
+READ_BYTES_MAX = 16 * 1024 * 1024  # JSON of the events a deliverer holds at once, about
 _COLUMNS = (
     "id, url, events, groups, apps, active, description, failed_seq, failed_at,"
     " created_at, updated_at"
@@ -226,12 +227,23 @@ class WebhookState:
         """A webhook and its secret (NotFound: none), for a test delivery."""
         return self._store.read(lambda db: (_find(db, webhook_id), _secret(db, webhook_id)))
 
-    def events_after(self, seq: int, limit: int) -> list[Event]:
-        """At most `limit` events after `seq`, oldest first."""
+    def events_after(self, seq: int, limit: int, max_bytes: int = READ_BYTES_MAX) -> list[Event]:
+        """The events after `seq`, oldest first: at most `limit`, and no more once they
+        hold `max_bytes` of JSON (at least one). An app's event names every group using
+        the app (8.5 MB with 100,000 groups): a run of those is read a few at a time."""
         sql = f"{EVENT_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?"
-        return self._store.read(
-            lambda db: [event_from_row(row) for row in db.query(sql, [seq, limit])]
-        )
+
+        def read(db: Database) -> list[Event]:
+            events: list[Event] = []
+            held = 0
+            for row in db.query(sql, [seq, limit]):  # rows come from SQLite as they are read
+                held += sum(len(row[key] or "") for key in ("before", "after", "touched"))
+                if events and held > max_bytes:
+                    break
+                events.append(event_from_row(row))
+            return events
+
+        return self._store.read(read)
 
     def save_progress(
         self, cursors: Mapping[str, Cursor], attempts: Iterable[tuple[str, Delivery]]

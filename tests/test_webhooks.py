@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from fodns import __version__
+from fodns.store import Store, ZoneDefaults
+from fodns.webhookstate import WebhookState
 from tests.support import (
     HANG,
     REPOSITORY,
@@ -455,3 +457,21 @@ def test_the_cli_drives_webhooks(api: Api, receiver: Receiver) -> None:
     assert [d["kind"] for d in fodns("deliveries", webhook_id)] == ["test"]
     assert fodns("delete", webhook_id) is None
     assert fodns("list") == []
+
+
+def test_big_events_are_read_a_few_at_a_time(tmp_path: Path) -> None:
+    """An app's event names every group using it (8.5 MB with 100,000 groups): the
+    deliverer's read of the log stops at a byte budget, never at fewer than one event."""
+    with Store(tmp_path / "fodns.db", {"fo.example.net": ZoneDefaults(serial=1)}) as store:
+        for n in range(5):
+            store.create_app("admin", f"app{n}", web_servers=[f"192.0.2.{n + 1}"])
+        state = WebhookState(store)
+        assert [e.seq for e in state.events_after(0, 100)] == [1, 2, 3, 4, 5]
+        assert [e.seq for e in state.events_after(1, 3)] == [2, 3, 4]
+        sql = (
+            "SELECT COALESCE(LENGTH(before), 0) + COALESCE(LENGTH(after), 0)"
+            " + COALESCE(LENGTH(touched), 0) FROM events ORDER BY seq"
+        )
+        sizes = store.read(lambda db: [int(row[0]) for row in db.execute(sql)])
+        assert [e.seq for e in state.events_after(0, 100, max_bytes=sum(sizes[:2]))] == [1, 2]
+        assert [e.seq for e in state.events_after(0, 100, max_bytes=1)] == [1]
