@@ -173,6 +173,7 @@ class WebhookDeliverer:
                 item = present.get(webhook_id)
                 if item is None or item.webhook.state != "active":
                     await self._stop(webhook_id)
+                    self._end_retries(webhook_id)
             for webhook_id in list(self._hooks):
                 if webhook_id not in present:
                     self._forget(webhook_id)
@@ -203,6 +204,14 @@ class WebhookDeliverer:
             follower.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower.task
+
+    def _end_retries(self, webhook_id: str) -> None:
+        """A webhook paused: the event it was retrying, if any, gets a new window of
+        retries when it is resumed (as the store has it: see WebhookState.update)."""
+        cursor = self._cursors.get(webhook_id)
+        if cursor is not None and cursor.pending_seq is not None:
+            self._cursors[webhook_id] = Cursor(cursor.seq)
+            self._dirty.add(webhook_id)
 
     def _forget(self, webhook_id: str) -> None:
         """A webhook deleted: nothing of it stays, its metrics' series included."""

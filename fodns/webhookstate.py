@@ -121,8 +121,9 @@ class WebhookState:
         description: str | Unset | None = UNSET,
     ) -> Change:
         """Change what is given. `active` true on a failed webhook resumes it at the event
-        it failed on (a new 24 hours from its next attempt); false pauses it (its cursor
-        stays: resuming delivers what it missed). The Change (no event: nothing changed)."""
+        it failed on; false pauses it (its cursor stays: resuming delivers what it
+        missed). A resumed webhook's next attempt starts a new window of retries. The
+        Change (no event: nothing changed)."""
 
         def write(db: Database) -> Event | None:
             old = _find(db, webhook_id)
@@ -152,8 +153,9 @@ class WebhookState:
             )
             if new_secret:
                 db.execute("UPDATE webhooks SET secret = ? WHERE id = ?", [secret, webhook_id])
-            if old.failed_seq is not None and new.failed_seq is None:
-                # Resumed at the event it failed on: its next attempt starts a new window.
+            if new.active and not old.active:
+                # Resumed (paused, or failed: then at the event it gave up on): its next
+                # attempt starts a new window of retries.
                 db.execute(
                     "UPDATE webhook_cursors SET pending_seq = NULL, pending_since = NULL,"
                     " pending_attempts = 0 WHERE webhook_id = ?",
