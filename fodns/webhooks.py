@@ -240,7 +240,6 @@ class WebhookDeliverer:
         """The webhook's task gave up on `event`: the webhook stops, failed, in the store
         and in the log, its cursor just before the event."""
         webhook_id = follower.hook.id
-        self._followers.pop(webhook_id, None)
         before = Cursor(cursor.seq)
         self._cursors[webhook_id] = before
         self._dirty.discard(webhook_id)  # the failure's write saves it
@@ -251,8 +250,13 @@ class WebhookDeliverer:
             # Not recorded: it is still active in the store, so the next reading starts
             # it again, and the event gets a new window of retries.
             log.exception("webhook_failure_not_recorded", webhook=webhook_id, seq=event.seq)
-            return
-        if change.event is not None:
+            change = None
+        finally:
+            # Only now: a reading of the webhooks meanwhile, which still finds it active,
+            # must not start another task for it beside this one.
+            if self._followers.get(webhook_id) is follower:
+                del self._followers[webhook_id]
+        if change is not None and change.event is not None:
             self._hooks[webhook_id] = replace(
                 follower.hook, active=False, failed_seq=event.seq, failed_at=change.event.at
             )
@@ -288,8 +292,6 @@ class WebhookDeliverer:
             error = f"no answer within {self.config.timeout:g} s ([webhooks] timeout)"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if status is not None and error is not None and error.startswith("no answer"):
-            status = None  # headers came, the rest did not: not an answer
         return Outcome(status, None if error is None else error[:ERROR_MAX], _since(started))
 
     async def test(self, webhook_id: str) -> Delivery:
