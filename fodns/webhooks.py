@@ -61,8 +61,10 @@ log = get_logger()
 RETRY_CAP = 3600.0  # the longest wait between two attempts
 READ_BATCH = 200  # events read from the log at once
 # How often a webhook's task looks at the log without a wake-up: a change written by
-# another process (nothing here hears of its commit).
-IDLE_POLL = 1.0
+# another process (nothing here hears of its commit). Every commit of this process wakes
+# the tasks at once, so this is only the safety net, and a hundred webhooks' polls stay
+# far from a load on the database.
+IDLE_POLL = 5.0
 SAVE_INTERVAL = 1.0  # cursors and attempts are written at most this often
 RECONCILE_INTERVAL = 10.0  # the webhooks are read again this often (changes from elsewhere)
 ERROR_PAUSE = 1.0  # after the database could not be read, or a fault of fodns's own
