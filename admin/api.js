@@ -61,6 +61,7 @@ export const path = {
   group: (group) => `/v1/groups/${encodeURIComponent(group.label)}?zone=${encodeURIComponent(group.zone)}`,
   switchGroup: (group) =>
     `/v1/groups/${encodeURIComponent(group.label)}/switch?zone=${encodeURIComponent(group.zone)}`,
+  webhook: (id) => `/v1/webhooks/${encodeURIComponent(id)}`,
   pin: (group, reason) => {
     const query = new URLSearchParams({ zone: group.zone, ...(reason ? { reason } : {}) });
     return `/v1/groups/${encodeURIComponent(group.label)}/pin?${query}`;

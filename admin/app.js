@@ -1,14 +1,15 @@
 // The fodns dashboard: groups with a radio button per side (the live one green),
 // a confirmation before every switch, apps, health checks and automatic failover,
-// the event log, and named tokens for an admin. It offers only what the signed-in
-// token may do (GET /v1/token). It uses only the public admin API (/v1), and follows
-// changes made elsewhere by polling the newest event's seq every two seconds while the
-// tab is visible; a token revoked or expired meanwhile signs the page out, saying so.
+// the event log, and named tokens and webhooks for an admin. It offers only what the
+// signed-in token may do (GET /v1/token). It uses only the public admin API (/v1), and
+// follows changes made elsewhere by polling the newest event's seq every two seconds
+// while the tab is visible; a token revoked or expired meanwhile signs the page out,
+// saying so.
 //
 // This module is the entry point (index.html loads only it) and the top of the
 // imports: signing in and out, picking the view, drawing them all, and wiring the
-// page's controls and page.js's actions. The views are in groups.js, apps.js and
-// events.js, the dialogs and form helpers in dialogs.js, reading and following the
+// page's controls and page.js's actions. The views are in groups.js, apps.js,
+// events.js and webhooks.js, the dialogs and form helpers in dialogs.js, reading and following the
 // API in sync.js, the shared state in state.js. Nothing imports this module.
 
 import { ApiError, call, token } from "./api.js";
@@ -43,7 +44,7 @@ import {
 } from "./sync.js";
 import {
   confirmRevoke,
-  copySecret,
+  copySecret as copyTokenSecret,
   openTokenForm,
   renderTokens,
   saveToken,
@@ -51,6 +52,13 @@ import {
   secretClosed,
   showRevokedChanged,
 } from "./tokens.js";
+import {
+  copySecret as copyWebhookSecret,
+  loadWebhooks,
+  openWebhookForm,
+  renderWebhooks,
+  saveWebhook,
+} from "./webhooks.js";
 
 // ---- signing in and out -----------------------------------------------------------
 
@@ -60,7 +68,9 @@ function showSignIn(message = "") {
   $("signed-in").hidden = true;
   $("views").hidden = true;
   $("sign-out").hidden = true;
-  for (const list of ["groups-list", "apps-list", "events-list", "tokens-list"]) $(list).replaceChildren();
+  for (const list of ["groups-list", "apps-list", "events-list", "tokens-list", "webhooks-list"]) {
+    $(list).replaceChildren();
+  }
   Object.assign(state, {
     grant: null,
     tokens: [],
@@ -75,6 +85,8 @@ function showSignIn(message = "") {
     next: { groups: null, apps: null },
     health: null,
     healthDue: false,
+    webhooks: null,
+    tested: {},
   });
   $("sign-in").hidden = false;
   say($("sign-in-error"), message);
@@ -158,11 +170,13 @@ function showView() {
   return filterChanged;
 }
 
-/** The view state.view names, and its link marked current; the Tokens view only for an
- * admin token (once the token's grant is read: until then, as the address asks). */
+/** The view state.view names, and its link marked current; the Tokens and Webhooks views
+ * only for an admin token (once the token's grant is read: until then, as the address
+ * asks). */
 function showSections() {
-  if (state.view === "tokens" && state.grant !== null && !may("admin")) state.view = "groups";
-  $("tokens-link").hidden = !may("admin");
+  const adminViews = ["tokens", "webhooks"];
+  if (adminViews.includes(state.view) && state.grant !== null && !may("admin")) state.view = "groups";
+  for (const view of adminViews) $(`${view}-link`).hidden = !may("admin");
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== state.view;
   for (const link of $("views").querySelectorAll("a")) {
     if (link.dataset.view === state.view) link.setAttribute("aria-current", "page");
@@ -177,6 +191,9 @@ function render() {
   renderApps();
   renderEvents();
   renderTokens();
+  renderWebhooks();
+  // Something changed, or the page was read again: the webhooks too, while they show.
+  if (state.view === "webhooks") loadWebhooks();
   for (const kind of ["groups", "apps"]) {
     const total = totalOf(kind);
     // A paged list of apps has no count to show: more than a page of them.
@@ -212,9 +229,12 @@ function start() {
   $("token-form").addEventListener("submit", saveToken);
   $("token-scope").addEventListener("change", scopeChanged);
   $("show-revoked").addEventListener("change", showRevokedChanged);
-  $("secret-copy").addEventListener("click", copySecret);
+  $("secret-copy").addEventListener("click", copyTokenSecret);
   $("secret-dialog").addEventListener("close", secretClosed);
   $("revoke-form").addEventListener("submit", confirmRevoke);
+  $("new-webhook").addEventListener("click", openWebhookForm);
+  $("webhook-form").addEventListener("submit", saveWebhook);
+  $("webhook-secret-copy").addEventListener("click", copyWebhookSecret);
   for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
     // A list held whole is filtered here; a paged one is found by the server.
     $(`${kind}-filter`).addEventListener("input", (event) => {
@@ -231,6 +251,7 @@ function start() {
   }
   window.addEventListener("hashchange", () => {
     if (showView() && !$("signed-in").hidden) refresh();
+    if (state.view === "webhooks" && !$("signed-in").hidden) loadWebhooks();
   });
   document.addEventListener("visibilitychange", visibilityChanged);
   if (token.get()) enter();

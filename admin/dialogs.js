@@ -1,6 +1,7 @@
 // The dialogs and what the forms in them share: opening a dialog (and giving the
 // focus back), sending a form with its button busy, saying what happened, showing a
-// failed call, copying, and the delete dialog, which is the same for groups and apps.
+// failed call, copying, and the delete dialog, which is the same for groups, apps and
+// webhooks.
 
 import { call, path } from "./api.js";
 import { clearErrors, say, showError } from "./dom.js";
@@ -106,12 +107,13 @@ export function openDelete(kind, item) {
   state.deleting = { kind, item };
   const form = $("delete-form");
   clearErrors(form);
-  const name = kind === "group" ? item.fqdn : item.name;
+  const name = nameOf(kind, item);
   $("delete-title").textContent = `Delete ${kind} ${name}?`;
-  $("delete-what").textContent =
-    kind === "group"
-      ? `${name} stops answering (NXDOMAIN). Its label stays taken forever: no new group can reuse it.`
-      : `The app ${name} and its web head are removed. This cannot be undone.`;
+  $("delete-what").textContent = {
+    group: `${name} stops answering (NXDOMAIN). Its label stays taken forever: no new group can reuse it.`,
+    app: `The app ${name} and its web head are removed. This cannot be undone.`,
+    webhook: `Nothing more is sent to ${name}, and its recent deliveries are forgotten. A new webhook would start from the next change.`,
+  }[kind];
   $("delete-confirm").textContent = `Delete ${kind}`;
   openDialog($("delete-dialog"));
 }
@@ -123,7 +125,9 @@ export async function confirmDelete(event) {
     form: event.currentTarget,
     button: $("delete-confirm"),
     busyText: "Deleting…",
-    send: () => call("DELETE", kind === "group" ? path.group(item) : path.app(item.name)),
-    done: () => `Deleted ${kind === "group" ? item.fqdn : item.name}.`,
+    send: () => call("DELETE", { group: path.group, app: (app) => path.app(app.name), webhook: (hook) => path.webhook(hook.id) }[kind](item)),
+    done: () => `Deleted ${nameOf(kind, item)}.`,
   });
 }
+
+const nameOf = (kind, item) => ({ group: item.fqdn, app: item.name, webhook: item.url })[kind];

@@ -59,6 +59,12 @@ const ACTIONS = {
   group_unpinned: "Unpinned group",
   check_set: "Set the health check of",
   check_deleted: "Removed the health check of",
+  webhook_created: "Created the webhook to",
+  webhook_updated: "Changed the webhook to",
+  webhook_deleted: "Deleted the webhook to",
+  webhook_failed: "Gave up delivering to",
+  route53_failed: "The Route53 mirror fails",
+  route53_recovered: "The Route53 mirror works again for",
 };
 
 const FIELD_NAMES = {
@@ -78,7 +84,8 @@ const FIELD_NAMES = {
 const AUTO_ONLY = ["failback", "hold_down", "max_auto_switches"];
 
 function describe(event) {
-  const subject = event.group ? `${event.group}.${event.zone}` : (event.app ?? "");
+  const webhook = event.action.startsWith("webhook_") ? (event.after ?? event.before) : null;
+  const subject = event.group ? `${event.group}.${event.zone}` : (event.app ?? webhook?.url ?? event.zone ?? "");
   const verb = ACTIONS[event.action] ?? capitalise(event.action.replaceAll("_", " "));
   const { before, after } = event;
   if (event.action === "group_switched" && before && after) {
@@ -99,6 +106,10 @@ function describe(event) {
   }
   if (event.action === "check_set" && !before && after) {
     return { summary: `${verb} ${subject}`, details: [`${after.type} on port ${after.port}, every ${after.interval} s`] };
+  }
+  if (webhook) {
+    const changed = before && after ? changedFields(before, after).filter((line) => !line.startsWith("updated at")) : [];
+    return { summary: `${verb} ${subject}`, details: changed };
   }
   if (event.action === "check_set" || event.action === "check_deleted") {
     return { summary: `${verb} ${subject}`, details: after ? changedFields(before ?? {}, after) : [] };

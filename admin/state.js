@@ -15,7 +15,7 @@ export const FIND_DELAY_MS = 200;
 // shows); past either limit the page reads its first pages again.
 export const CATCH_UP_EVENTS = 200;
 export const CATCH_UP_FETCHES = 50;
-export const VIEWS = ["groups", "apps", "events", "tokens"];
+export const VIEWS = ["groups", "apps", "events", "tokens", "webhooks"];
 export const REJECTED = "That token was not accepted. Check it and enter it again.";
 // A token that was accepted and no longer is (a 401 after signing in): revoked, or expired.
 export const REVOKED = "Your token is no longer accepted: it was revoked or has expired. Enter a valid token.";
@@ -62,4 +62,8 @@ export const state = {
   // events asked for, as the checker decides for the groups a moment after it writes
   // a health event (a read in between shows the decision before it).
   healthDue: false,
+  // The webhooks (GET /v1/webhooks, read by webhooks.js while its view is shown), null
+  // until read; and the last test sent to each this session, by id.
+  webhooks: null,
+  tested: {},
 };

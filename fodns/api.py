@@ -30,6 +30,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from fodns.apirequest import ACTOR, BODY_LIMIT, MAX_BODY, NO_QUERY, json_body, query_of
 from fodns.checks import CheckSpec
 from fodns.errors import FodnsError, Forbidden, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
@@ -66,9 +67,6 @@ from fodns.schemas import (
     SWITCH,
     TOKEN_PATH,
     TOKENS_QUERY,
-    Schema,
-    check,
-    check_query,
     whole_numbers,
 )
 from fodns.scopes import Actor, Grant, check_route
@@ -76,6 +74,7 @@ from fodns.store import UNSET as STORE_UNSET
 from fodns.store import Change, HealthLast, Store
 from fodns.tokenbook import Refused, TokenBook
 from fodns.tokens import new_secret, secret_hash
+from fodns.webhookapi import DELIVERIES_KEY, Deliveries, add_webhook_routes
 
 log = get_logger()
 P = ParamSpec("P")
@@ -122,13 +121,10 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-ACTOR = "actor"  # the request's token's name: the actor of its changes
 GRANT = "grant"  # what the request's token may do (scopes.Grant)
-MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 # But for a probe's report: every address of every app it checks, about 150 bytes each
 # with its evidence, so some 50,000 addresses. Read on a thread (see json_body).
 REPORT_MAX_BODY = 8 * 1024 * 1024
-BODY_LIMIT = "body_limit"  # the request's own limit, when not MAX_BODY
 # The longest request line the document allows: ?reason= of 1000 characters and
 # ?zone= of 254, each up to 4 UTF-8 bytes sent as %XX, 12 characters a character
 # (aiohttp's default, 8,190, refused some with a text/plain 400).
@@ -142,7 +138,6 @@ NOT_SERVED = (
 COUNTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 names the scheme.
 AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="fodns"'}
-NO_QUERY: Schema = {"type": "object", "properties": {}}
 
 
 # ---- cross-cutting: errors and tokens ---------------------------------------------------
@@ -264,53 +259,6 @@ async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResp
         if request.match_info.http_exception is None and resource is not None:
             check_route(found, request.method, resource.canonical)
     return await handler(request)
-
-
-async def json_body(
-    request: web.Request, schema: Schema, *, optional: bool = False, max_body: int = MAX_BODY
-) -> dict[str, Any]:
-    """The request's JSON object as `schema` (fodns/schemas.py) accepts it: unknown
-    fields are errors too, so typos cannot pass silently. No body at all is `{}` where
-    the document makes the body `optional`. A body over `max_body` bytes is a 413."""
-    if max_body == MAX_BODY:
-        return _checked_json(await request.read(), schema, optional)
-    request[BODY_LIMIT] = max_body
-    raw = await request.clone(client_max_size=max_body).read()
-    # With workers = 1 this loop answers DNS too: megabytes are decoded and checked on
-    # a thread, which hands the GIL back every few milliseconds.
-    return await asyncio.to_thread(_checked_json, raw, schema, optional)
-
-
-def _checked_json(raw: bytes, schema: Schema, optional: bool) -> dict[str, Any]:
-    if optional and not raw:
-        raw = b"{}"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Invalid("body", f"not UTF-8 (byte {exc.start})") from None
-    try:
-        body = json.loads(text, parse_constant=_not_json)
-    except json.JSONDecodeError as exc:
-        raise Invalid("body", f"not valid JSON: {exc}") from None
-    except (ValueError, RecursionError) as exc:
-        # Integers past Python's digit limit; arrays nested thousands deep.
-        raise Invalid("body", f"not usable JSON: {type(exc).__name__}") from None
-    check(schema, body)
-    return dict(body)
-
-
-def _not_json(constant: str) -> None:
-    # Python reads NaN and Infinity; JSON has no such numbers (RFC 8259 §6), and a NaN
-    # would pass every minimum and maximum of a schema.
-    raise Invalid("body", f"not valid JSON: {constant} is not a JSON number")
-
-
-def query_of(request: web.Request, query: Schema, path: Schema | None = None) -> dict[str, Any]:
-    """The request's query parameters as `query` types them (checked, like the path's
-    {name} or {label} against `path`): Invalid naming the parameter otherwise."""
-    if path is not None:
-        check(path, dict(request.match_info), "path")
-    return check_query(request.query, query)
 
 
 # ---- long lists: read and encoded off the event loop ----------------------------------
@@ -877,13 +825,15 @@ def create_app(
     mirror: MirrorRequests | None = None,
     allowed_hosts: frozenset[str] = frozenset(),
     checker: HealthView | None = None,
+    webhooks: Deliveries | None = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each bootstrap admin token to its name (the events'
     actor; named tokens are read from the store, see fodns/tokenbook.py),
     `served` waits until DNS serves a change (None: no DNS to wait for), `mirror`
     answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
     names besides IP addresses and localhost it answers for, `checker` shows health
-    at /v1/health and takes probes' reports (None: health checks do not run here)."""
+    at /v1/health and takes probes' reports (None: health checks do not run here),
+    `webhooks` delivers them and sends their tests (None: delivery is off)."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[count_requests, json_errors, known_host, bearer_token, http_methods],
@@ -899,6 +849,7 @@ def create_app(
     app[SERVED_KEY] = served
     app[MIRROR_KEY] = mirror
     app[HEALTH_VIEW_KEY] = checker
+    app[DELIVERIES_KEY] = webhooks
     app[ALLOWED_HOSTS_KEY] = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -963,3 +914,4 @@ def add_v1_routes(app: web.Application) -> None:
     router.add_post("/v1/probes/{name}/reports", post_report)
     router.add_get("/v1/route53/plan", route53_plan)
     router.add_post("/v1/route53/sync", route53_sync)
+    add_webhook_routes(app, app[STORE_KEY])

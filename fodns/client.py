@@ -1,4 +1,4 @@
-"""The command-line client of the admin API: runs `fodns group|app|check|token|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|check|token|webhook|events ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.

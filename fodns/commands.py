@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fodns import checks
+from fodns import checks, webhookmodel
 from fodns.config import DEFAULT_API_LISTEN
 from fodns.model import (
     DEFAULT_GROUP_TTL,
@@ -169,6 +169,7 @@ def add_client_commands(commands: Any) -> None:
     _add_events_command(commands, common)
     _add_route53_commands(commands, common)
     _add_token_commands(commands, common)
+    _add_webhook_commands(commands, common)
 
 
 def _command(
@@ -975,3 +976,127 @@ def _add_token_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "config, FODNS_ADMIN_TOKEN or the admin-token file). Any valid token may ask.",
     )
     whoami.set_defaults(endpoint=Endpoint("GET", "/v1/token"))
+
+
+# A webhook's fields: API field -> argparse dest.
+WEBHOOK_FIELDS = {
+    f: f for f in ("url", "events", "groups", "apps", "secret", "active", "description")
+}
+
+
+def _webhook_options(parser: argparse.ArgumentParser, change: bool) -> None:
+    """The options of `webhook create` and `webhook update` (`change`: each can also be
+    set back to every kind, no filter, no description)."""
+    kinds = list(webhookmodel.KINDS)
+    filters = [
+        ("events", "KIND", "a kind of event to send: repeat it for several"),
+        ("groups", "PATTERN", "send only the events of groups whose label matches"),
+        ("apps", "PATTERN", "send only the events of apps whose name matches"),
+    ]
+    for dest, metavar, text in filters:
+        target = parser.add_mutually_exclusive_group() if change else parser
+        extra: dict[str, Any] = {"choices": kinds} if dest == "events" else {}
+        target.add_argument(
+            f"--{dest}",
+            dest=dest,
+            action="append",
+            metavar=metavar,
+            help=f"{text} ({', '.join(kinds)})"
+            if dest == "events"
+            else f"{text} (shell-style, e.g. 'shop-*'; repeatable)",
+            **extra,
+        )
+        if change:
+            target.add_argument(
+                f"--all-{dest}",
+                dest=dest,
+                action="store_const",
+                const=NULL,
+                help="every kind of event" if dest == "events" else f"no filter on {dest}",
+            )
+    parser.add_argument(
+        "--secret",
+        metavar="SECRET",
+        help=f"the signing secret, {webhookmodel.SECRET_MIN}-{webhookmodel.SECRET_MAX} "
+        "printable characters"
+        + ("" if change else " (default: fodns makes one, shown once in the output)"),
+    )
+    parser.add_argument("--description", metavar="TEXT", help="what it is for, for people")
+    parser.add_argument(
+        "--active",
+        action=argparse.BooleanOptionalAction,
+        help="--no-active pauses it (its events wait); --active resumes it, a failed "
+        "webhook at the event it gave up on" + ("" if change else " (default: active)"),
+    )
+
+
+def _add_webhook_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    webhook = commands.add_parser(
+        "webhook",
+        help="webhooks: create, list, show, update, delete, deliveries, test",
+        description="A webhook gets each change fodns records (switches, health, groups "
+        "and apps, the Route53 mirror, tokens and webhooks) as a signed JSON POST, in "
+        "order, at least once, retried for up to a day. Output is JSON.",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+    id_help = "the webhook's id, e.g. wh_4f1c2a9e0b7d3e15"
+
+    create = _command(
+        webhook,
+        "create",
+        common,
+        "create a webhook",
+        "It gets every change made after it is created (none before). The output shows "
+        "its secret, this once: keep it where the receiver checks signatures.",
+    )
+    create.add_argument("url", metavar="URL", help="where to POST: an http:// or https:// URL")
+    _webhook_options(create, change=False)
+    create.set_defaults(endpoint=Endpoint("POST", "/v1/webhooks", body=WEBHOOK_FIELDS))
+
+    listing = _command(webhook, "list", common, "list webhooks, with their state")
+    listing.set_defaults(endpoint=Endpoint("GET", "/v1/webhooks", listed="webhooks"))
+
+    show = _command(webhook, "show", common, "show a webhook (never its secret)")
+    show.add_argument("id", metavar="ID", help=id_help)
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/webhooks/{id}"))
+
+    update = _command(
+        webhook,
+        "update",
+        common,
+        "change a webhook, pause or resume it",
+        "What is not given stays as it is. A failed webhook (it gave up on an event after "
+        "retrying for [webhooks] give_up_after) resumes with --active at that very event.",
+    )
+    update.add_argument("id", metavar="ID", help=id_help)
+    update.add_argument("--url", metavar="URL", help="a new URL to POST to")
+    _webhook_options(update, change=True)
+    update.set_defaults(endpoint=Endpoint("PATCH", "/v1/webhooks/{id}", body=WEBHOOK_FIELDS))
+
+    delete = _command(webhook, "delete", common, "delete a webhook and its recent attempts")
+    delete.add_argument("id", metavar="ID", help=id_help)
+    delete.set_defaults(endpoint=Endpoint("DELETE", "/v1/webhooks/{id}"))
+
+    deliveries = _command(
+        webhook,
+        "deliveries",
+        common,
+        "show a webhook's recent attempts, newest first",
+        "Each attempt's event seq, kind, attempt number, time, HTTP status, error, latency "
+        "and result: delivered, retrying, failed or test.",
+    )
+    deliveries.add_argument("id", metavar="ID", help=id_help)
+    deliveries.set_defaults(
+        endpoint=Endpoint("GET", "/v1/webhooks/{id}/deliveries", listed="deliveries")
+    )
+
+    test = _command(
+        webhook,
+        "test",
+        common,
+        "send a webhook a test event now",
+        "Signed like every delivery, kind test, seq null; whatever the webhook's state. "
+        "Prints the attempt: error null when the receiver answered 2xx.",
+    )
+    test.add_argument("id", metavar="ID", help=id_help)
+    test.set_defaults(endpoint=Endpoint("POST", "/v1/webhooks/{id}/test"))

@@ -277,6 +277,25 @@ class Route53Config:
 
 
 @dataclass
+class WebhooksConfig:
+    """Webhook delivery (fodns/webhooks.py), the [webhooks] table. Off, the webhooks
+    are kept and can be changed, but nothing is sent and their cursors stay where they
+    are: turned on again, they deliver what they missed (a copy of a production
+    database on a staging host must not call production's receivers)."""
+
+    enabled: bool = True
+    timeout: float = 10.0  # seconds an attempt may take, answer included
+    first_retry: float = 1.0  # seconds before the second attempt; each wait doubles
+    give_up_after: float = 86400.0  # seconds after an event's first attempt
+
+
+# [webhooks]'s durations: (low, high) seconds.
+WEBHOOK_TIMEOUT_RANGE = (0.1, 300.0)
+WEBHOOK_FIRST_RETRY_RANGE = (0.01, 3600.0)
+WEBHOOK_GIVE_UP_RANGE = (0.1, 30 * 86400.0)
+
+
+@dataclass
 class Config:
     dns: DnsConfig
     api: ApiConfig
@@ -284,6 +303,7 @@ class Config:
     zones: list[ZoneConfig]
     tsig: dict[str, TsigKeyConfig] = field(default_factory=dict)
     route53: Route53Config = field(default_factory=Route53Config)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     source: str = BUILT_IN
 
 
@@ -382,7 +402,8 @@ class _Reader:
         return path if path.is_absolute() else self.base / path
 
     def config(self, raw: dict[str, Any]) -> Config:
-        for unknown in sorted(set(raw) - {"dns", "api", "store", "zones", "tsig", "route53"}):
+        known = {"dns", "api", "store", "zones", "tsig", "route53", "webhooks"}
+        for unknown in sorted(set(raw) - known):
             raise self.fail(unknown, "unknown key")
         dns = self.table(
             raw,
@@ -461,6 +482,7 @@ class _Reader:
             zones=zone_configs,
             tsig=keys,
             route53=self.route53(raw, zone_configs),
+            webhooks=self.webhooks(raw),
             source=str(self.path),
         )
 
@@ -691,3 +713,28 @@ class _Reader:
                 "route53.enabled", "no [[zones]] entry has a route53_hosted_zone_id to mirror"
             )
         return config
+
+    def webhooks(self, raw: dict[str, Any]) -> WebhooksConfig:
+        section = self.table(
+            raw, "webhooks", {"enabled", "timeout", "first_retry", "give_up_after"}
+        )
+
+        def duration(key: str, default: float, bounds: tuple[float, float]) -> float:
+            value = section.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(f"webhooks.{key}", f"must be a number of seconds, not {value!r}")
+            low, high = bounds
+            if not low <= value <= high:
+                raise self.fail(f"webhooks.{key}", f"{value} is outside {low:g}-{high:g} seconds")
+            return float(value)
+
+        return WebhooksConfig(
+            enabled=self.typed(section, "enabled", bool, True, "webhooks"),
+            timeout=duration("timeout", WebhooksConfig.timeout, WEBHOOK_TIMEOUT_RANGE),
+            first_retry=duration(
+                "first_retry", WebhooksConfig.first_retry, WEBHOOK_FIRST_RETRY_RANGE
+            ),
+            give_up_after=duration(
+                "give_up_after", WebhooksConfig.give_up_after, WEBHOOK_GIVE_UP_RANGE
+            ),
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -272,6 +273,75 @@ class HealthMetrics:
                 self.checks.remove(app, result)
         with contextlib.suppress(KeyError):
             self.app_up.remove(app)
+
+
+@dataclass(frozen=True)
+class WebhookStats:
+    """What the deliverer says of its webhooks when /metrics is scraped: how many events
+    of the log each has still to follow (by webhook id), and how many have given up."""
+
+    lag_events: dict[str, int]
+    failed: int
+
+
+class WebhookCollector(Collector):
+    """fodns_webhook_lag_events{webhook} and fodns_webhooks_failed, read at scrape time."""
+
+    def __init__(self, stats: Callable[[], WebhookStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.stats()
+        lag = GaugeMetricFamily(
+            "fodns_webhook_lag_events",
+            "Events of the log after the webhook's cursor (not yet delivered or passed over;"
+            " a paused or failed webhook's grows)",
+            labels=["webhook"],
+        )
+        for webhook, events in sorted(stats.lag_events.items()):
+            lag.add_metric([webhook], events)
+        failed = GaugeMetricFamily(
+            "fodns_webhooks_failed",
+            "Webhooks that gave up on an event and stopped (resume with PATCH active true)",
+        )
+        failed.add_metric([], stats.failed)
+        yield from (lag, failed)
+
+
+class WebhookMetrics:
+    """The webhook deliverer's counters: attempts by webhook and result, their latency."""
+
+    RESULTS = ("delivered", "retrying", "failed", "test")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.deliveries = Counter(
+            "fodns_webhook_deliveries",
+            "Webhook delivery attempts by webhook and result (delivered; retrying: failed,"
+            " tried again later; failed: given up; test)",
+            ["webhook", "result"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fodns_webhook_delivery_seconds",
+            "Webhook delivery attempt latency, failures included (a timeout counts its wait)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+
+    def follow(self, stats: Callable[[], WebhookStats]) -> None:
+        """Report `stats` (the deliverer's) at every scrape."""
+        self.registry.register(WebhookCollector(stats))
+
+    def attempted(self, webhook: str, result: str, seconds: float) -> None:
+        self.deliveries.labels(webhook, result).inc()
+        self.latency.observe(seconds)
+
+    def forget(self, webhook: str) -> None:
+        """A deleted webhook's series go, so they do not pile up."""
+        for result in self.RESULTS:
+            with contextlib.suppress(KeyError):
+                self.deliveries.remove(webhook, result)
 
 
 class MirrorHealth(Protocol):

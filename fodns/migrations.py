@@ -299,6 +299,55 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         """CREATE TRIGGER token_names_are_forever BEFORE DELETE ON tokens
         BEGIN SELECT RAISE(ABORT, 'a token name is never released'); END""",
     ),
+    (
+        # Webhooks (fodns/webhookstate.py, fodns/webhooks.py). The secret is kept as it
+        # is: an HMAC needs it. events, groups, apps: JSON lists (NULL: every kind, no
+        # filter). A webhook that gave up on an event keeps its seq (failed_seq) until a
+        # person resumes it there.
+        """CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT,
+            groups TEXT,
+            apps TEXT,
+            active INTEGER NOT NULL CHECK (active IN (0, 1)),
+            description TEXT,
+            failed_seq INTEGER,
+            failed_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        # How far each webhook has followed the log: the last event delivered (or not
+        # wanted), and the event being retried with its first attempt's time and the
+        # attempts so far, so a restart neither resets the 24 hours nor the count. Written
+        # in batches, so it may lag: a restart then delivers again (same Idempotency-Key).
+        """CREATE TABLE webhook_cursors (
+            webhook_id TEXT PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            pending_seq INTEGER,
+            pending_since REAL,
+            pending_attempts INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        # The most recent attempts of each webhook (the newest 200 are kept).
+        """CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+            seq INTEGER,
+            kind TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            status INTEGER,
+            error TEXT,
+            latency_ms REAL NOT NULL,
+            result TEXT NOT NULL
+        )""",
+        "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id)",
+        # The Route53 mirror's own events (a zone failing, recovered; webhooks of kind
+        # route53 get them): at start it reads each zone's last one without a scan.
+        """CREATE INDEX events_of_the_route53_mirror ON events (zone, seq)
+        WHERE action IN ('route53_failed', 'route53_recovered')""",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

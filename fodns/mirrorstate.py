@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlite_utils import Database
 
-from fodns.rows import canonical_zone, utc_now
+from fodns.rows import TEXT_MAX, append_event, canonical_zone, utc_now
 
 T = TypeVar("T")
 # A Route53 record set fodns owns: (name with the final dot, type) -> (TTL, values).
 MirrorKey = tuple[str, str]
 MirrorValue = tuple[int, tuple[str, ...]]
+# The mirror's own events in the log: a zone it cannot mirror any more, and again.
+FAILED, RECOVERED = "route53_failed", "route53_recovered"
 
 
 class Transactions(Protocol):
-    """The store's hooks (store.Store.read / write)."""
+    """The store's hooks (store.Store.read / write / write_event)."""
 
     def read(self, read: Callable[[Database], T]) -> T: ...
 
     def write(self, write: Callable[[Database], T]) -> T: ...
+
+    def write_event(self, write: Callable[[Database], Any]) -> Any: ...
 
 
 class MirrorState:
@@ -127,3 +131,39 @@ class MirrorState:
             }
 
         return self._store.read(read)
+
+    def failing(self, zones: list[str]) -> set[str]:
+        """The zones whose last word in the log is that the mirror fails them: a restart
+        neither says it again nor forgets to say they recovered."""
+        sql = (
+            "SELECT action FROM events WHERE zone = ? AND action IN (?, ?)"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+
+        def read(db: Database) -> set[str]:
+            found = set()
+            for zone in zones:
+                row = db.execute(sql, [canonical_zone(zone), FAILED, RECOVERED]).fetchone()
+                if row is not None and row[0] == FAILED:
+                    found.add(zone)
+            return found
+
+        return self._store.read(read)
+
+    def record(
+        self,
+        actor: str,
+        zone: str,
+        action: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        reason: str,
+    ) -> None:
+        """Say in the log that the mirror began failing a zone (FAILED) or mirrors it
+        again (RECOVERED): an event of its own, which webhooks of kind route53 get."""
+        key = canonical_zone(zone)
+        self._store.write_event(
+            lambda db: append_event(
+                db, actor, action, zone=key, before=before, after=after, reason=reason[:TEXT_MAX]
+            )
+        )

@@ -35,6 +35,9 @@ PIN_FOR_MAX = 366 * 86400
 # pins that ended): never a token's name (tokens.RESERVED_NAMES holds it, and the store
 # refuses it as a token name).
 HEALTH_ACTOR = "health"
+# The actor of what fodns itself records: the Route53 mirror failing and recovering, a
+# webhook giving up. A name reserved for tokens (issue 14), so never a token's.
+FODNS_ACTOR = "fodns"
 # A group's TTL, in seconds: traffic moves within it after a switch. Migration 1's
 # CHECK on groups.ttl holds the same range; widening it takes a new migration.
 GROUP_TTL_MIN, GROUP_TTL_MAX = 5, 86400

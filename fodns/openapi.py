@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fodns import __version__, checks, schemas
+from fodns import __version__, checks, schemas, webhookmodel
 from fodns.schemas import parameters
 from fodns.scopes import LIMITS, SCOPE_WORDS, Scope, route_scope
 
@@ -34,10 +34,15 @@ ERROR_RESPONSES = {
     ),
     "404": (
         "NotFound",
-        "No such app, group, zone or check; or the feature is not running here (the "
-        "Route53 mirror, health checks)",
+        "No such app, group, zone, check or webhook; or the feature is not running here "
+        "(the Route53 mirror, health checks)",
     ),
-    "409": ("Conflict", "The change breaks a rule of groups; nothing changed"),
+    "409": (
+        "Conflict",
+        "The change breaks a rule of groups; or there are as many webhooks as fodns "
+        "keeps; or a webhook test where delivery is off ([webhooks] enabled = false). "
+        "Nothing changed",
+    ),
     "413": (
         "TooLarge",
         "The body is over 64 KiB, a probe's report over 8 MiB (code too_large); nothing changed",
@@ -106,15 +111,28 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/tokens", "post"): (*WRITE, *WITH_BODY, "409"),
     ("/v1/tokens/{name}", "get"): ("400", "404"),
     ("/v1/tokens/{name}", "delete"): (*WRITE, "404"),
+    ("/v1/webhooks", "get"): (),
+    # 409: already as many webhooks as fodns keeps (webhookmodel.WEBHOOKS_MAX).
+    ("/v1/webhooks", "post"): (*WRITE, *WITH_BODY, "409"),
+    # 400: an id that is not of a webhook's form.
+    ("/v1/webhooks/{id}", "get"): ("400", "404"),
+    ("/v1/webhooks/{id}", "patch"): (*WRITE, *WITH_BODY, "404"),
+    ("/v1/webhooks/{id}", "delete"): (*WRITE, "404"),
+    ("/v1/webhooks/{id}/deliveries", "get"): ("400", "404"),
+    # 409: delivery is off here ([webhooks] enabled = false).
+    ("/v1/webhooks/{id}/test", "post"): ("400", "404", "409"),
 }
 # A write that does not wait for DNS to serve what it wrote, so never a 202: a probe's
 # report (health's events are served like every other, but the probe waits for none),
-# and a token's creation or revocation (DNS answers nothing from tokens).
+# a token's creation or revocation and a webhook's changes (DNS answers nothing of them).
 NOT_WAITING = frozenset(
     {
         ("/v1/probes/{name}/reports", "post"),
         ("/v1/tokens", "post"),
         ("/v1/tokens/{name}", "delete"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks/{id}", "patch"),
+        ("/v1/webhooks/{id}", "delete"),
     }
 )
 NOT_SERVED: dict[str, Any] = {
@@ -168,6 +186,7 @@ def _list_reply(key: str, item: str) -> dict[str, Any]:
     }
 
 
+WEBHOOK_PARAM = parameters(schemas.WEBHOOK_PATH, "path")
 NAME_PARAM = parameters(schemas.APP_PATH, "path")
 LABEL_PARAM = parameters(schemas.GROUP_PATH, "path")
 TOKEN_PARAM = parameters(schemas.TOKEN_PATH, "path")
@@ -587,6 +606,78 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Webhook": {
+        "type": "object",
+        "required": [
+            "id",
+            "url",
+            "events",
+            "groups",
+            "apps",
+            "active",
+            "state",
+            "failed_seq",
+            "failed_at",
+            "description",
+            "created_at",
+            "updated_at",
+        ],
+        "properties": {
+            "id": {"type": "string", "examples": ["wh_4f1c2a9e0b7d3e15"]},
+            "url": {"type": "string"},
+            "events": {
+                "type": ["array", "null"],
+                "items": {"enum": list(webhookmodel.KINDS)},
+                "description": "The kinds it gets; null: every kind.",
+            },
+            "groups": {"type": ["array", "null"], "items": {"type": "string"}},
+            "apps": {"type": ["array", "null"], "items": {"type": "string"}},
+            "active": {"type": "boolean"},
+            "state": {
+                "enum": ["active", "paused", "failed"],
+                "description": "active: delivering; paused: set inactive; failed: it gave "
+                "up on event failed_seq after [webhooks] give_up_after and stopped "
+                "(PATCH active true resumes it at that event).",
+            },
+            "failed_seq": {"type": ["integer", "null"]},
+            "failed_at": MAYBE_TIME,
+            "description": {"type": ["string", "null"]},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "NewWebhook": schemas.NEW_WEBHOOK,
+    "WebhookChange": schemas.WEBHOOK_CHANGE,
+    "Delivery": {
+        "type": "object",
+        "required": ["seq", "kind", "attempt", "at", "status", "error", "latency_ms", "result"],
+        "properties": {
+            "seq": {"type": ["integer", "null"], "description": "The event; null: a test."},
+            "kind": {"enum": [*webhookmodel.KINDS, webhookmodel.TEST_KIND]},
+            "attempt": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The attempt at this event: 1, then 2 for the first retry...",
+            },
+            "at": {**TIME, "description": "When the attempt began."},
+            "status": {
+                "type": ["integer", "null"],
+                "description": "The receiver's HTTP status; null: no answer.",
+            },
+            "error": {
+                "type": ["string", "null"],
+                "description": "Why it failed (a status other than 2xx, a redirect, a "
+                "timeout, a refused connection); null: delivered.",
+            },
+            "latency_ms": {"type": "number", "minimum": 0},
+            "result": {
+                "enum": ["delivered", "retrying", "failed", "test"],
+                "description": "delivered; retrying (failed, tried again later); failed "
+                "(the last, given up: the webhook stopped); test (POST .../test: error "
+                "null when it was delivered).",
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -968,7 +1059,96 @@ def openapi_document() -> dict[str, Any]:
                     parameters=parameters(schemas.DELETE_QUERY, "query"),
                 ),
             },
+            **_webhook_paths(),
         },
     }
     _with_errors(document["paths"])
     return document
+
+
+def _webhook_paths() -> dict[str, Any]:
+    webhook = _json(_ref("Webhook"), "The webhook (never its secret)")
+    with_secret = _json(
+        {
+            "allOf": [
+                _ref("Webhook"),
+                {
+                    "type": "object",
+                    "required": ["secret"],
+                    "properties": {"secret": {"type": "string"}},
+                },
+            ]
+        },
+        "The webhook and its secret: the only reply that shows it",
+    )
+    changed = _json(
+        {
+            "allOf": [
+                _ref("Webhook"),
+                {"type": "object", "properties": {"secret": {"type": "string"}}},
+            ]
+        },
+        "The webhook, with its new secret when the request set one",
+    )
+    deliveries = {
+        "type": "object",
+        "required": ["deliveries"],
+        "properties": {"deliveries": {"type": "array", "items": _ref("Delivery")}},
+    }
+    return {
+        "/v1/webhooks": {
+            "get": _operation(
+                "List webhooks, oldest first",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["webhooks"],
+                            "properties": {"webhooks": {"type": "array", "items": _ref("Webhook")}},
+                        },
+                        "The webhooks",
+                    )
+                },
+            ),
+            "post": _operation(
+                "Create a webhook: it gets the events committed after it, signed with its "
+                "secret (409: already as many as fodns keeps)",
+                {"201": with_secret},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewWebhook")}},
+                },
+            ),
+        },
+        "/v1/webhooks/{id}": {
+            "parameters": WEBHOOK_PARAM,
+            "get": _operation("Read a webhook", {"200": webhook}),
+            "patch": _operation(
+                "Change a webhook; active true resumes it (a failed one at the event it "
+                "gave up on), false pauses it",
+                {"200": changed},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookChange")}},
+                },
+            ),
+            "delete": _operation(
+                "Delete a webhook and its recent attempts", {"204": {"description": "Deleted"}}
+            ),
+        },
+        "/v1/webhooks/{id}/deliveries": {
+            "parameters": WEBHOOK_PARAM,
+            "get": _operation(
+                "The webhook's recent attempts (the newest 200), newest first",
+                {"200": _json(deliveries, "The attempts")},
+            ),
+        },
+        "/v1/webhooks/{id}/test": {
+            "parameters": WEBHOOK_PARAM,
+            "post": _operation(
+                "Send the webhook a test event now, beside its deliveries and whatever its "
+                "state (409 where [webhooks] enabled = false: nothing is sent)",
+                {"200": _json(_ref("Delivery"), "The attempt (result test)")},
+            ),
+        },
+    }

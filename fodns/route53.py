@@ -45,8 +45,8 @@ from fodns.config import Route53Config, ZoneConfig
 from fodns.errors import FodnsError
 from fodns.feed import SAFETY_POLL_INTERVAL
 from fodns.logs import get_logger
-from fodns.mirrorstate import MirrorKey, MirrorState, MirrorValue
-from fodns.model import App, Group
+from fodns.mirrorstate import FAILED, RECOVERED, MirrorKey, MirrorState, MirrorValue
+from fodns.model import FODNS_ACTOR, App, Group
 from fodns.records import group_answer
 from fodns.store import RESERVED_BY_ROUTE53, Store
 
@@ -70,6 +70,10 @@ BACKOFF_MAX = 20.0
 # the service): in a full sync, the batch is halved to find the change at fault.
 REFUSAL_CODES = frozenset({"InvalidChangeBatch", "InvalidInput"})
 REFUSALS_MAX = 20  # refused changes one full sync isolates before it fails instead
+# Failed attempts in a row after which the log says the mirror fails a zone (an event,
+# route53_failed, and once it works again route53_recovered): one per transition, never
+# per retry, and not for a single throttled call that the next retry gets through.
+FAILING_AFTER = 3
 LIST_PAGES_MAX = 10_000  # a hosted zone holds 10,000 record sets by default, 300 a page
 OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 # Keys of a record set that fodns never writes: alias, routing policies, traffic flow.
@@ -453,6 +457,9 @@ class Route53Mirror:
         self._thread = threading.Thread(target=self._run, name="route53-mirror", daemon=True)
         # (zone, key, what) already logged as skipped or in conflict: logged once each.
         self._reported: set[tuple[str, MirrorKey, str]] = set()
+        # The zones the log last said it fails (read from the log on the thread's first
+        # pass, so a restart carries on where the log left off).
+        self._failing: set[str] | None = None
 
     # ---- called from other threads ----
 
@@ -528,7 +535,7 @@ class Route53Mirror:
                     if self._stopping.is_set():
                         break
                     if time.monotonic() >= self.status[zone].retry_at:
-                        self._attempt(zone, self._follow)
+                        self._tell(zone, self._attempt(zone, self._follow))
             except Exception:  # a fault of fodns's own: say so, rest a moment, go on
                 log.exception("route53_unexpected_error")
                 self._stopping.wait(BACKOFF_FIRST)
@@ -542,6 +549,50 @@ class Route53Mirror:
             return error
         self.status[zone].consecutive_failures = 0
         return None
+
+    def _tell(self, zone: str, error: BaseException | None) -> None:
+        """Say in the log when following a zone has failed FAILING_AFTER times in a row,
+        and when it works again after that: an event each, once per transition. Written
+        on this thread; a write that fails is tried again at the next pass."""
+        if self._failing is None:
+            self._failing = self.state.failing(list(self.hosted_zones))
+        status = self.status[zone]
+        hosted = {"hosted_zone_id": self.hosted_zones[zone]}
+        if error is not None and zone not in self._failing:
+            if status.consecutive_failures < FAILING_AFTER or status.last_error is None:
+                return
+            kind, message, _ = status.last_error
+            failing = {**hosted, "state": "failing", "error": kind, "message": message}
+            self._record(
+                zone,
+                FAILED,
+                {**hosted, "state": "ok"},
+                {**failing, "failed_attempts": status.consecutive_failures},
+                f"Route53 failed {status.consecutive_failures} times in a row: {kind}: {message}",
+            )
+        elif error is None and zone in self._failing:
+            last = status.last_error[0] if status.last_error is not None else None
+            self._record(
+                zone,
+                RECOVERED,
+                {**hosted, "state": "failing", "error": last},
+                {**hosted, "state": "ok"},
+                "Route53 takes the zone's changes again",
+            )
+
+    def _record(
+        self, zone: str, action: str, before: dict[str, Any], after: dict[str, Any], why: str
+    ) -> None:
+        assert self._failing is not None
+        try:
+            self.state.record(FODNS_ACTOR, zone, action, before, after, why)
+        except Exception:  # the database did not take it: said at the next pass
+            log.exception("route53_transition_not_recorded", zone=zone, action=action)
+            return
+        if action == FAILED:
+            self._failing.add(zone)
+        else:
+            self._failing.discard(zone)
 
     def _failed(self, zone: str, error: Exception) -> None:
         if isinstance(error, MirrorError):

@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import extend
 
-from fodns import checks
+from fodns import checks, webhookmodel
 from fodns.checks import CheckSpec
 from fodns.errors import Invalid
 from fodns.listing import CURSOR_MAX, FIND_MAX
@@ -56,7 +56,7 @@ from fodns.model import (
     check_web_head,
     check_whole,
 )
-from fodns.patterns import PATTERN_MAX_LENGTH, PATTERNS_MAX
+from fodns.patterns import PATTERN_MAX_LENGTH, PATTERNS_MAX, check_patterns
 from fodns.rows import TEXT_MAX, check_text
 from fodns.scopes import SCOPE_WORDS
 from fodns.tokens import EXPIRES_IN_MAX, RESERVED_NAMES, TOKEN_NAME, check_token_name
@@ -513,17 +513,21 @@ TOKEN_NAME_FIELD: Schema = {
 }
 
 
+# One name pattern (fodns/patterns.py), for a token's limits and a webhook's filters.
+NAME_PATTERN: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": PATTERN_MAX_LENGTH,
+    "pattern": r"^[A-Za-z0-9*?\[\]!._-]+$",
+}
+
+
 def _limit(what: str, example: str) -> Schema:
     return {
         "type": ["array", "null"],
         "minItems": 1,
         "maxItems": PATTERNS_MAX,
-        "items": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": PATTERN_MAX_LENGTH,
-            "pattern": r"^[A-Za-z0-9*?\[\]!._-]+$",
-        },
+        "items": NAME_PATTERN,
         "description": f"Name patterns (shell-style: * ? [...], matched against the whole "
         f"lower-case name) of the {what} the token may change; null or left out: any. "
         "What it reads is not limited.",
@@ -569,6 +573,106 @@ NEW_TOKEN: Schema = {
         {"name": "deploy-shop", "scope": "switch", "groups": ["shop-*"], "expires_in": 2592000},
         {"name": "status-page", "scope": "read", "reason": "the public status page"},
     ],
+}
+
+
+# ---- webhooks (fodns/webhookmodel.py says what each field is) ------------------------
+
+WEBHOOK_URL: Schema = {
+    "type": "string",
+    "maxLength": webhookmodel.URL_MAX,
+    "pattern": webhookmodel.URL.pattern,
+    "description": "Where events are POSTed: an http:// or https:// URL of at most "
+    f"{webhookmodel.URL_MAX} characters, without user:password@ or #fragment (an IPv6 "
+    "address in brackets). Any host fodns can reach: the token that sets it is an admin's.",
+    "examples": ["https://hooks.example.com/fodns"],
+}
+WEBHOOK_KINDS: Schema = {
+    "type": ["array", "null"],
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"enum": list(webhookmodel.KINDS)},
+    "description": "The kinds of event to send: switch (a person switched a group), "
+    "auto_switch (health did), health (an app's health moved), group (a group created, "
+    "changed, deleted, pinned or unpinned), app (an app or its check created, changed or "
+    "deleted), route53 (the Route53 mirror failing for a zone, and recovering), admin "
+    "(tokens and webhooks). null or left out: every kind, those of later versions too.",
+    "examples": [["switch", "auto_switch"]],
+}
+
+
+def _name_filter(names: str) -> Schema:
+    return {
+        "type": ["array", "null"],
+        "minItems": 1,
+        "maxItems": PATTERNS_MAX,
+        "items": NAME_PATTERN,
+        "description": f"Only the events that name one of these {names} (shell-style "
+        "patterns, case-blind: shop-* matches shop-eu, never myshop). An event naming no "
+        f"such {names[:-1]} does not pass. null or left out: no filter.",
+        "examples": [["shop-*"]],
+    }
+
+
+WEBHOOK_FIELDS: dict[str, Schema] = {
+    "url": WEBHOOK_URL,
+    "events": WEBHOOK_KINDS,
+    "groups": {
+        **_name_filter("groups"),
+        "description": "Only the events of groups whose label matches one of these "
+        "shell-style patterns (case-blind: shop-* matches shop-eu, never myshop): a group's "
+        "own events, and an app's events that changed such a group's answer. An event "
+        "naming no group never passes. null or left out: no filter.",
+    },
+    "apps": {
+        **_name_filter("apps"),
+        "description": "Only the events of apps whose name matches one of these "
+        "shell-style patterns (case-blind): an app's own events (under any name it had), "
+        "and a group's events whose primary or backup, before or after, is such an app. An "
+        "event naming no app never passes. null or left out: no filter.",
+    },
+    "secret": {
+        "type": "string",
+        "minLength": webhookmodel.SECRET_MIN,
+        "maxLength": webhookmodel.SECRET_MAX,
+        "pattern": r"^[!-~]+$",
+        "description": "The key of the Fodns-Signature HMAC: "
+        f"{webhookmodel.SECRET_MIN}-{webhookmodel.SECRET_MAX} printable ASCII characters, "
+        "no spaces. Left out when created: fodns makes one (whsec_ and 43 characters). "
+        "Shown only in the reply that sets it.",
+        "examples": ["whsec_c2VjcmV0LWZvci10aGUtZXhhbXBsZS1vbmx5"],
+    },
+    "active": {
+        "type": "boolean",
+        "description": "false pauses the webhook (its cursor stays: resumed, it delivers "
+        "what it missed, in order); true resumes it, and a failed webhook resumes at the "
+        "event it gave up on. Default when created: true.",
+    },
+    "description": {
+        "type": ["string", "null"],
+        "maxLength": webhookmodel.DESCRIPTION_MAX,
+        "pattern": r"^[^\x00]*$",
+        "description": "What it is for, for people. null or empty: none.",
+        "examples": ["#ops chat"],
+    },
+}
+NEW_WEBHOOK: Schema = {
+    "type": "object",
+    "required": ["url"],
+    "additionalProperties": False,
+    "properties": WEBHOOK_FIELDS,
+    "examples": [
+        {"url": "https://hooks.example.com/fodns", "events": ["switch", "auto_switch"]},
+        {"url": "https://ci.example.com/hooks/dns", "groups": ["shop-*"], "description": "CI"},
+    ],
+}
+WEBHOOK_CHANGE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": WEBHOOK_FIELDS,
+    "description": "A field left out stays as it is; null for events, groups or apps: "
+    "every kind, no filter.",
+    "examples": [{"active": True}, {"events": ["switch"], "groups": None}],
 }
 
 # ---- the parameters: each operation's query as one object schema ---------------------
@@ -711,6 +815,17 @@ PROBE_PATH: Schema = _query(
     }
 )
 
+WEBHOOK_PATH: Schema = _query(
+    {
+        "id": {
+            "type": "string",
+            "pattern": webhookmodel.WEBHOOK_ID.pattern,
+            "description": "The webhook's id: wh_ and 16 hex digits.",
+            "examples": ["wh_4f1c2a9e0b7d3e15"],
+        }
+    }
+)
+
 # ---- validation -------------------------------------------------------------------
 
 
@@ -764,6 +879,14 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
     "max_auto_switches": lambda value, field: check_whole(value, field, 1, MAX_AUTO_SWITCHES_MAX),
     "pin_for": lambda value, field: value is None or check_whole(value, field, 1, PIN_FOR_MAX),
     "expires_in": lambda value, field: check_whole(value, field, 1, EXPIRES_IN_MAX),
+    "url": webhookmodel.check_url,
+    "secret": webhookmodel.check_secret,
+    "description": webhookmodel.check_description,
+    "events": lambda value, field: (
+        isinstance(value, list) and webhookmodel.check_kinds(value, field)
+    ),
+    "groups": lambda value, field: isinstance(value, list) and check_patterns(field, value),
+    "apps": lambda value, field: isinstance(value, list) and check_patterns(field, value),
 }
 
 

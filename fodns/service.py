@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from fodns import __version__, batchio
 from fodns.api import MAX_REQUEST_LINE, create_app
@@ -20,7 +21,7 @@ from fodns.consumers import Feed, NotifyFollower, TableFollower
 from fodns.errors import ListenError
 from fodns.health import SERVED_DEADLINE, HealthSources, health_report
 from fodns.logs import get_logger
-from fodns.metrics import HealthMetrics, build_registry
+from fodns.metrics import HealthMetrics, WebhookMetrics, build_registry
 from fodns.notify import Notifier
 from fodns.query import QueryHandler
 from fodns.records import head_records, unservable_values
@@ -40,6 +41,7 @@ from fodns.store import Store
 from fodns.tokens import TOKEN_FILE, admin_tokens
 from fodns.transfer import Transfers
 from fodns.tsig import tsig_keyring
+from fodns.webhooks import WebhookDeliverer
 from fodns.workers import WorkerPool
 
 log = get_logger()
@@ -140,6 +142,7 @@ async def _serve_in_process(
     registry = build_registry(lambda: [handler.counters], mirror, _service_state(sources))
     checker = HealthChecker(store, HealthMetrics(registry))
     sources.checker = checker
+    deliverer = _webhook_deliverer(config, store, registry)
     app = create_app(
         registry,
         lambda: health_report(sources),
@@ -149,8 +152,9 @@ async def _serve_in_process(
         mirror=None if mirror is None else mirror.answer,
         allowed_hosts=frozenset(config.api.allowed_hosts),
         checker=checker,
+        webhooks=deliverer,
     )
-    app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
+    app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
     runner = await _start_api(config, app)
     stop = asyncio.Event()
 
@@ -202,6 +206,7 @@ async def _serve_with_workers(
         registry = build_registry(pool.counters, mirror, _service_state(sources, pool))
         checker = HealthChecker(store, HealthMetrics(registry))
         sources.checker = checker
+        deliverer = _webhook_deliverer(config, store, registry)
         app = create_app(
             registry,
             lambda: health_report(sources),
@@ -211,8 +216,9 @@ async def _serve_with_workers(
             mirror=None if mirror is None else mirror.answer,
             allowed_hosts=frozenset(config.api.allowed_hosts),
             checker=checker,
+            webhooks=deliverer,
         )
-        app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker))
+        app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
         runner = await _start_api(config, app)
         stop = asyncio.Event()
 
@@ -257,12 +263,30 @@ def _follow_with_notify(
     return follower
 
 
+def _webhook_deliverer(
+    config: Config, store: Store, registry: CollectorRegistry
+) -> WebhookDeliverer | None:
+    """Webhook delivery in this (the API's) process, woken by each commit; None where
+    `[webhooks] enabled = false`."""
+    if not config.webhooks.enabled:
+        log.info("webhooks_disabled", why="[webhooks] enabled = false: nothing is sent")
+        return None
+    deliverer = WebhookDeliverer(store, config.webhooks, WebhookMetrics(registry))
+    store.on_commit(deliverer.committed)  # only hands the seq to the loop: never blocks
+    return deliverer
+
+
 def _lifetimes(
-    feed: Feed, notifier: Notifier, mirror: Route53Mirror | None, checker: HealthChecker
+    feed: Feed,
+    notifier: Notifier,
+    mirror: Route53Mirror | None,
+    checker: HealthChecker,
+    deliverer: WebhookDeliverer | None,
 ) -> list[Lifetime]:
     """The app's long-lived parts, started with the app and closed after it (last
-    started, first closed): the mirror's thread, the NOTIFY rounds, the feed, and the
-    health checker (last: its automatic switches are changes the feed must serve)."""
+    started, first closed): the mirror's thread, the NOTIFY rounds, the feed, webhook
+    delivery, and the health checker (last: its automatic switches are changes the
+    feed must serve)."""
 
     async def mirror_thread(app: web.Application) -> AsyncIterator[None]:
         if mirror is not None:
@@ -280,12 +304,19 @@ def _lifetimes(
         yield
         await feed.close()
 
+    async def webhook_deliveries(app: web.Application) -> AsyncIterator[None]:
+        if deliverer is not None:
+            await deliverer.start()
+        yield
+        if deliverer is not None:
+            await deliverer.close()
+
     async def health_checks(app: web.Application) -> AsyncIterator[None]:
         checker.start()
         yield
         await checker.close()
 
-    return [mirror_thread, notify_rounds, change_feed, health_checks]
+    return [mirror_thread, notify_rounds, change_feed, webhook_deliveries, health_checks]
 
 
 def _health_sources(

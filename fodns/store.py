@@ -1382,6 +1382,13 @@ class Store:
         event: it is a consumer's own state, never a change to what DNS answers."""
         return self._writer.run(write)
 
+    def write_event(self, write: Callable[[Database], Event | None]) -> Change:
+        """Run `write` as one committed transaction that appends the event it returns
+        (None: it changed nothing), published like every change (see on_commit): how a
+        part of fodns with tables of its own logs a change of them (a webhook created,
+        the Route53 mirror failing), without the store knowing what they hold."""
+        return self._writer.run(lambda db: Change(write(db)))
+
     def _read(self, read: Callable[[Database], T]) -> T:
         """Run `read` in one read transaction, so what it sees is one committed state."""
         db = self._reader()

@@ -9,6 +9,8 @@ to test-artifacts/dashboard/ for people to look at.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -44,6 +46,7 @@ from tests.support import (
     TEST_ZONES,
     Api,
     FodnsProcess,
+    Receiver,
     answer_data,
     ask_every_worker,
     start_fodns,
@@ -1654,6 +1657,7 @@ def test_a_token_sees_only_the_controls_it_may_use(
     expect(row.get_by_role("link", name=f"History of {mine}")).to_be_visible()
     expect(page.get_by_role("button", name="New group")).to_be_hidden()
     expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
+    expect(page.get_by_role("link", name="Webhooks")).to_be_hidden()
     dashboard.view("Apps")
     expect(page.get_by_role("button", name="New app")).to_be_hidden()
     expect(dashboard.app_row("perm-a").get_by_role("button")).to_have_count(0)
@@ -1762,3 +1766,84 @@ def test_an_open_page_signs_out_when_its_token_is_revoked_or_expires(
     sign_in_as(dashboard, named_token(api, "short-lived", "read", expires_in=2))
     expect(alert).to_contain_text("revoked or has expired", timeout=8000)
     assert api_status(tokens_server, TOKEN) == 200
+
+
+def test_webhooks_are_created_tested_paused_and_deleted(dashboard: Dashboard) -> None:
+    """The Webhooks view against a real receiver: a bad URL said beside its field, the
+    secret shown once (and signing what the receiver gets), a test's result, the
+    deliveries, pause and resume, delete."""
+    api = dashboard.api
+    with Receiver() as receiver:
+        url = receiver.url
+        page = dashboard.sign_in()
+        dashboard.view("Webhooks")
+        expect(page.get_by_role("button", name="Create the first webhook")).to_be_visible()
+        page.get_by_role("button", name="New webhook").click()
+        dialog = page.get_by_role("dialog", name="New webhook")
+        dialog.get_by_label("URL").fill("ftp://hooks.example.com/")
+        dialog.get_by_role("button", name="Create webhook").click()
+        expect(dialog.get_by_label("URL")).to_have_attribute("aria-invalid", "true")
+        expect(dialog.locator("#webhook-url-error")).to_contain_text("http://")
+        dialog.get_by_label("URL").fill(url)
+        dialog.get_by_label("Switches by people").check()
+        dialog.get_by_label("Only groups").fill("dash-*")
+        assert unnamed_controls(page) == [], "unnamed controls in the webhook form"
+        dialog.get_by_role("button", name="Create webhook").click()
+
+        shown = page.get_by_role("dialog", name="Webhook created")
+        expect(shown).to_be_visible()
+        secret = shown.locator("#webhook-secret").inner_text()
+        assert secret.startswith("whsec_")
+        assert unnamed_controls(page) == [], "unnamed controls in the secret dialog"
+        dashboard.screenshot("webhook-secret", full_page=False)
+        shown.get_by_role("button", name="Done").click()
+        expect(page.locator("#webhook-secret")).to_have_text("")  # gone once closed
+        assert secret not in page.content()
+
+        row = page.locator("#webhooks-list tr[data-webhook]")
+        expect(row).to_have_count(1)
+        for text in (url, "Switches by people", "Groups: dash-*", "Active"):
+            expect(row).to_contain_text(text)
+        # A switch made elsewhere reaches the receiver, signed with the secret shown.
+        seed(
+            api,
+            "dash-hook",
+            {"name": "dash-hook-eu", "web_servers": ["192.0.2.60"]},
+            {"name": "dash-hook-us", "web_servers": ["192.0.2.61"]},
+        )
+        api.ok("POST", "/v1/groups/dash-hook/switch", {"to": "backup"})
+        assert receiver.wait_for(lambda got: len(got) == 1)
+        (switched,) = receiver.requests()
+        timestamp, _, digest = switched.headers["Fodns-Signature"].partition(",v1=")
+        signed = f"{timestamp.removeprefix('t=')}.".encode() + switched.body
+        assert hmac.compare_digest(
+            digest, hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        )
+
+        row.get_by_role("button", name=f"Send test to {url}").click()
+        expect(row).to_contain_text("Test delivered: HTTP 200")
+        assert receiver.wait_for(lambda got: len(got) == 2)
+        row.get_by_role("button", name=f"Deliveries to {url}").click()
+        deliveries = page.get_by_role("dialog", name=f"Deliveries to {url}")
+        expect(deliveries.locator("tbody tr")).to_have_count(2)
+        expect(deliveries.locator("tbody tr").first).to_contain_text("test")
+        expect(deliveries.locator("tbody tr").last).to_contain_text("delivered")
+        assert unnamed_controls(page) == [], "unnamed controls in the deliveries"
+        dashboard.screenshot("webhook-deliveries", full_page=False)
+        deliveries.get_by_role("button", name="Close").click()
+
+        row.get_by_role("button", name=f"Pause {url}").click()
+        expect(row).to_contain_text("Paused")
+        (hook,) = api.ok("GET", "/v1/webhooks")["webhooks"]
+        assert hook["state"] == "paused"
+        row.get_by_role("button", name=f"Resume {url}").click()
+        expect(row).to_contain_text("Active")
+        assert unnamed_controls(page) == [], "unnamed controls in the Webhooks view"
+        dashboard.screenshot("webhooks")
+
+        row.get_by_role("button", name=f"Delete {url}").click()
+        page.get_by_role("dialog").get_by_role("button", name="Delete webhook").click()
+        expect(page.get_by_role("button", name="Create the first webhook")).to_be_visible()
+        assert api.ok("GET", "/v1/webhooks") == {"webhooks": []}
+        dashboard.view("Events")
+        expect(page.locator("#events-list")).to_contain_text(f"Deleted the webhook to {url}")

@@ -395,6 +395,13 @@ API_ROUTES = {
     ("/v1/probes/{name}/reports", "POST"),
     ("/v1/route53/plan", "GET"),
     ("/v1/route53/sync", "POST"),
+    ("/v1/webhooks", "GET"),
+    ("/v1/webhooks", "POST"),
+    ("/v1/webhooks/{id}", "GET"),
+    ("/v1/webhooks/{id}", "PATCH"),
+    ("/v1/webhooks/{id}", "DELETE"),
+    ("/v1/webhooks/{id}/deliveries", "GET"),
+    ("/v1/webhooks/{id}/test", "POST"),
 }
 
 
@@ -434,6 +441,7 @@ def test_openapi_document_lists_exactly_the_served_routes(api: Api, tmp_path: Pa
     assert status == 404 and unrouted == {"error": {"code": "not_found", "message": "Not Found"}}
     for path, method in sorted(documented):
         concrete = path.replace("{name}", "nobody").replace("{label}", "000-000-000")
+        concrete = concrete.replace("{id}", "wh_0000000000000000")
         status, reply = api.call(method, concrete, {} if method in WITH_BODY else None)
         assert status != 405 and reply != unrouted, f"{method} {path} is documented, not served"
         assert status in (200, 201, 400, 404), (method, path, status, reply)

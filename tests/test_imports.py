@@ -74,6 +74,7 @@ def test_nothing_below_the_api_imports_it() -> None:
         (
             "api",
             {
+                "apirequest",
                 "checks",
                 "errors",
                 "feed",
@@ -89,11 +90,26 @@ def test_nothing_below_the_api_imports_it() -> None:
                 "store",
                 "tokenbook",
                 "tokens",
+                "webhookapi",
             },
         ),
         # The rules of scopes are pure: a table and checks, nothing that does I/O.
         ("scopes", {"errors", "patterns"}),
         ("tokenbook", {"rows", "scopes", "tokenrows", "tokens"}),
+        (
+            "webhookapi",
+            {
+                "apirequest",
+                "errors",
+                "logs",
+                "patterns",
+                "schemas",
+                "store",
+                "webhookmodel",
+                "webhookstate",
+            },
+        ),
+        ("webhookmodel", {"__version__", "errors", "model", "patterns"}),
     ],
 )
 def test_each_module_on_the_change_path_imports_only_what_it_names(
@@ -147,3 +163,20 @@ def test_the_store_holds_no_sql_of_the_route53_mirror() -> None:
     source = (PACKAGE / "store.py").read_text()
     assert "route53_records" not in source and "route53_cursor" not in source
     assert "route53_written" not in source
+
+
+def test_the_store_holds_no_sql_of_webhooks() -> None:
+    """The webhooks' tables are read and written in webhookstate.py through the store's
+    hooks; the store names none of them, and imports nothing of webhooks."""
+    source = (PACKAGE / "store.py").read_text()
+    for table in ("webhooks", "webhook_cursors", "webhook_deliveries"):
+        assert f"FROM {table}" not in source and f"INTO {table}" not in source
+        assert f"UPDATE {table}" not in source
+    assert not {m for m in fodns_imports("store") if m.startswith("webhook")}
+
+
+def test_only_the_wiring_of_the_api_process_runs_webhook_delivery() -> None:
+    """The API is handed the deliverer (webhookapi.Deliveries) and imports nothing of it;
+    delivery runs in the process `fodns serve` wires, never in a DNS worker."""
+    importers = {module for module in modules() if "webhooks" in fodns_imports(module)}
+    assert importers == {"service"}

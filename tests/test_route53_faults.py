@@ -2,16 +2,17 @@
 and moto_server: a throttled call is retried after an exponential backoff, a batch
 Route53 refuses as invalid brings a full sync that sets the hosted zone right, and a
 slow Route53 (answering within fodns's call timeout or not at all in time) holds up
-neither DNS nor the API. Each ends with Route53 holding exactly fodns's answers."""
+neither DNS nor the API. Each ends with Route53 holding exactly fodns's answers. A zone
+that keeps failing is said in the log once, and once more when it recovers."""
 
 from __future__ import annotations
 
 import pytest
 
-from fodns.route53 import BACKOFF_FIRST, BACKOFF_MAX
+from fodns.route53 import BACKOFF_FIRST, BACKOFF_MAX, FAILING_AFTER
 from tests.route53_emulator import ParsedChange, ProxiedCall
 from tests.route53_rig import MIRROR_WAIT, ZONE, Records, Rig, add_apps
-from tests.support import wait_for
+from tests.support import Receiver, wait_for
 
 SHOP = "shop.fo.example.net."
 CART = "cart.fo.example.net."
@@ -206,3 +207,35 @@ def test_a_route53_slower_than_fodns_waits_is_a_failure_and_nothing_is_sent_twic
         batch for batch in rig.proxy.change_batches() if any(c.name == SHOP for c in batch)
     ]
     assert len(switch_batches) == 1, switch_batches
+
+
+def test_the_log_says_once_that_a_zone_fails_and_once_that_it_recovers(rig: Rig) -> None:
+    """Failing on and on is one route53_failed event (after FAILING_AFTER failures in a
+    row, never one per retry), and taking changes again one route53_recovered: what a
+    webhook of kind route53 is sent, each once."""
+    start_with_shop(rig)
+    with Receiver() as receiver:
+        rig.api("POST", "/v1/webhooks", {"url": receiver.url, "events": ["route53"]}, 201)
+        rig.proxy.fail_path(rig.zone_id, "AccessDenied")  # every call for the zone refused
+        rig.api("POST", "/v1/groups/shop/switch", {"to": "backup"})
+        failing = FAILING_AFTER + 1  # one more than it takes: still one event
+        assert wait_for(
+            lambda: rig.health()["zones"][ZONE]["consecutive_failures"] >= failing,
+            failing * BACKOFF_MAX + MIRROR_WAIT,
+        )
+        rig.proxy.fail_path(rig.zone_id, None)
+        assert wait_for(lambda: rig.owned() == SWITCHED, BACKOFF_MAX + MIRROR_WAIT)
+        assert receiver.wait_for(lambda got: len(got) == 2, MIRROR_WAIT)
+    logged = rig.api("GET", "/v1/events?limit=20")["events"]
+    mirror = [event for event in reversed(logged) if event["action"].startswith("route53_")]
+    assert [(e["action"], e["actor"], e["zone"]) for e in mirror] == [
+        ("route53_failed", "fodns", ZONE),
+        ("route53_recovered", "fodns", ZONE),
+    ]
+    failed, recovered = mirror
+    assert failed["after"]["error"] == "AccessDenied" and failed["after"]["state"] == "failing"
+    assert failed["after"]["failed_attempts"] == FAILING_AFTER
+    assert "AccessDenied" in failed["reason"]
+    assert recovered["before"]["state"] == "failing" and recovered["after"]["state"] == "ok"
+    assert [r.payload["event"] for r in receiver.requests()] == mirror
+    assert [r.headers["Fodns-Event"] for r in receiver.requests()] == ["route53"] * 2

@@ -49,6 +49,13 @@ BODIES: dict[tuple[str, str], schemas.Schema | None] = {
     ("post", "/v1/tokens"): schemas.NEW_TOKEN,
     ("get", "/v1/tokens/{name}"): None,
     ("delete", "/v1/tokens/{name}"): None,
+    ("get", "/v1/webhooks"): None,
+    ("post", "/v1/webhooks"): schemas.NEW_WEBHOOK,
+    ("get", "/v1/webhooks/{id}"): None,
+    ("patch", "/v1/webhooks/{id}"): schemas.WEBHOOK_CHANGE,
+    ("delete", "/v1/webhooks/{id}"): None,
+    ("get", "/v1/webhooks/{id}/deliveries"): None,
+    ("post", "/v1/webhooks/{id}/test"): None,
 }
 # The parameters each operation's server-side checks read: path and query schemas.
 PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
@@ -71,6 +78,11 @@ PARAMETERS: dict[tuple[str, str], list[schemas.Schema]] = {
     ("get", "/v1/tokens"): [schemas.TOKENS_QUERY],
     ("get", "/v1/tokens/{name}"): [schemas.TOKEN_PATH],
     ("delete", "/v1/tokens/{name}"): [schemas.TOKEN_PATH, schemas.DELETE_QUERY],
+    ("get", "/v1/webhooks/{id}"): [schemas.WEBHOOK_PATH],
+    ("patch", "/v1/webhooks/{id}"): [schemas.WEBHOOK_PATH],
+    ("delete", "/v1/webhooks/{id}"): [schemas.WEBHOOK_PATH],
+    ("get", "/v1/webhooks/{id}/deliveries"): [schemas.WEBHOOK_PATH],
+    ("post", "/v1/webhooks/{id}/test"): [schemas.WEBHOOK_PATH],
 }
 
 
@@ -119,6 +131,8 @@ def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
         "CHECK_BODY",
         "REPORT",
         "NEW_TOKEN",
+        "NEW_WEBHOOK",
+        "WEBHOOK_CHANGE",
     )
     for name in bodies:
         body = getattr(schemas, name)
@@ -135,6 +149,7 @@ def examples() -> Iterator[tuple[str, schemas.Schema, Any]]:
         "PROBE_PATH",
         "TOKENS_QUERY",
         "TOKEN_PATH",
+        "WEBHOOK_PATH",
     ):
         for field, schema in getattr(schemas, name)["properties"].items():
             for example in schema.get("examples", []):
@@ -158,7 +173,9 @@ def test_the_documents_examples_are_accepted(where: str, schema: Any, example: A
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FodnsProcess]:
     directory: Path = tmp_path_factory.mktemp("schemas")
-    with serving(start_with_config(directory, TOKEN, workers=2)) as server:
+    # The boundaries' webhooks point anywhere: nothing may be sent to them.
+    no_delivery = "[webhooks]\nenabled = false\n"
+    with serving(start_with_config(directory, TOKEN, workers=2, extra=no_delivery)) as server:
         yield server
 
 
@@ -176,6 +193,9 @@ def api(running: FodnsProcess) -> Api:
 ADDRESSES_32 = [f"192.0.2.{n}" for n in range(1, 33)]
 ADDRESSES_33 = [*ADDRESSES_32, "192.0.2.33"]
 LONGEST_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+HOOK = "http://127.0.0.1:9/"
+LONGEST_URL = HOOK + "u" * (2048 - len(HOOK))
+NO_WEBHOOK = "wh_0000000000000000"  # of a webhook's form, and none has it
 
 
 def q(**values: str) -> str:
@@ -400,6 +420,41 @@ BOUNDARIES: list[tuple[str, str, Any, str | None]] = [
     ("GET", "/v1/tokens" + q(revoked="true"), None, None),
     ("GET", "/v1/tokens" + q(revoked="yes"), None, "revoked"),
     ("DELETE", "/v1/tokens/Nobody", None, "name"),
+    # webhooks: an http(s) URL of at most 2048 characters without userinfo or fragment,
+    # kinds once each, name patterns, a secret of 16-200 printable characters
+    ("POST", "/v1/webhooks", {"url": LONGEST_URL}, None),
+    ("POST", "/v1/webhooks", {"url": LONGEST_URL + "u"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "HTTPS://[::1]:65535/a?b=c"}, None),
+    ("POST", "/v1/webhooks", {"url": "http://127.0.0.1:65536/"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "http://127.0.0.1:0/"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "http://[:]/"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "http://me:pw@127.0.0.1/"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "http://127.0.0.1/#top"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "ftp://127.0.0.1/"}, "url"),
+    ("POST", "/v1/webhooks", {"url": "http://127.0.0.1/a b"}, "url"),
+    ("POST", "/v1/webhooks", {}, "url"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "events": ["switch", "admin"]}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "events": None}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "events": []}, "events"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "events": ["switch", "switch"]}, "events"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "events": ["test"]}, "events"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "groups": ["SHOP-*", "a" * 64]}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "groups": ["a" * 65]}, "groups"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "groups": []}, "groups"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "apps": [f"a{n}" for n in range(33)]}, "apps"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "apps": ["shop eu"]}, "apps"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "secret": "s" * 16}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "secret": "s" * 15}, "secret"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "secret": "s" * 200}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "secret": "s" * 201}, "secret"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "secret": "with a space 123"}, "secret"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "description": "d" * 200}, None),
+    ("POST", "/v1/webhooks", {"url": HOOK, "description": "d" * 201}, "description"),
+    ("POST", "/v1/webhooks", {"url": HOOK, "active": "yes"}, "active"),
+    ("PATCH", "/v1/webhooks/wh_x", {}, "id"),
+    ("PATCH", f"/v1/webhooks/{NO_WEBHOOK}", {"url": "gopher://x"}, "url"),
+    ("GET", "/v1/webhooks/WH_0000000000000000", None, "id"),
+    ("DELETE", f"/v1/webhooks/{NO_WEBHOOK}", None, None),
     # probes' reports: the path, the interval, each list's bound
     ("POST", "/v1/probes/local/reports", {"interval": 10, "apps": []}, "name"),
     ("POST", "/v1/probes/-p/reports", {"interval": 10, "apps": []}, "name"),
@@ -488,6 +543,7 @@ def test_the_boundaries_are_the_definitions_own() -> None:
             ("PUT", "/v1/apps/eu/check"): schemas.CHECK_BODY,
             ("POST", "/v1/probes/p1/reports"): schemas.REPORT,
             ("POST", "/v1/tokens"): schemas.NEW_TOKEN,
+            ("POST", "/v1/webhooks"): schemas.NEW_WEBHOOK,
         }.get((method, path))
         if schema is None:
             continue

@@ -22,6 +22,7 @@ from tests.support.process import (
     write_config,
 )
 from tests.support.tsig import KEYRING, SECRET, TSIG_XFR_TABLE, keyring_for, tsig_table
+from tests.support.webhooks import HANG, Received, Receiver, answering
 from tests.support.wire import (
     answer_data,
     ask_every_worker,
@@ -33,6 +34,7 @@ from tests.support.wire import (
 
 __all__ = [
     "EXAMPLE_ZONE",
+    "HANG",
     "KEYRING",
     "REPOSITORY",
     "SECRET",
@@ -41,7 +43,10 @@ __all__ = [
     "WIRE_ZONES",
     "Api",
     "FodnsProcess",
+    "Received",
+    "Receiver",
     "answer_data",
+    "answering",
     "api_request",
     "ask_every_worker",
     "contract_run",

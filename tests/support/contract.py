@@ -81,6 +81,7 @@ def routed_methods(directory: Path) -> dict[str, frozenset[str]]:
 
 
 def concrete(template: str) -> str:
-    """A path the template matches, naming no app or group that exists."""
+    """A path the template matches, naming no app, group or webhook that exists."""
     path = template.replace("{name}", "nobody").replace("{label}", "000-000-000")
+    path = path.replace("{id}", "wh_0000000000000000")
     return "/admin/app.js" if path == "/admin" else path
