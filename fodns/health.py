@@ -29,6 +29,9 @@ STORE_SILENCE_LIMIT = 3 * STORE_HEARTBEAT_INTERVAL + 5.0
 # older than this, or when a zone's calls have failed this many times in a row.
 ROUTE53_LAG_LIMIT = 60.0
 ROUTE53_FAILURES_LIMIT = 3
+# A webhook counts as degraded when one event has been retried for longer than this
+# (a receiver down for minutes, not one refused attempt), or when it gave up.
+WEBHOOK_RETRYING_LIMIT = 300.0
 
 
 class MirrorState(Protocol):
@@ -45,6 +48,10 @@ class CheckerState(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
+class WebhooksState(Protocol):
+    def health(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class HealthSources:
     """Where /healthz looks: the store, the DNS workers' states, and the optional parts."""
@@ -57,6 +64,7 @@ class HealthSources:
     mirror: MirrorState | None = None
     notifier: NotifyState | None = None
     checker: CheckerState | None = None
+    webhooks: WebhooksState | None = None
 
 
 def health_report(sources: HealthSources) -> dict[str, Any]:
@@ -160,5 +168,28 @@ def health_report(sources: HealthSources) -> dict[str, Any]:
                 "health checks have reported nothing for "
                 f"{checks['last_result_seconds_ago']:.0f} s (automatic failover waits)"
             )
+
+    if sources.webhooks is not None:
+        # A receiver that is down loses nothing (its events wait, in order), and DNS and
+        # switches go on: degraded, never unready. Paused is a person's choice: neither.
+        hooks = sources.webhooks.health()
+        report["webhooks"] = hooks
+        for hook in hooks:
+            retrying = hook["retrying"]
+            if hook["state"] == "failed":
+                degraded.append(
+                    f"webhook {hook['id']} ({hook['url']}) gave up on event {hook['failed_seq']}"
+                    ' and stopped: resume it with PATCH /v1/webhooks/{id} {"active": true}'
+                )
+            elif (
+                hook["state"] == "active"
+                and retrying is not None
+                and (retrying["seconds"] or 0) > WEBHOOK_RETRYING_LIMIT
+            ):
+                degraded.append(
+                    f"webhook {hook['id']} ({hook['url']}) has been retrying event "
+                    f"{retrying['seq']} for {retrying['seconds']:.0f} s "
+                    f"({retrying['attempts']} attempts)"
+                )
 
     return {"ready": not problems, "problems": problems, "degraded": degraded, **report}

@@ -143,6 +143,7 @@ async def _serve_in_process(
     checker = HealthChecker(store, HealthMetrics(registry))
     sources.checker = checker
     deliverer = _webhook_deliverer(config, store, registry)
+    sources.webhooks = deliverer
     app = create_app(
         registry,
         lambda: health_report(sources),
@@ -207,6 +208,7 @@ async def _serve_with_workers(
         checker = HealthChecker(store, HealthMetrics(registry))
         sources.checker = checker
         deliverer = _webhook_deliverer(config, store, registry)
+        sources.webhooks = deliverer
         app = create_app(
             registry,
             lambda: health_report(sources),

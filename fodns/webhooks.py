@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import aiohttp
 
@@ -320,6 +321,34 @@ class WebhookDeliverer:
             },
             failed=sum(hook.state == "failed" for hook in self._hooks.values()),
         )
+
+    def health(self) -> list[dict[str, Any]]:
+        """/healthz's view of each webhook: its state, how many events it has still to
+        follow, and the event it is retrying (with attempts and for how long), if any."""
+        stats = self.stats()
+        now = time.time()
+        report = []
+        for webhook_id, hook in sorted(self._hooks.items()):
+            cursor = self._cursors.get(webhook_id)
+            retrying = None
+            if cursor is not None and cursor.pending_seq is not None:
+                since = cursor.pending_since
+                retrying = {
+                    "seq": cursor.pending_seq,
+                    "attempts": cursor.pending_attempts,
+                    "seconds": None if since is None else round(now - since, 1),
+                }
+            report.append(
+                {
+                    "id": webhook_id,
+                    "url": hook.url,
+                    "state": hook.state,
+                    "lag_events": stats.lag_events.get(webhook_id, 0),
+                    "retrying": retrying,
+                    "failed_seq": hook.failed_seq,
+                }
+            )
+        return report
 
     # ---- saving ----
 

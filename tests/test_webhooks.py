@@ -33,6 +33,7 @@ from tests.support import (
     start_with_config,
     wait_for,
 )
+from tests.support.workers import health
 
 TOKEN = "webhooks-test-token-7a2e"
 SECRET = "whsec_test-secret-for-the-webhook-tests"
@@ -389,6 +390,13 @@ def test_giving_up_marks_the_webhook_failed_and_resuming_starts_at_that_event(
     assert {d["result"] for d in listed[1:]} == {"retrying"}
     assert re.search(r"^fodns_webhooks_failed 1\.0$", metrics(api.server), re.M)
     assert len(receiver.requests()) == attempts  # stopped: the later switch waits
+    # /healthz: degraded, saying which webhook and how to resume it; still ready.
+    status, body = health(api.server)
+    assert status == 200 and body["ready"]
+    (said,) = [line for line in body["degraded"] if hook["id"] in line]
+    assert f"gave up on event {failed}" in said and "active" in said
+    (shown_health,) = [h for h in body["webhooks"] if h["id"] == hook["id"]]
+    assert (shown_health["state"], shown_health["failed_seq"]) == ("failed", failed)
 
     receiver.answer = answering(204)
     resumed = api.ok("PATCH", path, {"active": True})
@@ -396,6 +404,9 @@ def test_giving_up_marks_the_webhook_failed_and_resuming_starts_at_that_event(
     assert receiver.wait_for(lambda got: later in seqs(got))
     assert seqs(receiver.requests())[attempts:] == [failed, later]  # at the failed one
     assert re.search(r"^fodns_webhooks_failed 0\.0$", metrics(api.server), re.M)
+    assert wait_for(
+        lambda: not [line for line in health(api.server)[1]["degraded"] if hook["id"] in line]
+    )
 
 
 def test_a_test_event_is_sent_at_once_signed_and_listed(api: Api, receiver: Receiver) -> None:
