@@ -30,7 +30,15 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from fodns.apirequest import ACTOR, BODY_LIMIT, MAX_BODY, NO_QUERY, json_body, query_of
+from fodns.apirequest import (
+    ACTOR,
+    BODY_LIMIT,
+    MAX_BODY,
+    NO_QUERY,
+    json_body,
+    log_change,
+    query_of,
+)
 from fodns.checks import CheckSpec
 from fodns.errors import FodnsError, Forbidden, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
@@ -303,20 +311,7 @@ async def committed(
     change = await asyncio.wrap_future(
         store_of(request).submit(method, request[GRANT], *args, **kwargs)
     )
-    event = change.event
-    if event is not None:
-        # The change itself, as a fact with its fields: who, what, before and after.
-        log.info(
-            event.action,
-            seq=event.seq,
-            actor=event.actor,
-            zone=event.zone,
-            group=event.group,
-            app=event.app,
-            before=event.before,
-            after=event.after,
-            reason=event.reason,
-        )
+    log_change(change.event)
     return change
 
 
