@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fodns.errors import Invalid
-from fodns.model import HOSTNAME, HOSTNAME_MAX
+from fodns.model import HOSTNAME_MAX
 from fodns.tokens import secret_hash
 
 # RFC 8555 §8.4: a DNS-01 TXT value is the base64url SHA-256 digest of the key
@@ -59,8 +59,27 @@ PASSWORD = re.compile(r"^[A-Za-z0-9_-]{40}$")
 # A subdomain and a username are UUIDs (version 4), written lower-case.
 UUID_FORM = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CHALLENGE_LABEL = "_acme-challenge"
+# A customer's name: a host name (model.HOSTNAME), or a wildcard's `*.` and one. The
+# API publishes this pattern (fodns/schemas.py); check_names takes all it matches.
+CUSTOMER_NAME = re.compile(r"^(\*\.)?([A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}\.?$")
+# An allowfrom entry: an IPv4 or IPv6 address, with a prefix length or without (one
+# address). Written for every JSON Schema validator, as fodns/schemas.py publishes it:
+# IPv6 in RFC 4291 §2.2's forms without an embedded IPv4 address.
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    f"(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    f"|({_H}:){{1,4}}(:{_H}){{1,3}}|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    f"|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))"
+)
+NETWORK = re.compile(
+    rf"^(({_OCTET}\.){{3}}{_OCTET}(/(3[0-2]|[12]?[0-9]))?"
+    rf"|{_IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
+)
 # Let's Encrypt puts at most 100 names on a certificate.
 NAMES_MAX = 100
+# A name's 253 characters (model.HOSTNAME_MAX), a wildcard's `*.` and a final dot.
+NAME_MAX_LENGTH = HOSTNAME_MAX + 3
 ALLOWFROM_MAX = 32
 # [acme] defaults and bounds (fodns/config.py reads them).
 DEFAULT_LABEL = "acme"
@@ -156,12 +175,10 @@ def check_allowfrom(values: Any, field: str = "allowfrom") -> tuple[str, ...]:
         raise Invalid(field, f"must be a list of at most {ALLOWFROM_MAX} networks")
     networks: list[str] = []
     for value in values:
-        if not isinstance(value, str) or len(value) > 64:
-            raise Invalid(field, "each must be a network such as 192.0.2.0/24 or 2001:db8::/48")
-        try:
-            network = ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            raise Invalid(field, f"{value[:64]!r} is not a network such as 192.0.2.0/24") from None
+        if not isinstance(value, str) or not NETWORK.fullmatch(value.strip()):
+            shown = repr(value[:64]) if isinstance(value, str) else "each"
+            raise Invalid(field, f"{shown} is not a network such as 192.0.2.0/24 or 2001:db8::/48")
+        network = ipaddress.ip_network(value.strip(), strict=False)
         if str(network) not in networks:
             networks.append(str(network))
     return tuple(networks)
@@ -205,20 +222,14 @@ def check_names(values: Any, field: str = "names") -> tuple[str, ...]:
         raise Invalid(field, f"must be a list of 1 to {NAMES_MAX} names")
     names: list[str] = []
     for value in values:
-        if not isinstance(value, str):
-            raise Invalid(field, "each must be a host name such as www.shop.com")
-        name = value.strip().lower().rstrip(".")
-        bare = name.removeprefix("*.")
         if (
-            len(name) > HOSTNAME_MAX
-            or not HOSTNAME.fullmatch(bare)
-            or "*" in bare
-            or "." not in bare
+            not isinstance(value, str)
+            or len(value) > NAME_MAX_LENGTH
+            or not CUSTOMER_NAME.fullmatch(value.strip())
         ):
-            raise Invalid(
-                field,
-                f"{value[:80]!r} is not a host name such as www.shop.com (or *.shop.com)",
-            )
+            shown = repr(value[:80]) if isinstance(value, str) else "each"
+            raise Invalid(field, f"{shown} is not a host name such as www.shop.com (or *.shop.com)")
+        name = value.strip().lower().rstrip(".")
         if name not in names:
             names.append(name)
     return tuple(names)

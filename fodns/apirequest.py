@@ -21,9 +21,17 @@ from fodns.schemas import Schema, check, check_query
 # The request's key for the caller's token name (set by the API's token check): the
 # actor of every event the request writes.
 ACTOR = "actor"
+# ...and for what that token may do (scopes.Grant): the caller the store's writes check
+# a token's limits against.
+GRANT = "grant"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 BODY_LIMIT = "body_limit"  # the request's own limit, when not MAX_BODY
 NO_QUERY: Schema = {"type": "object", "properties": {}}
+# A write's 202: durable, not yet served by every DNS process.
+NOT_SERVED = (
+    "the change is committed and durable, but not every DNS worker served it in time; "
+    "they will serve it when they catch up (see /healthz)"
+)
 log = get_logger()
 
 

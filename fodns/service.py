@@ -161,6 +161,7 @@ async def _serve_in_process(
         allowed_hosts=frozenset(config.api.allowed_hosts),
         checker=checker,
         webhooks=deliverer,
+        acme_resolver=config.acme.resolver,
     )
     app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
     runner = await _start_api(config, app)
@@ -230,6 +231,7 @@ async def _serve_with_workers(
             allowed_hosts=frozenset(config.api.allowed_hosts),
             checker=checker,
             webhooks=deliverer,
+            acme_resolver=config.acme.resolver,
         )
         app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
         runner = await _start_api(config, app)
