@@ -31,6 +31,8 @@ from fodns.store import Store
 
 log = get_logger()
 Served = Callable[[int], Awaitable[bool]]
+# Where the CNAME check looks ([acme] resolver); None: the system's resolver.
+Resolver = ListenAddress | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class AcmeRoutes:
     resolver; None: the system's) and the wait until DNS serves a change."""
 
     store: Store
-    resolver: ListenAddress | None = None
+    resolver: Resolver = None
     served: Served | None = None
 
 
@@ -49,7 +51,7 @@ ROUTES_KEY: web.AppKey[AcmeRoutes] = web.AppKey("acme_routes")
 def add_acme_routes(
     app: web.Application,
     store: Store,
-    resolver: ListenAddress | None = None,
+    resolver: Resolver = None,
     served: Served | None = None,
 ) -> None:
     app[ROUTES_KEY] = AcmeRoutes(store, resolver, served)

@@ -30,7 +30,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from fodns.acmeapi import add_acme_routes
+from fodns.acmeapi import Resolver, add_acme_routes
 from fodns.apirequest import (
     ACTOR,
     BODY_LIMIT,
@@ -43,7 +43,6 @@ from fodns.apirequest import (
     query_of,
 )
 from fodns.checks import CheckSpec
-from fodns.config import ListenAddress
 from fodns.errors import FodnsError, Forbidden, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
 from fodns.listing import (
@@ -820,7 +819,7 @@ def create_app(
     allowed_hosts: frozenset[str] = frozenset(),
     checker: HealthView | None = None,
     webhooks: Deliveries | None = None,
-    acme_resolver: ListenAddress | None = None,
+    acme_resolver: Resolver = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each bootstrap admin token to its name (the events'
     actor; named tokens are read from the store, see fodns/tokenbook.py),
@@ -880,7 +879,7 @@ async def store_heartbeat(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def add_v1_routes(app: web.Application, acme_resolver: ListenAddress | None = None) -> None:
+def add_v1_routes(app: web.Application, acme_resolver: Resolver = None) -> None:
     """Every /v1 route; each needs the scope fodns/scopes.py ROUTE_SCOPES gives it."""
     router = app.router
     router.add_get("/v1/openapi.json", get_openapi)

@@ -78,6 +78,7 @@ def test_nothing_below_the_api_imports_it() -> None:
         (
             "api",
             {
+                "acmeapi",
                 "apirequest",
                 "checks",
                 "errors",
@@ -114,6 +115,25 @@ def test_nothing_below_the_api_imports_it() -> None:
             },
         ),
         ("webhookmodel", {"__version__", "errors", "model", "patterns"}),
+        (
+            "acmeapi",
+            {"acme", "apirequest", "cnamecheck", "config", "logs", "schemas", "store"},
+        ),
+        # The acme-dns API: the store and the admin API's token book, nothing of the API.
+        (
+            "acmedns",
+            {
+                "acme",
+                "apirequest",
+                "config",
+                "errors",
+                "logs",
+                "model",
+                "scopes",
+                "store",
+                "tokenbook",
+            },
+        ),
     ],
 )
 def test_each_module_on_the_change_path_imports_only_what_it_names(
