@@ -954,6 +954,11 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
 }
 
 
+# Lists whose own check words a refusal of any item better than the schema can ("'x' is
+# not a host name such as www.shop.com" rather than "[2]: is not of the form ...").
+_WORDED_WHOLE_LIST = frozenset({"names", "allowfrom"})
+
+
 def _check_words(body: dict[str, Any]) -> None:
     """A check body's refusal in CheckSpec's words: it knows which field a rule between
     fields is about (a tcp check without a port, a HEAD check with body_contains)."""
@@ -1017,7 +1022,7 @@ def check(schema: Schema, instance: Any, what: str = "body") -> None:
     field = str(error.path[0])
     value = instance[field]
     worded = _WORDED.get(field)
-    if worded is not None and len(error.path) == 1:
+    if worded is not None and (len(error.path) == 1 or field in _WORDED_WHOLE_LIST):
         worded(value, field)  # raises its own Invalid where it refuses too
     message = _MESSAGES.get(field)
     if message is not None:
