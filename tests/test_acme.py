@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import sqlite3
 import uuid
@@ -25,12 +26,15 @@ import dns.zone
 import pytest
 
 from fodns.acme import AcmePlace, new_credentials
+from fodns.config import load_config
+from fodns.errors import ConfigError
 from fodns.model import Event
 from fodns.store import Store, ZoneDefaults
 from fodns.webhookmodel import event_kind
 from tests.secondaries import ZONE, KnotSecondary
 from tests.support import (
     EXAMPLE_ZONE,
+    REPOSITORY,
     Api,
     FodnsProcess,
     answer_data,
@@ -456,3 +460,56 @@ def test_acme_events_are_webhooks_admin_kind_but_updates_which_no_kind_sends() -
     assert event_kind(event("acme_registered")) == "admin"
     assert event_kind(event("acme_deleted")) == "admin"
     assert event_kind(event("acme_updated")) is None
+
+
+# ---- the config ----------------------------------------------------------------------------
+
+
+def test_the_readmes_acme_table_is_a_valid_config(tmp_path: Path) -> None:
+    (block,) = re.findall(
+        r"```toml\n(\[acme\]\n.*?)```", (REPOSITORY / "README.md").read_text(), re.S
+    )
+    config = load_config(write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], extra=block))
+    acme = config.acme
+    assert acme.enabled and acme.place == AcmePlace("fo.example.net", "acme", 10)
+    assert (acme.registration, acme.open_registrations_per_hour, acme.resolver) == (
+        "token",
+        20,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "refused"),
+    [
+        ('zone = "shop.test"', "acme.zone"),
+        ('label = "a.b"', "acme.label"),
+        ('label = "-x"', "acme.label"),
+        ("ttl = 4", "acme.ttl"),
+        ("ttl = 301", "acme.ttl"),
+        ('registration = "anyone"', "acme.registration"),
+        ("open_registrations_per_hour = 0", "acme.open_registrations_per_hour"),
+        ('resolver = "resolver.example:53"', "acme.resolver"),
+        ('listen = "localhost:8054"', "acme.listen"),
+        ("colour = 1", "acme.colour"),
+    ],
+)
+def test_a_wrong_acme_table_stops_start_up_naming_the_key(
+    tmp_path: Path, table: str, refused: str
+) -> None:
+    listen = "" if table.startswith("listen") else 'listen = "127.0.0.1:0"\n'
+    extra = f"[acme]\n{listen}{table}\n"
+    path = write_config(tmp_path, [("fo.example.net", EXAMPLE_ZONE)], extra=extra)
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        load_config(path)
+
+
+def test_acme_needs_its_zone_named_when_several_are_served(tmp_path: Path) -> None:
+    zones = [("fo.example.net", EXAMPLE_ZONE), ("fo.example.org", EXAMPLE_ZONE)]
+    with pytest.raises(ConfigError, match=re.escape("acme.zone")):
+        load_config(write_config(tmp_path, zones, extra=acme_table()))
+    nested = [("fo.example.net", EXAMPLE_ZONE), ("acme.fo.example.net", EXAMPLE_ZONE)]
+    with pytest.raises(ConfigError, match=re.escape("acme.label")):
+        load_config(write_config(tmp_path, nested, extra=acme_table(zone="fo.example.net")))
+    off = load_config(write_config(tmp_path, zones, extra="[acme]\n"))
+    assert not off.acme.enabled and off.acme.place is None
