@@ -26,11 +26,14 @@ import dns.zone
 import pytest
 
 from fodns.acme import AcmePlace, new_credentials
-from fodns.config import load_config
+from fodns.config import Route53Config, ZoneConfig, load_config
 from fodns.errors import ConfigError
 from fodns.model import Event
+from fodns.route53 import Route53Mirror
 from fodns.store import Store, ZoneDefaults
 from fodns.webhookmodel import event_kind
+from tests.route53_emulator import MotoServer, RecordingProxy
+from tests.route53_rig import AWS_ENV, MIRROR_WAIT
 from tests.secondaries import ZONE, KnotSecondary
 from tests.support import (
     EXAMPLE_ZONE,
@@ -425,6 +428,45 @@ def test_an_update_reaches_a_knot_secondary_by_ixfr(
         assert kinds[0] == "AXFR" and kinds[1:] and set(kinds[1:]) == {"IXFR"}, kinds
     finally:
         secondary.stop()
+
+
+# ---- the Route53 mirror copies no challenge ------------------------------------------------
+
+
+def test_the_route53_mirror_copies_groups_and_no_challenge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A challenge's update is an event of the zone the mirror follows: the mirror reads
+    past it and writes nothing for it, while a group's change made after it arrives."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    place = AcmePlace(ZONE, "acme", TTL)
+    with (
+        MotoServer() as moto,
+        RecordingProxy(moto.url) as proxy,
+        Store(tmp_path / "fodns.db", {ZONE: ZoneDefaults(1)}, acme=place) as store,
+    ):
+        zone_id = moto.create_zone(ZONE)
+        mirror = Route53Mirror(
+            store,
+            Route53Config(enabled=True, endpoint_url=proxy.url),
+            [ZoneConfig(ZONE, EXAMPLE_ZONE, route53_hosted_zone_id=zone_id)],
+        )
+        mirror.start()
+        try:
+            credentials = new_credentials()
+            store.acme_register("test", credentials)
+            store.acme_set_txt(credentials.subdomain, V1)
+            store.create_app("test", "eu", web_servers=["192.0.2.10"])
+            store.create_group("test", ZONE, "shop", primary="eu")
+            mirror.changed()
+            assert wait_for(
+                lambda: ("shop.fo.example.net.", "A") in moto.records(zone_id), MIRROR_WAIT
+            )
+            assert not [key for key in moto.records(zone_id) if key[1] == "TXT"]
+            assert mirror.request("plan").result(timeout=MIRROR_WAIT)[0].empty
+        finally:
+            mirror.stop()
 
 
 # ---- the log: acme events, their kinds and their trimming -------------------------------------
