@@ -1,11 +1,13 @@
-"""The command-line client of the admin API: runs `fodns group|app|check|token|webhook|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|check|token|webhook|acme ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.
 Each command's request is built from its Endpoint (fodns/commands.py). Output
 is JSON for machines, except `fodns status APP`, which prints the shell-friendly
 `FAILOVER_STATUS=online` and exits 0 online, 1 offline, 2 none, 3 on an error, and
-the tables of `fodns route53 plan|sync` and `fodns health` (JSON with --json).
+the tables of `fodns route53 plan|sync` and `fodns health` (JSON with --json), and
+`fodns acme register`, whose stdout is lego's acme-dns storage file and whose stderr
+names the CNAMEs the customer adds (the API's reply with --json).
 Errors are one `fodns: error: ...` line (plus hints) on stderr, never a traceback.
 """
 
@@ -242,7 +244,7 @@ def _output(
             warning = SECRET_ONCE
         if args.command == "acme" and args.action == "register":
             shown = reply if args.json else lego_storage(reply)
-            cname_lines(reply["cnames"])  # the reply is fodns's: it has them
+            cname_lines(reply["cnames"])  # raises here, not later, for a reply not fodns's
             return json.dumps(shown, indent=2), PASSWORD_ONCE
         if args.command == "status":
             if reply["failover_status"] not in STATUS_EXIT:
