@@ -31,6 +31,7 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.update
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -197,12 +198,12 @@ class Resolver(Daemon):
 
     def __init__(self, directory: Path) -> None:
         super().__init__(directory)
-        self.port = 0
+        # Chosen now, so that fodns can be told where its CNAME check resolves first.
+        self.port = free_port()
 
     def start(self, stubs: dict[str, int]) -> None:
         """Resolve the zones in `stubs` (zone -> port on 127.0.0.1) and nothing else."""
         d = self.directory
-        self.port = free_port()
         zones = "".join(
             f'    local-zone: "{zone}." transparent\n' for zone in stubs
         )  # a more specific local zone than "." that adds nothing: resolve as usual
@@ -253,7 +254,8 @@ class Resolver(Daemon):
     def addresses(self, name: str) -> set[str]:
         """The A records `name` ends at, CNAMEs followed as a browser's resolver would."""
         reply = self.resolve(name, "A")
-        return {rr.to_text() for rrset in reply.answer if rrset.rdtype == 1 for rr in rrset}
+        answers = [rrset for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A]
+        return {rr.to_text() for rrset in answers for rr in rrset}
 
 
 @dataclass
