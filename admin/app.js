@@ -14,6 +14,7 @@
 
 import { ApiError, call, token } from "./api.js";
 import { openAppForm, renderApps, saveApp } from "./apps.js";
+import { copyStorage, register as registerCertificates } from "./certificates.js";
 import { checkTypeChanged, removeCheck, saveCheck } from "./checks.js";
 import { confirmDelete } from "./dialogs.js";
 import { clearErrors, say, showError } from "./dom.js";
@@ -235,6 +236,9 @@ function start() {
   $("new-webhook").addEventListener("click", openWebhookForm);
   $("webhook-form").addEventListener("submit", saveWebhook);
   $("webhook-secret-copy").addEventListener("click", copyWebhookSecret);
+  $("certificates-form").addEventListener("submit", registerCertificates);
+  $("certificates-copy").addEventListener("click", copyStorage);
+  $("certificates-dialog").addEventListener("close", () => (state.certificates = null));
   for (const [kind, redraw] of [["groups", renderGroups], ["apps", renderApps]]) {
     // A list held whole is filtered here; a paged one is found by the server.
     $(`${kind}-filter`).addEventListener("input", (event) => {

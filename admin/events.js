@@ -104,6 +104,7 @@ function describe(event) {
   if (event.action === "health_changed" && before && after) {
     return { summary: healthSummary(subject, before, after), details: healthDetails(before, after) };
   }
+  if (event.action.startsWith("acme_") && (after ?? before)) return acmeWords(event, after ?? before);
   if (event.action === "check_set" && !before && after) {
     return { summary: `${verb} ${subject}`, details: [`${after.type} on port ${after.port}, every ${after.interval} s`] };
   }
@@ -134,6 +135,18 @@ function describe(event) {
     }
   }
   return { summary: `${verb} ${subject}`, details };
+}
+
+/** An ACME registration's events: what the customer's names are, the name their CNAMEs
+ * point at, and (for an update) the challenge values set. */
+function acmeWords(event, registration) {
+  const names = registration.names?.length ? registration.names.join(", ") : registration.fulldomain;
+  const group = registration.group ? [`group ${registration.group}.${registration.group_zone}`] : [];
+  if (event.action === "acme_updated") {
+    return { summary: `Set the ACME challenge of ${registration.fulldomain}`, details: [`values: ${registration.txt.join(", ")}`] };
+  }
+  const verb = event.action === "acme_deleted" ? "Deleted the ACME registration of" : "Registered for ACME:";
+  return { summary: `${verb} ${names}`, details: [...group, `CNAME target ${registration.fulldomain}`] };
 }
 
 function pinText(pin) {

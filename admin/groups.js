@@ -1,9 +1,11 @@
 // The Groups view: a row per group with a radio button per side (the live one
 // green) and its failover (failover.js), the confirmation before every switch (which
-// pins an automatic group), and the form that creates or edits a group. Only what the
-// token may do is offered (grant.js): switching, editing, creating, deleting.
+// pins an automatic group), the form that creates or edits a group, and the way to its
+// certificates by ACME (certificates.js). Only what the token may do is offered
+// (grant.js): switching, editing, creating, deleting.
 
 import { ApiError, call, path } from "./api.js";
+import { openCertificates } from "./certificates.js";
 import { copy, openDelete, openDialog, setBusy, submit } from "./dialogs.js";
 import { capitalise, clearErrors, h, idPart } from "./dom.js";
 import { failoverCell } from "./failover.js";
@@ -85,6 +87,12 @@ function groupRow(group) {
             h("span", { class: "visually-hidden" }, ` ${group.fqdn}`),
           ),
         historyLink(`history-${key}`, { group: group.label, zone: group.zone }, group.fqdn),
+        h(
+          "button",
+          { type: "button", class: "button small", id: `certificates-${key}`, onclick: () => openCertificates(group) },
+          "Certificates",
+          h("span", { class: "visually-hidden" }, ` of ${group.fqdn}`),
+        ),
         writable &&
           deleteButton(`delete-${key}`, group.fqdn, deletable ? null : why, () => openDelete("group", group)),
       ),

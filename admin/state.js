@@ -66,4 +66,7 @@ export const state = {
   // until read; and the last test sent to each this session, by id.
   webhooks: null,
   tested: {},
+  // The group whose Certificates (ACME) dialog is open, its registrations (null until
+  // read) and the last CNAME check of each, by subdomain; null when it is closed.
+  certificates: null,
 };

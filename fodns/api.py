@@ -30,7 +30,18 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from fodns.apirequest import ACTOR, BODY_LIMIT, MAX_BODY, NO_QUERY, json_body, query_of
+from fodns.acmeapi import Resolver, add_acme_routes
+from fodns.apirequest import (
+    ACTOR,
+    BODY_LIMIT,
+    GRANT,
+    MAX_BODY,
+    NO_QUERY,
+    NOT_SERVED,
+    json_body,
+    log_change,
+    query_of,
+)
 from fodns.checks import CheckSpec
 from fodns.errors import FodnsError, Forbidden, Invalid, NotFound
 from fodns.health import STORE_HEARTBEAT_INTERVAL
@@ -121,7 +132,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-GRANT = "grant"  # what the request's token may do (scopes.Grant)
 # But for a probe's report: every address of every app it checks, about 150 bytes each
 # with its evidence, so some 50,000 addresses. Read on a thread (see json_body).
 REPORT_MAX_BODY = 8 * 1024 * 1024
@@ -130,10 +140,6 @@ REPORT_MAX_BODY = 8 * 1024 * 1024
 # (aiohttp's default, 8,190, refused some with a text/plain 400).
 MAX_REQUEST_LINE = 16 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-NOT_SERVED = (
-    "the change is committed and durable, but not every DNS worker served it in time; "
-    "they will serve it when they catch up (see /healthz)"
-)
 # Methods counted by name in fodns_api_requests_total; any other counts as "other".
 COUNTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 names the scheme.
@@ -303,20 +309,7 @@ async def committed(
     change = await asyncio.wrap_future(
         store_of(request).submit(method, request[GRANT], *args, **kwargs)
     )
-    event = change.event
-    if event is not None:
-        # The change itself, as a fact with its fields: who, what, before and after.
-        log.info(
-            event.action,
-            seq=event.seq,
-            actor=event.actor,
-            zone=event.zone,
-            group=event.group,
-            app=event.app,
-            before=event.before,
-            after=event.after,
-            reason=event.reason,
-        )
+    log_change(change.event)
     return change
 
 
@@ -826,6 +819,7 @@ def create_app(
     allowed_hosts: frozenset[str] = frozenset(),
     checker: HealthView | None = None,
     webhooks: Deliveries | None = None,
+    acme_resolver: Resolver = None,
 ) -> web.Application:
     """The admin app; `tokens` maps each bootstrap admin token to its name (the events'
     actor; named tokens are read from the store, see fodns/tokenbook.py),
@@ -833,7 +827,9 @@ def create_app(
     answers /v1/route53/* (None: the mirror is not enabled), `allowed_hosts` are
     names besides IP addresses and localhost it answers for, `checker` shows health
     at /v1/health and takes probes' reports (None: health checks do not run here),
-    `webhooks` delivers them and sends their tests (None: delivery is off)."""
+    `webhooks` delivers them and sends their tests (None: delivery is off),
+    `acme_resolver` is where the ACME registrations' CNAME check looks (None: the
+    system's resolver)."""
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[count_requests, json_errors, known_host, bearer_token, http_methods],
@@ -856,7 +852,7 @@ def create_app(
     app.on_response_prepare.append(security_headers)
     if store is not None:
         app.cleanup_ctx.append(store_heartbeat)
-        add_v1_routes(app)
+        add_v1_routes(app, acme_resolver)
         if (DASHBOARD / "index.html").is_file():
             app.router.add_get("/", dashboard)
             app.router.add_static("/admin/", DASHBOARD, append_version=False)
@@ -883,7 +879,7 @@ async def store_heartbeat(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def add_v1_routes(app: web.Application) -> None:
+def add_v1_routes(app: web.Application, acme_resolver: Resolver = None) -> None:
     """Every /v1 route; each needs the scope fodns/scopes.py ROUTE_SCOPES gives it."""
     router = app.router
     router.add_get("/v1/openapi.json", get_openapi)
@@ -915,3 +911,4 @@ def add_v1_routes(app: web.Application) -> None:
     router.add_get("/v1/route53/plan", route53_plan)
     router.add_post("/v1/route53/sync", route53_sync)
     add_webhook_routes(app, app[STORE_KEY])
+    add_acme_routes(app, app[STORE_KEY], acme_resolver, app[SERVED_KEY])

@@ -14,14 +14,43 @@ from typing import Any
 from aiohttp import web
 
 from fodns.errors import Invalid
+from fodns.logs import get_logger
+from fodns.model import Event
 from fodns.schemas import Schema, check, check_query
 
 # The request's key for the caller's token name (set by the API's token check): the
 # actor of every event the request writes.
 ACTOR = "actor"
+# ...and for what that token may do (scopes.Grant): the caller the store's writes check
+# a token's limits against.
+GRANT = "grant"
 MAX_BODY = 64 * 1024  # far above any real request; bigger bodies get 413
 BODY_LIMIT = "body_limit"  # the request's own limit, when not MAX_BODY
 NO_QUERY: Schema = {"type": "object", "properties": {}}
+# A write's 202: durable, not yet served by every DNS process.
+NOT_SERVED = (
+    "the change is committed and durable, but not every DNS worker served it in time; "
+    "they will serve it when they catch up (see /healthz)"
+)
+log = get_logger()
+
+
+def log_change(event: Event | None) -> None:
+    """Log a change a request made (None: it changed nothing), as one fact with its
+    fields: who, what, before and after; every API module's writes log this way."""
+    if event is None:
+        return
+    log.info(
+        event.action,
+        seq=event.seq,
+        actor=event.actor,
+        zone=event.zone,
+        group=event.group,
+        app=event.app,
+        before=event.before,
+        after=event.after,
+        reason=event.reason,
+    )
 
 
 async def json_body(

@@ -1,11 +1,13 @@
-"""The command-line client of the admin API: runs `fodns group|app|check|token|webhook|events ...`.
+"""The command-line client of the admin API: runs `fodns group|app|check|token|webhook|acme ...`.
 
 It speaks the same HTTP API as curl would (stdlib urllib, no extra dependency),
 reading the API address and token from flags or FODNS_API / FODNS_ADMIN_TOKEN.
 Each command's request is built from its Endpoint (fodns/commands.py). Output
 is JSON for machines, except `fodns status APP`, which prints the shell-friendly
 `FAILOVER_STATUS=online` and exits 0 online, 1 offline, 2 none, 3 on an error, and
-the tables of `fodns route53 plan|sync` and `fodns health` (JSON with --json).
+the tables of `fodns route53 plan|sync` and `fodns health` (JSON with --json), and
+`fodns acme register`, whose stdout is lego's acme-dns storage file and whose stderr
+names the CNAMEs the customer adds (the API's reply with --json).
 Errors are one `fodns: error: ...` line (plus hints) on stderr, never a traceback.
 """
 
@@ -38,6 +40,7 @@ TOKEN_HINTS = """\
   FODNS_ADMIN_TOKEN where fodns serve runs. A named token (fodns token create) is
   given the same way."""
 SECRET_ONCE = 'the token\'s secret ("token") is shown only this once: fodns keeps only its hash'
+PASSWORD_ONCE = "the password is shown only this once: fodns keeps only its hash"
 ADDRESS_HINT = "(is `fodns serve` running? FODNS_API / --api choose the address)"
 NOT_THE_API_HINT = "(is that the fodns admin API? FODNS_API / --api choose the address)"
 
@@ -190,6 +193,9 @@ def run_client(args: argparse.Namespace) -> int:
     except ClientError as error:
         print(f"fodns: error: {error}", file=sys.stderr)
         return STATUS_ERROR if is_status else FAILED
+    if args.command == "acme" and args.action == "register" and not args.json:
+        # What the operator passes on to the customer: not stdout, which is the file.
+        print(cname_lines(reply["cnames"]), file=sys.stderr)
     if warning is not None:
         print(f"fodns: warning: {warning}", file=sys.stderr)
     if isinstance(reply, dict) and isinstance(reply.get("next"), str):
@@ -236,6 +242,10 @@ def _output(
         warning = str(reply["message"]) if status == 202 else None
         if args.command == "token" and args.action == "create":
             warning = SECRET_ONCE
+        if args.command == "acme" and args.action == "register":
+            shown = reply if args.json else lego_storage(reply)
+            cname_lines(reply["cnames"])  # raises here, not later, for a reply not fodns's
+            return json.dumps(shown, indent=2), PASSWORD_ONCE
         if args.command == "status":
             if reply["failover_status"] not in STATUS_EXIT:
                 raise KeyError(reply["failover_status"])
@@ -250,6 +260,23 @@ def _output(
         # JSON, but not the shape the fodns API answers with: another server at that address.
         raise ClientError(f"unexpected answer from {api} {NOT_THE_API_HINT}") from None
     return (None if reply is None else json.dumps(reply, indent=2)), warning
+
+
+def lego_storage(registration: dict[str, Any]) -> dict[str, Any]:
+    """A registration's credentials as lego's acme-dns provider keeps them in its storage
+    file (ACME_DNS_STORAGE_PATH): one entry per name lego asks for, a wildcard's under
+    the name below its `*.`, all with the one account."""
+    account = {
+        key: registration[key] for key in ("fulldomain", "subdomain", "username", "password")
+    }
+    domains = dict.fromkeys(name.removeprefix("*.") for name in registration["names"])
+    return {domain: account for domain in domains}
+
+
+def cname_lines(cnames: list[dict[str, str]]) -> str:
+    """The records the customer adds, as zone-file lines under a line that says so."""
+    records = "".join(f"\n{record['name']}. CNAME {record['target']}." for record in cnames)
+    return f"fodns: the customer adds, once, in the zone of each name:{records}"
 
 
 def describe_plans(plans: list[dict[str, Any]], applied: bool) -> str:

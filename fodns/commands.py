@@ -170,6 +170,7 @@ def add_client_commands(commands: Any) -> None:
     _add_route53_commands(commands, common)
     _add_token_commands(commands, common)
     _add_webhook_commands(commands, common)
+    _add_acme_commands(commands, common)
 
 
 def _command(
@@ -1100,3 +1101,102 @@ def _add_webhook_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     )
     test.add_argument("id", metavar="ID", help=id_help)
     test.set_defaults(endpoint=Endpoint("POST", "/v1/webhooks/{id}/test"))
+
+
+def _add_acme_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    acme = commands.add_parser(
+        "acme",
+        help="certificates on both sides by ACME DNS-01: register, list, show, delete",
+        description="fodns answers ACME DNS-01 challenges through its acme-dns API ([acme] "
+        "listen): the customer adds one _acme-challenge CNAME per name, once, and the "
+        "primary and the backup side each obtain and renew their own certificate with an "
+        "acme-dns client (lego, cert-manager, Caddy, certbot hooks), whichever side is "
+        "live. Registrations made here are tied to a failover group.",
+        formatter_class=Formatter,
+    ).add_subparsers(dest="action", required=True, title="commands", metavar="COMMAND")
+    subdomain_help = "the registration's subdomain (a UUID), as fodns acme list shows it"
+
+    register = _command(
+        acme,
+        "register",
+        common,
+        "register a group's names for ACME DNS-01",
+        "Prints the acme-dns credentials on stdout as lego's acme-dns storage file holds "
+        "them (ACME_DNS_STORAGE_PATH; the same file on the primary and on the backup), and "
+        "on stderr the CNAME record(s) the customer adds, once. The password is shown only "
+        "this once: fodns keeps only its hash.\n\n"
+        "example:\n"
+        "  fodns acme register --group shop --name www.shop.com > acme-dns.json",
+    )
+    register.add_argument("--group", required=True, metavar="LABEL", help="the group's label")
+    register.add_argument(
+        "--name",
+        dest="names",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a name the certificates are for (www.shop.com, *.shop.com); repeat it for several",
+    )
+    register.add_argument(
+        "--allowfrom",
+        action="append",
+        metavar="CIDR",
+        help="a network updates may come from (192.0.2.0/24; an address alone is one "
+        "host); repeat it for several (default: anywhere)",
+    )
+    _reason(register)
+    register.add_argument(
+        "--json",
+        action="store_true",
+        help="print the API's reply as it is (credentials, cnames) instead",
+    )
+    register.set_defaults(
+        endpoint=Endpoint(
+            "POST",
+            "/v1/acme/registrations",
+            body={"group": "group", "names": "names", "allowfrom": "allowfrom", "reason": "reason"},
+        )
+    )
+
+    listing = _command(
+        acme,
+        "list",
+        common,
+        "list ACME registrations, never their passwords",
+        "Each with its group, names, the CNAMEs the customer adds and when a TXT value "
+        "was last set.",
+    )
+    listing.add_argument("--group", metavar="LABEL", help="only the registrations of this group")
+    listing.set_defaults(
+        endpoint=Endpoint(
+            "GET", "/v1/acme/registrations", query={"group": "group"}, listed="registrations"
+        )
+    )
+
+    show = _command(
+        acme,
+        "show",
+        common,
+        "show a registration and check the customer's CNAMEs",
+        "cname_check says, for each record the customer adds, what it points at now as "
+        "[acme] resolver (or the system's) sees it: ok, wrong, missing or unknown. Never "
+        "required: a registration works as soon as its CNAME is in place.",
+    )
+    show.add_argument("subdomain", metavar="SUBDOMAIN", help=subdomain_help)
+    show.set_defaults(endpoint=Endpoint("GET", "/v1/acme/registrations/{subdomain}"))
+
+    delete = _command(
+        acme,
+        "delete",
+        common,
+        "delete a registration",
+        "Its credentials stop working at once and its TXT records are removed; the "
+        "customer's CNAME then points at nothing.",
+    )
+    delete.add_argument("subdomain", metavar="SUBDOMAIN", help=subdomain_help)
+    _reason(delete)
+    delete.set_defaults(
+        endpoint=Endpoint(
+            "DELETE", "/v1/acme/registrations/{subdomain}", query={"reason": "reason"}
+        )
+    )

@@ -25,8 +25,18 @@ from typing import Any
 import dns.exception
 import dns.name
 
+from fodns.acme import (
+    DEFAULT_LABEL,
+    DEFAULT_OPEN_PER_HOUR,
+    DEFAULT_TTL,
+    OPEN_PER_HOUR_MAX,
+    REGISTRATION_MODES,
+    TTL_MAX,
+    TTL_MIN,
+    AcmePlace,
+)
 from fodns.errors import ConfigError
-from fodns.model import DEFAULT_GROUP_TTL, GROUP_TTL_MAX, GROUP_TTL_MIN
+from fodns.model import DEFAULT_GROUP_TTL, GROUP_LABEL, GROUP_TTL_MAX, GROUP_TTL_MIN
 
 EXAMPLE_ZONE_NAME = "fo.example.net"
 # Shipped inside the package (see pyproject.toml), so a `pip install .` has it too.
@@ -289,6 +299,34 @@ class WebhooksConfig:
     give_up_after: float = 86400.0  # seconds after an event's first attempt
 
 
+@dataclass
+class AcmeConfig:
+    """ACME DNS-01 through fodns (fodns/acme.py), the [acme] table: off without `listen`.
+    `zone` holds the challenge names (<subdomain>.<label>.<zone>); `registration` says
+    who may register through the acme-dns API ("token": a write token of the admin API;
+    "open": anyone, `open_registrations_per_hour` per client); `resolver` is where the
+    customer's CNAME is looked up (None: the system's resolver)."""
+
+    listen: ListenAddress | None = None
+    zone: str | None = None
+    label: str = DEFAULT_LABEL
+    ttl: int = DEFAULT_TTL
+    registration: str = "token"
+    open_registrations_per_hour: int = DEFAULT_OPEN_PER_HOUR
+    resolver: ListenAddress | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None and self.zone is not None
+
+    @property
+    def place(self) -> AcmePlace | None:
+        """Where new registrations' names go (None: ACME is off)."""
+        if not self.enabled or self.zone is None:
+            return None
+        return AcmePlace(self.zone, self.label, self.ttl)
+
+
 # [webhooks]'s durations: (low, high) seconds.
 WEBHOOK_TIMEOUT_RANGE = (0.1, 300.0)
 WEBHOOK_FIRST_RETRY_RANGE = (0.01, 3600.0)
@@ -304,6 +342,7 @@ class Config:
     tsig: dict[str, TsigKeyConfig] = field(default_factory=dict)
     route53: Route53Config = field(default_factory=Route53Config)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
     source: str = BUILT_IN
 
 
@@ -402,7 +441,7 @@ class _Reader:
         return path if path.is_absolute() else self.base / path
 
     def config(self, raw: dict[str, Any]) -> Config:
-        known = {"dns", "api", "store", "zones", "tsig", "route53", "webhooks"}
+        known = {"dns", "api", "store", "zones", "tsig", "route53", "webhooks", "acme"}
         for unknown in sorted(set(raw) - known):
             raise self.fail(unknown, "unknown key")
         dns = self.table(
@@ -483,6 +522,7 @@ class _Reader:
             tsig=keys,
             route53=self.route53(raw, zone_configs),
             webhooks=self.webhooks(raw),
+            acme=self.acme(raw, zone_configs),
             source=str(self.path),
         )
 
@@ -713,6 +753,83 @@ class _Reader:
                 "route53.enabled", "no [[zones]] entry has a route53_hosted_zone_id to mirror"
             )
         return config
+
+    def acme(self, raw: dict[str, Any], zones: list[ZoneConfig]) -> AcmeConfig:
+        section = self.table(
+            raw,
+            "acme",
+            {
+                "listen",
+                "zone",
+                "label",
+                "ttl",
+                "registration",
+                "open_registrations_per_hour",
+                "resolver",
+            },
+        )
+        listen_text = self.typed(section, "listen", str, None, "acme")
+        listen = (
+            None
+            if not listen_text
+            else ListenAddress.parse(listen_text, f"{self.path}: acme.listen")
+        )
+        names = [zone.name for zone in zones]
+        zone_text = self.typed(section, "zone", str, None, "acme")
+        if zone_text is None:
+            # One zone served: it is the only place the challenges can go.
+            zone = names[0] if len(names) == 1 else None
+            if listen is not None and zone is None:
+                raise self.fail(
+                    "acme.zone", f"name the zone of the challenges: one of {', '.join(names)}"
+                )
+        else:
+            zone = zone_text.rstrip(".").lower()
+            if zone not in names:
+                raise self.fail("acme.zone", f"{zone_text!r} is not a [[zones]] entry of this file")
+        label = self.typed(section, "label", str, DEFAULT_LABEL, "acme").lower()
+        if not GROUP_LABEL.fullmatch(label):
+            raise self.fail("acme.label", f"{label!r} is not one DNS label (letters, digits, '-')")
+        if zone is not None:
+            below = f"{label}.{zone}"
+            nested = [name for name in names if name == below or name.endswith(f".{below}")]
+            if nested:
+                raise self.fail(
+                    "acme.label", f"{below} is at or above the zone {nested[0]} of this file"
+                )
+        registration = self.typed(section, "registration", str, "token", "acme")
+        if registration not in REGISTRATION_MODES:
+            raise self.fail("acme.registration", 'must be "token" or "open"')
+        resolver_text = self.typed(section, "resolver", str, "", "acme")
+        return AcmeConfig(
+            listen=listen,
+            zone=zone,
+            label=label,
+            ttl=self.ranged(
+                self.typed(section, "ttl", int, DEFAULT_TTL, "acme"), TTL_MIN, TTL_MAX, "acme.ttl"
+            ),
+            registration=registration,
+            open_registrations_per_hour=self.ranged(
+                self.typed(
+                    section, "open_registrations_per_hour", int, DEFAULT_OPEN_PER_HOUR, "acme"
+                ),
+                1,
+                OPEN_PER_HOUR_MAX,
+                "acme.open_registrations_per_hour",
+            ),
+            resolver=self.resolver(resolver_text),
+        )
+
+    def resolver(self, text: str) -> ListenAddress | None:
+        """[acme] resolver: "" (the system's), "HOST:PORT", or a bare address (port 53)."""
+        if not text:
+            return None
+        where = f"{self.path}: acme.resolver"
+        try:
+            ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return ListenAddress.parse(text, where)
+        return ListenAddress(text.removeprefix("[").removesuffix("]"), 53)
 
     def webhooks(self, raw: dict[str, Any]) -> WebhooksConfig:
         section = self.table(

@@ -27,6 +27,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from fodns.acmezone import apply_challenges
 from fodns.feed import SAFETY_POLL_INTERVAL, Consumer, Touched, TouchedSource, catch_up
 from fodns.groups import apply_groups
 from fodns.logs import get_logger
@@ -62,8 +63,14 @@ class TableFollower:
         return catch_up(self.store, self)
 
     def apply(self, touched: Touched) -> None:
-        """Install what a run of events touched (see feed.Consumer)."""
+        """Install what a run of events touched (see feed.Consumer): the ACME challenges'
+        records first, then the groups with each zone's serial, in one synchronous step
+        (no query sees the one without the other)."""
         table = self.table()
+        try:
+            apply_challenges(table, touched.challenges.values())
+        except Exception:  # checked values always build; a row edited by hand may not
+            log.exception("challenges_not_served", seq=touched.last_seq)
         try:
             apply_groups(
                 table, touched.groups, touched.apps, touched.serials, touched.deleted_groups

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fodns.model import App, Event, Group, GroupKey, Touch
+from fodns.model import App, ChallengeRecords, Event, Group, GroupKey, Touch
 
 # How often a follower looks at the log without being woken: how late a change is
 # served when its wake-up was lost, or when another process wrote it (nothing wakes
@@ -37,11 +37,13 @@ def touched(events: Iterable[Event]) -> Touch:
     groups: set[GroupKey] = set()
     apps: set[str] = set()
     zones: set[str] = set()
+    names: set[GroupKey] = set()
     for event in events:
         groups |= event.touched.groups
         apps |= event.touched.apps
         zones |= event.touched.zones
-    return Touch(frozenset(groups), frozenset(apps), frozenset(zones))
+        names |= event.touched.names
+    return Touch(frozenset(groups), frozenset(apps), frozenset(zones), frozenset(names))
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Touched:
     deleted_groups: tuple[GroupKey, ...] = ()  # (zone, label) of those that are gone
     apps: dict[str, App] = field(default_factory=dict)  # the apps `groups` reference
     serials: dict[str, int] = field(default_factory=dict)  # each touched zone's serial now
+    # The touched ACME challenge names' records now, by (zone, name); no values: gone.
+    challenges: dict[GroupKey, ChallengeRecords] = field(default_factory=dict)
     # The read stopped at its bound with events left after `last_seq`: read again.
     # False: the log held nothing more when it was read (what comes later wakes the
     # consumer again, or the safety poll finds it).

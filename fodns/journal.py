@@ -23,7 +23,7 @@ import dns.serial
 from sqlite_utils import Database
 
 from fodns.errors import FodnsError
-from fodns.model import App, Group
+from fodns.model import App, ChallengeRecords, Group
 from fodns.records import group_answer
 
 SERIAL_MAX = 2**32 - 1  # RFC 1982: serials are unsigned 32-bit numbers
@@ -58,6 +58,11 @@ def answer_records(group: Group, apps: Mapping[str, App]) -> set[JournalRecord]:
     journal keeps them."""
     answer = group_answer(group, apps)
     return {(answer.fqdn, answer.ttl, kind, data) for kind, data in answer.records}
+
+
+def challenge_journal_records(records: ChallengeRecords) -> set[JournalRecord]:
+    """An ACME challenge name's TXT records (one string each), as the journal keeps them."""
+    return {(records.fqdn, records.ttl, "TXT", f'"{value}"') for value in records.values}
 
 
 # ---- serials -----------------------------------------------------------------------

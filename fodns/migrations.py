@@ -348,6 +348,47 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         """CREATE INDEX events_of_the_route53_mirror ON events (zone, seq)
         WHERE action IN ('route53_failed', 'route53_recovered')""",
     ),
+    (
+        # ACME DNS-01 through fodns (fodns/acme.py, fodns/acmerows.py): acme-dns
+        # registrations. The subdomain, the username and the zone and label it was made
+        # under fix its name (subdomain.label.zone) for good; the password is kept only
+        # as its SHA-256. allowfrom and names are JSON lists; group_zone and group_label
+        # name the failover group it was made for (NULL: none); ttl is its TXT records'
+        # as of the last update.
+        """CREATE TABLE acme_registrations (
+            subdomain TEXT PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL CHECK (length(password_hash) = 64),
+            zone TEXT NOT NULL,
+            label TEXT NOT NULL,
+            ttl INTEGER NOT NULL CHECK (ttl BETWEEN 1 AND 86400),
+            allowfrom TEXT NOT NULL DEFAULT '[]',
+            group_zone TEXT,
+            group_label TEXT,
+            names TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX acme_registrations_by_group ON acme_registrations (group_label)",
+        "CREATE INDEX acme_registrations_by_label ON acme_registrations (zone, label)",
+        # Each registration's TXT values, the two newest kept (id orders them: two set
+        # within the same millisecond still have an order).
+        """CREATE TABLE acme_txt (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            subdomain TEXT NOT NULL REFERENCES acme_registrations (subdomain) ON DELETE CASCADE,
+            value TEXT NOT NULL,
+            set_at TEXT NOT NULL,
+            UNIQUE (subdomain, value)
+        )""",
+        # The log stays append-only but for acme_updated events, which are deleted once
+        # old (acmerows.trim_updated_events): a TXT value set every renewal of every
+        # certificate is history nobody reads after a week.
+        "DROP TRIGGER events_are_append_only_delete",
+        """CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        WHEN OLD.action <> 'acme_updated'
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+        "CREATE INDEX events_acme_updated ON events (at) WHERE action = 'acme_updated'",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

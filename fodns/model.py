@@ -38,6 +38,9 @@ HEALTH_ACTOR = "health"
 # The actor of what fodns itself records: the Route53 mirror failing and recovering, a
 # webhook giving up. A name reserved for tokens (issue 14), so never a token's.
 FODNS_ACTOR = "fodns"
+# The actor of what the acme-dns API does on its own credentials (a TXT value set, an open
+# registration): reserved for tokens too, so an event's actor is never ambiguous.
+ACME_ACTOR = "acme"
 # A group's TTL, in seconds: traffic moves within it after a switch. Migration 1's
 # CHECK on groups.ttl holds the same range; widening it takes a new migration.
 GROUP_TTL_MIN, GROUP_TTL_MAX = 5, 86400
@@ -201,6 +204,9 @@ class Touch:
     groups: frozenset[GroupKey] = frozenset()
     apps: frozenset[str] = frozenset()
     zones: frozenset[str] = frozenset()
+    # Names whose own records the event changed, by (zone, name without the final dot):
+    # an ACME challenge's TXT (fodns/acme.py). Their zones are in `zones` too.
+    names: frozenset[GroupKey] = frozenset()
 
     @classmethod
     def of_event(
@@ -212,11 +218,15 @@ class Touch:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         app_groups: Iterable[GroupKey] = (),
+        names: Iterable[GroupKey] = (),
     ) -> Touch:
         """What one event touched. A group event touches its group and the apps on
         either side of it, before and after (their failover status may move). An
         app event touches the app under each name it had (a rename has two) and
-        `app_groups`, the groups that used the app when the event was written."""
+        `app_groups`, the groups that used the app when the event was written. An
+        ACME event touches the challenge `names` whose records it changed."""
+        touched_names = frozenset(names)
+        name_zones = frozenset(name_zone for name_zone, _ in touched_names)
         states = [state for state in (before, after) if state is not None]
         if group is not None and zone is not None:
             groups = frozenset({(zone, group)})
@@ -226,11 +236,12 @@ class Touch:
             keys = ("name",)
             states.append({"name": app})
         else:
-            return cls()
+            return cls(zones=name_zones, names=touched_names)
         apps = frozenset(
             name for state in states for key in keys if isinstance(name := state.get(key), str)
         )
-        return cls(groups, apps, frozenset(zone for zone, _ in groups))
+        zones = frozenset(group_zone for group_zone, _ in groups) | name_zones
+        return cls(groups, apps, zones, touched_names)
 
     def to_json(self) -> dict[str, Any]:
         """As the API shows it on each event: groups by zone then label, each with its
@@ -250,7 +261,13 @@ class Touch:
         labels: dict[str, list[str]] = {}
         for zone, label in sorted(self.groups):
             labels.setdefault(zone, []).append(label)
-        return {"groups": labels, "apps": sorted(self.apps)}
+        stored: dict[str, Any] = {"groups": labels, "apps": sorted(self.apps)}
+        if self.names:  # only then: every other event is stored as it always was
+            names: dict[str, list[str]] = {}
+            for zone, name in sorted(self.names):
+                names.setdefault(zone, []).append(name)
+            stored["names"] = names
+        return stored
 
     @classmethod
     def from_stored(cls, value: Any) -> Touch:
@@ -258,18 +275,41 @@ class Touch:
         is left out, never a crash."""
         if not isinstance(value, dict):
             return cls()
-        labels = value.get("groups")
-        groups = frozenset(
-            (zone, label)
-            for zone, zone_labels in (labels.items() if isinstance(labels, dict) else ())
-            if isinstance(zone, str)
-            for label in _strings(zone_labels)
+        groups = _by_zone(value.get("groups"))
+        names = _by_zone(value.get("names"))
+        return cls(
+            groups,
+            frozenset(_strings(value.get("apps"))),
+            frozenset(zone for zone, _ in groups | names),
+            names,
         )
-        return cls(groups, frozenset(_strings(value.get("apps"))), frozenset(z for z, _ in groups))
+
+
+def _by_zone(value: Any) -> frozenset[GroupKey]:
+    """(zone, item) of each item of a stored {zone: [items]}; anything else: none."""
+    return frozenset(
+        (zone, item)
+        for zone, items in (value.items() if isinstance(value, dict) else ())
+        if isinstance(zone, str)
+        for item in _strings(items)
+    )
 
 
 def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRecords:
+    """The TXT records of one ACME challenge name (fodns/acme.py) as they are now: each
+    value a TXT record of `ttl` seconds at `fqdn` (no final dot) in `zone`. No values:
+    the name has no records and does not exist (a registration not yet updated, or
+    deleted), so AXFR, IXFR and every DNS process agree on it."""
+
+    zone: str
+    fqdn: str
+    ttl: int
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ ERROR_RESPONSES = {
     ),
     "404": (
         "NotFound",
-        "No such app, group, zone, check or webhook; or the feature is not running here "
-        "(the Route53 mirror, health checks)",
+        "No such app, group, zone, check, webhook or ACME registration; or the feature is "
+        "not running here (the Route53 mirror, health checks, ACME)",
     ),
     "409": (
         "Conflict",
@@ -121,6 +121,11 @@ ERROR_STATUSES: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/webhooks/{id}/deliveries", "get"): ("400", "404"),
     # 409: delivery is off here ([webhooks] enabled = false).
     ("/v1/webhooks/{id}/test", "post"): ("400", "404", "409"),
+    ("/v1/acme/registrations", "get"): ("400",),
+    # 404: no such group, or ACME is off here.
+    ("/v1/acme/registrations", "post"): (*WRITE, *WITH_BODY, "404"),
+    ("/v1/acme/registrations/{subdomain}", "get"): ("400", "404"),
+    ("/v1/acme/registrations/{subdomain}", "delete"): (*WRITE, "404"),
 }
 # A write that does not wait for DNS to serve what it wrote, so never a 202: a probe's
 # report (health's events are served like every other, but the probe waits for none),
@@ -133,6 +138,8 @@ NOT_WAITING = frozenset(
         ("/v1/webhooks", "post"),
         ("/v1/webhooks/{id}", "patch"),
         ("/v1/webhooks/{id}", "delete"),
+        # A registration has no records until its first update: nothing to serve.
+        ("/v1/acme/registrations", "post"),
     }
 )
 NOT_SERVED: dict[str, Any] = {
@@ -678,6 +685,89 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "AcmeRegistration": {
+        "type": "object",
+        "required": [
+            "subdomain",
+            "username",
+            "fulldomain",
+            "allowfrom",
+            "group",
+            "group_zone",
+            "names",
+            "cnames",
+            "created_at",
+            "created_by",
+            "updated_at",
+        ],
+        "properties": {
+            "subdomain": {"type": "string", "examples": ["7b0c4d1e-5c3a-4f2b-9d8e-1a2b3c4d5e6f"]},
+            "username": {
+                "type": "string",
+                "description": "acme-dns's X-Api-User (its X-Api-Key, the password, only "
+                "the registration's reply holds).",
+            },
+            "fulldomain": {
+                "type": "string",
+                "description": "The name whose TXT records the registration sets: "
+                "<subdomain>.<[acme] label>.<[acme] zone>, the customers' CNAME target.",
+                "examples": ["7b0c4d1e-5c3a-4f2b-9d8e-1a2b3c4d5e6f.acme.fo.example.net"],
+            },
+            "allowfrom": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The networks updates may come from; empty: anywhere.",
+            },
+            "group": {
+                "type": ["string", "null"],
+                "description": "The group's label; null: made through the acme-dns API.",
+            },
+            "group_zone": {"type": ["string", "null"]},
+            "names": {"type": "array", "items": {"type": "string"}},
+            "cnames": {
+                "type": "array",
+                "description": "The records the customer adds, once: each CNAME and its target.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "target"],
+                    "properties": {
+                        "name": {"type": "string", "examples": ["_acme-challenge.www.shop.com"]},
+                        "target": {"type": "string"},
+                    },
+                },
+            },
+            "created_at": TIME,
+            "created_by": {
+                "type": "string",
+                "description": "The token's name that made it (acme: an open registration).",
+            },
+            "updated_at": {
+                **MAYBE_TIME,
+                "description": "When an ACME client last set a TXT value; null: never.",
+            },
+        },
+    },
+    "NewAcmeRegistration": schemas.NEW_ACME_REGISTRATION,
+    "CnameCheck": {
+        "type": "object",
+        "required": ["name", "target", "found", "state", "ok", "detail"],
+        "properties": {
+            "name": {"type": "string", "description": "The record the customer adds."},
+            "target": {"type": "string", "description": "Where it must point."},
+            "found": {
+                "type": ["string", "null"],
+                "description": "Where it points, as [acme] resolver (or the system's) sees "
+                "it; null: no CNAME found.",
+            },
+            "state": {
+                "enum": ["ok", "wrong", "missing", "unknown"],
+                "description": "ok: it points at target; wrong: elsewhere; missing: no CNAME "
+                "(or no such name); unknown: the lookup failed or timed out.",
+            },
+            "ok": {"type": "boolean"},
+            "detail": {"type": "string", "description": "The same, for people."},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -1060,6 +1150,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             **_webhook_paths(),
+            **_acme_paths(),
         },
     }
     _with_errors(document["paths"])
@@ -1149,6 +1240,92 @@ def _webhook_paths() -> dict[str, Any]:
                 "Send the webhook a test event now, beside its deliveries and whatever its "
                 "state (409 where [webhooks] enabled = false: nothing is sent)",
                 {"200": _json(_ref("Delivery"), "The attempt (result test)")},
+            ),
+        },
+    }
+
+
+def _acme_paths() -> dict[str, Any]:
+    registration = _ref("AcmeRegistration")
+    with_password = {
+        "allOf": [
+            registration,
+            {
+                "type": "object",
+                "required": ["password"],
+                "properties": {
+                    "password": {
+                        "type": "string",
+                        "description": "acme-dns's X-Api-Key, shown this once: fodns keeps "
+                        "only its SHA-256.",
+                    }
+                },
+            },
+        ]
+    }
+    checked = {
+        "allOf": [
+            registration,
+            {
+                "type": "object",
+                "required": ["txt", "cname_check"],
+                "properties": {
+                    "txt": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "The TXT values served now, oldest first (two at most).",
+                    },
+                    "cname_check": {
+                        "type": "array",
+                        "items": _ref("CnameCheck"),
+                        "description": "For each record the customer adds, what it points at "
+                        "now (never required: a registration works once its CNAME is there).",
+                    },
+                },
+            },
+        ]
+    }
+    subdomain = parameters(schemas.ACME_PATH, "path")
+    return {
+        "/v1/acme/registrations": {
+            "get": _operation(
+                "ACME registrations, oldest first (never a password)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["registrations"],
+                            "properties": {
+                                "registrations": {"type": "array", "items": registration}
+                            },
+                        },
+                        "The registrations",
+                    )
+                },
+                parameters=parameters(schemas.ACME_QUERY, "query"),
+            ),
+            "post": _operation(
+                "Register a group's names for ACME DNS-01: the acme-dns credentials (the "
+                "password shown this once) and the CNAMEs the customer adds (404: no such "
+                "group, or ACME is off here)",
+                {"201": _json(with_password, "The registration, its password and cnames")},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewAcmeRegistration")}},
+                },
+            ),
+        },
+        "/v1/acme/registrations/{subdomain}": {
+            "parameters": subdomain,
+            "get": _operation(
+                "Read a registration, with its TXT values and the check of the customer's "
+                "CNAMEs through [acme] resolver",
+                {"200": _json(checked, "The registration and its CNAME check")},
+            ),
+            "delete": _operation(
+                "Delete a registration: its credentials stop working, its records go",
+                {"204": {"description": "Deleted"}},
+                parameters=parameters(schemas.DELETE_QUERY, "query"),
             ),
         },
     }

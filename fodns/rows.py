@@ -271,11 +271,13 @@ def append_event(
     reason: str | None = None,
     app_ids: Iterable[int | None] = (),
     app_groups: Iterable[GroupRow] = (),
+    names: Iterable[GroupKey] = (),
 ) -> Event:
     """Append one event about the apps `app_ids` (indexed in event_apps, so an app's
     history survives its renames), with what it touched (model.Touch): for an app
     event, the groups that use its app (`app_groups`, as the caller read them in the
-    transaction that changed it)."""
+    transaction that changed it); for an ACME event, the challenge `names` (zone,
+    name) whose records it changed."""
     at = utc_now()
     ids = sorted({i for i in app_ids if i is not None})
     touch = Touch.of_event(
@@ -285,6 +287,7 @@ def append_event(
         before=before,
         after=after,
         app_groups=[(row.group.zone, row.group.label) for row in app_groups],
+        names=names,
     )
     cursor = db.execute(
         "INSERT INTO events"

@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import extend
 
-from fodns import checks, webhookmodel
+from fodns import acme, checks, webhookmodel
 from fodns.checks import CheckSpec
 from fodns.errors import Invalid
 from fodns.listing import CURSOR_MAX, FIND_MAX
@@ -675,6 +675,53 @@ WEBHOOK_CHANGE: Schema = {
     "examples": [{"active": True}, {"events": ["switch"], "groups": None}],
 }
 
+# ---- ACME registrations (fodns/acme.py says what each field is) ------------------------
+
+ACME_NAMES: Schema = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": acme.NAMES_MAX,
+    "items": {
+        "type": "string",
+        "maxLength": acme.NAME_MAX_LENGTH,
+        "pattern": acme.CUSTOMER_NAME.pattern,
+    },
+    "description": "The customer's names the certificates are for (www.shop.com; a "
+    "wildcard's *.shop.com needs the CNAME of shop.com), each given once: one "
+    "_acme-challenge CNAME per name is the record the customer adds.",
+    "examples": [["www.shop.com", "shop.com"]],
+}
+ACME_ALLOWFROM: Schema = {
+    "type": "array",
+    "maxItems": acme.ALLOWFROM_MAX,
+    "items": {"type": "string", "maxLength": 64, "pattern": acme.NETWORK.pattern},
+    "description": "The networks the acme-dns updates may come from (an address alone is "
+    "its /32 or /128), checked against the TCP peer; empty or left out: anywhere.",
+    "examples": [["192.0.2.0/24", "2001:db8:5::/48"]],
+}
+NEW_ACME_REGISTRATION: Schema = {
+    "type": "object",
+    "required": ["group", "names"],
+    "additionalProperties": False,
+    "properties": {
+        "group": {
+            **GROUP_LABEL_FIELD,
+            "description": "The failover group the certificates are for (404 naming group "
+            "if there is none): a token limited to some groups may register only for them.",
+        },
+        "names": ACME_NAMES,
+        "allowfrom": ACME_ALLOWFROM,
+        "reason": REASON,
+    },
+    "description": "The reply holds the acme-dns credentials (username, password, "
+    "fulldomain, subdomain, allowfrom), the password shown this once (fodns keeps only its "
+    "SHA-256), and `cnames`, the exact records the customer adds.",
+    "examples": [
+        {"group": "shop", "names": ["www.shop.com"]},
+        {"group": "shop", "names": ["shop.com", "*.shop.com"], "allowfrom": ["192.0.2.0/24"]},
+    ],
+}
+
 # ---- the parameters: each operation's query as one object schema ---------------------
 # Query values arrive as text; `query_values` turns those an integer schema asks for
 # into integers first (ASCII digits only: "²".isdigit() is true).
@@ -815,6 +862,20 @@ PROBE_PATH: Schema = _query(
     }
 )
 
+ACME_PATH: Schema = _query(
+    {
+        "subdomain": {
+            "type": "string",
+            "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+            "[0-9A-Fa-f]{12}$",
+            "description": "The registration's subdomain: a UUID.",
+            "examples": ["7b0c4d1e-5c3a-4f2b-9d8e-1a2b3c4d5e6f"],
+        }
+    }
+)
+ACME_QUERY = _query(
+    {"group": {**GROUP_LABEL_FIELD, "description": "Only the registrations of this group."}}
+)
 WEBHOOK_PATH: Schema = _query(
     {
         "id": {
@@ -886,8 +947,16 @@ _WORDED: dict[str, Callable[[Any, str], object]] = {
         isinstance(value, list) and webhookmodel.check_kinds(value, field)
     ),
     "groups": lambda value, field: isinstance(value, list) and check_patterns(field, value),
+    "group": check_group_label,
+    "names": acme.check_names,
+    "allowfrom": acme.check_allowfrom,
     "apps": lambda value, field: isinstance(value, list) and check_patterns(field, value),
 }
+
+
+# Lists whose own check words a refusal of any item better than the schema can ("'x' is
+# not a host name such as www.shop.com" rather than "[2]: is not of the form ...").
+_WORDED_WHOLE_LIST = frozenset({"names", "allowfrom"})
 
 
 def _check_words(body: dict[str, Any]) -> None:
@@ -953,7 +1022,7 @@ def check(schema: Schema, instance: Any, what: str = "body") -> None:
     field = str(error.path[0])
     value = instance[field]
     worded = _WORDED.get(field)
-    if worded is not None and len(error.path) == 1:
+    if worded is not None and (len(error.path) == 1 or field in _WORDED_WHOLE_LIST):
         worded(value, field)  # raises its own Invalid where it refuses too
     message = _MESSAGES.get(field)
     if message is not None:

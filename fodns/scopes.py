@@ -138,6 +138,12 @@ ROUTE_SCOPES: Mapping[tuple[str, str], Scope | None] = {
     ("DELETE", "/v1/webhooks/{id}"): ADMIN,
     ("GET", "/v1/webhooks/{id}/deliveries"): ADMIN,
     ("POST", "/v1/webhooks/{id}/test"): ADMIN,
+    # ACME registrations (SPEC-16): made and deleted with write, as groups are (the
+    # token's group limits apply); read like everything else (never a password).
+    ("GET", "/v1/acme/registrations"): READ,
+    ("POST", "/v1/acme/registrations"): WRITE,
+    ("GET", "/v1/acme/registrations/{subdomain}"): READ,
+    ("DELETE", "/v1/acme/registrations/{subdomain}"): WRITE,
 }
 # Routes whose effect cannot be bounded to group or app names: refused to a limited
 # token whatever its scope.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fodns import batchio, rrl
+from fodns.acmezone import apply_challenges
 from fodns.config import Config, DnsConfig, ListenAddress, ZoneConfig
 from fodns.errors import ListenError
 from fodns.groups import load_stored_groups
@@ -87,6 +88,7 @@ def build_table(zones: list[ZoneData], store: Store) -> tuple[AnswerTable, int]:
 
 def _load(table: AnswerTable, stored: StoredGroups) -> int:
     load_stored_groups(table, stored)
+    apply_challenges(table, stored.challenges())
     return stored.seq
 
 
@@ -267,7 +269,7 @@ def open_store(config: Config, zones: list[ZoneData]) -> Store:
         zone.name: ZoneDefaults(serial=serials[zone.name], group_ttl=zone.group_ttl)
         for zone in config.zones
     }
-    return Store(config.store_path, defaults)
+    return Store(config.store_path, defaults, acme=config.acme.place)
 
 
 def reload_zones(handler: QueryHandler, config: Config, store: Store) -> bool:

@@ -14,7 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from fodns import __version__, batchio
-from fodns.api import MAX_REQUEST_LINE, create_app
+from fodns.acmedns import create_acme_app
+from fodns.api import MAX_REQUEST_LINE, TOKEN_BOOK_KEY, create_app
 from fodns.checker import HealthChecker
 from fodns.config import BUILT_IN, Config, ListenAddress, admin_token_credential
 from fodns.consumers import Feed, NotifyFollower, TableFollower
@@ -62,8 +63,14 @@ def serve(config: Config) -> None:
     except BaseException:
         store.close()
         raise
+    try:
+        store.check_acme_place()
+    except BaseException:
+        store.close()
+        raise
     record_zone_files(store, zones)
     check_stored_values(store)
+    _warn_if_challenges_mirrored(config)
     for name in set(tokens.values()):
         store.ensure_token_name(name)  # events name their actor by the token's name
     mirror = Route53Mirror(store, config.route53, config.zones) if config.route53.enabled else None
@@ -154,10 +161,12 @@ async def _serve_in_process(
         allowed_hosts=frozenset(config.api.allowed_hosts),
         checker=checker,
         webhooks=deliverer,
+        acme_resolver=config.acme.resolver,
     )
     app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
     runner = await _start_api(config, app)
     stop = asyncio.Event()
+    acme_runner: web.AppRunner | None = None
 
     def reload() -> None:
         if reload_zones(handler, config, store) and notify_follower is not None:
@@ -165,10 +174,13 @@ async def _serve_in_process(
 
     install_signal_handlers(stop, reload)
     try:
+        acme_runner = await _start_acme(config, store, app, feed)
         _announce(config, listen, zone_serials(handler.table))
         await stop.wait()
         log.info("stopping")
     finally:
+        if acme_runner is not None:
+            await acme_runner.cleanup()
         await runner.cleanup()
         await dns_server.close()
 
@@ -219,6 +231,7 @@ async def _serve_with_workers(
             allowed_hosts=frozenset(config.api.allowed_hosts),
             checker=checker,
             webhooks=deliverer,
+            acme_resolver=config.acme.resolver,
         )
         app.cleanup_ctx.extend(_lifetimes(feed, notifier, mirror, checker, deliverer))
         runner = await _start_api(config, app)
@@ -237,12 +250,16 @@ async def _serve_with_workers(
 
         reloader = loop.create_task(reload_on_request())
         install_signal_handlers(stop, reload_wanted.set)
+        acme_runner: web.AppRunner | None = None
         try:
+            acme_runner = await _start_acme(config, store, app, feed)
             _announce(config, listen, [z.name for z in config.zones])
             await stop.wait()
             log.info("stopping")
         finally:
             reloader.cancel()
+            if acme_runner is not None:
+                await acme_runner.cleanup()
             await runner.cleanup()
     finally:
         await loop.run_in_executor(None, pool.stop)
@@ -373,6 +390,58 @@ async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
     return runner
 
 
+async def _start_acme(
+    config: Config, store: Store, admin: web.Application, feed: Feed
+) -> web.AppRunner | None:
+    """The acme-dns API on [acme] listen, in this (the admin API's) process, with the
+    admin API's own token book; None where ACME is off."""
+    settings = config.acme
+    if not settings.enabled or settings.listen is None:
+        return None
+    app = create_acme_app(store, settings, admin[TOKEN_BOOK_KEY], feed.served, feed.frontier)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    address = settings.listen
+    try:
+        await web.TCPSite(runner, address.host, address.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ListenError(f"cannot listen on {address} (acme-dns API): {why}") from None
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or ():
+            host, port = sock.getsockname()[:2]
+            settings.listen = ListenAddress(host, port)
+    log.info(
+        "acme_listening",
+        listen=str(settings.listen),
+        zone=settings.zone,
+        label=settings.label,
+        registration=settings.registration,
+    )
+    return runner
+
+
+def _warn_if_challenges_mirrored(config: Config) -> None:
+    """The Route53 mirror copies groups, never ACME challenges: with Route53's name servers
+    in the zone's delegation, a CA asking them would find no challenge. Said at start."""
+    settings = config.acme
+    if not (settings.enabled and config.route53.enabled):
+        return
+    for zone in config.zones:
+        if zone.name == settings.zone and zone.route53_hosted_zone_id:
+            log.warning(
+                "acme_zone_mirrored",
+                zone=zone.name,
+                label=settings.label,
+                why="the Route53 mirror does not copy ACME challenges: if Route53's name "
+                "servers are in the zone's delegation, delegate the label to fodns's name "
+                "servers in the hosted zone (an NS record set), or use a zone only fodns "
+                "serves as [acme] zone",
+            )
+
+
 def _announce(config: Config, listen: list[ListenAddress], zones: Iterable[str]) -> None:
     """The lines a new user can paste, on stdout; the same facts as a log event."""
     api = config.api.listen
@@ -416,6 +485,7 @@ def announcement(config: Config, listen: list[ListenAddress], zones: list[str]) 
         f"fodns {__version__} is serving {', '.join(zones)} on "
         f"{', '.join(str(a) for a in listen)} (UDP and TCP)",
         f"  admin API and dashboard: http://{api}/",
+        *_acme_line(config),
         f"  database: {database}{where}",
         f"  admin token: {admin_token_source(config)}",
         "Try:",
@@ -441,6 +511,13 @@ def announcement(config: Config, listen: list[ListenAddress], zones: list[str]) 
     width = max(len(command) for command, _ in examples) + 2
     lines += [f"  {command.ljust(width)}# {why}" for command, why in examples]
     return "\n".join(lines)
+
+
+def _acme_line(config: Config) -> list[str]:
+    settings = config.acme
+    if not settings.enabled:
+        return []
+    return [f"  acme-dns API: http://{settings.listen}/ (registration: {settings.registration})"]
 
 
 def admin_token_source(config: Config) -> str:

@@ -30,6 +30,7 @@ Decisions beyond the design page:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -44,14 +45,30 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
+from fodns.acme import UPDATED_EVENTS_KEPT, AcmePlace, Credentials, Registration, valid_txt
+from fodns.acmerows import (
+    challenge_records,
+    delete_registration,
+    every_challenge,
+    find_by_username,
+    find_registration,
+    insert_registration,
+    label_in_use,
+    read_registrations,
+    records_of_names,
+    set_txt,
+    trim_updated_events,
+    txt_values,
+)
 from fodns.checks import CheckSpec
-from fodns.errors import Conflict, FodnsError, Invalid, NotFound
+from fodns.errors import Conflict, FodnsError, Forbidden, Invalid, NotFound
 from fodns.feed import Touched, touched
 from fodns.journal import (
     AnswerChange,
     JournalEntry,
     answer_records,
     bump_serials,
+    challenge_journal_records,
     file_loaded,
     file_names,
     read_journal,
@@ -60,6 +77,7 @@ from fodns.journal import (
 from fodns.listing import AppPage, GroupPage, PageRequest, read_app_page, read_group_page
 from fodns.logs import get_logger
 from fodns.model import (
+    ACME_ACTOR,
     DEFAULT_GROUP_TTL,
     DEFAULT_HOLD_DOWN,
     DEFAULT_MAX_AUTO_SWITCHES,
@@ -70,6 +88,7 @@ from fodns.model import (
     MAX_AUTO_SWITCHES_MAX,
     PIN_FOR_MAX,
     App,
+    ChallengeRecords,
     Event,
     EventPage,
     Group,
@@ -116,7 +135,7 @@ from fodns.rows import (
     utc_now,
     utc_text,
 )
-from fodns.scopes import Actor, Scope, actor_name, check_app, check_group
+from fodns.scopes import Actor, Grant, Scope, actor_name, check_app, check_group
 from fodns.tokenrows import (
     StoredToken,
     find_token,
@@ -141,6 +160,7 @@ TOUCHED_EVENTS_MAX = 10_000
 RESERVED_BY_ZONE_FILE = "zone_file"
 RESERVED_BY_ROUTE53 = "route53"
 RESERVED_BY_NESTED_ZONE = "nested_zone"
+RESERVED_BY_ACME = "acme"
 
 
 class Unset(enum.Enum):
@@ -217,6 +237,11 @@ class StoredGroups:
         `origin_key` is the zone's wire name (see rows.active_group_rows)."""
         return active_group_rows(self.db, zone, origin_key)
 
+    def challenges(self) -> Iterator[ChallengeRecords]:
+        """Every ACME challenge name with records, of every zone (the table skips those
+        it does not serve), read in the same transaction as the groups."""
+        return every_challenge(self.db)
+
 
 class Store:
     """The database of apps, groups and events; safe to call from any number of threads."""
@@ -227,13 +252,16 @@ class Store:
         zones: Mapping[str, ZoneDefaults],
         *,
         rng: random.Random | None = None,
+        acme: AcmePlace | None = None,
     ) -> None:
         """Open (or create) the database file and apply the migrations it lacks.
 
         `rng` draws generated labels; the default is the operating system's
-        random source. Tests pass a seeded one to replay a sequence.
+        random source. Tests pass a seeded one to replay a sequence. `acme` is where
+        new ACME registrations' names go ([acme]; None: ACME is off here).
         """
         self.path = Path(path)
+        self.acme = acme
         self._zones = {canonical_zone(name): defaults for name, defaults in zones.items()}
         for name, defaults in self._zones.items():
             check_ttl(defaults.group_ttl, f"zones.{name}.group_ttl")
@@ -448,12 +476,13 @@ class Store:
             )
             if not events:
                 return Touched(last_seq=seq)
-            keys = sorted(touched(events).groups)
+            touch = touched(events)
+            keys = sorted(touch.groups)
             groups = {
                 (row.group.zone, row.group.label): row.group for row in rows_by_keys(db, keys)
             }
             deleted = [key for key in keys if key not in groups]
-            zones = {zone for zone, _ in keys}
+            zones = {zone for zone, _ in keys} | {zone for zone, _ in touch.names}
             return Touched(
                 last_seq=events[-1].seq,
                 events=events,
@@ -461,6 +490,7 @@ class Store:
                 deleted_groups=tuple(deleted),
                 apps=apps_of(db, groups.values()),
                 serials={zone: self._served_serial(db, zone) for zone in sorted(zones)},
+                challenges=records_of_names(db, sorted(touch.names)),
                 more=len(events) == limit,
             )
 
@@ -722,6 +752,173 @@ class Store:
     def token_hashes(self) -> list[tuple[str, StoredToken]]:
         """Every named token with its secret's SHA-256: what the API looks tokens up by."""
         return self._read(read_hashes)
+
+    # ACME registrations (fodns/acme.py, fodns/acmerows.py): a password is never here,
+    # only its SHA-256.
+
+    def check_acme_place(self) -> None:
+        """Start-up: the [acme] label may not be a failover group's name in its zone
+        (the group's answer would stand where the challenge names hang)."""
+        place = self.acme
+        if place is None:
+            return
+        sql = "SELECT 1 FROM groups WHERE zone = ? AND label = ?"
+        taken = self._read(lambda db: db.execute(sql, [place.zone, place.label]).fetchone())
+        if taken is not None:
+            raise FodnsError(
+                f"[acme] label: {place.label}.{place.zone} is a failover group's name; "
+                "choose another label"
+            )
+
+    def acme_register(
+        self,
+        actor: Actor,
+        credentials: Credentials,
+        *,
+        allowfrom: Sequence[str] = (),
+        group: str | None = None,
+        names: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> Change:
+        """A new registration (`acme_registered`, its JSON in `after`) under [acme]'s zone
+        and label, for the group labelled `group` (its limits apply to a token's grant)
+        or for none. It has no records until its first update: nothing to serve."""
+        place = self.acme
+        if place is None:
+            raise NotFound(ACME_OFF)
+        who = actor_name(actor)
+        check_change(who, reason)
+
+        def write(db: Database) -> Change:
+            group_zone = group_label = None
+            if group is not None:
+                found = _acme_group(db, group)
+                check_group(actor, found.label, [found.primary, found.backup])
+                group_zone, group_label = found.zone, found.label
+            else:
+                _refuse_limited(actor, "a registration for no group")
+            registration = Registration(
+                subdomain=credentials.subdomain,
+                username=credentials.username,
+                zone=place.zone,
+                label=place.label,
+                allowfrom=tuple(allowfrom),
+                group=group_label,
+                group_zone=group_zone,
+                names=tuple(names),
+                created_at=utc_now(),
+                created_by=who,
+            )
+            insert_registration(db, registration, credentials.password_hash, place.ttl)
+            event = append_event(
+                db,
+                who,
+                "acme_registered",
+                zone=place.zone,
+                after=registration.to_json(),
+                reason=reason,
+            )
+            return Change(event)
+
+        return self._writer.run(write)
+
+    def acme_delete(self, actor: Actor, subdomain: str, reason: str | None = None) -> Change:
+        """Delete a registration (`acme_deleted`): its credentials stop working and its
+        records go, moving the zone's serial when it had any."""
+        who = actor_name(actor)
+        check_change(who, reason)
+
+        def write(db: Database) -> Change:
+            registration = _acme_registration(db, subdomain)
+            if registration.group is not None:
+                apps: list[str | None] = []
+                with contextlib.suppress(NotFound):
+                    found = find_group(db, registration.group, registration.group_zone)
+                    apps = [found.group.primary, found.group.backup]
+                check_group(actor, registration.group, apps)
+            else:
+                _refuse_limited(actor, "a registration for no group")
+            before = challenge_records(db, registration)
+            delete_registration(db, registration.subdomain)
+            event = append_event(
+                db,
+                who,
+                "acme_deleted",
+                zone=registration.zone,
+                before=registration.to_json(),
+                reason=reason,
+                names=[(before.zone, before.fqdn)] if before.values else [],
+            )
+            serials = self._challenge_serials(db, before, replace(before, values=()))
+            return Change(event, serials=serials)
+
+        return self._writer.run(write)
+
+    def acme_set_txt(
+        self,
+        subdomain: str,
+        value: str,
+        *,
+        served_upto: int | None = None,
+        keep_events: float = UPDATED_EVENTS_KEPT,
+    ) -> Change:
+        """The acme-dns update (actor `acme`): `value` becomes the newest of the name's
+        two values (`acme_updated`, before and after naming them), at [acme]'s TTL,
+        moving the zone's serial. A value it holds already only becomes the newer (no
+        event). acme_updated events older than `keep_events` seconds and at most
+        `served_upto` (the seq every DNS process serves; None: none) are deleted."""
+        if not valid_txt(value):
+            raise Invalid("txt", "must be 43 characters of base64url")
+
+        def write(db: Database) -> Change:
+            registration = _acme_registration(db, subdomain)
+            before = challenge_records(db, registration)
+            ttl = before.ttl if self.acme is None else self.acme.ttl
+            now = utc_now()
+            if served_upto is not None:
+                trim_updated_events(db, _later(now, -int(keep_events)), served_upto)
+            after = replace(before, ttl=ttl, values=set_txt(db, subdomain, value, ttl, now))
+            if (set(after.values), after.ttl) == (set(before.values), before.ttl):
+                return Change(None)
+            shown = {"subdomain": registration.subdomain, "fulldomain": registration.fulldomain}
+            event = append_event(
+                db,
+                ACME_ACTOR,
+                "acme_updated",
+                zone=registration.zone,
+                before={**shown, "txt": list(before.values)},
+                after={**shown, "txt": list(after.values)},
+                names=[(after.zone, after.fqdn)],
+            )
+            return Change(event, serials=self._challenge_serials(db, before, after))
+
+        return self._writer.run(write)
+
+    def acme_registration(self, subdomain: str) -> Registration:
+        """A registration by its subdomain; NotFound otherwise."""
+        return self._read(lambda db: _acme_registration(db, subdomain))
+
+    def acme_registrations(self, group: str | None = None) -> list[Registration]:
+        """Every registration (of the groups labelled `group`), oldest first."""
+        return self._read(lambda db: read_registrations(db, group))
+
+    def acme_credentials(self, username: str) -> tuple[Registration, str] | None:
+        """The registration of `username` and its password's SHA-256, or None."""
+        return self._read(lambda db: find_by_username(db, username))
+
+    def acme_txt(self, subdomain: str) -> tuple[str, ...]:
+        """A registration's TXT values, oldest first (none for no such registration)."""
+        return self._read(lambda db: txt_values(db, subdomain))
+
+    def _challenge_serials(
+        self, db: Database, before: ChallengeRecords, after: ChallengeRecords
+    ) -> dict[str, int]:
+        """Move the zone's serial and journal the records a challenge lost and gained
+        (nothing for a zone no longer served: its records are served nowhere)."""
+        if before.zone not in self._zones or before == after:
+            return {}
+        change = AnswerChange(challenge_journal_records(before), challenge_journal_records(after))
+        return self._bump_serials(db, {before.zone: change})
 
     def create_app(
         self,
@@ -1447,6 +1644,8 @@ class Store:
             why = f"{fqdn} is a name in the zone file"
         elif source == RESERVED_BY_NESTED_ZONE:
             why = f"{fqdn} is at or above another zone fodns serves"
+        elif source == RESERVED_BY_ACME:
+            why = f"{fqdn} holds the ACME challenges ([acme] label)"
         else:
             why = f"{fqdn} exists in the {source} hosted zone as a record fodns did not write"
         raise Conflict(f"{why}; choose another label", field="label")
@@ -1456,6 +1655,10 @@ class Store:
         fqdn = f"{label}.{zone}"
         if any(other == fqdn or other.endswith("." + fqdn) for other in self._zones):
             return RESERVED_BY_NESTED_ZONE
+        if (self.acme is not None and (zone, label) == (self.acme.zone, self.acme.label)) or (
+            label_in_use(db, zone, label)
+        ):
+            return RESERVED_BY_ACME
         row = db.execute(
             "SELECT source FROM reserved_labels WHERE zone = ? AND label = ?"
             " ORDER BY source DESC LIMIT 1",
@@ -1496,6 +1699,36 @@ class Store:
             groups=(row.group,),
             apps={name: apps[name] for name in (row.group.primary, row.group.backup) if name},
             serials=serials,
+        )
+
+
+ACME_OFF = "ACME is not enabled here ([acme] listen and zone in the config)"
+
+
+def _acme_registration(db: Database, subdomain: str) -> Registration:
+    found = find_registration(db, subdomain.lower())
+    if found is None:
+        raise NotFound(f"no ACME registration {subdomain!r}")
+    return found
+
+
+def _acme_group(db: Database, label: str) -> Group:
+    """The group an ACME registration is made for, named by its label alone."""
+    try:
+        return find_group(db, label, None).group
+    except NotFound:
+        raise NotFound(f"group: no group {label!r}", field="group") from None
+    except Invalid as exc:  # the label is in several zones
+        raise Invalid("group", str(exc).removeprefix("zone: ")) from None
+
+
+def _refuse_limited(actor: Actor, what: str) -> None:
+    """A token limited to some groups or apps cannot change what belongs to none."""
+    if isinstance(actor, Grant) and actor.limited:
+        raise Forbidden(
+            f"the token {actor.name!r} is limited to some groups or apps, and {what} is "
+            "within no limit",
+            scope="groups" if actor.groups is not None else "apps",
         )
 
 

@@ -24,15 +24,16 @@ from pathlib import Path
 
 from fodns.errors import ConfigError, Invalid
 from fodns.logs import get_logger
-from fodns.model import HEALTH_ACTOR
+from fodns.model import ACME_ACTOR, HEALTH_ACTOR
 
 log = get_logger()
 ADMIN = "admin"  # the token's name: the actor recorded in events
 # A named token's name: what people type in shells and read in the event log.
 TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 # Names no named token may take: the bootstrap token's, health's (the actor of its
-# changes) and fodns's own, so that the event log's actors stay unambiguous.
-RESERVED_NAMES = frozenset({ADMIN, HEALTH_ACTOR, "fodns"})
+# changes), fodns's own and the acme-dns API's, so that the event log's actors stay
+# unambiguous.
+RESERVED_NAMES = frozenset({ADMIN, HEALTH_ACTOR, "fodns", ACME_ACTOR})
 # A named token lasts at most ten years when it is given an expiry (none: until revoked).
 EXPIRES_IN_MAX = 3650 * 86400
 TOKEN_FILE = "admin-token"  # beside the database

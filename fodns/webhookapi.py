@@ -19,7 +19,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol
 
 from aiohttp import web
 
-from fodns.apirequest import ACTOR, NO_QUERY, json_body, query_of
+from fodns.apirequest import ACTOR, NO_QUERY, json_body, log_change, query_of
 from fodns.errors import Conflict
 from fodns.logs import get_logger
 from fodns.patterns import check_patterns
@@ -88,15 +88,7 @@ async def changed(
     store's writer; log its event; have the deliverer read the webhooks again."""
     store = request.app[STORE_KEY]
     change = await asyncio.wrap_future(store.submit(method, request[ACTOR], *args, **kwargs))
-    event = change.event
-    if event is not None:
-        log.info(
-            event.action,
-            seq=event.seq,
-            actor=event.actor,
-            before=event.before,
-            after=event.after,
-        )
+    log_change(change.event)
     deliveries = request.app[DELIVERIES_KEY]
     if deliveries is not None:
         try:

@@ -165,7 +165,12 @@ def event_kind(event: Event) -> Kind | None:
         return "app"
     if action.startswith("route53_"):
         return "route53"
-    if action.startswith(("token_", "webhook_")):
+    if action == "acme_updated":
+        # A TXT value set by an ACME client at each renewal: noise to a receiver, and the
+        # log keeps it only a week (fodns/acmerows.py). No kind sends it.
+        return None
+    if action.startswith(("token_", "webhook_", "acme_")):
+        # Who may set a challenge's TXT records: credentials, as tokens are.
         return "admin"
     return None
 

@@ -42,6 +42,7 @@ from playwright.sync_api import (
 )
 
 from tests.support import (
+    EXAMPLE_ZONE,
     REPOSITORY,
     TEST_ZONES,
     Api,
@@ -49,9 +50,13 @@ from tests.support import (
     Receiver,
     answer_data,
     ask_every_worker,
+    free_port,
+    serving,
     start_fodns,
     start_with_config,
+    write_config,
 )
+from tests.support.acme import Account, AcmeClient, acme_table
 
 TOKEN = "dashboard-token-5c1e"
 ARTIFACTS = REPOSITORY / "test-artifacts" / "dashboard"
@@ -1847,3 +1852,92 @@ def test_webhooks_are_created_tested_paused_and_deleted(dashboard: Dashboard) ->
         assert api.ok("GET", "/v1/webhooks") == {"webhooks": []}
         dashboard.view("Events")
         expect(page.locator("#events-list")).to_contain_text(f"Deleted the webhook to {url}")
+
+
+@pytest.fixture
+def acme_server(tmp_path: Path) -> Iterator[FodnsProcess]:
+    """fodns with ACME on, its CNAME check asking fodns's own DNS port (the customer's
+    names here are in the zone fodns serves, so each answer is fodns's own)."""
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        [("fo.example.net", EXAMPLE_ZONE)],
+        extra=acme_table(resolver=f"127.0.0.1:{port}"),
+    )
+    running = start_fodns(
+        "--config",
+        str(config),
+        "--dns-listen",
+        f"127.0.0.1:{port}",
+        env={"FODNS_ADMIN_TOKEN": TOKEN},
+    )
+    with serving(running) as server:
+        yield server
+
+
+def test_a_groups_certificates_are_registered_checked_and_deleted(
+    open_tab: OpenTab, acme_server: FodnsProcess
+) -> None:
+    """A group's Certificates (ACME) dialog: a bad name said beside its field, the
+    credentials shown once as lego's storage file (and working), the CNAME the customer
+    adds and its check, deleting; a read token sees the registrations and registers none."""
+    api = Api(acme_server, TOKEN)
+    fqdn = seed(
+        api,
+        "dash-tls",
+        {"name": "dash-tls-eu", "web_servers": ["192.0.2.90"]},
+        {"name": "dash-tls-us", "web_servers": ["192.0.2.91"]},
+    )
+    dashboard = open_tab(acme_server)
+    page = dashboard.sign_in()
+    dashboard.group_row(fqdn).get_by_role("button", name=f"Certificates of {fqdn}").click()
+    dialog = page.get_by_role("dialog", name=f"Certificates (ACME) for {fqdn}")
+    expect(dialog).to_contain_text("No registration yet")
+    dialog.get_by_label("Names").fill("not-a-name")
+    dialog.get_by_role("button", name="Register").click()
+    expect(dialog.get_by_label("Names")).to_have_attribute("aria-invalid", "true")
+    expect(dialog.locator("#certificates-names-error")).to_contain_text("not a host name")
+
+    name = "www.fo.example.net"
+    dialog.get_by_label("Names").fill(f"{name} *.{name}")
+    dialog.get_by_role("button", name="Register").click()
+    storage = dialog.locator("#certificates-storage")
+    expect(storage).to_contain_text('"password"')
+    account = json.loads(storage.inner_text())[name]
+    (registration,) = api.ok("GET", "/v1/acme/registrations?group=dash-tls")["registrations"]
+    assert account["subdomain"] == registration["subdomain"]
+    line = f"_acme-challenge.{name}. CNAME {registration['fulldomain']}."
+    expect(dialog.locator(".cnames")).to_contain_text(line)
+    assert unnamed_controls(page) == [], "unnamed controls in the Certificates dialog"
+    dashboard.screenshot("certificates", full_page=False)
+    # What the dialog showed is what an ACME client needs.
+    acme = AcmeClient(acme_server)
+    credentials = Account(**account, allowfrom=[])
+    assert acme.update(credentials, "D" * 43) == (200, {"txt": "D" * 43})
+
+    dialog.get_by_role("button", name=f"Check the CNAMEs of {name}, *.{name}").click()
+    expect(dialog.locator(".badge.check-missing")).to_have_text("not added yet")
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.locator("#certificates-storage")).to_have_text("")  # gone once closed
+    assert account["password"] not in page.content()
+
+    page.once("dialog", lambda confirm: confirm.accept())
+    dashboard.group_row(fqdn).get_by_role("button", name=f"Certificates of {fqdn}").click()
+    expect(dialog).to_contain_text("last value set")
+    dialog.get_by_role("button", name=f"Delete the registration of {name}, *.{name}").click()
+    expect(dialog).to_contain_text("No registration yet")
+    assert api.ok("GET", "/v1/acme/registrations") == {"registrations": []}
+    assert acme.update(credentials, "E" * 43)[0] == 401
+    dialog.get_by_role("button", name="Close").click()
+    dashboard.view("Events")
+    expect(page.locator("#events-list")).to_contain_text(f"Deleted the ACME registration of {name}")
+
+    # A read token sees a group's registrations, and is offered nothing to change.
+    api.ok("POST", "/v1/acme/registrations", {"group": "dash-tls", "names": [name]}, 201)
+    dashboard.view("Groups")
+    page.get_by_role("button", name="Forget token").click()
+    sign_in_as(dashboard, named_token(api, "dash-tls-reader", "read"))
+    dashboard.group_row(fqdn).get_by_role("button", name=f"Certificates of {fqdn}").click()
+    expect(dialog.locator(".cnames")).to_contain_text(f"_acme-challenge.{name}.")
+    expect(dialog.get_by_role("button", name="Register")).to_be_hidden()
+    expect(dialog.get_by_role("button", name=f"Delete the registration of {name}")).to_have_count(0)

@@ -407,6 +407,10 @@ API_ROUTES = {
     ("/v1/webhooks/{id}", "DELETE"),
     ("/v1/webhooks/{id}/deliveries", "GET"),
     ("/v1/webhooks/{id}/test", "POST"),
+    ("/v1/acme/registrations", "GET"),
+    ("/v1/acme/registrations", "POST"),
+    ("/v1/acme/registrations/{subdomain}", "GET"),
+    ("/v1/acme/registrations/{subdomain}", "DELETE"),
 }
 
 
@@ -447,6 +451,7 @@ def test_openapi_document_lists_exactly_the_served_routes(api: Api, tmp_path: Pa
     for path, method in sorted(documented):
         concrete = path.replace("{name}", "nobody").replace("{label}", "000-000-000")
         concrete = concrete.replace("{id}", "wh_0000000000000000")
+        concrete = concrete.replace("{subdomain}", "00000000-0000-4000-8000-000000000000")
         status, reply = api.call(method, concrete, {} if method in WITH_BODY else None)
         assert status != 405 and reply != unrouted, f"{method} {path} is documented, not served"
         assert status in (200, 201, 400, 404), (method, path, status, reply)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from fodns.listing import PageRequest, app_page_query, group_page_query
 from fodns.store import Store, ZoneDefaults
-from tests.support import Api, FodnsProcess
+from tests.support import Api, FodnsProcess, run_cli
 
 TOKEN = "lists-test-token-5c1e"
 ZONE = "fo.example.net"
@@ -264,17 +263,7 @@ def test_a_cursor_is_the_name_a_page_starts_after(api: Api) -> None:
 
 
 def fodns(api: Api, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fodns", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "FODNS_API": f"http://127.0.0.1:{api.server.api_port}",
-            "FODNS_ADMIN_TOKEN": TOKEN,
-        },
-    )
+    return run_cli(api.server, TOKEN, *args)
 
 
 def test_the_cli_finds_pages_and_follows_pages(findable: Api) -> None:

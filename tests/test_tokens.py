@@ -13,8 +13,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from tests.support import (
     FodnsProcess,
     api_request,
     http_exchange,
+    run_cli,
     serving,
     start_with_config,
     wait_for,
@@ -424,23 +423,9 @@ def test_a_named_admin_token_makes_tokens_in_its_own_name(fodns: Fodns) -> None:
 # ---- the CLI -------------------------------------------------------------------------------
 
 
-def fodns_cli(server: FodnsProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fodns", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "FODNS_API": f"http://127.0.0.1:{server.api_port}",
-            "FODNS_ADMIN_TOKEN": token,
-        },
-    )
-
-
 def test_the_cli_creates_lists_shows_and_revokes_tokens(fodns: Fodns) -> None:
     server = fodns.server
-    done = fodns_cli(
+    done = run_cli(
         server, TOKEN, "token", "create", "ci", "--scope", "switch", "--groups", "shop-*",
         "--groups", "web-?", "--expires", "2h", "--reason", "the CI pipeline",
     )  # fmt: skip
@@ -449,22 +434,22 @@ def test_the_cli_creates_lists_shows_and_revokes_tokens(fodns: Fodns) -> None:
     made = json.loads(done.stdout)
     assert (made["scope"], made["groups"], made["apps"]) == ("switch", ["shop-*", "web-?"], None)
     assert made["token"].startswith("fodns_")
-    whoami = json.loads(fodns_cli(server, made["token"], "token", "whoami").stdout)
+    whoami = json.loads(run_cli(server, made["token"], "token", "whoami").stdout)
     assert (whoami["name"], whoami["bootstrap"]) == ("ci", False)
-    listed = json.loads(fodns_cli(server, TOKEN, "token", "list").stdout)
+    listed = json.loads(run_cli(server, TOKEN, "token", "list").stdout)
     assert "ci" in [token["name"] for token in listed]
-    assert json.loads(fodns_cli(server, TOKEN, "token", "show", "ci").stdout)["state"] == "active"
-    revoked = fodns_cli(server, TOKEN, "token", "revoke", "ci", "--reason", "rotated")
+    assert json.loads(run_cli(server, TOKEN, "token", "show", "ci").stdout)["state"] == "active"
+    revoked = run_cli(server, TOKEN, "token", "revoke", "ci", "--reason", "rotated")
     assert json.loads(revoked.stdout)["state"] == "revoked", revoked.stderr
-    refused = fodns_cli(server, made["token"], "group", "list")
+    refused = run_cli(server, made["token"], "group", "list")
     assert refused.returncode == 1
     assert "(401) (the token 'ci' was revoked at" in refused.stderr, refused.stderr
     assert made["token"] not in refused.stderr
-    forbidden = fodns_cli(server, fodns.secrets["kind-read"], "token", "list")
+    forbidden = run_cli(server, fodns.secrets["kind-read"], "token", "list")
     assert forbidden.returncode == 1 and "needs admin (403)" in forbidden.stderr
-    bad = fodns_cli(server, TOKEN, "token", "create", "x", "--scope", "read", "--expires", "3w")
+    bad = run_cli(server, TOKEN, "token", "create", "x", "--scope", "read", "--expires", "3w")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
-    with_all = json.loads(fodns_cli(server, TOKEN, "token", "list", "--revoked").stdout)
+    with_all = json.loads(run_cli(server, TOKEN, "token", "list", "--revoked").stdout)
     assert "ci" in [token["name"] for token in with_all]
 
 

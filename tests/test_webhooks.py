@@ -10,8 +10,6 @@ import itertools
 import json
 import re
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from tests.support import (
     Received,
     Receiver,
     answering,
+    run_cli,
     start_with_config,
     wait_for,
 )
@@ -443,17 +442,7 @@ def test_where_delivery_is_off_webhooks_are_kept_and_nothing_is_sent(
 
 def test_the_cli_drives_webhooks(api: Api, receiver: Receiver) -> None:
     def fodns(*args: str) -> Any:
-        done = subprocess.run(
-            [sys.executable, "-m", "fodns", "webhook", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "FODNS_API": f"http://127.0.0.1:{api.server.api_port}",
-                "FODNS_ADMIN_TOKEN": TOKEN,
-            },
-        )
+        done = run_cli(api.server, TOKEN, "webhook", *args)
         assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
         return json.loads(done.stdout) if done.stdout.strip() else None
 

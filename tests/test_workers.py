@@ -14,7 +14,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from fodns.api import NOT_SERVED
+from fodns.apirequest import NOT_SERVED
 from tests.support import (
     Api,
     FodnsProcess,

@@ -4,7 +4,7 @@ Every test module takes these from here (`from tests.support import ...`); no te
 module imports another. Fixtures live in tests/conftest.py and are built on these.
 """
 
-from tests.support.api import Api, api_request, expect_status, http_exchange
+from tests.support.api import Api, api_request, expect_status, http_exchange, run_cli
 from tests.support.contract import contract_run
 from tests.support.net import free_port, loopback_v6_available
 from tests.support.process import (
@@ -60,6 +60,7 @@ __all__ = [
     "loopback_v6_available",
     "read_framed",
     "recv_exactly",
+    "run_cli",
     "serving",
     "start_fodns",
     "start_with_config",

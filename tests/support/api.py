@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
@@ -89,3 +91,19 @@ def http_exchange(
         for name, _, value in (line.partition(":") for line in header_lines)
     }
     return int(status_line.split()[1]), parsed, rest
+
+
+def run_cli(server: FodnsProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fodns ARGS...` as a shell would run it against `server`'s API with `token`
+    (FODNS_API and FODNS_ADMIN_TOKEN, nothing else of this environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fodns", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "FODNS_API": f"http://127.0.0.1:{server.api_port}",
+            "FODNS_ADMIN_TOKEN": token,
+        },
+    )

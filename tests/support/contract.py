@@ -81,7 +81,8 @@ def routed_methods(directory: Path) -> dict[str, frozenset[str]]:
 
 
 def concrete(template: str) -> str:
-    """A path the template matches, naming no app, group or webhook that exists."""
+    """A path the template matches, naming no app, group, webhook or registration that exists."""
     path = template.replace("{name}", "nobody").replace("{label}", "000-000-000")
     path = path.replace("{id}", "wh_0000000000000000")
+    path = path.replace("{subdomain}", "00000000-0000-4000-8000-000000000000")
     return "/admin/app.js" if path == "/admin" else path
