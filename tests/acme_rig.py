@@ -493,11 +493,3 @@ class AcmeClient:
     def chain(self, domain: str) -> list[x509.Certificate]:
         pem = (self.folder / "config" / "live" / domain / "chain.pem").read_bytes()
         return x509.load_pem_x509_certificates(pem)
-
-
-def write_acme_dns_storage(path: Path, domain: str, registration: dict[str, str]) -> None:
-    """lego's acme-dns storage file: the registration for `domain`, as lego keeps one it
-    registered itself (goacmedns's Account fields)."""
-    fields = ("fulldomain", "subdomain", "username", "password")
-    path.write_text(json.dumps({domain: {key: registration[key] for key in fields}}, indent=2))
-    path.chmod(0o600)
