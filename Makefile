@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # `make run` needs fodns and what it imports; `make test` adds the test tools
-# (pytest, mypy, ruff, moto for a Route53 emulator, Playwright for the dashboard).
+# (pytest, mypy, ruff, moto for a Route53 emulator, Playwright for the dashboard,
+# certbot with lego's DNS providers for the ACME DNS-01 test).
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the test suite drives for real, installed by `make test` only
@@ -14,7 +15,19 @@ TEST_STAMP := $(VENV)/.installed-test
 #   chromium        the browser the dashboard tests drive
 #   sqlite3         the backup and restore of docs/backup.md, run as written
 #   nftables        nft, which checks the firewall rules of docs/secondaries.md
-DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium sqlite3 nftables
+#   pebble unbound  Let's Encrypt's test ACME server and a recursive resolver for
+#                   the end-to-end test of ACME DNS-01 through fodns
+#                   (tests/test_acme_e2e.py; its ACME client, certbot with lego's
+#                   acme-dns provider, comes from PyPI: Debian's lego 4.9.1 is
+#                   built without that provider)
+# Installing unbound must start no system resolver (its init script would also
+# run unbound-anchor, which fetches the root trust anchor from the internet), so
+# the install runs under a /usr/sbin/policy-rc.d that denies every service
+# start (exit 101, Debian's documented way: invoke-rc.d(8) and
+# deb-systemd-invoke(1) ask it first), put back as it was afterwards.
+DEB_TEST_PACKAGES := bind9-dnsutils systemd knot nsd chromium sqlite3 nftables \
+	pebble unbound
+POLICY_RC := /usr/sbin/policy-rc.d
 
 .PHONY: run test lint typecheck bench deps-debian clean
 
@@ -40,8 +53,16 @@ deps-debian:
 	  echo "make test: installing the Debian packages the tests drive:$$missing"; \
 	  echo "  (dig for the README, systemd-analyze for the unit, knot and nsd as"; \
 	  echo "   secondaries, chromium for the dashboard, sqlite3 and nft for the"; \
-	  echo "   backup guide and firewall rules; see the Makefile)"; \
+	  echo "   backup guide and firewall rules, pebble and unbound for the"; \
+	  echo "   ACME DNS-01 end-to-end test; no service is started; see the Makefile)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  saved=""; if [ -e $(POLICY_RC) ]; then \
+	    saved=$$(mktemp) && $$SUDO cp -p $(POLICY_RC) $$saved; fi; \
+	  restore() { if [ -n "$$saved" ]; then $$SUDO cp -p $$saved $(POLICY_RC); \
+	    $$SUDO rm -f $$saved; else $$SUDO rm -f $(POLICY_RC); fi; }; \
+	  trap restore EXIT; \
+	  printf '#!/bin/sh\n# make test: no service starts while its packages install\nexit 101\n' \
+	    | $$SUDO tee $(POLICY_RC) >/dev/null && $$SUDO chmod 755 $(POLICY_RC); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
