@@ -586,7 +586,13 @@ def test_snapshot_is_one_consistent_state(store: Store) -> None:
     writer = threading.Thread(target=switch_forever)
     writer.start()
     try:
-        snapshots = [store.snapshot() for _ in range(200)]
+        # At least 200 snapshots, and on until the writer has moved between them a few
+        # times: on a busy machine 200 may all fall between two of its commits.
+        snapshots = []
+        deadline = time.monotonic() + 30
+        while len(snapshots) < 200 or len({s[3] for s in snapshots}) < 3:
+            assert time.monotonic() < deadline, "the writer never moved during the snapshots"
+            snapshots.append(store.snapshot())
     finally:
         stop.set()
         writer.join(timeout=10)
