@@ -374,20 +374,26 @@ def _service_state(
 
 async def _start_api(config: Config, app: web.Application) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, max_line_size=MAX_REQUEST_LINE)
+    config.api.listen = await _listen(runner, config.api.listen, "admin API")
+    return runner
+
+
+async def _listen(runner: web.AppRunner, address: ListenAddress, what: str) -> ListenAddress:
+    """Serve `runner` on `address`: the address it listens on (port 0 is the port the
+    OS picked), or ListenError naming `what` (the runner cleaned up)."""
     await runner.setup()
-    address = config.api.listen
     try:
         await web.TCPSite(runner, address.host, address.port).start()
     except OSError as exc:
         await runner.cleanup()
         why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ListenError(f"cannot listen on {address} (admin API): {why}") from None
+        raise ListenError(f"cannot listen on {address} ({what}): {why}") from None
     for site in runner.sites:
         server = getattr(site, "_server", None)
         for sock in getattr(server, "sockets", None) or ():
             host, port = sock.getsockname()[:2]
-            config.api.listen = ListenAddress(host, port)
-    return runner
+            address = ListenAddress(host, port)
+    return address
 
 
 async def _start_acme(
@@ -400,19 +406,7 @@ async def _start_acme(
         return None
     app = create_acme_app(store, settings, admin[TOKEN_BOOK_KEY], feed.served, feed.frontier)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    address = settings.listen
-    try:
-        await web.TCPSite(runner, address.host, address.port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ListenError(f"cannot listen on {address} (acme-dns API): {why}") from None
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        for sock in getattr(server, "sockets", None) or ():
-            host, port = sock.getsockname()[:2]
-            settings.listen = ListenAddress(host, port)
+    settings.listen = await _listen(runner, settings.listen, "acme-dns API")
     log.info(
         "acme_listening",
         listen=str(settings.listen),
