@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.secondaries import find_executable
+from tests.secondaries import find_executable, knot_server_config
 from tests.support.net import free_port
 
 PARENT_ZONE = "shop.test"
@@ -146,22 +146,7 @@ class ParentZone(Daemon):
         )
         config = d / "knot.conf"
         config.write_text(
-            "# Written by tests/acme_rig.py: loopback, this user, state in one folder.\n"
-            "server:\n"
-            f'    rundir: "{d}"\n'
-            f'    pidfile: "{d}/knot.pid"\n'
-            f"    listen: 127.0.0.1@{self.port}\n"
-            "    udp-workers: 1\n"
-            "    tcp-workers: 1\n"
-            "    background-workers: 1\n"
-            "database:\n"
-            f'    storage: "{d}"\n'
-            "control:\n"
-            f'    listen: "{d}/knot.sock"\n'
-            "log:\n"
-            "  - target: stderr\n"
-            "    any: info\n"
-            "acl:\n"
+            knot_server_config(d, self.port, "tests/acme_rig.py") + "acl:\n"
             "  - id: customer\n"
             "    address: 127.0.0.1\n"
             "    action: update\n"

@@ -341,6 +341,29 @@ class Secondary:
         return "".join(path.read_text(errors="replace") for path in self.log_files if path.exists())
 
 
+def knot_server_config(directory: Path, port: int, written_by: str) -> str:
+    """The `server`, `database`, `control` and `log` sections of a knot.conf for a Knot
+    on 127.0.0.1 `port`, run as this user with all its state in `directory`."""
+    d = directory
+    return (
+        f"# Written by {written_by}: loopback, this user, state in one folder.\n"
+        "server:\n"
+        f'    rundir: "{d}"\n'
+        f'    pidfile: "{d}/knot.pid"\n'
+        f"    listen: 127.0.0.1@{port}\n"
+        "    udp-workers: 1\n"
+        "    tcp-workers: 1\n"
+        "    background-workers: 1\n"
+        "database:\n"
+        f'    storage: "{d}"\n'
+        "control:\n"
+        f'    listen: "{d}/knot.sock"\n'
+        "log:\n"
+        "  - target: stderr\n"
+        "    any: info\n"
+    )
+
+
 class KnotSecondary(Secondary):
     name = "knot"
     marker = "yaml title=knot.conf"
@@ -348,25 +371,8 @@ class KnotSecondary(Secondary):
     def preamble(self) -> str:
         d = self.directory
         return (
-            "# Written by tests/secondaries.py: loopback, this user, state in one folder.\n"
-            "server:\n"
-            f'    rundir: "{d}"\n'
-            f'    pidfile: "{d}/knot.pid"\n'
-            f"    listen: 127.0.0.1@{self.port}\n"
-            "    udp-workers: 1\n"
-            "    tcp-workers: 1\n"
-            "    background-workers: 1\n"
-            "database:\n"
-            f'    storage: "{d}"\n'
-            "control:\n"
-            f'    listen: "{d}/knot.sock"\n'
-            "log:\n"
-            "  - target: stderr\n"
-            "    any: info\n"
-            "template:\n"
-            "  - id: default\n"
-            f'    storage: "{d}"\n'
-            "\n"
+            knot_server_config(d, self.port, "tests/secondaries.py")
+            + f'template:\n  - id: default\n    storage: "{d}"\n\n'
         )
 
     def command(self, config: Path) -> list[str]:
