@@ -46,6 +46,7 @@ from tests.support import (
     REPOSITORY,
     TEST_ZONES,
     Api,
+    Fleet,
     FodnsProcess,
     Receiver,
     answer_data,
@@ -84,30 +85,13 @@ SHOW_TAB = """() => {
 # ---- servers, a browser, and a page that reports what went wrong in it --------------------
 
 
-class Fleet:
-    """The module's shared fodns servers of the example zone, one per worker count,
-    each started the first time a test asks for it (most tests need only one worker)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.running: dict[int, FodnsProcess] = {}
-
-    def get(self, workers: int) -> FodnsProcess:
-        if workers not in self.running:
-            folder = self.directory / f"workers{workers}"
-            folder.mkdir()
-            self.running[workers] = start_with_config(folder, TOKEN, workers=workers)
-        return self.running[workers]
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("dashboard"))
+    started = Fleet(tmp_path_factory.mktemp("dashboard"), TOKEN)
     try:
         yield started
     finally:  # every server is stopped, whatever happened in the tests
-        exits = {workers: running.stop() for workers, running in started.running.items()}
-    assert all(code == 0 for code in exits.values()), f"fodns did not shut down cleanly: {exits}"
+        started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,12 @@ from tests.support import (
     HANG,
     REPOSITORY,
     Api,
+    Fleet,
     FodnsProcess,
     Received,
     Receiver,
     answering,
     run_cli,
-    start_with_config,
     wait_for,
 )
 from tests.support.workers import health
@@ -54,30 +54,13 @@ def readme_verify() -> Callable[[str, str, bytes], bool]:
 # ---- servers shared by the module, and what every test does with them ----------------------
 
 
-class Fleet:
-    """The module's fodns servers with quick retries, one per worker count, started the
-    first time a test asks for one."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.running: dict[int, FodnsProcess] = {}
-
-    def get(self, workers: int) -> FodnsProcess:
-        if workers not in self.running:
-            folder = self.directory / f"workers{workers}"
-            folder.mkdir()
-            self.running[workers] = start_with_config(folder, TOKEN, workers=workers, extra=QUICK)
-        return self.running[workers]
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("webhooks"))
+    started = Fleet(tmp_path_factory.mktemp("webhooks"), TOKEN, extra=QUICK)
     try:
         yield started
     finally:
-        exits = {workers: running.stop() for workers, running in started.running.items()}
-    assert all(code == 0 for code in exits.values()), f"fodns did not shut down cleanly: {exits}"
+        started.stop()
 
 
 @pytest.fixture

@@ -240,3 +240,30 @@ def _json_event(line: str) -> dict[str, object]:
 def file_mode(path: Path) -> int:
     """The permission bits of `path`."""
     return path.stat().st_mode & 0o777
+
+
+class Fleet:
+    """A test module's shared fodns servers, one per worker count, each started (with
+    `extra` config) the first time a test asks for it; stop() stops them all."""
+
+    def __init__(self, directory: Path, token: str, extra: str = "") -> None:
+        self.directory = directory
+        self.token = token
+        self.extra = extra
+        self.running: dict[int, FodnsProcess] = {}
+
+    def get(self, workers: int) -> FodnsProcess:
+        if workers not in self.running:
+            folder = self.directory / f"workers{workers}"
+            folder.mkdir()
+            self.running[workers] = start_with_config(
+                folder, self.token, workers=workers, extra=self.extra
+            )
+        return self.running[workers]
+
+    def stop(self) -> None:
+        """Stop every server; AssertionError unless each shut down cleanly (exit 0)."""
+        exits = {workers: running.stop() for workers, running in self.running.items()}
+        assert all(code == 0 for code in exits.values()), (
+            f"fodns did not shut down cleanly: {exits}"
+        )
