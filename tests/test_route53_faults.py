@@ -161,9 +161,15 @@ def test_a_slow_route53_holds_up_neither_dns_nor_the_api(rig: Rig, workers: int)
     rig.proxy.set_delay(SLOW, action="ChangeResourceRecordSets")
     rig.api("POST", "/v1/groups/shop/switch", {"to": "primary"})
     assert rig.mirrored()
-    # (The cart's batch may be logged by the proxy only now: moto had it already.)
-    changes = rig.proxy.calls("ChangeResourceRecordSets")
-    (slow,) = [call for call in changes if SHOP.encode() in call.request_body]
+
+    # (The cart's batch may be logged by the proxy only now: moto had it already. So
+    # may the slow one: the proxy logs a call once its answer is back with fodns.)
+    def shop_changes() -> list[ProxiedCall]:
+        changes = rig.proxy.calls("ChangeResourceRecordSets")
+        return [call for call in changes if SHOP.encode() in call.request_body]
+
+    assert wait_for(shop_changes, MIRROR_WAIT)
+    (slow,) = shop_changes()
     assert slow.status == 200 and slow.finished - slow.started >= SLOW
     assert rig.health()["errors"] == {}
     assert rig.owned()[(SHOP, "A")] == EU_A
