@@ -14,7 +14,7 @@ import re
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from fodns.api import create_app
 from fodns.store import Store, ZoneDefaults
 from tests.support import (
     Api,
+    Fleet,
     FodnsProcess,
     answer_data,
     ask_every_worker,
@@ -51,6 +52,27 @@ def running(fodns_factory: StartFodns, workers: int) -> FodnsProcess:
 @pytest.fixture
 def api(running: FodnsProcess) -> Api:
     return Api(running, TOKEN)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    started = Fleet(tmp_path_factory.mktemp("groups"), TOKEN)
+    try:
+        yield started
+    finally:  # every server is stopped, whatever happened in the tests
+        started.stop()
+
+
+@pytest.fixture
+def shared(fleet: Fleet, workers: int) -> FodnsProcess:
+    """The module's fodns in each worker mode, for the tests that only refuse input or
+    read what every server says alike: they need no fresh database of their own."""
+    return fleet.get(workers)
+
+
+@pytest.fixture
+def shared_api(shared: FodnsProcess) -> Api:
+    return Api(shared, TOKEN)
 
 
 def served(server: FodnsProcess, fqdn: str, qtype: str = "A") -> tuple[int, set[str], int | None]:
@@ -298,14 +320,15 @@ def test_a_missing_or_wrong_token_gets_401_and_changes_nothing(
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(
-    api: Api, method: str, path: str, body: Any, field: str
+    shared_api: Api, method: str, path: str, body: Any, field: str
 ) -> None:
-    status, reply = api.call(method, path, body)
+    status, reply = shared_api.call(method, path, body)
     assert status == 400, reply
     assert reply["error"]["field"] == field
 
 
-def test_unknown_things_are_404(api: Api) -> None:
+def test_unknown_things_are_404(shared_api: Api) -> None:
+    api = shared_api
     for path in ("/v1/apps/nobody", "/v1/groups/000-000-000", "/v1/nothing-here"):
         status, reply = api.call("GET", path)
         assert status == 404 and reply["error"]["code"] == "not_found", path
@@ -316,13 +339,13 @@ def test_unknown_things_are_404(api: Api) -> None:
     assert status == 409 and reply["error"]["field"] == "name"
 
 
-def test_a_label_used_by_the_zone_file_is_refused(running: FodnsProcess, api: Api) -> None:
-    status, reply = api.call("POST", "/v1/groups", {"label": "www"})
+def test_a_label_used_by_the_zone_file_is_refused(shared: FodnsProcess, shared_api: Api) -> None:
+    status, reply = shared_api.call("POST", "/v1/groups", {"label": "www"})
     assert status == 409 and reply["error"]["field"] == "label"
     assert reply["error"]["message"] == (
         "www.fo.example.net is a name in the zone file; choose another label"
     )
-    assert served(running, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
+    assert served(shared, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
 
 
 def test_the_soa_serial_moves_with_every_change(running: FodnsProcess, api: Api) -> None:
@@ -429,9 +452,10 @@ def routed_under_v1(directory: Path) -> set[tuple[str, str]]:
         }
 
 
-def test_openapi_document_lists_exactly_the_served_routes(api: Api, tmp_path: Path) -> None:
+def test_openapi_document_lists_exactly_the_served_routes(shared_api: Api, tmp_path: Path) -> None:
     """Both ways: every operation the document lists is routed by the running server,
     and every route the app serves under /v1 is in the document (bar the document)."""
+    api = shared_api
     document = api.ok("GET", "/v1/openapi.json")
     assert document["openapi"].startswith("3.")
     documented = {
@@ -459,8 +483,8 @@ def test_openapi_document_lists_exactly_the_served_routes(api: Api, tmp_path: Pa
             assert reply["error"]["message"] != "Not Found", (method, path, reply)
 
 
-def test_route53_calls_without_the_mirror_say_it_is_not_enabled(api: Api) -> None:
-    status, payload = api.call("GET", "/v1/route53/plan")
+def test_route53_calls_without_the_mirror_say_it_is_not_enabled(shared_api: Api) -> None:
+    status, payload = shared_api.call("GET", "/v1/route53/plan")
     assert status == 404
     assert "not enabled" in payload["error"]["message"]
 
@@ -649,12 +673,12 @@ def test_metrics_count_switches_requests_changes_and_answer_latency(
     )
 
 
-def test_an_oversized_request_is_refused_with_413(api: Api) -> None:
-    status, reply = api.call(
+def test_an_oversized_request_is_refused_with_413(shared_api: Api) -> None:
+    status, reply = shared_api.call(
         "POST", "/v1/apps", {"name": "big", "web_servers": ["192.0.2.1"], "reason": "x" * 100_000}
     )
     assert status == 413 and reply["error"]["code"] == "too_large"
-    assert api.ok("GET", "/v1/apps")["apps"] == []
+    assert shared_api.call("GET", "/v1/apps/big")[0] == 404  # nothing was committed
 
 
 def process_gone(pid: int) -> bool:
