@@ -138,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "serve":
         return run_client(args)
     configure_logging(args.log_level)
-    from fodns.service import serve
-
     try:
         config = load_config(args.config, args.dns_listen, args.api_listen, args.db)
+        # Imported once the config has been read: a mistake in it is reported without
+        # first loading the servers, the API and their libraries (most of a second).
+        from fodns.service import serve
+
         serve(config)
     except FodnsError as exc:
         print(f"fodns: error: {exc}", file=sys.stderr)
