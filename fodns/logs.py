@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
+
+# structlog is imported where it is first used, not with this module: the client
+# commands (`fodns group switch ...`) never log, and a script calling them in a loop
+# should not pay for loading it (a sixth of a second each) every time.
 
 
 def configure_logging(level: str = "info") -> None:
+    import structlog
+
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     structlog.configure(
         processors=[
@@ -28,4 +36,6 @@ def configure_logging(level: str = "info") -> None:
 
 
 def get_logger(**fields: object) -> structlog.stdlib.BoundLogger:
+    import structlog
+
     return structlog.get_logger(**fields)  # type: ignore[no-any-return]

@@ -26,7 +26,6 @@ from fodns.errors import ConfigError, Invalid
 from fodns.logs import get_logger
 from fodns.model import ACME_ACTOR, HEALTH_ACTOR
 
-log = get_logger()
 ADMIN = "admin"  # the token's name: the actor recorded in events
 # A named token's name: what people type in shells and read in the event log.
 TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -90,8 +89,8 @@ def admin_tokens(configured: str | None, database: Path) -> dict[str, str]:
     else:
         token = secrets.token_urlsafe(32)
         write_token_file(path, token)
-        log.info("admin_token_generated", path=str(path))
-    log.info("admin_token_file", path=str(path))
+        get_logger().info("admin_token_generated", path=str(path))
+    get_logger().info("admin_token_file", path=str(path))
     return {token: ADMIN}
 
 
