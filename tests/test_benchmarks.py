@@ -44,7 +44,7 @@ def test_a_benchmark_run_records_command_commit_machine_date_and_reference(
     """groups.py in a tiny mode, with --against HEAD: the before/after comparison and
     the provenance come from one invocation, and say so."""
     out = tmp_path / "groups.json"
-    arguments = ["--groups", "50", "--apps", "5", "--switches", "3"]
+    arguments = ["--groups", "50", "--apps", "5", "--switches", "3", "--workers", "1"]
     arguments += ["--against", "HEAD", "--out", str(out)]
     command = [sys.executable, str(BENCHMARKS / "groups.py"), *arguments]
     started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

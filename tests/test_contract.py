@@ -29,12 +29,12 @@ from tests.support.workers import worker_pids
 
 TOKEN = "contract-test-token-91c4"
 StartFodns = Callable[..., FodnsProcess]
-# A seed of its own and a time budget: fuzzing and the stateful phase repeat until 40 s
+# A seed of its own and a time budget: fuzzing and the stateful phase repeat until 20 s
 # are spent, so the run lasts that long on two busy cores however many operations
 # pass (one that fails stops early). benchmarks/contract.py runs minutes, another seed.
 SEED = 17
 MAX_EXAMPLES = 100
-MAX_TIME = 40
+MAX_TIME = 20
 # schemathesis makes up webhook URLs: nothing may ever be sent to them.
 NO_DELIVERY = "[webhooks]\nenabled = false\n"
 
