@@ -1,15 +1,16 @@
 """DNS worker processes (workers = N): each worker's life, and the pool that supervises them.
 
-With workers = N the main process runs the admin API and N spawned worker
-processes answer DNS. Each binds every listen address itself with SO_REUSEPORT
-(the kernel spreads queries over them), loads the zones, builds its own table,
-follows the store's event log, and reports to the main process: "ready" once it
-serves, "applied" after each catch-up, its counters once a second. The main
-process wakes every worker through its wake pipe (fodns/wake.py) as soon as a
-change commits; a worker also looks at the log by itself now and then, so a
-lost wake-up delays a change by one such look, never loses it. A worker
-that dies is replaced after a wait that grows while replacements keep dying, so
-a fault that kills every new worker cannot turn into a tight respawn loop.
+With workers = N the main process runs the admin API and N worker processes
+(forked from a fork server, see WorkerPool) answer DNS. Each binds every listen
+address itself with SO_REUSEPORT (the kernel spreads queries over them), loads
+the zones, builds its own table, follows the store's event log, and reports to
+the main process: "ready" once it serves, "applied" after each catch-up, its
+counters once a second. The main process wakes every worker through its wake
+pipe (fodns/wake.py) as soon as a change commits; a worker also looks at the log
+by itself now and then, so a lost wake-up delays a change by one such look, never
+loses it. A worker that dies is replaced after a wait that grows while
+replacements keep dying, so a fault that kills every new worker cannot turn into
+a tight respawn loop.
 """
 
 from __future__ import annotations
@@ -205,7 +206,15 @@ class WorkerPool:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.workers: dict[int, Worker] = {}
-        self.context = multiprocessing.get_context("spawn")
+        # Workers are forked from a fork server, a clean process started once that has
+        # already imported this module: never from the main process (its threads, event
+        # loop and sockets must not be inherited, which is why fork is not used), and
+        # without a fresh interpreter importing everything again for each worker, as
+        # spawn did (most of a second of CPU apiece), so a dead worker's replacement
+        # starts at once. Should the fork server itself die, multiprocessing starts
+        # another at the next worker start.
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["fodns.workers"])
         self.stopping = False
         self.listen: list[ListenAddress] = []
         self.restarts = 0  # workers replaced after dying (fodns_dns_worker_restarts_total)

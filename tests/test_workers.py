@@ -24,7 +24,7 @@ from tests.support import (
     wait_for,
 )
 from tests.support.workers import (
-    children,
+    descendants,
     health,
     kill_leftovers,
     log_order,
@@ -218,7 +218,8 @@ def test_after_a_restart_or_kill_9_every_worker_serves_the_same_state(
     directory.mkdir()
     first = start_with_config(directory, TOKEN, workers=workers)
     pids = worker_pids(first)
-    tree = children(first.process.pid)  # the workers and multiprocessing's resource tracker
+    # The fork server, the workers it forked and multiprocessing's resource tracker.
+    tree = descendants(first.process.pid)
     try:
         assert len(pids) == (workers if workers > 1 else 0)
         api = Api(first, TOKEN)

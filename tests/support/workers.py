@@ -15,9 +15,10 @@ from tests.support.api import api_request
 if TYPE_CHECKING:
     from tests.support.process import FodnsProcess
 
-# How multiprocessing's spawn start method runs a child: a worker's command line says so
-# (the resource tracker, the other child a pool has, runs resource_tracker instead).
-SPAWNED_CHILD = b"multiprocessing.spawn import spawn_main"
+# How multiprocessing runs the DNS workers: fodns serve starts a fork server (its command
+# line says so), and each worker is forked from it, keeping that command line. The
+# resource tracker, the pool's other child, runs resource_tracker instead.
+FORK_SERVER = b"from multiprocessing.forkserver import main"
 MULTIPROCESSING_CHILD = b"-c from multiprocessing."
 
 
@@ -33,6 +34,16 @@ def children(pid: int) -> list[int]:
             found += [int(child) for child in (task / "children").read_text().split()]
         except FileNotFoundError:
             continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` now: its children, theirs, and so on."""
+    found: list[int] = []
+    below = children(pid)
+    while below:
+        found += below
+        below = [grandchild for child in below for grandchild in children(child)]
     return found
 
 
@@ -55,11 +66,8 @@ def running(pid: int) -> bool:
 def worker_pids(server: FodnsProcess) -> list[int]:
     """The DNS worker processes `fodns serve` runs now, from the process tree (not from
     what fodns reports about itself), in PID order; none with workers = 1."""
-    return sorted(
-        pid
-        for pid in children(server.process.pid)
-        if SPAWNED_CHILD in command_line(pid) and running(pid)
-    )
+    fork_servers = [pid for pid in children(server.process.pid) if FORK_SERVER in command_line(pid)]
+    return sorted(pid for parent in fork_servers for pid in children(parent) if running(pid))
 
 
 def health(server: FodnsProcess) -> tuple[int, dict[str, Any]]:
