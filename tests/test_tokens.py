@@ -249,7 +249,7 @@ def test_names_are_never_reused_and_some_are_reserved(fodns: Fodns) -> None:
     fodns.admin.ok("DELETE", "/v1/tokens/once?reason=leaked")
     status, reply = fodns.admin.call("POST", "/v1/tokens", {"name": "once", "scope": "read"})
     assert status == 409 and reply["error"]["field"] == "name", reply
-    for name in ("admin", "health", "fodns"):
+    for name in ("admin", "health", "fodns", "acme"):
         status, reply = fodns.admin.call("POST", "/v1/tokens", {"name": name, "scope": "read"})
         assert status == 400 and "reserved" in reply["error"]["message"], reply
     listed = [token["name"] for token in fodns.admin.ok("GET", "/v1/tokens")["tokens"]]
