@@ -13,6 +13,7 @@ import pytest
 from tests.route53_rig import Rig, route53_rig
 from tests.support import (
     WIRE_ZONES,
+    Fleet,
     FodnsProcess,
     serving,
     start_fodns,
@@ -32,6 +33,33 @@ def workers(request: pytest.FixtureRequest) -> int:
 
 
 StartFodns = Callable[..., FodnsProcess]
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    """The test module's shared fodns servers, one per worker count, each started the
+    first time a test asks for it, with the module's `TOKEN` as admin token and its
+    `FLEET_CONFIG` (if it has one) added to the config; all stopped when the module
+    is done, and each must then shut down cleanly. For tests that only refuse input
+    or use names no other test of the module uses: starting fodns is most of what
+    the suite spends its CPU on."""
+    module = request.module
+    name = module.__name__.rpartition(".")[2]
+    started = Fleet(
+        tmp_path_factory.mktemp(name), module.TOKEN, getattr(module, "FLEET_CONFIG", "")
+    )
+    try:
+        yield started
+    finally:  # every server is stopped, whatever happened in the tests
+        started.stop()
+
+
+@pytest.fixture
+def shared_server(fleet: Fleet, workers: int) -> FodnsProcess:
+    """The module's shared fodns with `workers` DNS workers (see `fleet`)."""
+    return fleet.get(workers)
 
 
 @pytest.fixture

@@ -86,25 +86,16 @@ SHOW_TAB = """() => {
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("dashboard"), TOKEN)
-    try:
-        yield started
-    finally:  # every server is stopped, whatever happened in the tests
-        started.stop()
-
-
-@pytest.fixture(scope="module")
 def dashboard_server(fleet: Fleet) -> FodnsProcess:
     """The shared fodns with one worker, where most tests run."""
     return fleet.get(1)
 
 
 @pytest.fixture
-def server_in_mode(fleet: Fleet, workers: int) -> FodnsProcess:
+def server_in_mode(shared_server: FodnsProcess) -> FodnsProcess:
     """The shared fodns with `workers` DNS workers: the tests that take this run with
     one and with two, the mode the example config ships."""
-    return fleet.get(workers)
+    return shared_server
 
 
 @pytest.fixture(scope="module")

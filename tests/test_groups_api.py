@@ -14,7 +14,7 @@ import re
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from fodns.api import create_app
 from fodns.store import Store, ZoneDefaults
 from tests.support import (
     Api,
-    Fleet,
     FodnsProcess,
     answer_data,
     ask_every_worker,
@@ -54,20 +53,11 @@ def api(running: FodnsProcess) -> Api:
     return Api(running, TOKEN)
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("groups"), TOKEN)
-    try:
-        yield started
-    finally:  # every server is stopped, whatever happened in the tests
-        started.stop()
-
-
 @pytest.fixture
-def shared(fleet: Fleet, workers: int) -> FodnsProcess:
+def shared(shared_server: FodnsProcess) -> FodnsProcess:
     """The module's fodns in each worker mode, for the tests that only refuse input or
     read what every server says alike: they need no fresh database of their own."""
-    return fleet.get(workers)
+    return shared_server
 
 
 @pytest.fixture

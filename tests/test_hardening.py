@@ -18,7 +18,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from tests.support import (
     EXAMPLE_ZONE,
     REPOSITORY,
     Api,
-    Fleet,
     FodnsProcess,
     start_fodns,
     wait_for,
@@ -43,21 +42,12 @@ TOKEN = "hardening-test-token-4b1d"
 StartFodns = Callable[..., FodnsProcess]
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("hardening"), TOKEN)
-    try:
-        yield started
-    finally:  # every server is stopped, whatever happened in the tests
-        started.stop()
-
-
 @pytest.fixture
-def running(fleet: Fleet, workers: int) -> FodnsProcess:
+def running(shared_server: FodnsProcess) -> FodnsProcess:
     """The module's fodns serving the example zone, in each worker mode. The tests that
     take it only refuse input or make names no other test here uses, so they share one
     server per mode; a test that needs a fresh database or a fault starts its own."""
-    return fleet.get(workers)
+    return shared_server
 
 
 def call(running: FodnsProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -39,6 +39,7 @@ SECRET = "whsec_test-secret-for-the-webhook-tests"
 # Quick retries: 0.05 s, then 0.1, 0.2, 0.4...; an attempt may take 1 s; an event is
 # given up 1 s after its first attempt.
 QUICK = "[webhooks]\nfirst_retry = 0.05\ntimeout = 1.0\ngive_up_after = 1.0\n"
+FLEET_CONFIG = QUICK  # the config of the module's shared servers (conftest `fleet`)
 StartFodns = Callable[..., FodnsProcess]
 SIGNATURE_MARK = re.compile(r"<!-- readme-test: webhook signature -->\n```python\n(.*?)```", re.S)
 
@@ -52,15 +53,6 @@ def readme_verify() -> Callable[[str, str, bytes], bool]:
 
 
 # ---- servers shared by the module, and what every test does with them ----------------------
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    started = Fleet(tmp_path_factory.mktemp("webhooks"), TOKEN, extra=QUICK)
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
