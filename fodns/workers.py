@@ -25,6 +25,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fodns.config import Config, ListenAddress
@@ -62,11 +63,14 @@ REPORT_STALE_AFTER = 5.0
 def worker_main(
     config: Config,
     index: int,
+    supervisor: int,
     report: multiprocessing.connection.Connection,
     listen_from: multiprocessing.connection.Connection | None = None,
     wake_from: multiprocessing.connection.Connection | None = None,
 ) -> None:
-    """A worker process: its own table, its own SO_REUSEPORT sockets, reports to the parent.
+    """A worker process: its own table, its own SO_REUSEPORT sockets, reports to the
+    process `supervisor` (fodns serve, whose pool started it; not its parent, which
+    is the fork server).
 
     With `listen_from`, the worker builds its table, then waits there for the
     addresses to bind (worker 0 picks any port given as 0), so that all workers
@@ -75,7 +79,6 @@ def worker_main(
     """
     configure_logging()
     worker_log = log.bind(worker=index, pid=os.getpid())
-    parent = os.getppid()
 
     def send(message: tuple[str, Any]) -> None:
         with contextlib.suppress(OSError):
@@ -128,9 +131,9 @@ def worker_main(
             # to init: nobody supervises it now. Left running, it would go on answering
             # on the shared port (SO_REUSEPORT) beside a restarted fodns, never
             # reloaded, stopped or replaced. Stop as on SIGTERM. Seen at once as the
-            # end of the wake pipe; the parent PID check below is the fallback.
+            # end of the wake pipe; the supervisor check below is the fallback.
             if not stop.is_set():
-                worker_log.error("worker_orphaned", parent=parent)
+                worker_log.error("worker_orphaned", supervisor=supervisor)
                 stop.set()
 
         if wake_from is not None:
@@ -155,7 +158,9 @@ def worker_main(
             if time.monotonic() >= next_report:
                 next_report += COUNTER_REPORT_INTERVAL
                 send(("counters", handler.counters))
-                if os.getppid() != parent:
+                # Not "has my parent changed": the parent is the fork server, which
+                # may die (and be replaced) while fodns serve supervises on.
+                if not _running(supervisor):
                     orphaned()
         stopping.cancel()
         await server.close()
@@ -166,6 +171,16 @@ def worker_main(
     except Exception as exc:  # building the table failed, or worse: tell the parent
         send(("failed", str(exc)))
         raise
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs: it exists and is not a zombie (dead, waiting
+    for its own parent to collect its exit status)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _state(bound: list[ListenAddress], applied: int, handler: QueryHandler) -> dict[str, Any]:
@@ -193,11 +208,14 @@ class Worker:
     instructions: multiprocessing.connection.Connection | None = None
     waker: WakeSender | None = None  # its wake pipe: "a change is committed"
 
+    def running(self) -> bool:
+        """The process runs, as the kernel says. Not `process.is_alive()`: that asks the
+        fork server, and answers "dead" for every worker once the fork server is gone."""
+        return self.process.pid is not None and _running(self.process.pid)
+
     def serving(self, now: float) -> bool:
         """Alive, ready, and heard from lately."""
-        return (
-            self.ready and self.process.is_alive() and now - self.last_report <= REPORT_STALE_AFTER
-        )
+        return self.ready and self.running() and now - self.last_report <= REPORT_STALE_AFTER
 
 
 class WorkerPool:
@@ -249,7 +267,7 @@ class WorkerPool:
         wake_from, wake_to = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main,
-            args=(config, index, send, listen_from, wake_from),
+            args=(config, index, os.getpid(), send, listen_from, wake_from),
             name=f"fodns-dns-{index}",
             daemon=True,
         )
@@ -372,7 +390,7 @@ class WorkerPool:
 
     def _live_if_all_ready(self) -> list[Worker] | None:
         """The live workers, when there are some and every one has started serving."""
-        live = [w for w in self.workers.values() if w.process.is_alive()]
+        live = [w for w in self.workers.values() if w.running()]
         return live if live and all(w.ready for w in live) else None
 
     async def reload(self, timeout: float = 120.0) -> bool:
@@ -407,17 +425,19 @@ class WorkerPool:
 
     def signal_all(self, signum: int) -> None:
         for worker in self.workers.values():
-            if worker.process.pid is not None and worker.process.is_alive():
-                os.kill(worker.process.pid, signum)
+            if worker.running():
+                os.kill(worker.process.pid, signum)  # type: ignore[arg-type]
 
     def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM every worker, wait up to `timeout` for them all, SIGKILL the rest."""
         self.stopping = True
         self.signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(w.running() for w in self.workers.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.signal_all(signal.SIGKILL)
         for worker in self.workers.values():
-            worker.process.join(timeout)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
+            worker.process.join(1.0)  # multiprocessing's own bookkeeping of the exit
 
 
 def _with_listen(config: Config, listen: list[ListenAddress]) -> Config:

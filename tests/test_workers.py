@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from tests.support import (
     wait_for,
 )
 from tests.support.workers import (
+    FORK_SERVER,
+    children,
+    command_line,
     descendants,
     health,
     kill_leftovers,
@@ -81,6 +85,54 @@ def test_workers_share_the_port_and_count_queries_together(fodns_factory: StartF
 
     # Both workers' counters reach the API process (each reports once a second).
     assert wait_for(lambda: counted_queries() >= 24, 30)
+
+
+def test_workers_outlive_their_fork_server_and_a_replacement_gets_a_new_one(
+    fodns_factory: StartFodns,
+) -> None:
+    """The workers are forked from a fork server, but fodns serve supervises them: the
+    fork server dying (OOM killer, a stray kill) leaves them serving, never "orphaned",
+    and the next replacement starts from a new fork server."""
+    server = fodns_factory(TOKEN, workers=2)
+    api = Api(server, TOKEN)
+    shop(api)
+    (fork_server,) = [
+        pid for pid in children(server.process.pid) if FORK_SERVER in command_line(pid)
+    ]
+    serving = worker_pids(server)
+    slots_before = slot_pids(server)
+    os.kill(fork_server, signal.SIGKILL)  # our own child, by PID
+    killed_at = time.monotonic()
+
+    # Each worker looks for its supervisor right after each report (once a second):
+    # two reports from every worker since the kill mean each has looked at least once.
+    reports: dict[int, list[float]] = {}
+
+    def every_worker_reported_twice() -> bool:
+        for state in health(server)[1]["dns_workers"]:
+            sent = time.monotonic() - state["last_report_seconds_ago"]
+            seen = reports.setdefault(state["index"], [])
+            if sent > killed_at and (not seen or sent - seen[-1] > 0.5):
+                seen.append(sent)
+        return len(reports) == 2 and all(len(seen) >= 2 for seen in reports.values())
+
+    assert wait_for(every_worker_reported_twice, 15)
+    assert server.log_events("worker_orphaned") == []
+    assert sorted(slot_pids(server).values()) == serving
+    assert health(server)[0] == 200, health(server)
+    assert answers(server, f"shop.{ZONE}") == {EU}
+
+    # A worker dies now: its replacement needs a fork server, and gets a new one.
+    os.kill(slots_before[0], signal.SIGKILL)  # our own grandchild once, by PID
+    assert wait_for(lambda: len(server.log_events("worker_replaced")) == 1, 30)
+    assert wait_for(lambda: health(server)[0] == 200, 30)
+    # The survivor was handed to init with its fork server; the replacement is the new
+    # fork server's. fodns serve supervises both.
+    slots = slot_pids(server)
+    assert slots[1] == slots_before[1] and slots[0] not in serving
+    assert worker_pids(server) == [slots[0]] and running(slots[1])
+    api.ok("POST", "/v1/groups/shop/switch", {"to": "backup"})
+    assert answers(server, f"shop.{ZONE}") == {US}
 
 
 def test_a_killed_worker_is_replaced_and_serves_what_changed_while_it_was_down(
