@@ -66,10 +66,11 @@ deps-debian:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-# The suite starts some seven hundred fodns processes. Where PYTHONDONTWRITEBYTECODE is
-# set (as in the image we build and test on) Python never caches the bytecode of this checkout, so each
-# of them would compile the package from source again (0.3 s of CPU apiece); compiling
-# it once here lets them all read the cache. An installed fodns is compiled by pip.
+# The suite starts some seven hundred fodns processes. Where PYTHONDONTWRITEBYTECODE
+# is set (as in the image we build and test on), Python never caches the bytecode of
+# this checkout, so each of them would compile the package from source again (0.3 s
+# of CPU apiece); compiling it once here lets them all read the cache. An installed
+# fodns is compiled by pip.
 test: $(TEST_STAMP) deps-debian
 	$(BIN)/ruff check fodns tests benchmarks
 	$(BIN)/mypy

@@ -54,15 +54,10 @@ def api(running: FodnsProcess) -> Api:
 
 
 @pytest.fixture
-def shared(shared_server: FodnsProcess) -> FodnsProcess:
-    """The module's fodns in each worker mode, for the tests that only refuse input or
-    read what every server says alike: they need no fresh database of their own."""
-    return shared_server
-
-
-@pytest.fixture
-def shared_api(shared: FodnsProcess) -> Api:
-    return Api(shared, TOKEN)
+def shared_api(shared_server: FodnsProcess) -> Api:
+    """The API of the module's shared fodns (conftest `fleet`), for the tests that only
+    refuse input or read what every server says alike."""
+    return Api(shared_server, TOKEN)
 
 
 def served(server: FodnsProcess, fqdn: str, qtype: str = "A") -> tuple[int, set[str], int | None]:
@@ -329,13 +324,15 @@ def test_unknown_things_are_404(shared_api: Api) -> None:
     assert status == 409 and reply["error"]["field"] == "name"
 
 
-def test_a_label_used_by_the_zone_file_is_refused(shared: FodnsProcess, shared_api: Api) -> None:
+def test_a_label_used_by_the_zone_file_is_refused(
+    shared_server: FodnsProcess, shared_api: Api
+) -> None:
     status, reply = shared_api.call("POST", "/v1/groups", {"label": "www"})
     assert status == 409 and reply["error"]["field"] == "label"
     assert reply["error"]["message"] == (
         "www.fo.example.net is a name in the zone file; choose another label"
     )
-    assert served(shared, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
+    assert served(shared_server, "www.fo.example.net")[1] == {"192.0.2.10", "192.0.2.11"}
 
 
 def test_the_soa_serial_moves_with_every_change(running: FodnsProcess, api: Api) -> None:
